@@ -1,0 +1,248 @@
+"""Measure face distances on the corpus, to choose and check the matching thresholds.
+
+    uv run python bench/calibrate.py [--corpus ../shared/corpus] [--top 5]
+
+Encodes every face of corpus/faces with DlibFaceEngine (identities from the manifest, group photos
+left to right), prints as JSON: same-person and different-person distance statistics, the
+closest different-person and farthest same-person pairs, a leave-one-photo-out run of the §4
+matching rule at the configured thresholds, and a face-size sweep (obama.jpg scaled down until
+the HOG detector stops finding the face). Reads the corpus in place; writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from gatekeeper.config import Settings
+from gatekeeper.faces import DlibFaceEngine, TemplateIndex
+
+UNKNOWN = "unknown"
+SWEEP_PHOTO = "obama/obama.jpg"
+SWEEP_FACE_PX = (120, 80, 60, 50, 45, 42, 40, 38, 36, 32, 30, 28, 26, 24, 22, 20)
+SWEEP_UPSAMPLE = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face of the corpus with its identity and encoding."""
+
+    file: str
+    index: int
+    identity: str
+    encoding: np.ndarray
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Decode a photo upright as HxWx3 uint8 RGB."""
+    with Image.open(path) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+def iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """Intersection over union of two (left, top, right, bottom) boxes."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(width, 0) * max(height, 0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
+def encode_corpus(engine: DlibFaceEngine, faces_dir: Path) -> list[Face]:
+    """Every manifest face, encoded; raises SystemExit when detection disagrees with the manifest."""
+    with open(faces_dir / "manifest.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    faces = []
+    for row in rows:
+        identities = row["identity"].split(";")
+        boxes = [tuple(int(v) for v in box.split()) for box in row["face_boxes_ltrb"].split(";")]
+        found = engine.analyse(load_rgb(faces_dir / row["file"]))
+        if len(found) != len(identities):
+            raise SystemExit(
+                f"{row['file']}: manifest has {len(identities)} faces, engine found {len(found)}"
+            )
+        for i, (face, identity, box) in enumerate(zip(found, identities, boxes, strict=True)):
+            if face.encoding is None or iou(face.box, box) <= 0.5:
+                raise SystemExit(f"{row['file']} face {i}: box {face.box} vs manifest {box}, or too small")
+            faces.append(Face(row["file"], i, identity, face.encoding))
+    return faces
+
+
+def label(face: Face) -> str:
+    """How a face is named in the report: file#position (identity)."""
+    return f"{face.file}#{face.index} ({face.identity})"
+
+
+def stats(values: list[float]) -> dict[str, Any]:
+    """Count, extremes and percentiles, rounded for reading."""
+    if not values:
+        return {"count": 0}
+    array = np.asarray(values)
+    percentiles = {f"p{p}": round(float(np.percentile(array, p)), 4) for p in (1, 5, 50, 95, 99)}
+    return {
+        "count": len(values),
+        "min": round(float(array.min()), 4),
+        **percentiles,
+        "max": round(float(array.max()), 4),
+    }
+
+
+def classify(index: TemplateIndex, encoding: np.ndarray, settings: Settings) -> tuple[str, str | None]:
+    """The §4 rule: (identified | uncertain | unknown, candidate key)."""
+    matches = index.best_matches(encoding, limit=2)
+    if not matches or matches[0].distance > settings.review_distance:
+        return UNKNOWN, None
+    best = matches[0]
+    runner_up = matches[1].distance if len(matches) > 1 else float("inf")
+    if best.distance <= settings.accept_distance and runner_up - best.distance >= settings.margin:
+        return "identified", best.key
+    return "uncertain", best.key
+
+
+def nearest_other_person(different: list[tuple[float, Face, Face]]) -> dict[str, float]:
+    """For each identity, the smallest distance from any of its faces to anyone else's."""
+    nearest: dict[str, float] = {}
+    for distance, a, b in different:
+        for identity in (a.identity, b.identity):
+            nearest[identity] = min(nearest.get(identity, distance), distance)
+    return {identity: round(d, 4) for identity, d in sorted(nearest.items())}
+
+
+def leave_one_photo_out(faces: list[Face], settings: Settings) -> dict[str, Any]:
+    """Each face matched against templates from every other photo; counts outcomes and errors."""
+    outcomes: dict[str, int] = {"identified_correct": 0, "identified_wrong": 0, "uncertain": 0, "unknown": 0}
+    details = []
+    gaps: list[float] = []
+    for probe in faces:
+        others = [f for f in faces if f.file != probe.file and f.identity != UNKNOWN]
+        index = TemplateIndex([f.identity for f in others], np.stack([f.encoding for f in others]))
+        outcome, key = classify(index, probe.encoding, settings)
+        matches = index.best_matches(probe.encoding, limit=2)
+        if outcome == "identified" and len(matches) == 2:
+            gaps.append(matches[1].distance - matches[0].distance)
+        enrolled = probe.identity in {f.identity for f in others}
+        if outcome == "identified":
+            outcome = "identified_correct" if key == probe.identity else "identified_wrong"
+        outcomes[outcome] += 1
+        # Worth a look: a wrong identity, or an enrolled person not recognised.
+        if outcome == "identified_wrong" or (enrolled and outcome != "identified_correct"):
+            details.append({"probe": label(probe), "outcome": outcome, "candidate": key})
+        if not enrolled and outcome != UNKNOWN:
+            details.append({"probe": label(probe), "outcome": outcome, "candidate": key, "enrolled": False})
+    smallest_gap = round(min(gaps), 4) if gaps else None
+    return {"outcomes": outcomes, "smallest_margin_when_identified": smallest_gap, "attention": details}
+
+
+def size_sweep(faces_dir: Path, settings: Settings) -> list[dict[str, Any]]:
+    """Scale obama.jpg so its face is N px wide; does HOG still find it, and how far is the encoding?"""
+    with open(faces_dir / "manifest.csv", newline="", encoding="utf-8") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["file"] == SWEEP_PHOTO)
+    left, _, right, _ = (int(v) for v in row["face_boxes_ltrb"].split())
+    full = load_rgb(faces_dir / SWEEP_PHOTO)
+    reference = DlibFaceEngine().encode_single(full)
+    # min_face_px=1 so that faces below the production minimum are still encoded and measured.
+    engines = {up: DlibFaceEngine(min_face_px=1, upsample=up) for up in SWEEP_UPSAMPLE}
+    results = []
+    for face_px in SWEEP_FACE_PX:
+        scale = face_px / (right - left)
+        height, width = full.shape[:2]
+        image = Image.fromarray(full).resize(
+            (round(width * scale), round(height * scale)), Image.Resampling.LANCZOS
+        )
+        pixels = np.asarray(image)
+        entry: dict[str, Any] = {"face_px": face_px, "image": f"{image.width}x{image.height}"}
+        for up, engine in engines.items():
+            found = engine.analyse(pixels)
+            if not found:
+                entry[f"upsample_{up}"] = None
+                continue
+            face = found[0]
+            assert face.encoding is not None
+            entry[f"upsample_{up}"] = {
+                "box_px": min(face.box[2] - face.box[0], face.box[3] - face.box[1]),
+                "too_small_at_min_face_px": min(face.box[2] - face.box[0], face.box[3] - face.box[1])
+                < settings.min_face_px,
+                "distance_to_full_size": round(float(np.linalg.norm(face.encoding - reference)), 4),
+            }
+        results.append(entry)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the measurement and print JSON to stdout."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_corpus = os.environ.get("GATEKEEPER_CORPUS") or str(
+        Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+    )
+    parser.add_argument("--corpus", type=Path, default=Path(default_corpus))
+    parser.add_argument("--top", type=int, default=5, help="how many extreme pairs to list")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the face-size sweep")
+    args = parser.parse_args(argv)
+    faces_dir = args.corpus / "faces"
+    settings = Settings()
+
+    started = time.perf_counter()
+    faces = encode_corpus(DlibFaceEngine(min_face_px=settings.min_face_px), faces_dir)
+    encode_seconds = time.perf_counter() - started
+
+    same: list[tuple[float, Face, Face]] = []
+    different: list[tuple[float, Face, Face]] = []
+    for a, b in itertools.combinations(faces, 2):
+        distance = float(np.linalg.norm(a.encoding - b.encoding))
+        # The unknown child is nobody's second photo: every pair with it is a different-person pair.
+        if a.identity == b.identity and a.identity != UNKNOWN:
+            same.append((distance, a, b))
+        else:
+            different.append((distance, a, b))
+    same.sort(key=lambda t: t[0])
+    different.sort(key=lambda t: t[0])
+
+    def pairs(chosen: list[tuple[float, Face, Face]]) -> list[dict[str, Any]]:
+        return [{"distance": round(d, 4), "a": label(a), "b": label(b)} for d, a, b in chosen]
+
+    report: dict[str, Any] = {
+        "engine": {"model": DlibFaceEngine.model, "detector": "dlib HOG", "upsample": 1, "jitters": 1},
+        "counts": {
+            "photos": len({f.file for f in faces}),
+            "faces": len(faces),
+            "identities": sorted({f.identity for f in faces}),
+            "same_pairs": len(same),
+            "different_pairs": len(different),
+        },
+        "same_person": stats([d for d, _, _ in same]),
+        "different_person": stats([d for d, _, _ in different]),
+        "nearest_other_person": nearest_other_person(different),
+        "closest_different": pairs(different[: args.top]),
+        "farthest_same": pairs(same[::-1][: args.top]),
+        "thresholds": {
+            "accept_distance": settings.accept_distance,
+            "review_distance": settings.review_distance,
+            "margin": settings.margin,
+            "same_within_accept": all(d <= settings.accept_distance for d, _, _ in same),
+            "different_beyond_review": all(d > settings.review_distance for d, _, _ in different),
+        },
+        "leave_one_photo_out": leave_one_photo_out(faces, settings),
+        "seconds": {"encode_corpus": round(encode_seconds, 2)},
+    }
+    if not args.no_sweep:
+        started = time.perf_counter()
+        report["size_sweep"] = {"photo": SWEEP_PHOTO, "rows": size_sweep(faces_dir, settings)}
+        report["seconds"]["size_sweep"] = round(time.perf_counter() - started, 2)
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""SQLAlchemy 2.0 models: people, templates, consent, photos, decisions, faces, publications, audit.
+
+Consent records are immutable: a change is a new row (a grant or a withdrawal), so history is never
+lost. Faces store boxes and distances, never encodings: only enrolled templates hold biometric data.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012 (SQLAlchemy API)
+
+
+class Person(Base):
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(120), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    safeguarding: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    templates: Mapped[list[FaceTemplate]] = relationship(
+        back_populates="person", cascade="all, delete-orphan"
+    )
+    consents: Mapped[list[ConsentRecord]] = relationship(
+        back_populates="person", order_by="ConsentRecord.id", cascade="all, delete-orphan"
+    )
+
+
+class FaceTemplate(Base):
+    __tablename__ = "face_templates"
+    __table_args__ = (UniqueConstraint("person_id", "source_sha256", "model"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    encoding: Mapped[bytes] = mapped_column(LargeBinary)
+    model: Mapped[str] = mapped_column(String(80))
+    # The hash of the enrolment photo, never its bytes.
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+    person: Mapped[Person] = relationship(back_populates="templates")
+
+
+class ConsentRecord(Base):
+    """One grant or withdrawal for one person and one channel (kind publication) or biometrics."""
+
+    __tablename__ = "consent_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="publication")
+    channel: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    granted_by: Mapped[str | None] = mapped_column(String(16))
+    granted_by_name: Mapped[str | None] = mapped_column(String(200))
+    evidence_ref: Mapped[str | None] = mapped_column(String(200))
+    wording_version: Mapped[str | None] = mapped_column(String(80))
+    valid_until: Mapped[datetime | None]
+    named: Mapped[str] = mapped_column(String(16), default="no")
+    how: Mapped[str] = mapped_column(String(40))
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(120))
+
+    person: Mapped[Person] = relationship(back_populates="consents")
+
+
+class Photo(Base):
+    """An image submitted for one channel; its original is kept privately under `original_key`."""
+
+    __tablename__ = "photos"
+    __table_args__ = (UniqueConstraint("sha256", "channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(80))
+    original_key: Mapped[str | None] = mapped_column(String(200))
+    media_format: Mapped[str | None] = mapped_column(String(16))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    uploaded_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime]
+    retention_until: Mapped[datetime | None]
+
+    decisions: Mapped[list[Decision]] = relationship(back_populates="photo", order_by="Decision.id")
+
+
+class Decision(Base):
+    """One evaluation of a photo: verdict, reasons, and the settings that produced it."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    verdict: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    decided_at: Mapped[datetime]
+    decided_by: Mapped[str] = mapped_column(String(120))
+    model: Mapped[str | None] = mapped_column(String(80))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    photo: Mapped[Photo] = relationship(back_populates="decisions")
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="decision", order_by="Face.position", cascade="all, delete-orphan"
+    )
+
+
+class Face(Base):
+    """A detection in a photo: box, candidates and outcome. No encoding is ever stored here."""
+
+    __tablename__ = "faces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    left: Mapped[int] = mapped_column(Integer)
+    top: Mapped[int] = mapped_column(Integer)
+    right: Mapped[int] = mapped_column(Integer)
+    bottom: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    distance: Mapped[float | None] = mapped_column(Float)
+    second_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    second_distance: Mapped[float | None] = mapped_column(Float)
+    reviewer_outcome: Mapped[str | None] = mapped_column(String(16))
+    reviewed_by: Mapped[str | None] = mapped_column(String(120))
+    reviewed_at: Mapped[datetime | None]
+
+    decision: Mapped[Decision] = relationship(back_populates="faces")
+
+
+class Publication(Base):
+    """Where a clean copy went: a store key, a folder, or an external post reference."""
+
+    __tablename__ = "publications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(80))
+    target: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime]
+    taken_down_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """An append-only, hash-chained record of something the gatekeeper did."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(60))
+    subject: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]

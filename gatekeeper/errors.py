@@ -1,0 +1,147 @@
+"""The one error hierarchy of Consent Gatekeeper.
+
+Nothing here knows about HTTP or the command line; the edges map these errors to status codes and
+exit codes. Data travels as attributes so callers never parse messages.
+"""
+
+from __future__ import annotations
+
+
+class GatekeeperError(Exception):
+    """Base of every error the gatekeeper raises on purpose."""
+
+    code = "error"
+
+
+# --- not found -----------------------------------------------------------------------------------
+
+
+class NotFoundError(GatekeeperError):
+    """A named thing does not exist."""
+
+    code = "not_found"
+
+
+class PersonNotFoundError(NotFoundError):
+    """No person has the given external id."""
+
+    code = "person_not_found"
+
+    def __init__(self, external_id: str) -> None:
+        super().__init__(f"no person with external id {external_id!r}")
+        self.external_id = external_id
+
+
+# --- input and configuration ---------------------------------------------------------------------
+
+
+class InvalidInputError(GatekeeperError):
+    """A value given by a user or a file is not acceptable."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ConfigError(InvalidInputError):
+    """A setting cannot be parsed or is not allowed."""
+
+    code = "invalid_setting"
+
+
+class UnknownChannelError(InvalidInputError):
+    """A channel name is not in the configured channel list."""
+
+    code = "unknown_channel"
+
+    def __init__(self, channel: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(
+            f"unknown channel {channel!r}; configured channels: {', '.join(allowed)}",
+            field="channel",
+        )
+        self.channel = channel
+        self.allowed = allowed
+
+
+# --- media -----------------------------------------------------------------------------------------
+
+
+class MediaError(GatekeeperError):
+    """An image cannot be read, or cannot be made clean."""
+
+    code = "media_error"
+
+
+class UnsupportedMediaError(MediaError):
+    """The bytes are not of a format the gatekeeper accepts (recognised by content, not name)."""
+
+    code = "unsupported_media"
+
+
+class UnreadableImageError(MediaError):
+    """The bytes claim an accepted format but do not decode fully (empty, truncated, corrupt)."""
+
+    code = "unreadable_image"
+
+
+class ImageTooLargeError(UnreadableImageError):
+    """The image exceeds the configured pixel or byte cap; it is refused before decoding."""
+
+    code = "image_too_large"
+
+    def __init__(self, message: str, *, pixels: int | None = None, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.pixels = pixels
+        self.limit = limit
+
+
+class MetadataLeakError(MediaError):
+    """A clean copy still holds something outside the allow-list; it must not be published."""
+
+    code = "metadata_leak"
+
+    def __init__(self, message: str, *, found: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.found = found
+
+
+# --- faces -----------------------------------------------------------------------------------------
+
+
+class FaceError(GatekeeperError):
+    """Face detection or encoding could not be done as asked."""
+
+    code = "face_error"
+
+
+class EnrolmentPhotoError(FaceError):
+    """An enrolment photo does not show exactly one usable face."""
+
+    code = "enrolment_photo"
+
+    def __init__(self, message: str, *, faces_found: int) -> None:
+        super().__init__(message)
+        self.faces_found = faces_found
+
+
+# --- backends --------------------------------------------------------------------------------------
+
+
+class BackendError(GatekeeperError):
+    """A storage, database or queue backend failed; may be transient."""
+
+    code = "backend_error"
+
+
+class StorageError(BackendError):
+    """A blob store could not read, write or delete a key."""
+
+    code = "storage_error"
+
+
+class InvalidKeyError(StorageError):
+    """A storage key is malformed or resolves outside the store's root."""
+
+    code = "invalid_key"

@@ -1,0 +1,259 @@
+"""The consent decision: a pure function of plain data and a moment.
+
+No I/O, no clock, no globals: everything the decision needs is passed in, so the same inputs always
+give the same verdict and every rule has a table test. Services gather the inputs (faces with their
+candidate matches, each candidate's consent records) and record the output.
+
+Reason codes are stable strings; they are part of the JSON output and documented in the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Final, Literal
+
+# --- reason codes ----------------------------------------------------------------------------------
+
+UNKNOWN_FACE: Final = "unknown_face"
+UNCERTAIN_MATCH: Final = "uncertain_match"
+FACE_TOO_SMALL: Final = "face_too_small"
+NO_CONSENT_FOR_CHANNEL: Final = "no_consent_for_channel"
+CONSENT_WITHDRAWN: Final = "consent_withdrawn"
+CONSENT_EXPIRED: Final = "consent_expired"
+CONSENT_NOT_YET_VALID: Final = "consent_not_yet_valid"
+GUARDIAN_CONSENT_REQUIRED: Final = "guardian_consent_required"
+DATE_OF_BIRTH_UNKNOWN: Final = "date_of_birth_unknown"
+SAFEGUARDING: Final = "safeguarding"
+PERSON_ERASED: Final = "person_erased"
+UNREADABLE_IMAGE: Final = "unreadable_image"
+
+REASON_CODES: Final = (
+    UNKNOWN_FACE,
+    UNCERTAIN_MATCH,
+    FACE_TOO_SMALL,
+    NO_CONSENT_FOR_CHANNEL,
+    CONSENT_WITHDRAWN,
+    CONSENT_EXPIRED,
+    CONSENT_NOT_YET_VALID,
+    GUARDIAN_CONSENT_REQUIRED,
+    DATE_OF_BIRTH_UNKNOWN,
+    SAFEGUARDING,
+    PERSON_ERASED,
+    UNREADABLE_IMAGE,
+)
+
+Verdict = Literal["publishable", "blocked", "review"]
+Outcome = Literal["consented", "no_consent", "unknown", "uncertain"]
+Action = Literal["grant", "withdraw"]
+GrantedBy = Literal["self", "parent", "guardian"]
+Named = Literal["yes", "first_name", "no"]
+PersonStatus = Literal["active", "left", "erased"]
+
+PUBLISHABLE: Final = "publishable"
+BLOCKED: Final = "blocked"
+REVIEW: Final = "review"
+GUARDIANS: Final = frozenset({"parent", "guardian"})
+
+
+# --- inputs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The organisation's rules that the decision applies."""
+
+    accept_distance: float = 0.55
+    review_distance: float = 0.65
+    margin: float = 0.08
+    age_threshold: int = 18
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One enrolled person a face may be: their best template distance."""
+
+    person: str
+    distance: float
+
+
+@dataclass(frozen=True)
+class FaceInput:
+    """A detected face: candidates are best-per-person, nearest first; too_small faces have none."""
+
+    candidates: tuple[Candidate, ...] = ()
+    too_small: bool = False
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    """One immutable consent record: a grant or a withdrawal for one channel.
+
+    `at` is when it takes effect (granted at / withdrawn at); `sequence` orders records that take
+    effect at the same moment (the later recorded wins).
+    """
+
+    channel: str
+    action: Action
+    at: datetime
+    sequence: int = 0
+    granted_by: GrantedBy = "self"
+    valid_until: datetime | None = None
+    named: Named = "no"
+
+
+@dataclass(frozen=True)
+class PersonState:
+    """What the decision needs to know about one enrolled person."""
+
+    person: str
+    date_of_birth: date | None
+    records: tuple[ConsentRecord, ...] = ()
+    status: PersonStatus = "active"
+    safeguarding: bool = False
+
+
+# --- outputs ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaceVerdict:
+    """The decision about one face."""
+
+    outcome: Outcome
+    person: str | None
+    distance: float | None
+    reasons: tuple[str, ...]
+
+    @property
+    def is_publishable(self) -> bool:
+        """True when this face may appear on the channel."""
+        return self.outcome == "consented"
+
+
+@dataclass(frozen=True)
+class PhotoVerdict:
+    """The decision about a photo: its verdict, the reasons (deduplicated, stable order), its faces."""
+
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    faces: tuple[FaceVerdict, ...]
+
+
+# --- the decision ----------------------------------------------------------------------------------
+
+
+def parent_channel(channel: str) -> str | None:
+    """The parent of a sub-channel (`social_media:instagram` -> `social_media`), else None."""
+    head, sep, _ = channel.partition(":")
+    return head if sep else None
+
+
+def covers(record_channel: str, channel: str) -> bool:
+    """True when a record for `record_channel` applies to publication on `channel`."""
+    return record_channel == channel or record_channel == parent_channel(channel)
+
+
+def age_on(date_of_birth: date, moment: date) -> int:
+    """Whole years of age on a given day."""
+    years = moment.year - date_of_birth.year
+    if (moment.month, moment.day) < (date_of_birth.month, date_of_birth.day):
+        years -= 1
+    return years
+
+
+def current_record(records: Iterable[ConsentRecord], channel: str, moment: datetime) -> ConsentRecord | None:
+    """The record in force for `channel` at `moment`: the latest to take effect, grant or withdrawal."""
+    applicable = [r for r in records if covers(r.channel, channel) and r.at <= moment]
+    if not applicable:
+        return None
+    return max(applicable, key=lambda r: (r.at, r.sequence))
+
+
+def consent_reasons(state: PersonState, channel: str, moment: datetime, policy: Policy) -> tuple[str, ...]:
+    """Why `state`'s person may not appear on `channel` at `moment`; empty when they may."""
+    if state.status == "erased":
+        return (PERSON_ERASED,)
+    reasons: list[str] = []
+    if state.safeguarding:
+        reasons.append(SAFEGUARDING)
+    record = current_record(state.records, channel, moment)
+    if record is None:
+        future = any(covers(r.channel, channel) and r.action == "grant" for r in state.records)
+        reasons.append(CONSENT_NOT_YET_VALID if future else NO_CONSENT_FOR_CHANNEL)
+    elif record.action == "withdraw":
+        reasons.append(CONSENT_WITHDRAWN)
+    else:
+        if record.valid_until is not None and moment >= record.valid_until:
+            reasons.append(CONSENT_EXPIRED)
+        if record.granted_by not in GUARDIANS:
+            if state.date_of_birth is None:
+                reasons.append(DATE_OF_BIRTH_UNKNOWN)
+            elif age_on(state.date_of_birth, record.at.date()) < policy.age_threshold:
+                reasons.append(GUARDIAN_CONSENT_REQUIRED)
+    return tuple(reasons)
+
+
+def identify(face: FaceInput, policy: Policy) -> tuple[Outcome | None, Candidate | None, tuple[str, ...]]:
+    """Who a face is: (None, best, ()) when identified, else the non-consent outcome and its reason."""
+    if face.too_small:
+        return "uncertain", None, (FACE_TOO_SMALL,)
+    if not face.candidates:
+        return "unknown", None, (UNKNOWN_FACE,)
+    best = face.candidates[0]
+    runner_up = next((c for c in face.candidates[1:] if c.person != best.person), None)
+    clear_margin = runner_up is None or runner_up.distance - best.distance >= policy.margin
+    if best.distance <= policy.accept_distance and clear_margin:
+        return None, best, ()
+    if best.distance <= policy.review_distance:
+        return "uncertain", best, (UNCERTAIN_MATCH,)
+    return "unknown", None, (UNKNOWN_FACE,)
+
+
+def decide_face(
+    face: FaceInput, people: Mapping[str, PersonState], channel: str, moment: datetime, policy: Policy
+) -> FaceVerdict:
+    """The verdict for one face on `channel` at `moment`."""
+    outcome, best, reasons = identify(face, policy)
+    distance = best.distance if best is not None else None
+    if outcome is not None:
+        person = best.person if best is not None else None
+        return FaceVerdict(outcome=outcome, person=person, distance=distance, reasons=reasons)
+    assert best is not None
+    state = people.get(best.person)
+    if state is None:
+        # A template without a person record is a data fault: fail closed.
+        return FaceVerdict("no_consent", best.person, distance, (NO_CONSENT_FOR_CHANNEL,))
+    blockers = consent_reasons(state, channel, moment, policy)
+    if blockers:
+        return FaceVerdict("no_consent", best.person, distance, blockers)
+    return FaceVerdict("consented", best.person, distance, ())
+
+
+def decide(
+    faces: Sequence[FaceInput],
+    people: Mapping[str, PersonState],
+    channel: str,
+    moment: datetime,
+    policy: Policy,
+) -> PhotoVerdict:
+    """The verdict for a photo: blocked if any face may not appear, else review if any is uncertain."""
+    verdicts = tuple(decide_face(face, people, channel, moment, policy) for face in faces)
+    reasons = _unique(reason for v in verdicts for reason in v.reasons)
+    if any(v.outcome in ("no_consent", "unknown") for v in verdicts):
+        verdict: Verdict = "blocked"
+    elif any(v.outcome == "uncertain" for v in verdicts):
+        verdict = "review"
+    else:
+        verdict = "publishable"
+    return PhotoVerdict(verdict=verdict, reasons=reasons, faces=verdicts)
+
+
+def unreadable() -> PhotoVerdict:
+    """The verdict for a file that could not be read as an image: blocked."""
+    return PhotoVerdict(verdict="blocked", reasons=(UNREADABLE_IMAGE,), faces=())
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))

@@ -1,0 +1,1 @@
+"""Use cases: one module each, collaborators passed in, sessions flushed but never committed."""

@@ -1,0 +1,65 @@
+"""Turning stored people and consent rows into the plain data the pure decision takes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import cast
+
+from consent_db.models import ConsentRecord, Person
+from gatekeeper import policy
+from gatekeeper.config import Settings
+from gatekeeper.errors import UnknownChannelError
+
+BIOMETRIC = "biometric"
+
+
+def policy_for(settings: Settings) -> policy.Policy:
+    """The decision policy configured in `settings`."""
+    return policy.Policy(
+        accept_distance=settings.accept_distance,
+        review_distance=settings.review_distance,
+        margin=settings.margin,
+        age_threshold=settings.age_threshold,
+    )
+
+
+def check_channel(settings: Settings, channel: str) -> str:
+    """Return `channel` if configured (or a sub-channel of a configured one); raises UnknownChannelError."""
+    parent = policy.parent_channel(channel)
+    if channel in settings.channels or (
+        parent in settings.channels and channel.count(":") == 1 and channel[-1] != ":"
+    ):
+        return channel
+    raise UnknownChannelError(channel, settings.channels)
+
+
+def as_policy_record(row: ConsentRecord) -> policy.ConsentRecord:
+    """A stored consent row as the decision sees it."""
+    return policy.ConsentRecord(
+        channel=row.channel,
+        action=cast(policy.Action, row.action),
+        at=row.at,
+        sequence=row.id,
+        granted_by=cast(policy.GrantedBy, row.granted_by or "self"),
+        valid_until=row.valid_until,
+        named=cast(policy.Named, row.named),
+    )
+
+
+def person_state(person: Person, *, kind: str = "publication") -> policy.PersonState:
+    """A person and their consent records of one kind, as plain data for the decision."""
+    return policy.PersonState(
+        person=str(person.id),
+        date_of_birth=person.date_of_birth,
+        records=tuple(as_policy_record(r) for r in person.consents if r.kind == kind),
+        status=cast(policy.PersonStatus, person.status),
+        safeguarding=person.safeguarding,
+    )
+
+
+def latest(
+    records: Iterable[ConsentRecord], channel: str, *, action: str | None = None
+) -> ConsentRecord | None:
+    """The most recent stored record for exactly `channel` (optionally of one action)."""
+    found = [r for r in records if r.channel == channel and (action is None or r.action == action)]
+    return max(found, key=lambda r: (r.at, r.id)) if found else None

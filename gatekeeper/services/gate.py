@@ -1,0 +1,366 @@
+"""Gating a photo for a channel, and publishing a clean copy only after a fresh re-check.
+
+The image path (DESIGN §5): validate, keep the original privately, decode upright, detect, encode,
+match, decide, record, then (publishable only) sanitise. Publishing is a separate step that decides
+again from the stored faces and today's consent, so nothing reaches a channel on a stale verdict.
+Encodings of faces live only in memory here; only boxes, candidates and distances are stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from consent_db import audit
+from consent_db.models import Decision, Face, FaceTemplate, Person, Photo, Publication
+from gatekeeper import media, policy
+from gatekeeper.config import Settings
+from gatekeeper.errors import MediaError, UnreadableImageError
+from gatekeeper.faces import DetectedFace, FaceEngine, TemplateIndex, encoding_from_bytes
+from gatekeeper.services.consent_state import check_channel, person_state, policy_for
+from gatekeeper.storage import BlobStore, StagedFile, opaque_name
+
+
+@dataclass(frozen=True)
+class GateTools:
+    """The collaborators one gating run needs; the template index is loaded once per run."""
+
+    settings: Settings
+    engine: FaceEngine
+    originals: BlobStore
+    index: TemplateIndex
+
+
+@dataclass(frozen=True)
+class FaceReport:
+    """One face as reported to the uploader."""
+
+    box: tuple[int, int, int, int]
+    person: str | None
+    distance: float | None
+    outcome: str
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The outcome of gating one photo: the recorded decision and, when publishable, a clean copy."""
+
+    verdict: str
+    reasons: tuple[str, ...]
+    faces: tuple[FaceReport, ...]
+    photo_id: int
+    decision_id: int
+    sha256: str
+    clean: media.CleanCopy | None = None
+    error: str | None = None
+
+
+def load_template_index(session: Session, model: str) -> TemplateIndex:
+    """Every stored template of `model` as one in-memory matrix keyed by person id."""
+    rows = session.execute(
+        select(FaceTemplate.person_id, FaceTemplate.encoding)
+        .join(Person)
+        .where(FaceTemplate.model == model, Person.status != "erased")
+        .order_by(FaceTemplate.id)
+    ).all()
+    if not rows:
+        return TemplateIndex.empty()
+    return TemplateIndex(
+        [str(r.person_id) for r in rows], np.stack([encoding_from_bytes(r.encoding) for r in rows])
+    )
+
+
+def original_key(sha256: str) -> str:
+    """The private-store key of an original: content-addressed, so storing twice is harmless."""
+    return f"originals/{sha256[:2]}/{sha256}"
+
+
+def gate_photo(
+    session: Session,
+    data: bytes,
+    *,
+    channel: str,
+    tools: GateTools,
+    now: datetime,
+    actor: str,
+    want_clean: bool = True,
+) -> GateResult:
+    """Gate one photo for `channel`, record the decision, and sanitise it when publishable.
+
+    Raises UnknownChannelError; image problems become a blocked verdict, never an exception.
+    """
+    settings = tools.settings
+    check_channel(settings, channel)
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        if len(data) > settings.max_bytes:
+            raise UnreadableImageError(f"file is {len(data)} bytes; the limit is {settings.max_bytes}")
+        image = media.decode(data, max_pixels=settings.max_pixels)
+    except MediaError as exc:
+        photo = _photo_row(session, sha256, channel, now=now, actor=actor)
+        verdict = policy.unreadable()
+        decision = _record(
+            session, photo, verdict, [], [], now=now, actor=actor, tools=tools, details={"error": exc.code}
+        )
+        return GateResult(verdict.verdict, verdict.reasons, (), photo.id, decision.id, sha256, error=str(exc))
+
+    tools.originals.put(original_key(sha256), data)
+    photo = _photo_row(session, sha256, channel, now=now, actor=actor)
+    photo.original_key, photo.media_format = original_key(sha256), image.format
+    photo.width, photo.height = image.width, image.height
+
+    detected = tools.engine.analyse(image.pixels)
+    matches = [() if f.encoding is None else tools.index.best_matches(f.encoding, 2) for f in detected]
+    face_inputs = [
+        policy.FaceInput(
+            candidates=tuple(policy.Candidate(m.key, m.distance) for m in found), too_small=f.too_small
+        )
+        for f, found in zip(detected, matches, strict=True)
+    ]
+    people = _people(session, {c.person for fi in face_inputs for c in fi.candidates})
+    verdict = policy.decide(
+        face_inputs, {k: person_state(p) for k, p in people.items()}, channel, now, policy_for(settings)
+    )
+    decision = _record(session, photo, verdict, detected, face_inputs, now=now, actor=actor, tools=tools)
+    faces = tuple(
+        FaceReport(
+            box=f.box,
+            person=people[v.person].external_id if v.person is not None and v.person in people else None,
+            distance=v.distance,
+            outcome=v.outcome,
+            reasons=v.reasons,
+        )
+        for f, v in zip(detected, verdict.faces, strict=True)
+    )
+    clean = None
+    error = None
+    if verdict.verdict == policy.PUBLISHABLE and want_clean:
+        try:
+            clean = media.sanitise(data, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality)
+        except MediaError as exc:
+            # The decision stands, but without a verified clean copy nothing can be published.
+            error = f"no clean copy: {exc}"
+            audit.append(
+                session,
+                at=now,
+                actor=actor,
+                action="photo.sanitise_failed",
+                subject=f"photo:{photo.id}",
+                details={"error": exc.code},
+            )
+    return GateResult(verdict.verdict, verdict.reasons, faces, photo.id, decision.id, sha256, clean, error)
+
+
+def _photo_row(session: Session, sha256: str, channel: str, *, now: datetime, actor: str) -> Photo:
+    photo = session.scalar(select(Photo).where(Photo.sha256 == sha256, Photo.channel == channel))
+    if photo is None:
+        photo = Photo(
+            sha256=sha256,
+            channel=channel,
+            status="pending",
+            reasons=[],
+            uploaded_by=actor,
+            created_at=now,
+            decided_at=now,
+        )
+        session.add(photo)
+        session.flush()
+    return photo
+
+
+def _people(session: Session, keys: Iterable[str]) -> dict[str, Person]:
+    ids = sorted({int(k) for k in keys})
+    if not ids:
+        return {}
+    found = session.scalars(select(Person).where(Person.id.in_(ids)).options(selectinload(Person.consents)))
+    return {str(p.id): p for p in found}
+
+
+def _record(
+    session: Session,
+    photo: Photo,
+    verdict: policy.PhotoVerdict,
+    detected: Sequence[DetectedFace],
+    inputs: Sequence[policy.FaceInput],
+    *,
+    now: datetime,
+    actor: str,
+    tools: GateTools,
+    details: dict[str, object] | None = None,
+) -> Decision:
+    settings = tools.settings
+    decision = Decision(
+        photo=photo,
+        verdict=verdict.verdict,
+        reasons=list(verdict.reasons),
+        decided_at=now,
+        decided_by=actor,
+        model=tools.engine.model,
+        settings={
+            "accept_distance": settings.accept_distance,
+            "review_distance": settings.review_distance,
+            "margin": settings.margin,
+            "age_threshold": settings.age_threshold,
+            "min_face_px": settings.min_face_px,
+        },
+    )
+    for position, (face, face_input, result) in enumerate(zip(detected, inputs, verdict.faces, strict=True)):
+        best = face_input.candidates[0] if face_input.candidates else None
+        second = face_input.candidates[1] if len(face_input.candidates) > 1 else None
+        left, top, right, bottom = face.box
+        decision.faces.append(
+            Face(
+                position=position,
+                left=left,
+                top=top,
+                right=right,
+                bottom=bottom,
+                outcome=result.outcome,
+                reasons=list(result.reasons),
+                person_id=int(best.person) if best else None,
+                distance=best.distance if best else None,
+                second_person_id=int(second.person) if second else None,
+                second_distance=second.distance if second else None,
+            )
+        )
+    session.add(decision)
+    photo.status, photo.reasons, photo.decided_at = verdict.verdict, list(verdict.reasons), now
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="photo.gated",
+        subject=f"photo:{photo.id}",
+        details={
+            "sha256": photo.sha256,
+            "channel": photo.channel,
+            "decision": decision.id,
+            "verdict": verdict.verdict,
+            "reasons": list(verdict.reasons),
+            "faces": [
+                {"box": list(f.box), "outcome": v.outcome, "person": v.person, "reasons": list(v.reasons)}
+                for f, v in zip(detected, verdict.faces, strict=True)
+            ],
+            **(details or {}),
+        },
+    )
+    return decision
+
+
+# --- publishing ------------------------------------------------------------------------------------
+
+
+def recheck(session: Session, decision_id: int, *, settings: Settings, now: datetime) -> policy.PhotoVerdict:
+    """Decide again from a recorded decision's faces and the consent in force at `now`."""
+    decision = session.get(Decision, decision_id, options=[selectinload(Decision.faces)])
+    if decision is None:
+        return policy.unreadable()
+    if policy.UNREADABLE_IMAGE in decision.reasons:
+        return policy.unreadable()
+    inputs = []
+    for face in decision.faces:
+        candidates = []
+        if face.person_id is not None and face.distance is not None:
+            candidates.append(policy.Candidate(str(face.person_id), face.distance))
+        if face.second_person_id is not None and face.second_distance is not None:
+            candidates.append(policy.Candidate(str(face.second_person_id), face.second_distance))
+        inputs.append(policy.FaceInput(tuple(candidates), too_small=policy.FACE_TOO_SMALL in face.reasons))
+    people = _people(session, {c.person for fi in inputs for c in fi.candidates})
+    states = {k: person_state(p) for k, p in people.items()}
+    return policy.decide(inputs, states, decision.photo.channel, now, policy_for(settings))
+
+
+@dataclass(frozen=True)
+class Published:
+    """A publication recorded in the session, and its file staged but not yet visible."""
+
+    publication: Publication
+    staged: StagedFile
+
+
+def publish_to_folder(
+    session: Session,
+    result: GateResult,
+    folder: Path,
+    *,
+    settings: Settings,
+    now: datetime,
+    actor: str,
+) -> Published | None:
+    """Re-check consent now; if still publishable, stage the clean copy in `folder` and record it.
+
+    Returns None (and audits the refusal) when the re-check no longer allows publication. The caller
+    commits the session and then `staged.commit()`s, so a file never appears without its record.
+    """
+    if result.clean is None or result.verdict != policy.PUBLISHABLE:
+        return None
+    fresh = recheck(session, result.decision_id, settings=settings, now=now)
+    if fresh.verdict != policy.PUBLISHABLE:
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="publication.refused",
+            subject=f"photo:{result.photo_id}",
+            details={
+                "decision": result.decision_id,
+                "verdict": fresh.verdict,
+                "reasons": list(fresh.reasons),
+            },
+        )
+        return None
+    final = folder.resolve() / opaque_name(result.clean.extension)
+    staged = StagedFile(final, result.clean.data)
+    decision = session.get(Decision, result.decision_id)
+    assert decision is not None
+    publication = Publication(
+        photo_id=result.photo_id,
+        decision_id=result.decision_id,
+        channel=decision.photo.channel,
+        target=f"folder:{final}",
+        sha256=hashlib.sha256(result.clean.data).hexdigest(),
+        published_at=now,
+    )
+    session.add(publication)
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="photo.published",
+        subject=f"photo:{result.photo_id}",
+        details={
+            "publication": publication.id,
+            "target": publication.target,
+            "sha256": publication.sha256,
+            "lossless": result.clean.lossless,
+        },
+    )
+    return Published(publication, staged)
+
+
+def record_failed_publication(
+    session: Session, publication_id: int, *, now: datetime, actor: str, error: str
+) -> None:
+    """Mark a publication whose file could not be moved into place as never visible."""
+    publication = session.get(Publication, publication_id)
+    if publication is None:
+        return
+    publication.taken_down_at = now
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="publication.failed",
+        subject=f"photo:{publication.photo_id}",
+        details={"publication": publication_id, "error": error},
+    )

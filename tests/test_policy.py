@@ -1,0 +1,304 @@
+"""Table tests for the pure consent decision (DESIGN §4)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from gatekeeper import policy as p
+from gatekeeper.policy import Candidate, ConsentRecord, FaceInput, PersonState, Policy
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+LAST_YEAR = datetime(2025, 9, 1, tzinfo=UTC)
+ADULT = date(1990, 1, 1)
+POLICY = Policy(accept_distance=0.55, review_distance=0.65, margin=0.08, age_threshold=18)
+
+
+def grant(channel: str = "website", **kw: object) -> ConsentRecord:
+    fields: dict[str, object] = {"channel": channel, "action": "grant", "at": LAST_YEAR}
+    fields.update(kw)
+    return ConsentRecord(**fields)  # type: ignore[arg-type]
+
+
+def withdraw(
+    channel: str = "website", at: datetime = NOW - timedelta(days=1), sequence: int = 1
+) -> ConsentRecord:
+    return ConsentRecord(channel=channel, action="withdraw", at=at, sequence=sequence)
+
+
+def person(*records: ConsentRecord, dob: date | None = ADULT, **kw: object) -> PersonState:
+    return PersonState("ann", dob, records, **kw)  # type: ignore[arg-type]
+
+
+def face(distance: float = 0.3, who: str = "ann", *others: tuple[str, float]) -> FaceInput:
+    cands = [Candidate(who, distance), *(Candidate(n, d) for n, d in others)]
+    return FaceInput(candidates=tuple(sorted(cands, key=lambda c: c.distance)))
+
+
+def decide_one(
+    state: PersonState, channel: str = "website", moment: datetime = NOW, pol: Policy = POLICY
+) -> p.PhotoVerdict:
+    return p.decide([face()], {"ann": state}, channel, moment, pol)
+
+
+# --- consent rules, one row per reason -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "channel", "verdict", "reasons"),
+    [
+        pytest.param(person(grant()), "website", "publishable", (), id="granted-adult-self"),
+        pytest.param(person(), "website", "blocked", (p.NO_CONSENT_FOR_CHANNEL,), id="no-records"),
+        pytest.param(
+            person(grant("social_media")),
+            "website",
+            "blocked",
+            (p.NO_CONSENT_FOR_CHANNEL,),
+            id="other-channel",
+        ),
+        pytest.param(person(grant("social_media")), "social_media", "publishable", (), id="right-channel"),
+        pytest.param(
+            person(grant()), "print", "blocked", (p.NO_CONSENT_FOR_CHANNEL,), id="website-is-not-print"
+        ),
+        pytest.param(
+            person(grant(), withdraw()), "website", "blocked", (p.CONSENT_WITHDRAWN,), id="withdrawn"
+        ),
+        pytest.param(
+            person(grant(), withdraw(), grant(at=NOW - timedelta(hours=1), sequence=2)),
+            "website",
+            "publishable",
+            (),
+            id="re-granted-after-withdrawal",
+        ),
+        pytest.param(
+            person(grant(), withdraw(at=NOW + timedelta(days=1))),
+            "website",
+            "publishable",
+            (),
+            id="withdrawal-after-the-moment-not-yet-in-force",
+        ),
+        pytest.param(
+            person(grant(valid_until=NOW - timedelta(days=1))),
+            "website",
+            "blocked",
+            (p.CONSENT_EXPIRED,),
+            id="expired",
+        ),
+        pytest.param(
+            person(grant(valid_until=NOW + timedelta(days=1))),
+            "website",
+            "publishable",
+            (),
+            id="not-yet-expired",
+        ),
+        pytest.param(
+            person(grant(at=NOW + timedelta(days=2))),
+            "website",
+            "blocked",
+            (p.CONSENT_NOT_YET_VALID,),
+            id="granted-in-the-future",
+        ),
+        pytest.param(
+            person(grant(), safeguarding=True), "website", "blocked", (p.SAFEGUARDING,), id="safeguarding"
+        ),
+        pytest.param(
+            person(safeguarding=True),
+            "website",
+            "blocked",
+            (p.SAFEGUARDING, p.NO_CONSENT_FOR_CHANNEL),
+            id="safeguarding-and-no-consent",
+        ),
+        pytest.param(person(grant(), status="erased"), "website", "blocked", (p.PERSON_ERASED,), id="erased"),
+        pytest.param(person(grant(), status="left"), "website", "publishable", (), id="left-keeps-consent"),
+        pytest.param(
+            person(grant(), dob=None), "website", "blocked", (p.DATE_OF_BIRTH_UNKNOWN,), id="self-no-dob"
+        ),
+        pytest.param(
+            person(grant(granted_by="parent"), dob=None), "website", "publishable", (), id="parent-no-dob"
+        ),
+        # Sub-channels fall under their parent; a withdrawal of the parent covers them.
+        pytest.param(
+            person(grant("social_media")), "social_media:instagram", "publishable", (), id="parent-covers-sub"
+        ),
+        pytest.param(
+            person(grant("social_media:instagram")),
+            "social_media",
+            "blocked",
+            (p.NO_CONSENT_FOR_CHANNEL,),
+            id="sub-does-not-cover-parent",
+        ),
+        pytest.param(
+            person(grant("social_media:instagram")),
+            "social_media:tiktok",
+            "blocked",
+            (p.NO_CONSENT_FOR_CHANNEL,),
+            id="sub-does-not-cover-sibling",
+        ),
+        pytest.param(
+            person(grant("social_media:instagram"), withdraw("social_media")),
+            "social_media:instagram",
+            "blocked",
+            (p.CONSENT_WITHDRAWN,),
+            id="parent-withdrawal-covers-sub",
+        ),
+        pytest.param(
+            person(grant("social_media"), withdraw("social_media:instagram")),
+            "social_media:facebook",
+            "publishable",
+            (),
+            id="sub-withdrawal-leaves-sibling",
+        ),
+    ],
+)
+def test_consent_rules_give_the_expected_verdict(
+    state: PersonState, channel: str, verdict: str, reasons: tuple[str, ...]
+) -> None:
+    result = decide_one(state, channel)
+    assert result.verdict == verdict
+    assert result.reasons == reasons
+
+
+def test_expiry_exactly_at_the_boundary_blocks() -> None:
+    state = person(grant(valid_until=NOW))
+    assert decide_one(state).reasons == (p.CONSENT_EXPIRED,)
+    assert decide_one(state, moment=NOW - timedelta(microseconds=1)).verdict == "publishable"
+
+
+def test_consent_granted_exactly_at_the_moment_is_in_force() -> None:
+    assert decide_one(person(grant(at=NOW))).verdict == "publishable"
+
+
+def test_same_moment_records_are_ordered_by_sequence() -> None:
+    at = NOW - timedelta(days=1)
+    later_withdrawal = person(grant(at=at, sequence=1), withdraw(at=at, sequence=2))
+    later_grant = person(withdraw(at=at, sequence=1), grant(at=at, sequence=2))
+    assert decide_one(later_withdrawal).reasons == (p.CONSENT_WITHDRAWN,)
+    assert decide_one(later_grant).verdict == "publishable"
+
+
+# --- the age rule ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("threshold", "age_at_grant", "granted_by", "verdict"),
+    [
+        (18, 16, "self", "blocked"),
+        (18, 16, "parent", "publishable"),
+        (18, 16, "guardian", "publishable"),
+        (18, 18, "self", "publishable"),
+        (18, 17, "self", "blocked"),
+        (16, 16, "self", "publishable"),
+        (16, 15, "self", "blocked"),
+        (13, 13, "self", "publishable"),
+        (13, 12, "self", "blocked"),
+        (13, 12, "parent", "publishable"),
+    ],
+)
+def test_age_threshold_requires_a_guardian_below_it(
+    threshold: int, age_at_grant: int, granted_by: str, verdict: str
+) -> None:
+    granted = datetime(2025, 9, 1, tzinfo=UTC)
+    dob = date(granted.year - age_at_grant, granted.month, granted.day)
+    state = person(grant(granted_by=granted_by, at=granted), dob=dob)
+    result = decide_one(state, pol=Policy(age_threshold=threshold))
+    assert result.verdict == verdict
+    if verdict == "blocked":
+        assert result.reasons == (p.GUARDIAN_CONSENT_REQUIRED,)
+
+
+def test_age_is_judged_when_consent_was_granted_not_today() -> None:
+    # Self-consent given at 17 stays invalid after the 18th birthday: they must consent again.
+    granted = datetime(2025, 9, 1, tzinfo=UTC)
+    dob = date(2008, 3, 1)  # 17 at grant, 18 at NOW
+    assert p.age_on(dob, NOW.date()) == 18
+    result = decide_one(person(grant(at=granted), dob=dob))
+    assert result.reasons == (p.GUARDIAN_CONSENT_REQUIRED,)
+
+
+def test_the_day_before_a_birthday_is_still_the_younger_age() -> None:
+    assert p.age_on(date(2010, 6, 16), date(2028, 6, 15)) == 17
+    assert p.age_on(date(2010, 6, 15), date(2028, 6, 15)) == 18
+    assert p.age_on(date(2008, 2, 29), date(2026, 2, 28)) == 17
+
+
+# --- identification --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("face_input", "outcome", "reasons", "person_id"),
+    [
+        pytest.param(face(0.30), "consented", (), "ann", id="close"),
+        pytest.param(face(0.55), "consented", (), "ann", id="exactly-accept"),
+        pytest.param(face(0.56), "uncertain", (p.UNCERTAIN_MATCH,), "ann", id="between-accept-and-review"),
+        pytest.param(face(0.65), "uncertain", (p.UNCERTAIN_MATCH,), "ann", id="exactly-review"),
+        pytest.param(face(0.66), "unknown", (p.UNKNOWN_FACE,), None, id="beyond-review"),
+        pytest.param(FaceInput(), "unknown", (p.UNKNOWN_FACE,), None, id="no-templates-at-all"),
+        pytest.param(
+            face(0.40, "ann", ("bob", 0.45)), "uncertain", (p.UNCERTAIN_MATCH,), "ann", id="margin-too-small"
+        ),
+        pytest.param(face(0.40, "ann", ("bob", 0.49)), "consented", (), "ann", id="margin-clear"),
+        pytest.param(
+            face(0.40, "ann", ("ann", 0.41)), "consented", (), "ann", id="same-person-second-template"
+        ),
+        pytest.param(FaceInput(too_small=True), "uncertain", (p.FACE_TOO_SMALL,), None, id="too-small"),
+    ],
+)
+def test_identification_thresholds(
+    face_input: FaceInput, outcome: str, reasons: tuple[str, ...], person_id: str | None
+) -> None:
+    people = {"ann": person(grant()), "bob": PersonState("bob", ADULT, (grant(),))}
+    result = p.decide([face_input], people, "website", NOW, POLICY).faces[0]
+    assert (result.outcome, result.reasons, result.person) == (outcome, reasons, person_id)
+
+
+def test_a_template_without_a_person_record_fails_closed() -> None:
+    result = p.decide([face(0.2, "ghost")], {}, "website", NOW, POLICY)
+    assert result.verdict == "blocked"
+    assert result.faces[0].outcome == "no_consent"
+
+
+# --- the photo -------------------------------------------------------------------------------------
+
+
+def test_a_photo_with_no_face_is_publishable() -> None:
+    result = p.decide([], {}, "website", NOW, POLICY)
+    assert (result.verdict, result.reasons, result.faces) == ("publishable", (), ())
+
+
+def test_one_unconsented_face_blocks_a_group_photo() -> None:
+    people = {"ann": person(grant()), "bob": PersonState("bob", ADULT, ())}
+    faces = [face(0.3, "ann"), face(0.3, "bob"), FaceInput()]
+    result = p.decide(faces, people, "website", NOW, POLICY)
+    assert result.verdict == "blocked"
+    assert [f.outcome for f in result.faces] == ["consented", "no_consent", "unknown"]
+    assert result.reasons == (p.NO_CONSENT_FOR_CHANNEL, p.UNKNOWN_FACE)
+
+
+def test_an_uncertain_face_among_consented_faces_sends_the_photo_to_review() -> None:
+    people = {"ann": person(grant())}
+    result = p.decide([face(0.3), face(0.6)], people, "website", NOW, POLICY)
+    assert result.verdict == "review"
+    assert result.reasons == (p.UNCERTAIN_MATCH,)
+
+
+def test_blocked_wins_over_review() -> None:
+    people = {"ann": person(grant())}
+    result = p.decide([face(0.6), FaceInput()], people, "website", NOW, POLICY)
+    assert result.verdict == "blocked"
+    assert result.reasons == (p.UNCERTAIN_MATCH, p.UNKNOWN_FACE)
+
+
+def test_reasons_are_listed_once_each() -> None:
+    result = p.decide([FaceInput(), FaceInput()], {}, "website", NOW, POLICY)
+    assert result.reasons == (p.UNKNOWN_FACE,)
+
+
+def test_unreadable_is_blocked_with_its_reason() -> None:
+    assert p.unreadable().verdict == "blocked"
+    assert p.unreadable().reasons == (p.UNREADABLE_IMAGE,)
+
+
+def test_every_reason_code_is_unique_and_snake_case() -> None:
+    assert len(set(p.REASON_CODES)) == len(p.REASON_CODES)
+    assert all(code.replace("_", "").isalpha() and code.islower() for code in p.REASON_CODES)
