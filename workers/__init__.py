@@ -1,0 +1,1 @@
+"""Background jobs: thin Huey tasks, each calling one service."""

@@ -1,0 +1,14 @@
+"""Media: recognise, decode, sanitise and verify photos, one handler per format.
+
+Formats are recognised by magic bytes only (`registry`); each handler declares what may stay in a
+clean copy. `sanitise` never returns a copy that `verify_clean`, our own strict parser, rejects.
+"""
+
+from __future__ import annotations
+
+from gatekeeper.media.base import CleanCopy, DecodedImage
+from gatekeeper.media.cleaning import sanitise, verify_clean
+from gatekeeper.media.decoding import decode
+from gatekeeper.media.registry import sniff_format
+
+__all__ = ["CleanCopy", "DecodedImage", "decode", "sanitise", "sniff_format", "verify_clean"]

@@ -1,0 +1,90 @@
+"""The values the media package hands out, and the interface every format handler implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy
+
+# Output formats only: the three a clean copy can be written in.
+_OUTPUT_TYPES = {
+    "jpeg": (".jpg", "image/jpeg"),
+    "png": (".png", "image/png"),
+    "webp": (".webp", "image/webp"),
+}
+
+
+class MalformedError(ValueError):
+    """Our own parsers cannot follow the file's structure (mapped to a MediaError by the caller)."""
+
+
+# eq=False: comparing numpy arrays with == is ambiguous, so identity equality is the honest choice.
+@dataclass(frozen=True, eq=False)
+class DecodedImage:
+    """Upright 8-bit RGB pixels of the first frame of an image, with what the source said."""
+
+    pixels: numpy.ndarray
+    format: str
+    orientation: int
+
+    @property
+    def width(self) -> int:
+        """Upright width in pixels."""
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        """Upright height in pixels."""
+        return int(self.pixels.shape[0])
+
+
+@dataclass(frozen=True)
+class CleanCopy:
+    """A copy fit for publication: allow-listed structure only, already verified."""
+
+    data: bytes
+    format: str
+    extension: str
+    media_type: str
+    lossless: bool
+
+    @classmethod
+    def of(cls, data: bytes, fmt: str, *, lossless: bool) -> CleanCopy:
+        """Build a copy of an output format with its extension and media type."""
+        extension, media_type = _OUTPUT_TYPES[fmt]
+        return cls(data=data, format=fmt, extension=extension, media_type=media_type, lossless=lossless)
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedSource:
+    """What a handler needs to sanitise: the decoded image and the source's ICC profile."""
+
+    image: DecodedImage
+    icc_profile: bytes | None
+
+
+class FormatHandler(Protocol):
+    """One accepted input format: how it is recognised, checked, cleaned and verified."""
+
+    name: str
+    # The Pillow plugin allowed to open it, so Pillow never guesses a different format.
+    pillow_format: str
+    # What may stay in a clean copy of this format; empty when the format is never published.
+    allowed: frozenset[str]
+
+    def matches(self, head: bytes) -> bool:
+        """Whether the first bytes of a file carry this format's magic."""
+        ...
+
+    def check_complete(self, data: bytes) -> None:
+        """Walk the structure independently of Pillow; raises MalformedError when truncated or broken."""
+        ...
+
+    def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
+        """Build the clean copy (not yet verified); raises MediaError subclasses."""
+        ...
+
+    def verify(self, data: bytes) -> None:
+        """Check a clean copy strictly against the allow-list; raises MetadataLeakError."""
+        ...

@@ -1,0 +1,135 @@
+"""PNG: a lossless chunk strip keeping image data and colour chunks, dropping every text chunk."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from gatekeeper.errors import MetadataLeakError
+from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
+from gatekeeper.media.conversion import encode_png
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_KEEP = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT"})
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+_INFLATE_STEP = 1 << 20
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk; start..end covers length, type, data and CRC."""
+
+    type: bytes
+    start: int
+    end: int
+
+    def body(self, data: bytes) -> bytes:
+        """The chunk's data field."""
+        return data[self.start + 8 : self.end - 4]
+
+
+def walk(data: bytes) -> tuple[list[Chunk], int]:
+    """The chunks up to IEND (CRCs checked), and the offset after IEND; raises MalformedError."""
+    if not data.startswith(SIGNATURE):
+        raise MalformedError("not a PNG signature")
+    chunks: list[Chunk] = []
+    pos = len(SIGNATURE)
+    while True:
+        if pos + 12 > len(data):
+            raise MalformedError("PNG ends before IEND (truncated)")
+        length, ctype = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        if length > 0x7FFFFFFF or end > len(data):
+            raise MalformedError(f"PNG chunk {ctype!r} runs past the end (truncated)")
+        if zlib.crc32(data[pos + 4 : end - 4]) != struct.unpack_from(">I", data, end - 4)[0]:
+            raise MalformedError(f"PNG chunk {ctype!r} fails its CRC (corrupt)")
+        chunks.append(Chunk(ctype, pos, end))
+        pos = end
+        if ctype == b"IEND":
+            break
+    if chunks[0].type != b"IHDR" or len(chunks[0].body(data)) != 13:
+        raise MalformedError("PNG does not start with IHDR")
+    return chunks, pos
+
+
+def _expected_raw_size(ihdr: bytes) -> int:
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", ihdr)
+    if colour not in _CHANNELS or depth not in (1, 2, 4, 8, 16) or interlace not in (0, 1):
+        raise MalformedError("PNG header is invalid")
+    bits = _CHANNELS[colour] * depth
+
+    def rows(w: int, h: int) -> int:
+        return 0 if w == 0 or h == 0 else h * (1 + (w * bits + 7) // 8)
+
+    if interlace == 0:
+        return rows(width, height)
+    return sum(
+        rows(max(0, (width - x0 + dx - 1) // dx), max(0, (height - y0 + dy - 1) // dy))
+        for x0, y0, dx, dy in _ADAM7
+    )
+
+
+def check_image_data(data: bytes, chunks: list[Chunk]) -> None:
+    """The IDAT stream must inflate completely to exactly the image's size; raises MalformedError."""
+    # Pillow stops quietly at the end of the data when LOAD_TRUNCATED_IMAGES is set, and bytes
+    # beyond the image inside the stream would be copied verbatim into the clean copy.
+    expected = _expected_raw_size(chunks[0].body(data))
+    inflater = zlib.decompressobj()
+    total = 0
+    try:
+        for chunk in (c for c in chunks if c.type == b"IDAT"):
+            pending = chunk.body(data)
+            while pending:
+                total += len(inflater.decompress(pending, _INFLATE_STEP))
+                pending = inflater.unconsumed_tail
+                if total > expected:
+                    raise MalformedError("PNG image data is longer than the image")
+    except zlib.error as exc:
+        raise MalformedError(f"PNG image data is corrupt: {exc}") from exc
+    if not inflater.eof or inflater.unused_data or total != expected:
+        raise MalformedError("PNG image data is incomplete (truncated)")
+
+
+class PngHandler:
+    """PNG in, PNG out; pixels untouched unless an orientation must be baked in."""
+
+    name = "png"
+    pillow_format = "PNG"
+    allowed = frozenset(t.decode() for t in _KEEP)
+
+    def matches(self, head: bytes) -> bool:
+        """PNG starts with its 8-byte signature."""
+        return head.startswith(SIGNATURE)
+
+    def check_complete(self, data: bytes) -> None:
+        """Walk every chunk to IEND and inflate the image data; raises MalformedError."""
+        chunks, _ = walk(data)
+        check_image_data(data, chunks)
+
+    def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
+        """Keep allow-listed chunks byte for byte; raises MalformedError on a broken file."""
+        if source.image.orientation != 1:
+            # The orientation lives in eXIf, which is not allowed to stay: bake it into the pixels.
+            return CleanCopy.of(encode_png(source.image.pixels, source.icc_profile), "png", lossless=False)
+        chunks, _ = walk(data)
+        kept = b"".join(data[c.start : c.end] for c in chunks if c.type in _KEEP)
+        return CleanCopy.of(SIGNATURE + kept, "png", lossless=True)
+
+    def verify(self, data: bytes) -> None:
+        """Accept only allow-listed chunks and nothing after IEND; raises MetadataLeakError."""
+        try:
+            chunks, end = walk(data)
+        except MalformedError as exc:
+            raise MetadataLeakError(
+                f"clean PNG cannot be parsed: {exc}", found=("PNG: unparseable",)
+            ) from exc
+        found = [f"PNG: {c.type.decode('latin-1')!r} chunk" for c in chunks if c.type not in _KEEP]
+        if end != len(data):
+            found.append(f"PNG: {len(data) - end} bytes after IEND")
+        if found:
+            raise MetadataLeakError("clean PNG holds: " + "; ".join(found), found=tuple(found))
+
+
+HANDLER = PngHandler()

@@ -1,0 +1,53 @@
+"""TIFF: the first page, decoded upright and published as JPEG (no tag survives but an RGB ICC profile)."""
+
+from __future__ import annotations
+
+from gatekeeper.errors import MetadataLeakError
+from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
+from gatekeeper.media.conversion import encode_jpeg
+from gatekeeper.media.exif import TiffReader
+
+_STRIP_OFFSETS, _STRIP_COUNTS = 273, 279
+_TILE_OFFSETS, _TILE_COUNTS = 324, 325
+
+
+class TiffHandler:
+    """TIFF in, JPEG out."""
+
+    name = "tiff"
+    pillow_format = "TIFF"
+    allowed: frozenset[str] = frozenset()
+
+    def matches(self, head: bytes) -> bool:
+        """Classic TIFF in either byte order (BigTIFF is not accepted)."""
+        return head[:4] in (b"II*\x00", b"MM\x00*")
+
+    def check_complete(self, data: bytes) -> None:
+        """Every strip or tile of the first page lies inside the file; raises MalformedError."""
+        # Pillow reads uncompressed strips through the same loop as JPEG, so a short file would
+        # decode quietly when LOAD_TRUNCATED_IMAGES is set.
+        reader = TiffReader(data)
+        entries, _ = reader.read_ifd(reader.first_ifd)
+        tags = {entry.tag: entry for entry in entries}
+        for offsets_tag, counts_tag in ((_STRIP_OFFSETS, _STRIP_COUNTS), (_TILE_OFFSETS, _TILE_COUNTS)):
+            if offsets_tag in tags and counts_tag in tags:
+                offsets, counts = reader.ints(tags[offsets_tag]), reader.ints(tags[counts_tag])
+                if len(offsets) != len(counts):
+                    raise MalformedError("TIFF strip offsets and byte counts differ in number")
+                for offset, count in zip(offsets, counts, strict=True):
+                    if offset + count > len(data):
+                        raise MalformedError("TIFF image data runs past the end (truncated)")
+                return
+        raise MalformedError("TIFF first page has no strips or tiles")
+
+    def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
+        """The first page as a JPEG at jpeg_quality."""
+        pixels = encode_jpeg(source.image.pixels, source.icc_profile, quality=jpeg_quality)
+        return CleanCopy.of(pixels, "jpeg", lossless=False)
+
+    def verify(self, data: bytes) -> None:
+        """TIFF is never published as is; raises MetadataLeakError."""
+        raise MetadataLeakError("TIFF is never a clean copy (it is converted to JPEG)", found=("TIFF file",))
+
+
+HANDLER = TiffHandler()

@@ -1,0 +1,148 @@
+"""WebP: a lossless chunk strip that drops EXIF, XMP and unknown chunks and fixes the headers."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from gatekeeper.errors import MetadataLeakError
+from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
+from gatekeeper.media.conversion import encode_webp_lossless
+
+_TOP_LEVEL = frozenset({b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ICCP", b"ANIM", b"ANMF"})
+# Inside an ANMF frame only the frame's own image data may appear.
+_FRAME_LEVEL = frozenset({b"VP8 ", b"VP8L", b"ALPH"})
+_ICC_FLAG, _ALPHA_FLAG, _EXIF_FLAG, _XMP_FLAG, _ANIMATION_FLAG = 0x20, 0x10, 0x08, 0x04, 0x02
+_KEPT_FLAGS = _ICC_FLAG | _ALPHA_FLAG | _ANIMATION_FLAG
+_VP8X_SIZE = 10
+_ANMF_HEADER = 16
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One RIFF chunk: its FourCC and payload (the pad byte is not part of it)."""
+
+    fourcc: bytes
+    payload: bytes
+    pad: bytes
+
+
+def _chunks(data: bytes, start: int, end: int, *, strict: bool) -> list[Chunk]:
+    chunks = []
+    pos = start
+    while pos < end:
+        if pos + 8 > end:
+            raise MalformedError("WebP chunk header runs past its container (truncated)")
+        fourcc, size = struct.unpack_from("<4sI", data, pos)
+        body_end = pos + 8 + size
+        padded_end = body_end + (size & 1)
+        if padded_end > end:
+            raise MalformedError(f"WebP chunk {fourcc!r} runs past its container (truncated)")
+        pad = data[body_end:padded_end]
+        if strict and pad not in (b"", b"\x00"):
+            raise MalformedError(f"WebP chunk {fourcc!r} has a non-zero pad byte")
+        chunks.append(Chunk(fourcc, data[pos + 8 : body_end], pad))
+        pos = padded_end
+    return chunks
+
+
+def walk(data: bytes, *, strict: bool) -> tuple[list[Chunk], int]:
+    """The top-level chunks and the end of the RIFF container; raises MalformedError."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise MalformedError("not a RIFF WEBP header")
+    end = 8 + struct.unpack_from("<I", data, 4)[0]
+    if end > len(data):
+        raise MalformedError("WebP is shorter than its RIFF size (truncated)")
+    chunks = _chunks(data, 12, end, strict=strict)
+    if not any(c.fourcc in (b"VP8 ", b"VP8L", b"ANMF") for c in chunks):
+        raise MalformedError("WebP holds no image data")
+    return chunks, end
+
+
+def _frame_chunks(payload: bytes, *, strict: bool) -> tuple[bytes, list[Chunk]]:
+    if len(payload) < _ANMF_HEADER:
+        raise MalformedError("WebP ANMF frame is too short")
+    return payload[:_ANMF_HEADER], _chunks(payload, _ANMF_HEADER, len(payload), strict=strict)
+
+
+def _pack(fourcc: bytes, payload: bytes) -> bytes:
+    return fourcc + struct.pack("<I", len(payload)) + payload + (b"\x00" if len(payload) & 1 else b"")
+
+
+class WebpHandler:
+    """WebP in, WebP out; the VP8/VP8L bitstreams are copied byte for byte."""
+
+    name = "webp"
+    pillow_format = "WEBP"
+    allowed = frozenset(c.decode().strip() for c in _TOP_LEVEL)
+
+    def matches(self, head: bytes) -> bool:
+        """WebP is a RIFF container of form type WEBP."""
+        return len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+
+    def check_complete(self, data: bytes) -> None:
+        """Walk every chunk, frames included, within the RIFF size; raises MalformedError."""
+        chunks, _ = walk(data, strict=False)
+        for chunk in chunks:
+            if chunk.fourcc == b"ANMF":
+                _frame_chunks(chunk.payload, strict=False)
+
+    def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
+        """Keep allow-listed chunks, clear the EXIF/XMP flags, fix the RIFF size; raises MalformedError."""
+        if source.image.orientation != 1:
+            # The orientation lives in the EXIF chunk, which may not stay: bake it into the pixels.
+            pixels = encode_webp_lossless(source.image.pixels, source.icc_profile)
+            return CleanCopy.of(pixels, "webp", lossless=False)
+        chunks, _ = walk(data, strict=False)
+        has_icc = any(c.fourcc == b"ICCP" for c in chunks)
+        out = []
+        for chunk in chunks:
+            if chunk.fourcc == b"VP8X":
+                if len(chunk.payload) < _VP8X_SIZE:
+                    raise MalformedError("WebP VP8X is too short")
+                flags = chunk.payload[0] & _KEPT_FLAGS & ~(0 if has_icc else _ICC_FLAG)
+                out.append(_pack(b"VP8X", bytes([flags, 0, 0, 0]) + chunk.payload[4:_VP8X_SIZE]))
+            elif chunk.fourcc == b"ANMF":
+                header, inner = _frame_chunks(chunk.payload, strict=False)
+                frame = b"".join(_pack(c.fourcc, c.payload) for c in inner if c.fourcc in _FRAME_LEVEL)
+                out.append(_pack(b"ANMF", header + frame))
+            elif chunk.fourcc in _TOP_LEVEL:
+                out.append(_pack(chunk.fourcc, chunk.payload))
+        body = b"WEBP" + b"".join(out)
+        return CleanCopy.of(b"RIFF" + struct.pack("<I", len(body)) + body, "webp", lossless=True)
+
+    def verify(self, data: bytes) -> None:
+        """Accept only allow-listed chunks and flags, nothing after the RIFF; raises MetadataLeakError."""
+        try:
+            found = self._findings(data)
+        except MalformedError as exc:
+            raise MetadataLeakError(
+                f"clean WebP cannot be parsed: {exc}", found=("WebP: unparseable",)
+            ) from exc
+        if found:
+            raise MetadataLeakError("clean WebP holds: " + "; ".join(found), found=tuple(found))
+
+    def _findings(self, data: bytes) -> list[str]:
+        chunks, end = walk(data, strict=True)
+        found = []
+        for chunk in chunks:
+            name = chunk.fourcc.decode("latin-1")
+            if chunk.fourcc not in _TOP_LEVEL:
+                found.append(f"WebP: {name!r} chunk")
+            elif chunk.fourcc == b"VP8X":
+                payload = chunk.payload
+                if len(payload) != _VP8X_SIZE or payload[0] & ~_KEPT_FLAGS or payload[1:4] != b"\0\0\0":
+                    found.append("WebP: VP8X flags or reserved bits beyond ICC/alpha/animation")
+            elif chunk.fourcc == b"ANMF":
+                _, inner = _frame_chunks(chunk.payload, strict=True)
+                found.extend(
+                    f"WebP: {c.fourcc.decode('latin-1')!r} chunk inside a frame"
+                    for c in inner
+                    if c.fourcc not in _FRAME_LEVEL
+                )
+        if end != len(data):
+            found.append(f"WebP: {len(data) - end} bytes after the RIFF container")
+        return found
+
+
+HANDLER = WebpHandler()
