@@ -8,8 +8,10 @@ identifications agree.
 
     uv run python bench/gate.py [--corpus ../shared/corpus] [--repeat 3] > bench/results/gate.json
 
-The face_recognition tool loads its models once per run, so its per-photo time is measured by
-running it on each photo alone and subtracting the median time of a run on an empty folder.
+Per-photo times for the face_recognition tool come from its own per-image CLI function
+(`face_recognition_cli.test_image`) timed in-process, so model loading is not counted against it;
+the real command is also run once over all photos (`command_seconds_all_photos`, start-up
+included). Our side is timed the same way: per photo, in-process, models already loaded.
 """
 
 from __future__ import annotations
@@ -90,7 +92,27 @@ def run_ours(corpus: Path, work: Path, unknown: list[tuple[Path, list[str]]], re
             times.append(time.perf_counter() - start)
             lines[str(path)] = line
     runtime.db.dispose()
-    return {"times": times, "lines": lines}
+    # The real command on the same instance, start-up and model loading included.
+    command = [
+        sys.executable,
+        "-m",
+        "gatekeeper.cli",
+        "gate",
+        "--channel",
+        "website",
+        "--json",
+        "--out",
+        str(work / "out_command"),
+        *(str(p) for p, _ in unknown),
+    ]
+    start = time.perf_counter()
+    subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "GATEKEEPER_HOME": str(work / "instance")},
+    )
+    return {"times": times, "lines": lines, "command_seconds": time.perf_counter() - start}
 
 
 def parse_fr(stdout: str) -> dict[str, list[str]]:
@@ -106,40 +128,36 @@ def parse_fr(stdout: str) -> dict[str, list[str]]:
 def run_face_recognition(
     work: Path, known: dict[str, Path], unknown: list[tuple[Path, list[str]]], repeat: int
 ) -> dict[str, Any]:
-    tool = shutil.which("face_recognition") or str(Path(sys.executable).parent / "face_recognition")
+    """Per photo: the tool's own per-image function, timed in-process. In total: the real command."""
+    import contextlib
+    import io
+
+    from face_recognition import face_recognition_cli as cli
+
     known_dir = work / "fr_known"
     known_dir.mkdir()
     for identity, path in known.items():
         os.symlink(path, known_dir / f"{identity}{path.suffix}")
-    empty = work / "fr_empty"
-    empty.mkdir()
-
-    def timed(folder: Path) -> tuple[float, str]:
-        start = time.perf_counter()
-        proc = subprocess.run(
-            [tool, "--cpus", "1", str(known_dir), str(folder)], capture_output=True, text=True, check=True
-        )
-        return time.perf_counter() - start, proc.stdout
-
-    startup = statistics.median(timed(empty)[0] for _ in range(3))
+    names_known, encodings_known = cli.scan_known_people(str(known_dir))
     times: list[float] = []
     names: dict[str, list[str]] = {}
     for _ in range(repeat):
-        for i, (path, _ids) in enumerate(unknown):
-            one = work / f"fr_one_{i}"
-            one.mkdir(exist_ok=True)
-            link = one / f"photo{i}{path.suffix}"
-            if not link.exists():
-                os.symlink(path, link)
-            seconds, stdout = timed(one)
-            times.append(max(0.0, seconds - startup))
-            names[str(path)] = parse_fr(stdout).get(link.name, [])
+        for path, _ids in unknown:
+            buffer = io.StringIO()
+            start = time.perf_counter()
+            with contextlib.redirect_stdout(buffer):
+                cli.test_image(str(path), names_known, encodings_known, tolerance=0.6)
+            times.append(time.perf_counter() - start)
+            names[str(path)] = parse_fr(buffer.getvalue()).get(path.name, [])
+    tool = shutil.which("face_recognition") or str(Path(sys.executable).parent / "face_recognition")
     all_dir = work / "fr_all"
     all_dir.mkdir()
     for i, (path, _ids) in enumerate(unknown):
         os.symlink(path, all_dir / f"photo{i}{path.suffix}")
-    batch_seconds, _ = timed(all_dir)
-    return {"times": times, "names": names, "startup_seconds": startup, "batch_seconds": batch_seconds}
+    start = time.perf_counter()
+    subprocess.run([tool, "--cpus", "1", str(known_dir), str(all_dir)], capture_output=True, check=True)
+    batch_seconds = time.perf_counter() - start
+    return {"times": times, "names": names, "batch_seconds": batch_seconds}
 
 
 def main_bench() -> None:
@@ -184,12 +202,12 @@ def main_bench() -> None:
                 "repeat": args.repeat,
                 "gatekeeper": {
                     "seconds_per_photo": summary(ours["times"]),
+                    "command_seconds_all_photos": round(ours["command_seconds"], 3),
                     "does": "decode, detect, encode, match, decide, record, strip, verify, re-check, publish",
                 },
                 "face_recognition_cli": {
                     "seconds_per_photo": summary(theirs["times"]),
-                    "startup_seconds": round(theirs["startup_seconds"], 3),
-                    "batch_seconds_all_photos": round(theirs["batch_seconds"], 3),
+                    "command_seconds_all_photos": round(theirs["batch_seconds"], 3),
                     "does": "decode, detect, encode, compare at tolerance 0.6",
                 },
                 "identifications_agree": all(a["agree"] for a in agreement),

@@ -6,9 +6,18 @@ clean copy. `sanitise` never returns a copy that `verify_clean`, our own strict 
 
 from __future__ import annotations
 
-from gatekeeper.media.base import CleanCopy, DecodedImage
+from gatekeeper.media.base import CleanCopy, DecodedImage, DecodedSource
 from gatekeeper.media.cleaning import sanitise, verify_clean
-from gatekeeper.media.decoding import decode
+from gatekeeper.media.decoding import decode, decode_source
 from gatekeeper.media.registry import sniff_format
 
-__all__ = ["CleanCopy", "DecodedImage", "decode", "sanitise", "sniff_format", "verify_clean"]
+__all__ = [
+    "CleanCopy",
+    "DecodedImage",
+    "DecodedSource",
+    "decode",
+    "decode_source",
+    "sanitise",
+    "sniff_format",
+    "verify_clean",
+]

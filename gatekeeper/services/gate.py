@@ -103,7 +103,7 @@ def gate_photo(
     try:
         if len(data) > settings.max_bytes:
             raise UnreadableImageError(f"file is {len(data)} bytes; the limit is {settings.max_bytes}")
-        image = media.decode(data, max_pixels=settings.max_pixels)
+        source = media.decode_source(data, max_pixels=settings.max_pixels)
     except MediaError as exc:
         photo = _photo_row(session, sha256, channel, now=now, actor=actor)
         verdict = policy.unreadable()
@@ -112,6 +112,7 @@ def gate_photo(
         )
         return GateResult(verdict.verdict, verdict.reasons, (), photo.id, decision.id, sha256, error=str(exc))
 
+    image = source.image
     tools.originals.put(original_key(sha256), data)
     photo = _photo_row(session, sha256, channel, now=now, actor=actor)
     photo.original_key, photo.media_format = original_key(sha256), image.format
@@ -144,7 +145,9 @@ def gate_photo(
     error = None
     if verdict.verdict == policy.PUBLISHABLE and want_clean:
         try:
-            clean = media.sanitise(data, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality)
+            clean = media.sanitise(
+                data, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality, source=source
+            )
         except MediaError as exc:
             # The decision stands, but without a verified clean copy nothing can be published.
             error = f"no clean copy: {exc}"
