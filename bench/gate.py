@@ -33,12 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import ENROLMENT, enrolment_csv  # noqa: E402
-
 from gatekeeper.cli import gate_file, main  # noqa: E402
 from gatekeeper.config import Settings  # noqa: E402
 from gatekeeper.runtime import Runtime  # noqa: E402
 from gatekeeper.services import gate as gate_service  # noqa: E402
+from helpers import ENROLMENT, enrolment_csv  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

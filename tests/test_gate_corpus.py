@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import ENROLMENT, enrolment_csv, gate_json, run
 from PIL import Image
 from sqlalchemy import LargeBinary, func, inspect, select
 
@@ -17,6 +16,7 @@ from consent_db import audit
 from consent_db.models import AuditEvent, Decision, Face, FaceTemplate, Photo, Publication
 from consent_db.session import unit_of_work
 from gatekeeper import media
+from helpers import ENROLMENT, enrolment_csv, gate_json, run
 
 pytestmark = pytest.mark.slow
 

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from helpers import person_row, run, write_csv
 from sqlalchemy import func, select
 
 from consent_db.models import AuditEvent, ConsentRecord, FaceTemplate, Person
 from consent_db.session import unit_of_work
+from helpers import person_row, run, write_csv
 
 
 def counts(runtime: Any) -> dict[str, int]:

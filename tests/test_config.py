@@ -1,0 +1,81 @@
+"""Settings are read once from the environment with strict parsers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gatekeeper.config import DEV_SECRET, Settings
+from gatekeeper.errors import ConfigError
+
+
+def test_defaults_work_on_a_laptop(tmp_path: Path) -> None:
+    settings = Settings.from_env({"GATEKEEPER_HOME": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'gatekeeper.db'}"
+    assert settings.originals_url == str(tmp_path / "originals")
+    assert settings.channels == ("website", "social_media", "print", "press", "internal")
+    assert (settings.age_threshold, settings.accept_distance, settings.review_distance) == (18, 0.55, 0.65)
+
+
+def test_every_variable_is_read(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "GATEKEEPER_HOME": str(tmp_path),
+            "GATEKEEPER_DATABASE_URL": "postgresql://db/gk",
+            "GATEKEEPER_CHANNELS": "website, prospectus ,social_media",
+            "GATEKEEPER_AGE_THRESHOLD": "16",
+            "GATEKEEPER_ACCEPT_DISTANCE": "0.5",
+            "GATEKEEPER_REVIEW_DISTANCE": "0.6",
+            "GATEKEEPER_MARGIN": "0.1",
+            "GATEKEEPER_MIN_FACE_PX": "32",
+            "GATEKEEPER_MAX_PIXELS": "1000",
+            "GATEKEEPER_MAX_BYTES": "2000",
+            "GATEKEEPER_JPEG_QUALITY": "85",
+        }
+    )
+    assert settings.database_url == "postgresql://db/gk"
+    assert settings.channels == ("website", "prospectus", "social_media")
+    assert (settings.age_threshold, settings.accept_distance, settings.review_distance, settings.margin) == (
+        16,
+        0.5,
+        0.6,
+        0.1,
+    )
+    assert (settings.min_face_px, settings.max_pixels, settings.max_bytes, settings.jpeg_quality) == (
+        32,
+        1000,
+        2000,
+        85,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATEKEEPER_AGE_THRESHOLD": "17"}, "age threshold must be one of"),
+        ({"GATEKEEPER_AGE_THRESHOLD": "eighteen"}, "must be a whole number"),
+        ({"GATEKEEPER_ACCEPT_DISTANCE": "0.7"}, "accept_distance <= review_distance"),
+        ({"GATEKEEPER_ACCEPT_DISTANCE": "close"}, "must be a number"),
+        ({"GATEKEEPER_MARGIN": "-0.1"}, "margin"),
+        ({"GATEKEEPER_CHANNELS": " , "}, "empty"),
+        ({"GATEKEEPER_CHANNELS": "website,website"}, "repeats"),
+        ({"GATEKEEPER_CHANNELS": "Web Site"}, "invalid channel name"),
+        ({"GATEKEEPER_MAX_PIXELS": "0"}, "max_pixels must be positive"),
+        ({"GATEKEEPER_JPEG_QUALITY": "101"}, "JPEG quality"),
+        ({"GATEKEEPER_ENV": "staging"}, "GATEKEEPER_ENV"),
+        ({"GATEKEEPER_ENV": "production"}, "development secret"),
+    ],
+)
+def test_bad_values_stop_start_up_with_a_clear_message(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"GATEKEEPER_HOME": str(tmp_path), **env})
+
+
+def test_production_runs_with_a_real_secret(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"GATEKEEPER_HOME": str(tmp_path), "GATEKEEPER_ENV": "production", "GATEKEEPER_SECRET_KEY": "s3cr3t"}
+    )
+    assert settings.secret_key != DEV_SECRET

@@ -1,0 +1,108 @@
+"""Publishing decides again from the stored faces and the consent in force at that moment."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from consent_db.models import AuditEvent, Publication
+from consent_db.session import unit_of_work
+from gatekeeper.services import gate as gate_service
+from gatekeeper.services import people as people_service
+from helpers import person_row, write_csv
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def gated(runtime: Any, corpus: Any, tmp_path: Path, now: datetime) -> tuple[Any, gate_service.GateResult]:
+    """biden enrolled and consenting to the website; biden2.jpg gated and found publishable at `now`."""
+    csv = write_csv(tmp_path / "p.csv", [person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path)])
+    rows, problems = people_service.parse_people_csv(csv.read_bytes(), tmp_path, runtime.settings)
+    assert problems == []
+    with unit_of_work(runtime.sessions) as session:
+        report = people_service.import_people(
+            session, rows, engine=runtime.faces, settings=runtime.settings, now=now, actor="t", source="t"
+        )
+        assert report.ok
+        index = gate_service.load_template_index(session, runtime.faces.model)
+    tools = gate_service.GateTools(runtime.settings, runtime.faces, runtime.originals, index)
+    with unit_of_work(runtime.sessions) as session:
+        result = gate_service.gate_photo(
+            session,
+            (corpus.faces_dir / "biden/biden2.jpg").read_bytes(),
+            channel="website",
+            tools=tools,
+            now=now,
+            actor="t",
+        )
+    assert result.verdict == "publishable" and result.clean is not None
+    return runtime, result
+
+
+def test_a_withdrawal_between_gating_and_publishing_stops_the_publication(
+    gated: tuple[Any, gate_service.GateResult], tmp_path: Path, now: datetime
+) -> None:
+    runtime, result = gated
+    later = now + timedelta(minutes=5)
+    with unit_of_work(runtime.sessions) as session:
+        people_service.withdraw_consent(
+            session, "biden", ["website"], settings=runtime.settings, now=later, actor="t"
+        )
+    out = tmp_path / "out"
+    with unit_of_work(runtime.sessions) as session:
+        published = gate_service.publish_to_folder(
+            session, result, out, settings=runtime.settings, now=later + timedelta(seconds=1), actor="t"
+        )
+    assert published is None
+    assert not out.exists() or list(out.iterdir()) == []
+    with unit_of_work(runtime.sessions) as session:
+        assert session.scalar(select(func.count()).select_from(Publication)) == 0
+        refusal = session.scalars(select(AuditEvent).where(AuditEvent.action == "publication.refused")).one()
+        assert refusal.details["reasons"] == ["consent_withdrawn"]
+
+
+def test_consent_that_expires_before_publishing_stops_the_publication(
+    gated: tuple[Any, gate_service.GateResult], tmp_path: Path, now: datetime
+) -> None:
+    runtime, result = gated
+    with unit_of_work(runtime.sessions) as session:
+        people_service.grant_consent(
+            session,
+            "biden",
+            "website",
+            settings=runtime.settings,
+            now=now + timedelta(seconds=1),
+            actor="t",
+            valid_until=now.date(),
+        )
+    tomorrow = now + timedelta(days=1)
+    with unit_of_work(runtime.sessions) as session:
+        assert gate_service.recheck(
+            session, result.decision_id, settings=runtime.settings, now=tomorrow
+        ).reasons == ("consent_expired",)
+        published = gate_service.publish_to_folder(
+            session, result, tmp_path / "out", settings=runtime.settings, now=tomorrow, actor="t"
+        )
+    assert published is None
+
+
+def test_a_still_valid_decision_publishes_only_when_committed(
+    gated: tuple[Any, gate_service.GateResult], tmp_path: Path, now: datetime
+) -> None:
+    runtime, result = gated
+    out = tmp_path / "out"
+    with unit_of_work(runtime.sessions) as session:
+        published = gate_service.publish_to_folder(
+            session, result, out, settings=runtime.settings, now=now, actor="t"
+        )
+        assert published is not None
+        # Before the record commits, only a hidden partial file exists.
+        assert [p.name.startswith(".") for p in out.iterdir()] == [True]
+    published.staged.commit()
+    assert [p.name for p in out.iterdir()] == [published.staged.final.name]
+    assert published.staged.final.read_bytes() == result.clean.data  # type: ignore[union-attr]
