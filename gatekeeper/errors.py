@@ -97,6 +97,23 @@ class ImageTooLargeError(UnreadableImageError):
         self.limit = limit
 
 
+class FrameLimitError(UnreadableImageError):
+    """A multi-frame image has more frames than can be gated frame by frame."""
+
+    code = "too_many_frames"
+
+    def __init__(self, message: str, *, frames: int, limit: int) -> None:
+        super().__init__(message)
+        self.frames = frames
+        self.limit = limit
+
+
+class ColourConversionError(UnreadableImageError):
+    """The image's colour profile is not a standard one and cannot be converted to sRGB."""
+
+    code = "colour_profile"
+
+
 class MetadataLeakError(MediaError):
     """A clean copy still holds something outside the allow-list; it must not be published."""
 

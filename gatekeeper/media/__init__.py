@@ -7,16 +7,20 @@ clean copy. `sanitise` never returns a copy that `verify_clean`, our own strict 
 from __future__ import annotations
 
 from gatekeeper.media.base import CleanCopy, DecodedImage, DecodedSource
-from gatekeeper.media.cleaning import sanitise, verify_clean
-from gatekeeper.media.decoding import decode, decode_source
+from gatekeeper.media.cleaning import encode_clean, sanitise, verify_clean
+from gatekeeper.media.covering import cover
+from gatekeeper.media.decoding import decode, decode_source, frames
 from gatekeeper.media.registry import sniff_format
 
 __all__ = [
     "CleanCopy",
     "DecodedImage",
     "DecodedSource",
+    "cover",
     "decode",
     "decode_source",
+    "encode_clean",
+    "frames",
     "sanitise",
     "sniff_format",
     "verify_clean",

@@ -70,6 +70,8 @@ class FormatHandler(Protocol):
     name: str
     # The Pillow plugin allowed to open it, so Pillow never guesses a different format.
     pillow_format: str
+    # The format its clean copy is written in ("jpeg", "png" or "webp").
+    output: str
     # What may stay in a clean copy of this format; empty when the format is never published.
     allowed: frozenset[str]
 
@@ -82,7 +84,11 @@ class FormatHandler(Protocol):
         ...
 
     def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
-        """Build the clean copy (not yet verified); raises MediaError subclasses."""
+        """Build the clean copy (not yet verified); raises MediaError subclasses.
+
+        The caller has already converted any source whose ICC profile is not a standard one, so
+        `source.icc_profile` is None or recognised; the handler writes only its rebuilt form.
+        """
         ...
 
     def verify(self, data: bytes) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from io import BytesIO
 
 import numpy
-from PIL import Image
+from PIL import Image, ImageCms
 
-from gatekeeper.errors import ImageTooLargeError, MediaError, UnreadableImageError
+from gatekeeper.errors import FrameLimitError, ImageTooLargeError, MediaError, UnreadableImageError
 from gatekeeper.media import heic
 from gatekeeper.media.base import DecodedImage, DecodedSource, FormatHandler, MalformedError
 from gatekeeper.media.exif import read_orientation, strip_exif_header
+from gatekeeper.media.icc import SRGB
 from gatekeeper.media.registry import handler_for
 
 _WHITE = (255, 255, 255, 255)
@@ -41,6 +44,96 @@ def decode(data: bytes, *, max_pixels: int) -> DecodedImage:
 def decode_source(data: bytes, *, max_pixels: int) -> DecodedSource:
     """Decode as `decode` does, keeping the source's ICC profile; raises the same errors."""
     handler = handler_for(data)
+    with _pillow_errors(handler, max_pixels):
+        return _decode(data, handler, max_pixels)
+
+
+def frames(data: bytes, *, max_pixels: int, max_frames: int = 100) -> tuple[DecodedImage, ...]:
+    """Every frame (GIF, animated WebP, APNG, MPO, multi-page TIFF) upright RGB; one for stills.
+
+    Each frame is checked against max_pixels. Raises UnsupportedMediaError, UnreadableImageError
+    (also for more than max_frames frames), ImageTooLargeError; ValueError when max_frames < 1.
+    """
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1 (got {max_frames})")
+    handler = handler_for(data)
+    with (
+        _pillow_errors(handler, max_pixels),
+        Image.open(BytesIO(data), formats=[handler.pillow_format]) as image,
+    ):
+        _check_size(image, max_pixels)
+        count = int(getattr(image, "n_frames", 1))
+        # Counted before any frame is inflated, so a many-frame bomb costs nothing to refuse.
+        if count > max_frames:
+            raise FrameLimitError(
+                f"{handler.name} has {count} frames; at most {max_frames} can be gated frame by frame",
+                frames=count,
+                limit=max_frames,
+            )
+        _check_complete(data, handler)
+        orientation, apply = _orientation(handler.name, image, data)
+        transpose = _UPRIGHT[orientation] if apply else None
+        out = []
+        for index in range(count):
+            image.seek(index)
+            # Frames of an MPO or a TIFF may each have their own size.
+            _check_size(image, max_pixels)
+            image.load()
+            rgb = _to_rgb(image)
+            if transpose is not None:
+                rgb = rgb.transpose(transpose)
+            out.append(
+                DecodedImage(pixels=_array(rgb, handler), format=handler.name, orientation=orientation)
+            )
+        return tuple(out)
+
+
+def srgb_pixels(data: bytes, source: DecodedSource) -> numpy.ndarray:
+    """The source's upright pixels converted from its ICC profile to sRGB; raises UnreadableImageError."""
+    profile = source.icc_profile
+    if not profile:
+        return source.image.pixels
+    handler = handler_for(data)
+    space = profile[16:20]
+    try:
+        source_profile = ImageCms.ImageCmsProfile(BytesIO(profile))
+        target = ImageCms.ImageCmsProfile(BytesIO(SRGB.profile))
+        if space == b"RGB ":
+            image = Image.fromarray(source.image.pixels)
+            return numpy.array(ImageCms.profileToProfile(image, source_profile, target, outputMode="RGB"))
+        if space == b"GRAY":
+            image = Image.fromarray(numpy.ascontiguousarray(source.image.pixels[..., 0]))
+            return numpy.array(ImageCms.profileToProfile(image, source_profile, target, outputMode="RGB"))
+        if space == b"CMYK":
+            # The decoded pixels are Pillow's naive CMYK->RGB; the profile applies to the ink values.
+            with Image.open(BytesIO(data), formats=[handler.pillow_format]) as cmyk:
+                if cmyk.mode != "CMYK":
+                    raise UnreadableImageError(
+                        f"{handler.name} has a CMYK ICC profile but {cmyk.mode} pixels"
+                    )
+                converted = ImageCms.profileToProfile(cmyk, source_profile, target, outputMode="RGB")
+                assert converted is not None
+                transpose = _UPRIGHT[source.image.orientation]
+                if transpose is not None and handler.name != "heic":
+                    converted = converted.transpose(transpose)
+                return numpy.array(converted)
+    except MediaError:
+        raise
+    except Exception as exc:
+        # LittleCMS refuses broken or exotic profiles with PyCMSError/OSError; either way the
+        # colours cannot be made right, and passing the profile through is not allowed.
+        raise UnreadableImageError(
+            f"{handler.name}: its ICC profile is not a standard one and cannot be converted to sRGB ({exc})"
+        ) from exc
+    raise UnreadableImageError(
+        f"{handler.name}: its ICC profile (colour space {space!r}) is not a standard one "
+        "and cannot be converted to sRGB"
+    )
+
+
+@contextmanager
+def _pillow_errors(handler: FormatHandler, max_pixels: int) -> Iterator[None]:
+    """Map whatever Pillow raises on hostile input to our MediaError subclasses."""
     if handler.name == "heic":
         heic.register_opener()
     # Our own max_pixels is the limit; Pillow's global bomb limit must neither warn (a warning
@@ -48,31 +141,46 @@ def decode_source(data: bytes, *, max_pixels: int) -> DecodedSource:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            return _decode(data, handler, max_pixels)
+            yield
         except MediaError:
             raise
         except Image.DecompressionBombError as exc:
             raise ImageTooLargeError(f"{handler.name}: {exc}", limit=max_pixels) from exc
         except Exception as exc:
             # Pillow and its plugins raise many types on hostile input (OSError, SyntaxError,
-            # ValueError, struct.error, IndexError, RuntimeError...); all mean "not readable".
+            # ValueError, struct.error, IndexError, RuntimeError, EOFError...); all mean "not readable".
             raise UnreadableImageError(f"{handler.name} does not decode: {exc}") from exc
+
+
+def _check_size(image: Image.Image, max_pixels: int) -> None:
+    pixels = image.width * image.height
+    if pixels > max_pixels:
+        raise ImageTooLargeError(
+            f"{image.width}x{image.height} = {pixels} pixels exceeds the limit of {max_pixels}",
+            pixels=pixels,
+            limit=max_pixels,
+        )
+
+
+def _check_complete(data: bytes, handler: FormatHandler) -> None:
+    try:
+        handler.check_complete(data)
+    except MalformedError as exc:
+        raise UnreadableImageError(f"{handler.name}: {exc}") from exc
+
+
+def _array(rgb: Image.Image, handler: FormatHandler) -> numpy.ndarray:
+    array = numpy.array(rgb, dtype=numpy.uint8)
+    if array.ndim != 3 or array.shape[2] != 3 or array.size == 0:
+        raise UnreadableImageError(f"{handler.name} decoded to an unexpected shape {array.shape}")
+    return array
 
 
 def _decode(data: bytes, handler: FormatHandler, max_pixels: int) -> DecodedSource:
     with Image.open(BytesIO(data), formats=[handler.pillow_format]) as image:
-        pixels = image.width * image.height
-        if pixels > max_pixels:
-            raise ImageTooLargeError(
-                f"{image.width}x{image.height} = {pixels} pixels exceeds the limit of {max_pixels}",
-                pixels=pixels,
-                limit=max_pixels,
-            )
+        _check_size(image, max_pixels)
         # After the size check, so a small file claiming huge dimensions is never inflated.
-        try:
-            handler.check_complete(data)
-        except MalformedError as exc:
-            raise UnreadableImageError(f"{handler.name}: {exc}") from exc
+        _check_complete(data, handler)
         # Our own walk above, not Pillow, decides that the file is complete: Pillow accepts a
         # truncated file silently whenever some other import set ImageFile.LOAD_TRUNCATED_IMAGES.
         image.load()
@@ -82,9 +190,7 @@ def _decode(data: bytes, handler: FormatHandler, max_pixels: int) -> DecodedSour
     transpose = _UPRIGHT[orientation] if apply else None
     if transpose is not None:
         rgb = rgb.transpose(transpose)
-    array = numpy.array(rgb, dtype=numpy.uint8)
-    if array.ndim != 3 or array.shape[2] != 3 or array.size == 0:
-        raise UnreadableImageError(f"{handler.name} decoded to an unexpected shape {array.shape}")
+    array = _array(rgb, handler)
     return DecodedSource(DecodedImage(pixels=array, format=handler.name, orientation=orientation), icc)
 
 

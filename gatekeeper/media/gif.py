@@ -7,6 +7,7 @@ import struct
 from gatekeeper.errors import MetadataLeakError
 from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
 from gatekeeper.media.conversion import encode_png
+from gatekeeper.media.icc import rebuilt
 
 
 def _skip_sub_blocks(data: bytes, pos: int) -> int:
@@ -28,6 +29,7 @@ class GifHandler:
 
     name = "gif"
     pillow_format = "GIF"
+    output = "png"
     allowed: frozenset[str] = frozenset()
 
     def matches(self, head: bytes) -> bool:
@@ -60,7 +62,9 @@ class GifHandler:
 
     def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
         """The first frame as a PNG without text chunks; lossless is False, being a conversion."""
-        return CleanCopy.of(encode_png(source.image.pixels, source.icc_profile), "png", lossless=False)
+        return CleanCopy.of(
+            encode_png(source.image.pixels, rebuilt(source.icc_profile)), "png", lossless=False
+        )
 
     def verify(self, data: bytes) -> None:
         """GIF is never published as is; raises MetadataLeakError."""

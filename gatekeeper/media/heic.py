@@ -8,6 +8,7 @@ import threading
 from gatekeeper.errors import MetadataLeakError
 from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
 from gatekeeper.media.conversion import encode_jpeg
+from gatekeeper.media.icc import rebuilt
 
 # Major brands of HEVC-coded HEIF images and image sequences, plus the generic HEIF brands.
 _BRANDS = frozenset(
@@ -33,6 +34,7 @@ class HeicHandler:
 
     name = "heic"
     pillow_format = "HEIF"
+    output = "jpeg"
     allowed: frozenset[str] = frozenset()
 
     def matches(self, head: bytes) -> bool:
@@ -59,7 +61,7 @@ class HeicHandler:
 
     def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
         """The primary image as a JPEG at jpeg_quality."""
-        pixels = encode_jpeg(source.image.pixels, source.icc_profile, quality=jpeg_quality)
+        pixels = encode_jpeg(source.image.pixels, rebuilt(source.icc_profile), quality=jpeg_quality)
         return CleanCopy.of(pixels, "jpeg", lossless=False)
 
     def verify(self, data: bytes) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from gatekeeper.errors import MetadataLeakError, UnreadableImageError
 from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
 from gatekeeper.media.exif import EXIF_HEADER, exif_findings, minimal_exif
+from gatekeeper.media.icc import is_rebuilt, rebuilt
 
 SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
 APP0, APP1, APP2, APP14, COM = 0xE0, 0xE1, 0xE2, 0xEE, 0xFE
@@ -116,8 +117,14 @@ class JpegHandler:
 
     name = "jpeg"
     pillow_format = "JPEG"
+    output = "jpeg"
     allowed = frozenset(
-        {"SOI", "APP0 JFIF (no thumbnail)", "APP1 Exif (Orientation only)", "APP2 ICC_PROFILE"}
+        {
+            "SOI",
+            "APP0 JFIF (no thumbnail)",
+            "APP1 Exif (Orientation only)",
+            "APP2 ICC_PROFILE (rebuilt standard)",
+        }
         | {"APP14 Adobe (transform only)", "DQT", "SOF", "DHT", "DAC", "DRI", "DNL", "SOS", "EOI"}
     )
 
@@ -137,15 +144,12 @@ class JpegHandler:
             raise UnreadableImageError(f"JPEG structure: {exc}") from exc
         jfif: bytes | None = None
         adobe: bytes | None = None
-        icc: list[bytes] = []
         body: list[bytes] = []
         seen_scan = False
         for seg in segments[1:]:
             payload = seg.payload(data)
             if seg.marker == APP0 and jfif is None:
                 jfif = _clean_jfif(payload)
-            elif seg.marker == APP2 and payload.startswith(_ICC_ID):
-                icc.append(payload)
             elif seg.marker == APP14 and not seen_scan:
                 # libjpeg honours the last Adobe segment read before the first scan.
                 adobe = _clean_adobe(payload) or adobe
@@ -161,7 +165,10 @@ class JpegHandler:
         if source.image.orientation != 1:
             # Kept so viewers still show the photo upright without any pixel being re-encoded.
             out.append(_segment(APP1, minimal_exif(source.image.orientation)))
-        out.extend(_segment(APP2, p) for p in icc)
+        # Never the source's profile chunks: only our rebuilt copy of a recognised standard one.
+        profile = rebuilt(source.icc_profile)
+        if profile is not None:
+            out.append(_segment(APP2, _ICC_ID + b"\x01\x01" + profile))
         if adobe is not None:
             out.append(_segment(APP14, adobe))
         out.extend(body)
@@ -184,6 +191,7 @@ class JpegHandler:
 
 def _segment_findings(data: bytes, segments: list[Segment]) -> list[str]:
     found: list[str] = []
+    icc: list[bytes] = []
     # A second JFIF, Exif or Adobe segment is a place to hide data even if well formed.
     singles = {APP0: _JFIF_ID, APP1: EXIF_HEADER, APP14: _ADOBE_ID}
     seen: set[int] = set()
@@ -205,7 +213,9 @@ def _segment_findings(data: bytes, segments: list[Segment]) -> list[str]:
             else:
                 found.append(f"APP1 {_label(payload)}")
         elif marker == APP2:
-            if not payload.startswith(_ICC_ID):
+            if payload.startswith(_ICC_ID):
+                icc.append(payload)
+            else:
                 found.append(f"APP2 {_label(payload)}")
         elif marker == APP14:
             if _clean_adobe(payload) != payload:
@@ -216,6 +226,9 @@ def _segment_findings(data: bytes, segments: list[Segment]) -> list[str]:
             found.append(f"APP{marker - APP0} {_label(payload)}")
         else:
             found.append(f"marker {marker:#04x}")
+    # We write one chunk holding a rebuilt profile; anything else is not ours.
+    if icc and (len(icc) != 1 or icc[0][12:14] != b"\x01\x01" or not is_rebuilt(icc[0][14:])):
+        found.append("APP2 ICC_PROFILE that is not a rebuilt standard profile")
     return found
 
 

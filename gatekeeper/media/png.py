@@ -9,12 +9,16 @@ from dataclasses import dataclass
 from gatekeeper.errors import MetadataLeakError
 from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
 from gatekeeper.media.conversion import encode_png
+from gatekeeper.media.icc import is_rebuilt, rebuilt
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _KEEP = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT"})
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 _INFLATE_STEP = 1 << 20
+# The profile name of every iCCP we write: the name field is free text in the source.
+ICCP_NAME = b"ICC Profile"  # what Pillow writes too, so both paths agree
+_MAX_ICC = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -92,11 +96,32 @@ def check_image_data(data: bytes, chunks: list[Chunk]) -> None:
         raise MalformedError("PNG image data is incomplete (truncated)")
 
 
+def _chunk(ctype: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
+
+
+def _iccp_findings(body: bytes) -> str:
+    """Empty when an iCCP chunk holds our neutral name and a rebuilt profile, else what is wrong."""
+    name, sep, rest = body.partition(b"\x00")
+    if name != ICCP_NAME or not sep or rest[:1] != b"\x00":
+        return "PNG: iCCP with a profile name other than the neutral one"
+    inflater = zlib.decompressobj()
+    try:
+        # Bounded: a rebuilt profile is a few kilobytes, so a larger stream is not ours anyway.
+        profile = inflater.decompress(rest[1:], _MAX_ICC)
+    except zlib.error:
+        return "PNG: iCCP that does not inflate"
+    if inflater.unconsumed_tail or not inflater.eof or inflater.unused_data or not is_rebuilt(profile):
+        return "PNG: iCCP that is not a rebuilt standard profile"
+    return ""
+
+
 class PngHandler:
     """PNG in, PNG out; pixels untouched unless an orientation must be baked in."""
 
     name = "png"
     pillow_format = "PNG"
+    output = "png"
     allowed = frozenset(t.decode() for t in _KEEP)
 
     def matches(self, head: bytes) -> bool:
@@ -112,10 +137,20 @@ class PngHandler:
         """Keep allow-listed chunks byte for byte; raises MalformedError on a broken file."""
         if source.image.orientation != 1:
             # The orientation lives in eXIf, which is not allowed to stay: bake it into the pixels.
-            return CleanCopy.of(encode_png(source.image.pixels, source.icc_profile), "png", lossless=False)
+            return CleanCopy.of(
+                encode_png(source.image.pixels, rebuilt(source.icc_profile)), "png", lossless=False
+            )
         chunks, _ = walk(data)
-        kept = b"".join(data[c.start : c.end] for c in chunks if c.type in _KEEP)
-        return CleanCopy.of(SIGNATURE + kept, "png", lossless=True)
+        profile = rebuilt(source.icc_profile)
+        kept = []
+        for chunk in chunks:
+            if chunk.type == b"iCCP":
+                # The profile name is free text and the profile itself may carry any: rebuild both.
+                if profile is not None:
+                    kept.append(_chunk(b"iCCP", ICCP_NAME + b"\x00\x00" + zlib.compress(profile, 9)))
+            elif chunk.type in _KEEP:
+                kept.append(data[chunk.start : chunk.end])
+        return CleanCopy.of(SIGNATURE + b"".join(kept), "png", lossless=True)
 
     def verify(self, data: bytes) -> None:
         """Accept only allow-listed chunks and nothing after IEND; raises MetadataLeakError."""
@@ -126,6 +161,7 @@ class PngHandler:
                 f"clean PNG cannot be parsed: {exc}", found=("PNG: unparseable",)
             ) from exc
         found = [f"PNG: {c.type.decode('latin-1')!r} chunk" for c in chunks if c.type not in _KEEP]
+        found.extend(f for f in (_iccp_findings(c.body(data)) for c in chunks if c.type == b"iCCP") if f)
         if end != len(data):
             found.append(f"PNG: {len(data) - end} bytes after IEND")
         if found:

@@ -6,6 +6,7 @@ from gatekeeper.errors import MetadataLeakError
 from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
 from gatekeeper.media.conversion import encode_jpeg
 from gatekeeper.media.exif import TiffReader
+from gatekeeper.media.icc import rebuilt
 
 _STRIP_OFFSETS, _STRIP_COUNTS = 273, 279
 _TILE_OFFSETS, _TILE_COUNTS = 324, 325
@@ -16,6 +17,7 @@ class TiffHandler:
 
     name = "tiff"
     pillow_format = "TIFF"
+    output = "jpeg"
     allowed: frozenset[str] = frozenset()
 
     def matches(self, head: bytes) -> bool:
@@ -42,7 +44,7 @@ class TiffHandler:
 
     def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
         """The first page as a JPEG at jpeg_quality."""
-        pixels = encode_jpeg(source.image.pixels, source.icc_profile, quality=jpeg_quality)
+        pixels = encode_jpeg(source.image.pixels, rebuilt(source.icc_profile), quality=jpeg_quality)
         return CleanCopy.of(pixels, "jpeg", lossless=False)
 
     def verify(self, data: bytes) -> None:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from gatekeeper.errors import MetadataLeakError
 from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
 from gatekeeper.media.conversion import encode_webp_lossless
+from gatekeeper.media.icc import is_rebuilt, rebuilt
 
-_TOP_LEVEL = frozenset({b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ICCP", b"ANIM", b"ANMF"})
-# Inside an ANMF frame only the frame's own image data may appear.
-_FRAME_LEVEL = frozenset({b"VP8 ", b"VP8L", b"ALPH"})
+# A clean copy is a still image: an animation is published as its first frame only.
+_TOP_LEVEL = frozenset({b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ICCP"})
 _ICC_FLAG, _ALPHA_FLAG, _EXIF_FLAG, _XMP_FLAG, _ANIMATION_FLAG = 0x20, 0x10, 0x08, 0x04, 0x02
-_KEPT_FLAGS = _ICC_FLAG | _ALPHA_FLAG | _ANIMATION_FLAG
+_KEPT_FLAGS = _ICC_FLAG | _ALPHA_FLAG
 _VP8X_SIZE = 10
 _ANMF_HEADER = 16
 
@@ -74,6 +74,7 @@ class WebpHandler:
 
     name = "webp"
     pillow_format = "WEBP"
+    output = "webp"
     allowed = frozenset(c.decode().strip() for c in _TOP_LEVEL)
 
     def matches(self, head: bytes) -> bool:
@@ -89,23 +90,25 @@ class WebpHandler:
 
     def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
         """Keep allow-listed chunks, clear the EXIF/XMP flags, fix the RIFF size; raises MalformedError."""
-        if source.image.orientation != 1:
-            # The orientation lives in the EXIF chunk, which may not stay: bake it into the pixels.
-            pixels = encode_webp_lossless(source.image.pixels, source.icc_profile)
-            return CleanCopy.of(pixels, "webp", lossless=False)
+        profile = rebuilt(source.icc_profile)
         chunks, _ = walk(data, strict=False)
-        has_icc = any(c.fourcc == b"ICCP" for c in chunks)
+        animated = any(c.fourcc in (b"ANIM", b"ANMF") for c in chunks)
+        if source.image.orientation != 1 or animated:
+            # The orientation lives in the EXIF chunk, which may not stay: bake it into the pixels.
+            # An animation is published as its (composited) first frame only.
+            pixels = encode_webp_lossless(source.image.pixels, profile)
+            return CleanCopy.of(pixels, "webp", lossless=False)
         out = []
         for chunk in chunks:
             if chunk.fourcc == b"VP8X":
                 if len(chunk.payload) < _VP8X_SIZE:
                     raise MalformedError("WebP VP8X is too short")
-                flags = chunk.payload[0] & _KEPT_FLAGS & ~(0 if has_icc else _ICC_FLAG)
+                flags = chunk.payload[0] & _KEPT_FLAGS & ~(0 if profile else _ICC_FLAG)
                 out.append(_pack(b"VP8X", bytes([flags, 0, 0, 0]) + chunk.payload[4:_VP8X_SIZE]))
-            elif chunk.fourcc == b"ANMF":
-                header, inner = _frame_chunks(chunk.payload, strict=False)
-                frame = b"".join(_pack(c.fourcc, c.payload) for c in inner if c.fourcc in _FRAME_LEVEL)
-                out.append(_pack(b"ANMF", header + frame))
+            elif chunk.fourcc == b"ICCP":
+                # Never the source's profile bytes: only our rebuilt copy of the standard one.
+                if profile is not None:
+                    out.append(_pack(b"ICCP", profile))
             elif chunk.fourcc in _TOP_LEVEL:
                 out.append(_pack(chunk.fourcc, chunk.payload))
         body = b"WEBP" + b"".join(out)
@@ -132,14 +135,9 @@ class WebpHandler:
             elif chunk.fourcc == b"VP8X":
                 payload = chunk.payload
                 if len(payload) != _VP8X_SIZE or payload[0] & ~_KEPT_FLAGS or payload[1:4] != b"\0\0\0":
-                    found.append("WebP: VP8X flags or reserved bits beyond ICC/alpha/animation")
-            elif chunk.fourcc == b"ANMF":
-                _, inner = _frame_chunks(chunk.payload, strict=True)
-                found.extend(
-                    f"WebP: {c.fourcc.decode('latin-1')!r} chunk inside a frame"
-                    for c in inner
-                    if c.fourcc not in _FRAME_LEVEL
-                )
+                    found.append("WebP: VP8X flags or reserved bits beyond ICC/alpha")
+            elif chunk.fourcc == b"ICCP" and not is_rebuilt(chunk.payload):
+                found.append("WebP: ICCP that is not a rebuilt standard profile")
         if end != len(data):
             found.append(f"WebP: {len(data) - end} bytes after the RIFF container")
         return found

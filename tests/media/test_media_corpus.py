@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from io import BytesIO
 from pathlib import Path
 
 import numpy
 import pytest
+from PIL import Image, ImageCms
 
-from gatekeeper.media import decode, sanitise, verify_clean
+from gatekeeper.media import decode, decode_source, sanitise, verify_clean
+from gatekeeper.media.icc import is_standard
 
 MAX_PIXELS = 50_000_000
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".tif", ".tiff"}
@@ -94,10 +97,26 @@ def test_clean_copy_of_every_corpus_photo_shows_no_identifying_metadata_to_exift
     verify_clean(clean.data)
 
 
+def _srgb_reference(data: bytes) -> numpy.ndarray:
+    """The source's upright pixels converted to sRGB by LittleCMS's own built-in sRGB profile."""
+    source = decode_source(data, max_pixels=MAX_PIXELS)
+    assert source.icc_profile is not None
+    converted = ImageCms.profileToProfile(
+        Image.fromarray(source.image.pixels),
+        ImageCms.ImageCmsProfile(BytesIO(source.icc_profile)),
+        ImageCms.createProfile("sRGB"),
+        outputMode="RGB",
+    )
+    assert converted is not None
+    return numpy.asarray(converted)
+
+
 @pytest.mark.parametrize("relpath", _corpus_photos(".jpg", ".jpeg", ".png", ".webp"))
 def test_clean_copy_of_a_web_format_is_lossless_and_decodes_to_the_same_pixels(relpath: str, corpus) -> None:
     data = (corpus.root / relpath).read_bytes()
     original = decode(data, max_pixels=MAX_PIXELS)
+    if not is_standard(decode_source(data, max_pixels=MAX_PIXELS).icc_profile):
+        pytest.skip("non-standard ICC profile: converted to sRGB (see the conversion test)")
 
     clean = sanitise(data, max_pixels=MAX_PIXELS)
 
@@ -107,6 +126,36 @@ def test_clean_copy_of_a_web_format_is_lossless_and_decodes_to_the_same_pixels(r
     republished = decode(clean.data, max_pixels=MAX_PIXELS)
     assert republished.orientation == original.orientation
     assert numpy.array_equal(republished.pixels, original.pixels)
+
+
+def _non_standard_profile_photos() -> list[str]:
+    root = _corpus_root()
+    if root is None:
+        return ["(corpus missing)"]
+    found = []
+    for relpath in _corpus_photos(".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"):
+        with Image.open(root / relpath) as image:
+            profile = image.info.get("icc_profile")
+        if profile and not is_standard(profile):
+            found.append(relpath)
+    return found
+
+
+@pytest.mark.parametrize("relpath", _non_standard_profile_photos())
+def test_a_non_standard_profile_is_converted_to_srgb_with_the_right_colour(relpath: str, corpus) -> None:
+    data = (corpus.root / relpath).read_bytes()
+    reference = _srgb_reference(data)
+
+    clean = sanitise(data, max_pixels=MAX_PIXELS, jpeg_quality=95)
+
+    assert not clean.lossless
+    republished = decode_source(clean.data, max_pixels=MAX_PIXELS)
+    assert republished.image.pixels.shape == reference.shape
+    # Mean colour per channel within 1.5 levels of LittleCMS's own conversion: the profile was
+    # applied (the Apple/ProPhoto profiles here shift means by 5-30 levels when ignored).
+    means = republished.image.pixels.reshape(-1, 3).mean(axis=0)
+    assert numpy.abs(means - reference.reshape(-1, 3).mean(axis=0)).max() < 1.5
+    assert republished.icc_profile is not None and is_standard(republished.icc_profile)
 
 
 @pytest.mark.parametrize("relpath", _corpus_photos(".heic", ".heif", ".tif", ".tiff"))
@@ -125,6 +174,9 @@ def test_heic_and_tiff_are_published_as_upright_jpeg_of_the_same_size(relpath: s
     republished = decode(clean.data, max_pixels=MAX_PIXELS)
     assert republished.orientation == 1
     assert republished.pixels.shape == original.pixels.shape
+    if not is_standard(decode_source(data, max_pixels=MAX_PIXELS).icc_profile):
+        original = decode(data, max_pixels=MAX_PIXELS)
+        original = type(original)(pixels=_srgb_reference(data), format=original.format, orientation=1)
     # Lossy re-encoding (chroma subsampled) of small graphics costs a few levels; a wrong
     # rotation or colour conversion costs tens.
     assert numpy.abs(republished.pixels.astype(int) - original.pixels).mean() < 8
@@ -163,19 +215,28 @@ def test_each_exif_orientation_decodes_to_the_same_upright_image(orientation: in
     assert _mean_abs_diff(image.pixels, second) < (5 if orientation > 1 else 20)
 
 
-@pytest.mark.parametrize("orientation", range(2, 9))
-def test_clean_jpeg_keeps_only_the_orientation_so_viewers_show_it_upright(
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_clean_jpeg_shows_upright_either_baked_in_or_by_its_only_exif_tag(
     orientation: int, corpus, exiftool: str, tmp_path: Path
 ) -> None:
     data = (corpus.metadata_dir / "orientation" / f"landscape_{orientation}.jpg").read_bytes()
+    upright = decode(data, max_pixels=MAX_PIXELS).pixels
 
     clean = sanitise(data, max_pixels=MAX_PIXELS)
 
     out = tmp_path / "clean.jpg"
     out.write_bytes(clean.data)
     tags = _exiftool_tags(exiftool, out)
-    assert tags["IFD0:Orientation"] == orientation
-    assert [key for key in tags if key.startswith(("IFD", "ExifIFD", "GPS"))] == ["IFD0:Orientation"]
+    exif = [key for key in tags if key.startswith(("IFD", "ExifIFD", "GPS"))]
+    with Image.open(BytesIO(clean.data)) as image:
+        # What a viewer that ignores EXIF shows: the stored pixels.
+        stored = numpy.asarray(image.convert("RGB"))
+    if exif:
+        assert exif == ["IFD0:Orientation"] and tags["IFD0:Orientation"] == orientation
+    else:
+        # Converted (these carry Apple's Generic RGB profile): the rotation is in the pixels.
+        assert stored.shape == upright.shape
+        assert _mean_abs_diff(stored, upright) * 3 < _mean_abs_diff(stored, upright[::-1, ::-1])
 
 
 def test_clean_copy_of_a_photo_without_rotation_carries_no_exif_at_all(corpus) -> None:

@@ -80,8 +80,8 @@ def test_mpf_index_is_dropped(corpus) -> None:
     assert _same_pixels(clean.data, data)
 
 
-def test_png_with_bytes_after_iend_loses_them(corpus) -> None:
-    data = (corpus.faces_dir / "alex_lacamoire" / "alex-lacamoire.png").read_bytes()
+def test_png_with_bytes_after_iend_loses_them(photo: Image.Image) -> None:
+    data = _encode(photo, "PNG")
     trailer = b"secret: taken at Hillside Primary by J. Smith"
 
     clean = sanitise(data + trailer, max_pixels=MAX_PIXELS)
@@ -207,7 +207,7 @@ def test_webp_exif_and_xmp_chunks_are_dropped_and_the_flags_cleared(corpus) -> N
         assert clean.data[20] & 0x0C == 0
 
 
-def test_animated_webp_keeps_its_frames_and_loses_its_metadata(photo: Image.Image) -> None:
+def test_animated_webp_is_published_as_its_first_frame_without_metadata(photo: Image.Image) -> None:
     frames = [photo, photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]
     data = _encode(
         frames[0], "WEBP", save_all=True, append_images=frames[1:], lossless=True, xmp=b"<x>Jane</x>"
@@ -216,7 +216,7 @@ def test_animated_webp_keeps_its_frames_and_loses_its_metadata(photo: Image.Imag
 
     clean = sanitise(data, max_pixels=MAX_PIXELS)
 
-    assert clean.data.count(b"ANMF") == 2
+    assert b"ANMF" not in clean.data and b"ANIM" not in clean.data
     assert b"XMP " not in clean.data and b"Jane" not in clean.data
     assert _same_pixels(clean.data, data)
 
