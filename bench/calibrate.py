@@ -31,7 +31,7 @@ from gatekeeper.faces import DlibFaceEngine, TemplateIndex
 UNKNOWN = "unknown"
 SWEEP_PHOTO = "obama/obama.jpg"
 SWEEP_FACE_PX = (120, 80, 60, 50, 45, 42, 40, 38, 36, 32, 30, 28, 26, 24, 22, 20)
-SWEEP_UPSAMPLE = (0, 1, 2)
+SWEEP_MIN_DETECT = (64, 40, 32, 24)  # DlibFaceEngine(min_detect_px=...); 32 is the default
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def encode_corpus(engine: DlibFaceEngine, faces_dir: Path) -> list[Face]:
     for row in rows:
         identities = row["identity"].split(";")
         boxes = [tuple(int(v) for v in box.split()) for box in row["face_boxes_ltrb"].split(";")]
-        found = engine.analyse(load_rgb(faces_dir / row["file"]))
+        found = engine.analyse(load_rgb(faces_dir / row["file"])).faces
         if len(found) != len(identities):
             raise SystemExit(
                 f"{row['file']}: manifest has {len(identities)} faces, engine found {len(found)}"
@@ -152,7 +152,9 @@ def size_sweep(faces_dir: Path, settings: Settings) -> list[dict[str, Any]]:
     full = load_rgb(faces_dir / SWEEP_PHOTO)
     reference = DlibFaceEngine().encode_single(full)
     # min_face_px=1 so that faces below the production minimum are still encoded and measured.
-    engines = {up: DlibFaceEngine(min_face_px=1, upsample=up) for up in SWEEP_UPSAMPLE}
+    engines = {
+        px: DlibFaceEngine(min_face_px=1, min_detect_px=px, probe_rotations=False) for px in SWEEP_MIN_DETECT
+    }
     results = []
     for face_px in SWEEP_FACE_PX:
         scale = face_px / (right - left)
@@ -162,18 +164,21 @@ def size_sweep(faces_dir: Path, settings: Settings) -> list[dict[str, Any]]:
         )
         pixels = np.asarray(image)
         entry: dict[str, Any] = {"face_px": face_px, "image": f"{image.width}x{image.height}"}
-        for up, engine in engines.items():
-            found = engine.analyse(pixels)
+        for px, engine in engines.items():
+            found = engine.analyse(pixels).faces
             if not found:
-                entry[f"upsample_{up}"] = None
+                entry[f"min_detect_{px}"] = None
                 continue
-            face = found[0]
-            assert face.encoding is not None
-            entry[f"upsample_{up}"] = {
+            face = max(found, key=lambda f: f.score)
+            entry[f"min_detect_{px}"] = {
                 "box_px": min(face.box[2] - face.box[0], face.box[3] - face.box[1]),
+                "score": round(face.score, 3),
+                "possible": face.possible,
                 "too_small_at_min_face_px": min(face.box[2] - face.box[0], face.box[3] - face.box[1])
                 < settings.min_face_px,
-                "distance_to_full_size": round(float(np.linalg.norm(face.encoding - reference)), 4),
+                "distance_to_full_size": None
+                if face.encoding is None
+                else round(float(np.linalg.norm(face.encoding - reference)), 4),
             }
         results.append(entry)
     return results
@@ -212,7 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         return [{"distance": round(d, 4), "a": label(a), "b": label(b)} for d, a, b in chosen]
 
     report: dict[str, Any] = {
-        "engine": {"model": DlibFaceEngine.model, "detector": "dlib HOG", "upsample": 1, "jitters": 1},
+        "engine": {
+            "model": DlibFaceEngine.model,
+            "detector": "dlib HOG, greyscale",
+            "min_detect_px": 32,
+            "jitters": 1,
+        },
         "counts": {
             "photos": len({f.file for f in faces}),
             "faces": len(faces),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,3 +31,62 @@ def engine() -> DlibFaceEngine:
 def load_rgb() -> Callable[[Path], np.ndarray]:
     """The test decoder, as a fixture so test modules need not import conftest."""
     return decode_rgb
+
+
+Box = tuple[int, int, int, int]
+
+
+def face_crop(pixels: np.ndarray, box: Box, face_px: int) -> np.ndarray:
+    """The face at `box` with half a face of context around it, resized so the face is face_px wide."""
+    left, top, right, bottom = box
+    margin = (right - left) // 2
+    height, width = pixels.shape[:2]
+    crop = pixels[
+        max(top - margin, 0) : min(bottom + margin, height),
+        max(left - margin, 0) : min(right + margin, width),
+    ]
+    factor = face_px / (right - left)
+    size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize(size, Image.Resampling.LANCZOS))
+
+
+def crowd_montage(corpus, sizes: list[int]) -> tuple[np.ndarray, list[Box]]:
+    """A grid of real corpus faces, one per size (cycling through the photos), and their boxes.
+
+    Built in memory from corpus/faces; nothing is written. Boxes are the manifest boxes scaled.
+    """
+    sources = [(entry.path, box) for entry in corpus.faces() for box in entry.boxes]
+    cell = 2 * max(sizes) + 8
+    columns = math.ceil(math.sqrt(len(sizes)))
+    rows = math.ceil(len(sizes) / columns)
+    canvas = np.full((rows * cell, columns * cell, 3), 128, dtype=np.uint8)
+    boxes: list[Box] = []
+    decoded: dict[Path, np.ndarray] = {}
+    for i, face_px in enumerate(sizes):
+        path, box = sources[i % len(sources)]
+        if path not in decoded:
+            decoded[path] = decode_rgb(path)
+        pixels = decoded[path]
+        crop = face_crop(pixels, box, face_px)[: cell - 8, : cell - 8]
+        factor = face_px / (box[2] - box[0])
+        # Where the face lands inside the crop (the crop may be cut by the photo's border).
+        margin = (box[2] - box[0]) // 2
+        off_x = (box[0] - max(box[0] - margin, 0)) * factor
+        off_y = (box[1] - max(box[1] - margin, 0)) * factor
+        x, y = (i % columns) * cell + 4, (i // columns) * cell + 4
+        canvas[y : y + crop.shape[0], x : x + crop.shape[1]] = crop
+        boxes.append(
+            (
+                round(x + off_x),
+                round(y + off_y),
+                round(x + off_x + face_px),
+                round(y + off_y + (box[3] - box[1]) * factor),
+            )
+        )
+    return canvas, boxes
+
+
+@pytest.fixture(scope="session")
+def montage() -> Callable[..., tuple[np.ndarray, list[Box]]]:
+    """The crowd montage builder, as a fixture so test modules need not import conftest."""
+    return crowd_montage

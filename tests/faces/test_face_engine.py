@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from gatekeeper.errors import EnrolmentPhotoError, FaceError
-from gatekeeper.faces import DlibFaceEngine
+from gatekeeper.faces import DlibFaceEngine, FaceAnalysis
 
 OBAMA_SMALL_BOX = (103, 68, 211, 175)  # manifest box of obama/obama_small.jpg (320x240)
 
@@ -56,14 +56,14 @@ def test_enrolment_refuses_a_photo_with_no_face(engine, corpus, load_rgb):
 
 
 def test_a_photo_with_no_face_gives_no_detections(engine, corpus, load_rgb):
-    assert engine.analyse(load_rgb(corpus.metadata_dir / "canon_eos_40d.jpg")) == []
+    assert engine.analyse(load_rgb(corpus.metadata_dir / "canon_eos_40d.jpg")) == FaceAnalysis(faces=())
 
 
 def test_face_below_the_minimum_size_is_reported_too_small_without_an_encoding(engine, corpus, load_rgb):
     # obama_small's face is 108 px wide; at 0.3 it is about 32 px, still found by HOG (upsample 1).
     small = scaled(load_rgb(corpus.faces_dir / "obama" / "obama_small.jpg"), 0.3)
 
-    faces = engine.analyse(small)
+    faces = engine.analyse(small).faces
 
     assert len(faces) == 1
     assert faces[0].too_small is True
@@ -82,7 +82,7 @@ def test_enrolment_refuses_a_face_below_the_minimum_size(engine, corpus, load_rg
 
 def test_faces_come_back_sorted_by_left_edge(engine, corpus, load_rgb):
     # dlib reports the right-hand face of this photo first.
-    faces = engine.analyse(load_rgb(corpus.faces_dir / "group" / "two_people.jpg"))
+    faces = engine.analyse(load_rgb(corpus.faces_dir / "group" / "two_people.jpg")).faces
 
     lefts = [face.box[0] for face in faces]
     assert lefts == sorted(lefts)
@@ -92,7 +92,7 @@ def test_faces_come_back_sorted_by_left_edge(engine, corpus, load_rgb):
 def test_box_of_a_face_cut_by_the_image_border_is_clipped_to_the_image(engine, corpus, load_rgb):
     pixels = load_rgb(corpus.faces_dir / "obama" / "obama_partial_face.jpg")
 
-    (face,) = engine.analyse(pixels)
+    (face,) = engine.analyse(pixels).faces
 
     left, top, right, bottom = face.box
     assert left == 0
@@ -105,21 +105,22 @@ def test_a_cropped_view_of_an_image_still_finds_the_face(engine, corpus, load_rg
     # A numpy slice is a strided view; dlib silently sees nothing in one unless it is copied.
     pixels = load_rgb(corpus.faces_dir / "obama" / "obama_small.jpg")
 
-    faces = engine.analyse(pixels[:, 50:])
+    faces = engine.analyse(pixels[:, 50:]).faces
 
     assert len(faces) == 1
     assert iou(faces[0].box, (53, 68, 161, 175)) > 0.8
 
 
-def test_large_image_is_searched_scaled_down_with_boxes_in_full_size_pixels(engine, corpus, load_rgb):
+def test_large_image_searched_in_tiles_gives_the_same_face_once_in_full_size_pixels(engine, corpus, load_rgb):
     pixels = load_rgb(corpus.faces_dir / "obama" / "obama.jpg")  # 910x1137, manifest box below
-    full_size = engine.analyse(pixels)[0]
+    (full_size,) = engine.analyse(pixels).faces
 
-    (face,) = DlibFaceEngine(max_side=600).analyse(pixels)
+    # Tiles of 256 detector pixels: a coarse pass plus many overlapping tiles, merged to one face.
+    (face,) = DlibFaceEngine(tile_px=256).analyse(pixels).faces
 
     assert iou(face.box, (349, 142, 617, 409)) > 0.7
     assert face.encoding is not None and full_size.encoding is not None
-    assert np.linalg.norm(face.encoding - full_size.encoding) < 0.2
+    assert np.linalg.norm(face.encoding - full_size.encoding) < 0.05
 
 
 @pytest.mark.parametrize(
@@ -137,9 +138,21 @@ def test_pixels_that_are_not_hxwx3_uint8_are_refused(engine, pixels):
         engine.analyse(pixels)
 
 
-def test_engine_settings_out_of_range_are_refused():
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"min_face_px": 0},
+        {"min_detect_px": 4},
+        {"turned_min_detect_px": 4},
+        {"tile_px": 100},
+        {"max_faces": 0},
+        {"time_limit_s": 0},
+        {"possible_score": 0.5},
+    ],
+)
+def test_engine_settings_out_of_range_are_refused(settings):
     with pytest.raises(ValueError):
-        DlibFaceEngine(min_face_px=0)
+        DlibFaceEngine(**settings)
 
 
 def test_dlib_loads_only_when_an_engine_is_built_and_leaves_pillow_settings_alone():

@@ -1,0 +1,286 @@
+"""Benchmark face finding: our engine against the face_recognition command line, same files, same run.
+
+    uv run python bench/faces.py [--corpus ../shared/corpus] [--skip-tool]
+
+Builds, in a temporary folder (never in the repository), a copy of the corpus face photos plus a
+crowd montage of 36 corpus faces (40-120 px) and a 24 MP image tiled from montages (180 faces of
+54-162 px); enrols one photo per identity; then times, on the same two cores:
+  - ours: a 2-process pool over the photos, each process with its own DlibFaceEngine;
+  - `face_recognition --cpus 1` and `--cpus 2` (which shrinks photos over 1600 px before detection).
+Also: peak RSS of a fresh process analysing the 24 MP image, and TemplateIndex matching cost at
+10,000 enrolled people. Prints JSON to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from gatekeeper.config import Settings
+from gatekeeper.faces import DlibFaceEngine, TemplateIndex
+
+ENROL = {
+    "obama": "obama/obama.jpg",
+    "biden": "biden/biden.jpg",
+    "alex_lacamoire": "alex_lacamoire/alex_lacamoire_img1.jpg",
+    "kit_harington": "kit_harington/kit_harington_john1.jpeg",
+    "rose_leslie": "rose_leslie/rose_leslie_img1.jpg",
+}
+CROWD_SIZES = [40 + (i * 16) % 81 for i in range(36)]
+BIG_SIZES = [54 + (i * 22) % 109 for i in range(30)]  # 54-162 px, 30 per montage, 6 montages
+SETTINGS = Settings()
+
+_engine: DlibFaceEngine | None = None
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Decode a photo upright as HxWx3 uint8 RGB."""
+    with Image.open(path) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+def manifest(corpus: Path) -> list[tuple[str, list[tuple[int, int, int, int]]]]:
+    """(file, face boxes) for every row of corpus/faces/manifest.csv."""
+    import csv
+
+    with open(corpus / "faces" / "manifest.csv", newline="", encoding="utf-8") as fh:
+        return [
+            (row["file"], [tuple(int(v) for v in b.split()) for b in row["face_boxes_ltrb"].split(";") if b])  # type: ignore[misc]
+            for row in csv.DictReader(fh)
+        ]
+
+
+def montage(corpus: Path, sizes: list[int]) -> np.ndarray:
+    """A grid of corpus faces with half a face of context, one per size, on grey."""
+    sources = [(corpus / "faces" / file, box) for file, boxes in manifest(corpus) for box in boxes]
+    cell = 2 * max(sizes) + 8
+    columns = math.ceil(math.sqrt(len(sizes)))
+    canvas = np.full((math.ceil(len(sizes) / columns) * cell, columns * cell, 3), 128, dtype=np.uint8)
+    for i, face_px in enumerate(sizes):
+        path, (left, top, right, bottom) = sources[i % len(sources)]
+        pixels = load_rgb(path)
+        margin = (right - left) // 2
+        crop = pixels[max(top - margin, 0) : bottom + margin, max(left - margin, 0) : right + margin]
+        factor = face_px / (right - left)
+        size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
+        crop = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize(size, Image.Resampling.LANCZOS))
+        crop = crop[: cell - 8, : cell - 8]
+        x, y = (i % columns) * cell + 4, (i // columns) * cell + 4
+        canvas[y : y + crop.shape[0], x : x + crop.shape[1]] = crop
+    return canvas
+
+
+def build(corpus: Path, work: Path) -> tuple[Path, Path, dict[str, int]]:
+    """KNOWN and UNKNOWN folders for both tools; returns them and the expected face count per file."""
+    known, unknown = work / "known", work / "unknown"
+    known.mkdir()
+    unknown.mkdir()
+    for name, file in ENROL.items():
+        (known / f"{name}{Path(file).suffix}").write_bytes((corpus / "faces" / file).read_bytes())
+    expected = {}
+    for file, boxes in manifest(corpus):
+        target = unknown / file.replace("/", "__")
+        target.write_bytes((corpus / "faces" / file).read_bytes())
+        expected[target.name] = len(boxes)
+    Image.fromarray(montage(corpus, CROWD_SIZES)).save(unknown / "crowd36.png")
+    expected["crowd36.png"] = len(CROWD_SIZES)
+    tile = Image.fromarray(montage(corpus, BIG_SIZES)).resize((2000, 2000), Image.Resampling.BICUBIC)
+    big = Image.new("RGB", (6000, 4000), (128, 128, 128))
+    for i in range(6):
+        big.paste(tile, ((i % 3) * 2000, (i // 3) * 2000))
+    big.save(unknown / "big24mp.jpg", quality=92)
+    # Faces scale with the montage: 2000 / its side.
+    expected["big24mp.jpg"] = 6 * len(BIG_SIZES)
+    return known, unknown, expected
+
+
+def _init() -> None:
+    global _engine
+    _engine = DlibFaceEngine(min_face_px=SETTINGS.min_face_px)
+
+
+def _analyse(path: str) -> dict[str, Any]:
+    assert _engine is not None
+    pixels = load_rgb(Path(path))
+    start = time.perf_counter()
+    analysis = _engine.analyse(pixels)
+    seconds = time.perf_counter() - start
+    return {
+        "file": Path(path).name,
+        "mp": pixels.shape[0] * pixels.shape[1] / 1e6,
+        "seconds": seconds,
+        "faces": len(analysis.faces),
+        "encoded": [f.encoding.tolist() for f in analysis.faces if f.encoding is not None],
+        "too_small": sum(f.too_small for f in analysis.faces),
+        "possible": sum(f.possible for f in analysis.faces),
+        "limit": analysis.limit,
+    }
+
+
+def identify(index: TemplateIndex, encoding: list[float]) -> str | None:
+    """The person a face is identified as under the §4 rule at the default settings, else None."""
+    matches = index.best_matches(np.array(encoding))
+    if not matches or matches[0].distance > SETTINGS.accept_distance:
+        return None
+    if len(matches) > 1 and matches[1].distance - matches[0].distance < SETTINGS.margin:
+        return None
+    return matches[0].key
+
+
+def run_ours(known: Path, unknown: Path) -> dict[str, Any]:
+    """Enrol, then analyse every photo with a 2-process pool; wall time includes loading the models."""
+    start = time.perf_counter()
+    _init()
+    assert _engine is not None
+    keys, encodings = [], []
+    for path in sorted(known.iterdir()):
+        keys.append(path.stem)
+        encodings.append(_engine.encode_single(load_rgb(path)))
+    index = TemplateIndex(keys, np.stack(encodings))
+    paths = sorted(str(p) for p in unknown.iterdir())
+    # fork: the workers inherit the parent's loaded models instead of loading their own.
+    with multiprocessing.get_context("fork").Pool(2, initializer=_init) as pool:
+        results = pool.map(_analyse, paths, chunksize=1)
+    wall = time.perf_counter() - start
+    per_file = {}
+    for r in results:
+        names = [identify(index, e) for e in r.pop("encoded")]
+        r["identified"] = sorted(n for n in names if n)
+        per_file[r["file"]] = r
+    return {"wall_s": wall, "files": per_file}
+
+
+def run_tool(known: Path, unknown: Path, cpus: int) -> dict[str, Any]:
+    """The face_recognition command line on the same folders; faces and names per file from its output."""
+    tool = Path(sys.executable).with_name("face_recognition")
+    start = time.perf_counter()
+    out = subprocess.run(
+        [str(tool), "--cpus", str(cpus), str(known), str(unknown)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    wall = time.perf_counter() - start
+    per_file: dict[str, dict[str, Any]] = {}
+    for line in out.splitlines():
+        path, _, name = line.rpartition(",")
+        entry = per_file.setdefault(Path(path).name, {"faces": 0, "identified": []})
+        if name != "no_persons_found":
+            entry["faces"] += 1
+            if name != "unknown_person":
+                entry["identified"].append(name)
+    return {"wall_s": wall, "files": per_file}
+
+
+def peak_rss_24mp(path: Path) -> dict[str, Any]:
+    """Peak RSS (MB) of a fresh process that loads the engine and analyses the 24 MP photo."""
+    script = (
+        "import resource, sys, time\n"
+        "sys.path.insert(0, 'bench')\n"
+        "from faces import load_rgb\n"
+        "from gatekeeper.faces import DlibFaceEngine\n"
+        "e = DlibFaceEngine()\n"
+        "t = time.perf_counter()\n"
+        f"a = e.analyse(load_rgb(__import__('pathlib').Path({str(path)!r})))\n"
+        "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(len(a.faces), a.limit, time.perf_counter() - t, rss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    faces, limit, seconds, rss_kb = out.split()
+    return {
+        "faces": int(faces),
+        "limit": limit,
+        "seconds_one_core": float(seconds),
+        "peak_rss_mb": int(rss_kb) / 1024,
+    }
+
+
+def matching_cost(people: int = 10_000, per_person: int = 1, probes: int = 500) -> dict[str, Any]:
+    """Mean best_matches time per face against `people` x `per_person` random unit-ish templates."""
+    rng = np.random.default_rng(0)
+    rows = people * per_person
+    templates = rng.normal(size=(rows, 128))
+    templates /= np.linalg.norm(templates, axis=1, keepdims=True) * 2  # dlib encodings have norm ~0.5
+    keys = [f"P{i % people:05d}" for i in range(rows)]
+    index = TemplateIndex(keys, templates)
+    faces = templates[rng.integers(0, rows, probes)] + rng.normal(scale=0.02, size=(probes, 128))
+    start = time.perf_counter()
+    for face in faces:
+        index.best_matches(face)
+    return {"people": people, "templates": rows, "ms_per_face": (time.perf_counter() - start) / probes * 1e3}
+
+
+def summarise(
+    files: dict[str, dict[str, Any]], expected: dict[str, int], wall: float, mp: float
+) -> dict[str, Any]:
+    """Totals for one tool over the same photos."""
+    return {
+        "wall_s": round(wall, 2),
+        "s_per_photo": round(wall / len(expected), 3),
+        "s_per_mp": round(wall / mp, 3),
+        "faces_found": sum(files.get(f, {}).get("faces", 0) for f in expected),
+        "faces_expected": sum(expected.values()),
+        "identifications": sum(len(files.get(f, {}).get("identified", [])) for f in expected),
+        "per_special_file": {
+            f: {
+                "faces": files.get(f, {}).get("faces", 0),
+                "identified": len(files.get(f, {}).get("identified", [])),
+            }
+            for f in ("crowd36.png", "big24mp.jpg", "group__obama_and_biden.jpg")
+        },
+    }
+
+
+def main() -> None:
+    """Build the photo set, run every measurement, print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--corpus", type=Path, default=Path(os.environ.get("GATEKEEPER_CORPUS", "../shared/corpus"))
+    )
+    parser.add_argument("--skip-tool", action="store_true")
+    args = parser.parse_args()
+    report: dict[str, Any] = {"cores": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        known, unknown, expected = build(args.corpus, Path(tmp))
+        report["photos"] = len(expected)
+        report["peak_rss_24mp"] = peak_rss_24mp(unknown / "big24mp.jpg")
+        ours = run_ours(known, unknown)
+        mp = sum(r["mp"] for r in ours["files"].values())
+        report["megapixels"] = round(mp, 1)
+        report["ours_2_processes"] = summarise(ours["files"], expected, ours["wall_s"], mp)
+        report["ours_2_processes"]["analyse_s_per_mp_one_core"] = round(
+            sum(r["seconds"] for r in ours["files"].values()) / mp, 3
+        )
+        report["ours_per_file"] = {
+            name: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
+            for name, r in sorted(ours["files"].items())
+        }
+        if not args.skip_tool:
+            for cpus in (1, 2):
+                tool = run_tool(known, unknown, cpus)
+                report[f"face_recognition_cpus_{cpus}"] = summarise(
+                    tool["files"], expected, tool["wall_s"], mp
+                )
+            report["tool_per_file"] = {n: tool["files"].get(n) for n in sorted(expected)}
+    report["matching"] = [matching_cost(), matching_cost(per_person=3)]
+    report["engine_settings"] = {
+        k: DlibFaceEngine.__init__.__kwdefaults__[k] for k in DlibFaceEngine.__init__.__kwdefaults__
+    }
+    json.dump(report, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
