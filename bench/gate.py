@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from gatekeeper.cli import gate_file, main  # noqa: E402
+from gatekeeper.cli import GateJob, gate_file, main  # noqa: E402
 from gatekeeper.config import Settings  # noqa: E402
 from gatekeeper.runtime import Runtime  # noqa: E402
 from gatekeeper.services import gate as gate_service  # noqa: E402
@@ -79,15 +79,14 @@ def run_ours(corpus: Path, work: Path, unknown: list[tuple[Path, list[str]]], re
     if result.exit_code != 0:
         raise SystemExit(f"enrolment failed: {result.output}")
     with runtime.sessions() as session:
-        index = gate_service.load_template_index(session, runtime.faces.model)
-    tools = gate_service.GateTools(settings, runtime.faces, runtime.originals, index)
-    out = work / "out"
+        tools = gate_service.load_tools(session, settings, runtime.faces, runtime.originals)
+    job = GateJob(channel="website", out_dir=work / "out", actor="bench", caption=None)
     times: list[float] = []
     lines: dict[str, dict[str, Any]] = {}
     for _ in range(repeat):
         for path, _ids in unknown:
             start = time.perf_counter()
-            line = gate_file(runtime, tools, path, channel="website", out_dir=out, actor="bench")
+            line = gate_file(runtime, tools, path, job)
             times.append(time.perf_counter() - start)
             lines[str(path)] = line
     runtime.db.dispose()

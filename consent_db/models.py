@@ -135,6 +135,8 @@ class Photo(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # The caption as it may be published: already scrubbed of names (the original is never kept).
+    caption: Mapped[str | None] = mapped_column(Text)
     uploaded_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime]
@@ -177,6 +179,7 @@ class Face(Base):
     bottom: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(16))
     reasons: Mapped[list[Any]] = mapped_column(default=list)
+    covered: Mapped[bool] = mapped_column(Boolean, default=False)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     distance: Mapped[float | None] = mapped_column(Float)
     second_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))

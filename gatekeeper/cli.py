@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import getpass
 import json
+import multiprocessing
 import sys
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -22,6 +25,8 @@ from gatekeeper.runtime import Runtime
 from gatekeeper.services import gate as gate_service
 from gatekeeper.services import people as people_service
 from gatekeeper.storage import opaque_name, write_atomic
+
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -66,9 +71,10 @@ def _iter_files(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def _progress(items: list[Path], label: str) -> AbstractContextManager[Any]:
-    if sys.stderr.isatty() and len(items) > 1:
-        return click.progressbar(items, label=label, file=sys.stderr, show_pos=True)
+def _progress(items: Iterable[T], length: int, label: str) -> AbstractContextManager[Iterable[T]]:
+    """A progress bar on stderr when it is a terminal; otherwise the items as they are."""
+    if sys.stderr.isatty() and length > 1:
+        return click.progressbar(items, length=length, label=label, file=sys.stderr, show_pos=True)
     return nullcontext(items)
 
 
@@ -308,10 +314,27 @@ def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, 
     help="Folder for clean copies of publishable photos (opaque names).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per photo per line on stdout.")
+@click.option(
+    "--caption",
+    help="Caption or alt text for the photos; every name that may not appear on the channel is removed.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Gate photos in this many parallel processes (each loads the face models once).",
+)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.pass_context
 def gate(
-    ctx: click.Context, channel: str, out_dir: Path | None, as_json: bool, paths: tuple[Path, ...]
+    ctx: click.Context,
+    channel: str,
+    out_dir: Path | None,
+    as_json: bool,
+    caption: str | None,
+    workers: int,
+    paths: tuple[Path, ...],
 ) -> None:
     """Check every face in PATHS (files or folders) against consent for CHANNEL.
 
@@ -325,44 +348,79 @@ def gate(
     except GatekeeperError as exc:
         _fail(exc)
     files = _iter_files(paths)
-    with unit_of_work(runtime.sessions) as session:
-        index = gate_service.load_template_index(session, runtime.faces.model)
-    tools = gate_service.GateTools(settings, runtime.faces, runtime.originals, index)
-    actor = _actor()
+    job = GateJob(channel=channel, out_dir=out_dir, actor=_actor(), caption=caption)
     counts: dict[str, int] = {}
-    with _progress(files, "gating") as bar:
-        for path in bar:
-            line = gate_file(runtime, tools, path, channel=channel, out_dir=out_dir, actor=actor)
+    with ExitStack() as stack:
+        if workers > 1 and len(files) > 1:
+            pool = stack.enter_context(
+                ProcessPoolExecutor(
+                    min(workers, len(files)),
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_worker,
+                    initargs=(settings, job),
+                )
+            )
+            lines: Iterable[dict[str, Any]] = pool.map(_gate_in_worker, files)
+        else:
+            with unit_of_work(runtime.sessions) as session:
+                tools = gate_service.load_tools(session, settings, runtime.faces, runtime.originals)
+            lines = (gate_file(runtime, tools, path, job) for path in files)
+        bar = stack.enter_context(_progress(lines, len(files), "gating"))
+        for line in bar:
             counts[line["verdict"]] = counts.get(line["verdict"], 0) + 1
             if as_json:
                 _emit(line)
             else:
-                faces = (
-                    ", ".join(
-                        f"{f['outcome']}" + (f" {f['person']}" if f["person"] else "") for f in line["faces"]
-                    )
-                    or "no faces"
-                )
-                reasons = f" ({', '.join(line['reasons'])})" if line["reasons"] else ""
-                output = f" -> {line['output']}" if line["output"] else ""
-                click.echo(f"{line['verdict'].upper():<12} {line['source']}{reasons}: {faces}{output}")
+                click.echo(_describe(line))
     if not as_json:
         summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
         click.echo(f"{len(files)} photos: {summary or 'none'}", err=True)
 
 
-def gate_file(
-    runtime: Runtime,
-    tools: gate_service.GateTools,
-    path: Path,
-    *,
-    channel: str,
-    out_dir: Path | None,
-    actor: str,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class GateJob:
+    """What every photo of one `gate` run shares."""
+
+    channel: str
+    out_dir: Path | None
+    actor: str
+    caption: str | None
+
+
+def _describe(line: dict[str, Any]) -> str:
+    faces = (
+        ", ".join(
+            f["outcome"]
+            + (f" {f['person']}" if f["person"] else "")
+            + (" (covered)" if f.get("covered") else "")
+            for f in line["faces"]
+        )
+        or "no faces"
+    )
+    reasons = f" ({', '.join(line['reasons'])})" if line["reasons"] else ""
+    output = f" -> {line['output']}" if line["output"] else ""
+    return f"{line['verdict'].upper():<12} {line['source']}{reasons}: {faces}{output}"
+
+
+# Per-process state of a `gate --workers` pool: each worker builds its own runtime once.
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(settings: Settings, job: GateJob) -> None:
+    runtime = Runtime(settings)
+    with unit_of_work(runtime.sessions) as session:
+        tools = gate_service.load_tools(session, settings, runtime.faces, runtime.originals)
+    _worker.update(runtime=runtime, tools=tools, job=job)
+
+
+def _gate_in_worker(path: Path) -> dict[str, Any]:
+    return gate_file(_worker["runtime"], _worker["tools"], path, _worker["job"])
+
+
+def gate_file(runtime: Runtime, tools: gate_service.GateTools, path: Path, job: GateJob) -> dict[str, Any]:
     """Gate one file in its own unit of work and return its JSON line.
 
-    A clean copy appears in `out_dir` only after its publication record has committed.
+    A clean copy appears in the job's folder only after its publication record has committed.
     """
     try:
         data = path.read_bytes() if path.stat().st_size <= runtime.settings.max_bytes else b""
@@ -372,11 +430,18 @@ def gate_file(
     published = None
     with unit_of_work(runtime.sessions) as session:
         result = gate_service.gate_photo(
-            session, data, channel=channel, tools=tools, now=now, actor=actor, want_clean=out_dir is not None
+            session,
+            data,
+            channel=job.channel,
+            tools=tools,
+            now=now,
+            actor=job.actor,
+            want_clean=job.out_dir is not None,
+            caption=job.caption,
         )
-        if out_dir is not None and result.clean is not None:
+        if job.out_dir is not None and result.clean is not None:
             published = gate_service.publish_to_folder(
-                session, result, out_dir, settings=runtime.settings, now=now, actor=actor
+                session, result, job.out_dir, settings=runtime.settings, now=now, actor=job.actor
             )
     output = None
     if published is not None:
@@ -387,18 +452,27 @@ def gate_file(
             published.staged.abort()
             with unit_of_work(runtime.sessions) as session:
                 gate_service.record_failed_publication(
-                    session, published.publication.id, now=_now(), actor=actor, error=str(exc)
+                    session, published.publication.id, now=_now(), actor=job.actor, error=str(exc)
                 )
-    return {
+    line: dict[str, Any] = {
         "source": str(path),
         "verdict": result.verdict,
         "reasons": list(result.reasons),
         "faces": [
-            {"box": list(f.box), "person": f.person, "distance": f.distance, "outcome": f.outcome}
+            {
+                "box": list(f.box),
+                "person": f.person,
+                "distance": f.distance,
+                "outcome": f.outcome,
+                **({"covered": True} if f.covered else {}),
+            }
             for f in result.faces
         ],
         "output": output,
     }
+    if job.caption is not None:
+        line["caption"] = result.caption
+    return line
 
 
 # --- strip -----------------------------------------------------------------------------------------
@@ -440,7 +514,7 @@ def strip(ctx: click.Context, out_dir: Path | None, as_json: bool, paths: tuple[
         raise click.UsageError(f"not found: {', '.join(missing)}")
     files = _iter_files(paths)
     failures = 0
-    with _progress(files, "stripping") as bar:
+    with _progress(files, len(files), "stripping") as bar:
         for path in bar:
             output, error = None, None
             try:

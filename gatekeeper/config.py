@@ -30,11 +30,14 @@ class Settings:
     originals_url: str = ""
     published_url: str = ""
     channels: tuple[str, ...] = DEFAULT_CHANNELS
+    cover_channels: tuple[str, ...] = ()
     # Face distances (dlib 128-d, Euclidean). Chosen from the corpus measurement in docs/faces.md.
     accept_distance: float = 0.55
     review_distance: float = 0.65
     margin: float = 0.08
     min_face_px: int = 40
+    max_faces: int = 200
+    face_time_limit: float = 30.0
     age_threshold: int = 18
     max_pixels: int = 50_000_000
     max_bytes: int = 100 * 1024 * 1024
@@ -71,10 +74,16 @@ class Settings:
         for name in self.channels:
             if not _CHANNEL_RE.match(name):
                 raise ConfigError(f"invalid channel name {name!r}: lower-case letters, digits, '_', one ':'")
+        for name in self.cover_channels:
+            if name not in self.channels:
+                raise ConfigError(f"cover channel {name!r} is not in the channel list {self.channels}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"JPEG quality must be 1..100 (got {self.jpeg_quality})")
+        if not self.face_time_limit > 0:
+            raise ConfigError(f"face_time_limit must be positive (got {self.face_time_limit})")
         for label, value in (
             ("min_face_px", self.min_face_px),
+            ("max_faces", self.max_faces),
             ("max_pixels", self.max_pixels),
             ("max_bytes", self.max_bytes),
         ):
@@ -105,15 +114,19 @@ class Settings:
                 kwargs[key] = v
         if (v := get("GATEKEEPER_CHANNELS")) is not None:
             kwargs["channels"] = parse_channels(v)
+        if (v := get("GATEKEEPER_COVER_CHANNELS")) is not None and v.strip():
+            kwargs["cover_channels"] = parse_channels(v)
         for key, name in (
             ("accept_distance", "GATEKEEPER_ACCEPT_DISTANCE"),
             ("review_distance", "GATEKEEPER_REVIEW_DISTANCE"),
             ("margin", "GATEKEEPER_MARGIN"),
+            ("face_time_limit", "GATEKEEPER_FACE_TIME_LIMIT"),
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_float(name, v)
         for key, name in (
             ("min_face_px", "GATEKEEPER_MIN_FACE_PX"),
+            ("max_faces", "GATEKEEPER_MAX_FACES"),
             ("age_threshold", "GATEKEEPER_AGE_THRESHOLD"),
             ("max_pixels", "GATEKEEPER_MAX_PIXELS"),
             ("max_bytes", "GATEKEEPER_MAX_BYTES"),
@@ -128,9 +141,9 @@ def parse_channels(value: str) -> tuple[str, ...]:
     """Parse a comma-separated channel list; raises ConfigError."""
     names = tuple(part.strip() for part in value.split(",") if part.strip())
     if not names:
-        raise ConfigError("GATEKEEPER_CHANNELS is empty")
+        raise ConfigError(f"channel list {value!r} is empty")
     if len(set(names)) != len(names):
-        raise ConfigError(f"GATEKEEPER_CHANNELS repeats a channel: {value!r}")
+        raise ConfigError(f"channel list repeats a channel: {value!r}")
     return names
 
 

@@ -9,8 +9,9 @@ Reason codes are stable strings; they are part of the JSON output and documented
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Final, Literal
 
@@ -19,6 +20,12 @@ from typing import Final, Literal
 UNKNOWN_FACE: Final = "unknown_face"
 UNCERTAIN_MATCH: Final = "uncertain_match"
 FACE_TOO_SMALL: Final = "face_too_small"
+POSSIBLE_FACE: Final = "possible_face"
+TOO_MANY_FACES: Final = "too_many_faces"
+TIME_LIMIT: Final = "time_limit"
+FACES_COVERED: Final = "faces_covered"
+COVER_FAILED: Final = "cover_failed"
+CONSENT_CHANGED: Final = "consent_changed"
 NO_CONSENT_FOR_CHANNEL: Final = "no_consent_for_channel"
 CONSENT_WITHDRAWN: Final = "consent_withdrawn"
 CONSENT_EXPIRED: Final = "consent_expired"
@@ -33,6 +40,12 @@ REASON_CODES: Final = (
     UNKNOWN_FACE,
     UNCERTAIN_MATCH,
     FACE_TOO_SMALL,
+    POSSIBLE_FACE,
+    TOO_MANY_FACES,
+    TIME_LIMIT,
+    FACES_COVERED,
+    COVER_FAILED,
+    CONSENT_CHANGED,
     NO_CONSENT_FOR_CHANNEL,
     CONSENT_WITHDRAWN,
     CONSENT_EXPIRED,
@@ -43,6 +56,8 @@ REASON_CODES: Final = (
     PERSON_ERASED,
     UNREADABLE_IMAGE,
 )
+# Work limits: analysis stopped early, so some of the photo was never examined.
+LIMIT_REASONS: Final = frozenset({TOO_MANY_FACES, TIME_LIMIT})
 
 Verdict = Literal["publishable", "blocked", "review"]
 Outcome = Literal["consented", "no_consent", "unknown", "uncertain"]
@@ -68,6 +83,12 @@ class Policy:
     review_distance: float = 0.65
     margin: float = 0.08
     age_threshold: int = 18
+    # Channels (and their sub-channels) on which unconsented faces may be covered instead of blocking.
+    cover_channels: frozenset[str] = frozenset()
+
+    def allows_cover(self, channel: str) -> bool:
+        """True when unconsented faces may be covered on `channel`."""
+        return channel in self.cover_channels or parent_channel(channel) in self.cover_channels
 
 
 @dataclass(frozen=True)
@@ -80,10 +101,14 @@ class Candidate:
 
 @dataclass(frozen=True)
 class FaceInput:
-    """A detected face: candidates are best-per-person, nearest first; too_small faces have none."""
+    """A detected face: candidates are best-per-person, nearest first.
+
+    Faces that cannot be identified (too small, or only probably a face) have no candidates.
+    """
 
     candidates: tuple[Candidate, ...] = ()
     too_small: bool = False
+    possible: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +150,7 @@ class FaceVerdict:
     person: str | None
     distance: float | None
     reasons: tuple[str, ...]
+    covered: bool = False
 
     @property
     def is_publishable(self) -> bool:
@@ -199,6 +225,8 @@ def identify(face: FaceInput, policy: Policy) -> tuple[Outcome | None, Candidate
     """Who a face is: (None, best, ()) when identified, else the non-consent outcome and its reason."""
     if face.too_small:
         return "uncertain", None, (FACE_TOO_SMALL,)
+    if face.possible:
+        return "uncertain", None, (POSSIBLE_FACE,)
     if not face.candidates:
         return "unknown", None, (UNKNOWN_FACE,)
     best = face.candidates[0]
@@ -237,17 +265,38 @@ def decide(
     channel: str,
     moment: datetime,
     policy: Policy,
+    limit: str | None = None,
 ) -> PhotoVerdict:
-    """The verdict for a photo: blocked if any face may not appear, else review if any is uncertain."""
+    """The verdict for a photo: blocked if any face may not appear, else review if any is uncertain.
+
+    On a channel that allows covering, faces that may not appear are covered instead of blocking,
+    except a safeguarding-flagged person, who is never published in any form. `limit` is set when
+    analysis stopped early (too many faces, time): part of the photo was never examined, so it is
+    never publishable.
+    """
     verdicts = tuple(decide_face(face, people, channel, moment, policy) for face in faces)
-    reasons = _unique(reason for v in verdicts for reason in v.reasons)
-    if any(v.outcome in ("no_consent", "unknown") for v in verdicts):
+    if policy.allows_cover(channel):
+        verdicts = tuple(
+            replace(v, covered=True) if _excluded(v) and SAFEGUARDING not in v.reasons else v
+            for v in verdicts
+        )
+    visible = [v for v in verdicts if not v.covered]
+    reasons = list(_unique(reason for v in visible for reason in v.reasons))
+    if any(v.covered for v in verdicts):
+        reasons.append(FACES_COVERED)
+    if limit is not None:
+        reasons.append(limit)
+    if any(_excluded(v) for v in visible):
         verdict: Verdict = "blocked"
-    elif any(v.outcome == "uncertain" for v in verdicts):
+    elif any(v.outcome == "uncertain" for v in visible) or limit is not None:
         verdict = "review"
     else:
         verdict = "publishable"
-    return PhotoVerdict(verdict=verdict, reasons=reasons, faces=verdicts)
+    return PhotoVerdict(verdict=verdict, reasons=tuple(reasons), faces=verdicts)
+
+
+def _excluded(verdict: FaceVerdict) -> bool:
+    return verdict.outcome in ("no_consent", "unknown")
 
 
 def unreadable() -> PhotoVerdict:
@@ -257,3 +306,92 @@ def unreadable() -> PhotoVerdict:
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
+
+
+# --- names in captions and alt text ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownName:
+    """An enrolled person's name, as a caption might spell it."""
+
+    person: str
+    full_name: str
+
+
+@dataclass(frozen=True)
+class ScrubbedText:
+    """A caption with every name that may not appear removed, and how many were removed."""
+
+    text: str
+    removed: int
+
+
+def naming_allowed(
+    verdict: PhotoVerdict, people: Mapping[str, PersonState], channel: str, moment: datetime
+) -> dict[str, Named]:
+    """How each person shown and publishable in the photo may be named on `channel` at `moment`."""
+    allowed: dict[str, Named] = {}
+    for face in verdict.faces:
+        if face.outcome != "consented" or face.person is None or face.person not in people:
+            continue
+        record = current_record(people[face.person].records, channel, moment)
+        if record is not None and record.action == "grant" and record.named != "no":
+            allowed[face.person] = record.named
+    return allowed
+
+
+def scrub_names(text: str, known: Sequence[KnownName], allowed: Mapping[str, Named]) -> ScrubbedText:
+    """Remove every known name from `text` except those `allowed` (in full, or first name only).
+
+    A name counts whether written in full or as any single part of it, in any case, with or without
+    a possessive 's. A part shared by an allowed and a disallowed person is kept: it cannot tell
+    them apart, and the allowed person is in the photo. Names that are also common words are
+    removed all the same (failing closed costs a word, not a child's identity).
+    """
+    phrases: dict[str, list[tuple[str, int]]] = {}
+    for name in known:
+        parts = [p for p in re.split(r"\s+", name.full_name.strip()) if len(p) >= 2]
+        if len(parts) > 1:
+            phrases.setdefault(" ".join(parts).casefold(), []).append((name.person, -1))
+        for index, part in enumerate(parts):
+            phrases.setdefault(part.casefold(), []).append((name.person, index))
+    if not phrases:
+        return ScrubbedText(text, 0)
+    alternatives = sorted(phrases, key=len, reverse=True)
+    pattern = re.compile(
+        r"(?<![\w])(" + "|".join(r"\s+".join(map(re.escape, a.split(" "))) for a in alternatives) + r")"
+        r"((?:['\u2019]s)?)(?![\w])",
+        re.IGNORECASE,
+    )
+    first_names = {n.person: re.split(r"\s+", n.full_name.strip())[0] for n in known}
+    removed = 0
+
+    def keep_or_drop(match: re.Match[str]) -> str:
+        nonlocal removed
+        owners = phrases[re.sub(r"\s+", " ", match.group(1)).casefold()]
+        for person, index in owners:
+            level = allowed.get(person)
+            if level == "yes" or (level == "first_name" and index == 0):
+                return match.group(0)
+        for person, index in owners:
+            if allowed.get(person) == "first_name" and index == -1:
+                return first_names[person] + match.group(2)
+        removed += 1
+        return ""
+
+    scrubbed = pattern.sub(keep_or_drop, text)
+    return ScrubbedText(_tidy(scrubbed) if removed else scrubbed, removed)
+
+
+def _tidy(text: str) -> str:
+    """Close the gaps left by removed names: doubled spaces, spaces before punctuation, bare 'and'."""
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    text = re.sub(r"\b(?:and|&)[ \t]*(?=[,.;:!?]|$)", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"[ \t]+([,.;:!?])", r"\1", text)
+    text = re.sub(r",(?:[ \t]*,)+", ",", text)
+    text = re.sub(r",[ \t]*([.;:!?])", r"\1", text)
+    text = re.sub(r"(^|[(\[])[ \t]*,[ \t]*", r"\1", text)
+    text = re.sub(r"(^|[(\[])[ \t]*(?:and|&)[ \t]+", r"\1", text, flags=re.IGNORECASE)
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return text.strip()

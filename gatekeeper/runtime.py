@@ -45,4 +45,9 @@ class Runtime:
     @cached_property
     def faces(self) -> FaceEngine:
         """The face engine (dlib), loaded lazily: it takes a second and a few hundred MB."""
-        return DlibFaceEngine(min_face_px=self.settings.min_face_px)
+        settings = self.settings
+        return DlibFaceEngine(
+            min_face_px=settings.min_face_px,
+            max_faces=settings.max_faces,
+            time_limit_s=settings.face_time_limit,
+        )

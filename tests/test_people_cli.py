@@ -111,6 +111,7 @@ def test_bad_rows_are_reported_by_line_and_good_rows_still_import(runtime: Any, 
     assert "named" in problems[8]
     assert "missing.jpg" in problems[9]
     assert report["imported"] == 2
+    assert (report["people_created"], report["consent_records_added"]) == (2, 2)
     with unit_of_work(runtime.sessions) as session:
         assert session.scalars(select(Person.external_id).order_by(Person.external_id)).all() == [
             "L001",
@@ -149,6 +150,7 @@ def test_an_enrolment_photo_with_two_faces_stores_nothing_of_its_row(
     problems = {p["line"]: p["reason"] for p in report["problems"]}
     assert "two_people.jpg" in problems[2] and "2" in problems[2]
     assert "canon_eos_40d.jpg" in problems[3]
+    assert (report["people_created"], report["templates_added"], report["consent_records_added"]) == (1, 1, 2)
     with unit_of_work(runtime.sessions) as session:
         assert session.scalars(select(Person.external_id)).all() == ["OK"]
         assert session.scalar(select(func.count()).select_from(FaceTemplate)) == 1

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from gatekeeper import policy as p
-from gatekeeper.policy import Candidate, ConsentRecord, FaceInput, PersonState, Policy
+from gatekeeper.policy import Candidate, ConsentRecord, FaceInput, KnownName, PersonState, Policy
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 LAST_YEAR = datetime(2025, 9, 1, tzinfo=UTC)
@@ -302,3 +302,111 @@ def test_unreadable_is_blocked_with_its_reason() -> None:
 def test_every_reason_code_is_unique_and_snake_case() -> None:
     assert len(set(p.REASON_CODES)) == len(p.REASON_CODES)
     assert all(code.replace("_", "").isalpha() and code.islower() for code in p.REASON_CODES)
+
+
+# --- possible faces, work limits, covering ---------------------------------------------------------
+
+
+def test_a_possible_face_sends_the_photo_to_review() -> None:
+    result = p.decide([face(), FaceInput(possible=True)], {"ann": person(grant())}, "website", NOW, POLICY)
+    assert (result.verdict, result.reasons) == ("review", (p.POSSIBLE_FACE,))
+    assert result.faces[1].outcome == "uncertain"
+
+
+@pytest.mark.parametrize("limit", [p.TOO_MANY_FACES, p.TIME_LIMIT])
+def test_a_work_limit_is_never_publishable(limit: str) -> None:
+    consented = p.decide([face()], {"ann": person(grant())}, "website", NOW, POLICY, limit=limit)
+    assert (consented.verdict, consented.reasons) == ("review", (limit,))
+    blocked = p.decide([FaceInput()], {}, "website", NOW, POLICY, limit=limit)
+    assert (blocked.verdict, blocked.reasons) == ("blocked", (p.UNKNOWN_FACE, limit))
+
+
+COVER = Policy(cover_channels=frozenset({"social_media"}))
+
+
+def test_covering_publishes_with_unconsented_faces_covered() -> None:
+    people = {"ann": person(grant("social_media")), "bob": PersonState("bob", ADULT, ())}
+    faces = [face(0.3, "ann"), face(0.3, "bob"), FaceInput()]
+    result = p.decide(faces, people, "social_media:instagram", NOW, COVER)
+    assert (result.verdict, result.reasons) == ("publishable", (p.FACES_COVERED,))
+    assert [f.covered for f in result.faces] == [False, True, True]
+    assert [f.outcome for f in result.faces] == ["consented", "no_consent", "unknown"]
+
+
+def test_covering_is_only_for_the_channels_that_allow_it() -> None:
+    result = p.decide([FaceInput()], {}, "website", NOW, COVER)
+    assert (result.verdict, result.reasons) == ("blocked", (p.UNKNOWN_FACE,))
+    assert not result.faces[0].covered
+
+
+def test_a_safeguarding_flag_is_never_covered_only_blocked() -> None:
+    people = {"ann": person(grant("social_media"), safeguarding=True)}
+    result = p.decide([face()], people, "social_media", NOW, COVER)
+    assert (result.verdict, result.reasons) == ("blocked", (p.SAFEGUARDING,))
+
+
+def test_uncertain_faces_still_go_to_a_human_when_covering() -> None:
+    result = p.decide(
+        [face(0.6), FaceInput()], {"ann": person(grant("social_media"))}, "social_media", NOW, COVER
+    )
+    assert (result.verdict, result.reasons) == ("review", (p.UNCERTAIN_MATCH, p.FACES_COVERED))
+
+
+# --- names -----------------------------------------------------------------------------------------
+
+KNOWN = [KnownName("1", "Sam Smith"), KnownName("2", "Alex Jones"), KnownName("3", "Mary-Jane O'Neil")]
+CAPTION = "Well done Sam Smith and Alex Jones! Sam's relay team beat Mary-Jane O'Neil's."
+
+
+@pytest.mark.parametrize(
+    ("allowed", "expected", "removed"),
+    [
+        pytest.param({}, "Well done! relay team beat.", 4, id="nobody-may-be-named"),
+        pytest.param({"1": "yes"}, "Well done Sam Smith! Sam's relay team beat.", 2, id="full-name"),
+        pytest.param({"1": "first_name"}, "Well done Sam! Sam's relay team beat.", 2, id="first-name-only"),
+        pytest.param(
+            {"1": "first_name", "2": "yes"},
+            "Well done Sam and Alex Jones! Sam's relay team beat.",
+            1,
+            id="mixed",
+        ),
+        pytest.param({"1": "no"}, "Well done! relay team beat.", 4, id="named-no"),
+    ],
+)
+def test_names_stay_only_as_far_as_consented(allowed: dict[str, str], expected: str, removed: int) -> None:
+    result = p.scrub_names(CAPTION, KNOWN, allowed)  # type: ignore[arg-type]
+    assert (result.text, result.removed) == (expected, removed)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SAM SMITH on the podium",
+        "sam smith on the podium",
+        "Sam  Smith on the podium",
+        "Smith on the podium",
+        "Sam on the podium",
+    ],
+)
+def test_names_are_found_in_any_case_spacing_or_part(text: str) -> None:
+    assert p.scrub_names(text, KNOWN, {}).text == "on the podium"
+
+
+def test_names_inside_other_words_are_left_alone() -> None:
+    result = p.scrub_names("Samantha's blacksmith samples", KNOWN, {})
+    assert (result.text, result.removed) == ("Samantha's blacksmith samples", 0)
+
+
+def test_a_caption_without_known_names_is_unchanged() -> None:
+    text = "Year 7  sports day , 2026"
+    assert p.scrub_names(text, KNOWN, {}) == p.ScrubbedText(text, 0)
+
+
+def test_naming_follows_the_consent_record_for_the_channel() -> None:
+    people = {
+        "ann": person(grant(named="first_name"), grant("print", named="yes")),
+        "bob": PersonState("bob", ADULT, ()),
+    }
+    verdict = p.decide([face(0.3, "ann"), face(0.3, "bob")], people, "website", NOW, POLICY)
+    assert p.naming_allowed(verdict, people, "website", NOW) == {"ann": "first_name"}
+    assert p.naming_allowed(verdict, people, "print", NOW) == {"ann": "yes"}

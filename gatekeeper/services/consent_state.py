@@ -20,6 +20,7 @@ def policy_for(settings: Settings) -> policy.Policy:
         review_distance=settings.review_distance,
         margin=settings.margin,
         age_threshold=settings.age_threshold,
+        cover_channels=frozenset(settings.cover_channels),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -36,6 +36,7 @@ class GateTools:
     engine: FaceEngine
     originals: BlobStore
     index: TemplateIndex
+    known_names: tuple[policy.KnownName, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class FaceReport:
     distance: float | None
     outcome: str
     reasons: tuple[str, ...]
+    covered: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class GateResult:
     sha256: str
     clean: media.CleanCopy | None = None
     error: str | None = None
+    caption: str | None = None
 
 
 def load_template_index(session: Session, model: str) -> TemplateIndex:
@@ -78,6 +81,19 @@ def load_template_index(session: Session, model: str) -> TemplateIndex:
     )
 
 
+def load_known_names(session: Session) -> tuple[policy.KnownName, ...]:
+    """Every enrolled person's name, for scrubbing captions."""
+    rows = session.execute(select(Person.id, Person.display_name).order_by(Person.id)).all()
+    return tuple(policy.KnownName(str(r.id), r.display_name) for r in rows)
+
+
+def load_tools(session: Session, settings: Settings, engine: FaceEngine, originals: BlobStore) -> GateTools:
+    """The collaborators for a gating run, with templates and names loaded once."""
+    return GateTools(
+        settings, engine, originals, load_template_index(session, engine.model), load_known_names(session)
+    )
+
+
 def original_key(sha256: str) -> str:
     """The private-store key of an original: content-addressed, so storing twice is harmless."""
     return f"originals/{sha256[:2]}/{sha256}"
@@ -92,8 +108,9 @@ def gate_photo(
     now: datetime,
     actor: str,
     want_clean: bool = True,
+    caption: str | None = None,
 ) -> GateResult:
-    """Gate one photo for `channel`, record the decision, and sanitise it when publishable.
+    """Gate one photo for `channel`, record the decision, and make a clean copy when publishable.
 
     Raises UnknownChannelError; image problems become a blocked verdict, never an exception.
     """
@@ -113,24 +130,59 @@ def gate_photo(
         return GateResult(verdict.verdict, verdict.reasons, (), photo.id, decision.id, sha256, error=str(exc))
 
     image = source.image
+    # Detection and matching need no database: done before the transaction's first statement, so
+    # the write lock (SQLite) is held only for the short bookkeeping that follows.
+    analysis = tools.engine.analyse(image.pixels)
+    detected = analysis.faces
+    face_inputs = [
+        policy.FaceInput(
+            candidates=()
+            if f.encoding is None
+            else tuple(policy.Candidate(m.key, m.distance) for m in tools.index.best_matches(f.encoding, 2)),
+            too_small=f.too_small,
+            possible=f.possible,
+        )
+        for f in detected
+    ]
     tools.originals.put(original_key(sha256), data)
     photo = _photo_row(session, sha256, channel, now=now, actor=actor)
     photo.original_key, photo.media_format = original_key(sha256), image.format
     photo.width, photo.height = image.width, image.height
 
-    detected = tools.engine.analyse(image.pixels)
-    matches = [() if f.encoding is None else tools.index.best_matches(f.encoding, 2) for f in detected]
-    face_inputs = [
-        policy.FaceInput(
-            candidates=tuple(policy.Candidate(m.key, m.distance) for m in found), too_small=f.too_small
-        )
-        for f, found in zip(detected, matches, strict=True)
-    ]
     people = _people(session, {c.person for fi in face_inputs for c in fi.candidates})
-    verdict = policy.decide(
-        face_inputs, {k: person_state(p) for k, p in people.items()}, channel, now, policy_for(settings)
+    states = {k: person_state(p) for k, p in people.items()}
+    verdict = policy.decide(face_inputs, states, channel, now, policy_for(settings), limit=analysis.limit)
+    clean = None
+    error = None
+    if verdict.verdict == policy.PUBLISHABLE and (want_clean or any(v.covered for v in verdict.faces)):
+        try:
+            if any(v.covered for v in verdict.faces):
+                clean = _covered_copy(source, verdict, detected, tools)
+                if clean is None:
+                    verdict = replace(
+                        verdict, verdict="blocked", reasons=(*verdict.reasons, policy.COVER_FAILED)
+                    )
+            else:
+                clean = media.sanitise(
+                    data, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality, source=source
+                )
+        except MediaError as exc:
+            # The decision stands, but without a verified clean copy nothing can be published.
+            clean, error = None, f"no clean copy: {exc}"
+    if caption is not None:
+        allowed = policy.naming_allowed(verdict, states, channel, now)
+        photo.caption = policy.scrub_names(caption, tools.known_names, allowed).text
+    decision = _record(
+        session,
+        photo,
+        verdict,
+        detected,
+        face_inputs,
+        now=now,
+        actor=actor,
+        tools=tools,
+        details={"error": error} if error else None,
     )
-    decision = _record(session, photo, verdict, detected, face_inputs, now=now, actor=actor, tools=tools)
     faces = tuple(
         FaceReport(
             box=f.box,
@@ -138,28 +190,37 @@ def gate_photo(
             distance=v.distance,
             outcome=v.outcome,
             reasons=v.reasons,
+            covered=v.covered,
         )
         for f, v in zip(detected, verdict.faces, strict=True)
     )
-    clean = None
-    error = None
-    if verdict.verdict == policy.PUBLISHABLE and want_clean:
-        try:
-            clean = media.sanitise(
-                data, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality, source=source
-            )
-        except MediaError as exc:
-            # The decision stands, but without a verified clean copy nothing can be published.
-            error = f"no clean copy: {exc}"
-            audit.append(
-                session,
-                at=now,
-                actor=actor,
-                action="photo.sanitise_failed",
-                subject=f"photo:{photo.id}",
-                details={"error": exc.code},
-            )
-    return GateResult(verdict.verdict, verdict.reasons, faces, photo.id, decision.id, sha256, clean, error)
+    return GateResult(
+        verdict.verdict, verdict.reasons, faces, photo.id, decision.id, sha256, clean, error, photo.caption
+    )
+
+
+def _covered_copy(
+    source: media.DecodedSource,
+    verdict: policy.PhotoVerdict,
+    detected: Sequence[DetectedFace],
+    tools: GateTools,
+) -> media.CleanCopy | None:
+    """The photo with unconsented faces covered, or None when detection still finds one of them."""
+    boxes = [f.box for f, v in zip(detected, verdict.faces, strict=True) if v.covered]
+    settings = tools.settings
+    clean = media.encode_clean(
+        media.cover(source.image.pixels, boxes),
+        fmt="jpeg",
+        jpeg_quality=settings.jpeg_quality,
+        icc_profile=source.icc_profile,
+    )
+    # Verify, don't trust: detect again on what would be published.
+    again = tools.engine.analyse(media.decode(clean.data, max_pixels=settings.max_pixels).pixels)
+    for face in again.faces:
+        cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+        if any(left <= cx <= right and top <= cy <= bottom for left, top, right, bottom in boxes):
+            return None
+    return clean
 
 
 def _photo_row(session: Session, sha256: str, channel: str, *, now: datetime, actor: str) -> Photo:
@@ -221,6 +282,7 @@ def _record(
         left, top, right, bottom = face.box
         decision.faces.append(
             Face(
+                covered=result.covered,
                 position=position,
                 left=left,
                 top=top,
@@ -263,12 +325,17 @@ def _record(
 
 
 def recheck(session: Session, decision_id: int, *, settings: Settings, now: datetime) -> policy.PhotoVerdict:
-    """Decide again from a recorded decision's faces and the consent in force at `now`."""
+    """Decide again from a recorded decision's faces and the consent in force at `now`.
+
+    A copy made with some faces covered is publishable only if no further face needs covering now.
+    """
     decision = session.get(Decision, decision_id, options=[selectinload(Decision.faces)])
     if decision is None:
         return policy.unreadable()
     if policy.UNREADABLE_IMAGE in decision.reasons:
         return policy.unreadable()
+    if policy.COVER_FAILED in decision.reasons:
+        return policy.PhotoVerdict("blocked", (policy.COVER_FAILED,), ())
     inputs = []
     for face in decision.faces:
         candidates = []
@@ -276,10 +343,26 @@ def recheck(session: Session, decision_id: int, *, settings: Settings, now: date
             candidates.append(policy.Candidate(str(face.person_id), face.distance))
         if face.second_person_id is not None and face.second_distance is not None:
             candidates.append(policy.Candidate(str(face.second_person_id), face.second_distance))
-        inputs.append(policy.FaceInput(tuple(candidates), too_small=policy.FACE_TOO_SMALL in face.reasons))
+        inputs.append(
+            policy.FaceInput(
+                tuple(candidates),
+                too_small=policy.FACE_TOO_SMALL in face.reasons,
+                possible=policy.POSSIBLE_FACE in face.reasons,
+            )
+        )
     people = _people(session, {c.person for fi in inputs for c in fi.candidates})
     states = {k: person_state(p) for k, p in people.items()}
-    return policy.decide(inputs, states, decision.photo.channel, now, policy_for(settings))
+    limit = next((r for r in decision.reasons if r in policy.LIMIT_REASONS), None)
+    fresh = policy.decide(inputs, states, decision.photo.channel, now, policy_for(settings), limit=limit)
+    newly_covered = [
+        stored.position
+        for stored, now_face in zip(decision.faces, fresh.faces, strict=True)
+        if now_face.covered and not stored.covered
+    ]
+    if fresh.verdict == policy.PUBLISHABLE and newly_covered:
+        # Someone's consent lapsed since the copy was made: that copy shows their face uncovered.
+        return replace(fresh, verdict="blocked", reasons=(*fresh.reasons, policy.CONSENT_CHANGED))
+    return fresh
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,8 @@ def import_people(
     """Import validated rows, each all-or-nothing; refused rows are listed in the report."""
     report = ImportReport(rows=len(rows))
     for row in rows:
+        # Counts of a row that fails are rolled back with it: tallied apart, merged on success.
+        tally = ImportReport()
         try:
             with session.begin_nested():
                 changed = _import_row(
@@ -213,11 +215,15 @@ def import_people(
                     now=now,
                     actor=actor,
                     source=source,
-                    report=report,
+                    report=tally,
                 )
         except GatekeeperError as exc:
             report.problems.append(RowProblem(row.line, str(exc)))
             continue
+        report.people_created += tally.people_created
+        report.consent_records_added += tally.consent_records_added
+        report.templates_added += tally.templates_added
+        report.templates_deleted += tally.templates_deleted
         if changed:
             report.imported += 1
         else:
