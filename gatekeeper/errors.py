@@ -32,6 +32,16 @@ class PersonNotFoundError(NotFoundError):
         self.external_id = external_id
 
 
+class FaceNotFoundError(NotFoundError):
+    """No recorded face has the given id."""
+
+    code = "face_not_found"
+
+    def __init__(self, face_id: int) -> None:
+        super().__init__(f"no recorded face with id {face_id}")
+        self.face_id = face_id
+
+
 # --- input and configuration ---------------------------------------------------------------------
 
 

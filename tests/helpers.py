@@ -11,19 +11,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from gatekeeper.cli import main
-
-COLUMNS = (
-    "external_id",
-    "name",
-    "date_of_birth",
-    "photos",
-    "biometric_consent",
-    "channels",
-    "granted_by",
-    "granted_on",
-    "valid_until",
-    "named",
-)
+from gatekeeper.services.people import REQUIRED_COLUMNS as COLUMNS
 
 # One enrolment photo per identity, never from group/.
 ENROLMENT = {
