@@ -64,6 +64,21 @@ class DecodedSource:
     icc_profile: bytes | None
 
 
+@dataclass(frozen=True, eq=False)
+class Probe:
+    """What our own parsers proved about a file that can be cleaned without decoding its pixels.
+
+    `layout` is the handler's own parsed structure (segments or chunks), reused to build the copy
+    so nothing is walked twice. `orientation` and `icc_profile` are what Pillow would report.
+    """
+
+    width: int
+    height: int
+    orientation: int
+    icc_profile: bytes | None
+    layout: object
+
+
 class FormatHandler(Protocol):
     """One accepted input format: how it is recognised, checked, cleaned and verified."""
 
@@ -81,6 +96,19 @@ class FormatHandler(Protocol):
 
     def check_complete(self, data: bytes) -> None:
         """Walk the structure independently of Pillow; raises MalformedError when truncated or broken."""
+        ...
+
+    def probe(self, data: bytes) -> Probe | None:
+        """Prove with our own parsers that the file can be cleaned losslessly as is, or None.
+
+        None (never an exception) whenever pixels would have to change (orientation to bake,
+        animation) or the structure is anything our parsers do not fully account for: the caller
+        then decodes, so the decoder's refusals stay exactly as they were.
+        """
+        ...
+
+    def strip(self, data: bytes, probe: Probe) -> CleanCopy:
+        """The lossless clean copy (not yet verified) of a probed file; raises MalformedError."""
         ...
 
     def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:

@@ -8,7 +8,7 @@ import numpy
 from PIL import Image, ImageCms
 
 from gatekeeper.errors import ColourConversionError, MediaError, MetadataLeakError, UnreadableImageError
-from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
+from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError, Probe
 from gatekeeper.media.conversion import encode
 from gatekeeper.media.decoding import decode_source, srgb_pixels
 from gatekeeper.media.icc import SRGB, is_standard, rebuilt
@@ -26,10 +26,20 @@ def sanitise(
     cannot be converted to sRGB), ImageTooLargeError, MetadataLeakError.
     """
     _check_quality(jpeg_quality)
-    # Decoding first proves the file is complete and within the pixel cap before any byte is copied.
-    if source is None:
-        source = decode_source(data, max_pixels=max_pixels)
     handler = handler_for(data)
+    if source is None:
+        # A file our own parsers prove complete, within the pixel cap and cleanable without any
+        # pixel changing is stripped without decoding; anything else is decoded first, which
+        # proves it complete and within the cap before any byte is copied (and refuses it if not).
+        probe = handler.probe(data)
+        if probe is not None and _fits(probe, max_pixels) and is_standard(probe.icc_profile):
+            try:
+                copy = handler.strip(data, probe)
+            except MalformedError as exc:
+                raise UnreadableImageError(f"{handler.name}: {exc}") from exc
+            verify_clean(copy.data)
+            return copy
+        source = decode_source(data, max_pixels=max_pixels)
     if not is_standard(source.icc_profile):
         # A profile we do not recognise by its colorimetry is never passed through (it can carry
         # any text): the pixels are converted to sRGB and the copy carries our sRGB profile.
@@ -83,6 +93,13 @@ def verify_clean(data: bytes) -> None:
         found = ("unrecognised format",)
         raise MetadataLeakError(f"not a recognised output format: {exc}", found=found) from exc
     handler.verify(data)
+
+
+def _fits(probe: Probe, max_pixels: int) -> bool:
+    """Within our cap and Pillow's own hard limit (above which decoding refuses it as a bomb)."""
+    pixels = probe.width * probe.height
+    hard = Image.MAX_IMAGE_PIXELS
+    return pixels <= max_pixels and (hard is None or pixels <= 2 * hard)
 
 
 def _check_quality(jpeg_quality: int) -> None:

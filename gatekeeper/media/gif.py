@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 from gatekeeper.errors import MetadataLeakError
-from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
+from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError, Probe
 from gatekeeper.media.conversion import encode_png
 from gatekeeper.media.icc import rebuilt
 
@@ -59,6 +59,14 @@ class GifHandler:
                 return
             else:
                 raise MalformedError(f"GIF has an unknown block {introducer:#04x} before its first frame")
+
+    def probe(self, data: bytes) -> Probe | None:
+        """Never: this format is always converted from decoded pixels."""
+        return None
+
+    def strip(self, data: bytes, probe: Probe) -> CleanCopy:
+        """Never called: `probe` proves nothing for this format."""
+        raise MalformedError(f"{self.name} has no lossless clean copy")
 
     def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
         """The first frame as a PNG without text chunks; lossless is False, being a conversion."""

@@ -6,7 +6,7 @@ import struct
 import threading
 
 from gatekeeper.errors import MetadataLeakError
-from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
+from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError, Probe
 from gatekeeper.media.conversion import encode_jpeg
 from gatekeeper.media.icc import rebuilt
 
@@ -58,6 +58,14 @@ class HeicHandler:
             if size < header or pos + size > len(data):
                 raise MalformedError("HEIF box runs past the end (truncated)")
             pos += size
+
+    def probe(self, data: bytes) -> Probe | None:
+        """Never: this format is always converted from decoded pixels."""
+        return None
+
+    def strip(self, data: bytes, probe: Probe) -> CleanCopy:
+        """Never called: `probe` proves nothing for this format."""
+        raise MalformedError(f"{self.name} has no lossless clean copy")
 
     def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
         """The primary image as a JPEG at jpeg_quality."""

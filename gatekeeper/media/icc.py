@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from functools import lru_cache
 
 from gatekeeper.media.base import MalformedError
 
@@ -254,6 +255,7 @@ def _close(a: Vector, b: Vector) -> bool:
     return all(abs(p - q) <= _XYZ_TOLERANCE for p, q in zip(a, b, strict=True))
 
 
+@lru_cache(maxsize=32)
 def recognise(profile: bytes) -> Standard | None:
     """The standard space a profile's colorimetry matches, or None (also for malformed profiles)."""
     try:

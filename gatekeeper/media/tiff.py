@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gatekeeper.errors import MetadataLeakError
-from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError
+from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError, Probe
 from gatekeeper.media.conversion import encode_jpeg
 from gatekeeper.media.exif import TiffReader
 from gatekeeper.media.icc import rebuilt
@@ -41,6 +41,14 @@ class TiffHandler:
                         raise MalformedError("TIFF image data runs past the end (truncated)")
                 return
         raise MalformedError("TIFF first page has no strips or tiles")
+
+    def probe(self, data: bytes) -> Probe | None:
+        """Never: this format is always converted from decoded pixels."""
+        return None
+
+    def strip(self, data: bytes, probe: Probe) -> CleanCopy:
+        """Never called: `probe` proves nothing for this format."""
+        raise MalformedError(f"{self.name} has no lossless clean copy")
 
     def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
         """The first page as a JPEG at jpeg_quality."""
