@@ -12,19 +12,21 @@ from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from consent_db import audit
-from consent_db.session import unit_of_work
 from gatekeeper import media
 from gatekeeper.config import Settings
 from gatekeeper.errors import GatekeeperError, InvalidInputError, MediaError
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import gate as gate_service
-from gatekeeper.services import people as people_service
 from gatekeeper.storage import opaque_name, write_atomic
+
+if TYPE_CHECKING:
+    from gatekeeper.services.gate import GateTools
+
+# The database stack (SQLAlchemy, Alembic) and the services load inside the commands that use
+# them: `strip` needs neither, and a command line should start quickly.
 
 T = TypeVar("T")
 
@@ -110,6 +112,9 @@ def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
     granted_on, valid_until, named. Re-importing the same file changes nothing. Rows that fail are
     reported with their line number; the others still import; the exit code is 1 if any failed.
     """
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import people as people_service
+
     runtime = _runtime(ctx)
     settings = runtime.settings
     try:
@@ -161,6 +166,9 @@ def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
 @click.pass_context
 def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
     """Show a person's current consent per channel, template count and consent history."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import people as people_service
+
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
@@ -262,6 +270,9 @@ def consent_grant(
     named: str,
 ) -> None:
     """Record that EXTERNAL_ID consents to appear on a channel, from now."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import people as people_service
+
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
@@ -290,6 +301,9 @@ def consent_grant(
 @click.pass_context
 def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, ...]) -> None:
     """Withdraw EXTERNAL_ID's consent for some or all channels, from now."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import people as people_service
+
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
@@ -341,6 +355,9 @@ def gate(
     Each photo is Publishable, Blocked or Review, with reasons. With --out, a clean copy of every
     publishable photo is written there after consent is re-checked; nothing else is written.
     """
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import gate as gate_service
+
     runtime = _runtime(ctx)
     settings = runtime.settings
     try:
@@ -407,6 +424,9 @@ _worker: dict[str, Any] = {}
 
 
 def _start_worker(settings: Settings, job: GateJob) -> None:
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import gate as gate_service
+
     runtime = Runtime(settings)
     with unit_of_work(runtime.sessions) as session:
         tools = gate_service.load_tools(session, settings, runtime.faces, runtime.originals)
@@ -417,11 +437,14 @@ def _gate_in_worker(path: Path) -> dict[str, Any]:
     return gate_file(_worker["runtime"], _worker["tools"], path, _worker["job"])
 
 
-def gate_file(runtime: Runtime, tools: gate_service.GateTools, path: Path, job: GateJob) -> dict[str, Any]:
+def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> dict[str, Any]:
     """Gate one file in its own unit of work and return its JSON line.
 
     A clean copy appears in the job's folder only after its publication record has committed.
     """
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import gate as gate_service
+
     try:
         data = path.read_bytes() if path.stat().st_size <= runtime.settings.max_bytes else b""
     except OSError:
@@ -552,6 +575,9 @@ def audit_group() -> None:
 @click.pass_context
 def audit_verify(ctx: click.Context) -> None:
     """Re-compute the audit hash chain; exit 1 if any event was altered or removed."""
+    from consent_db import audit
+    from consent_db.session import unit_of_work
+
     runtime = _runtime(ctx)
     with unit_of_work(runtime.sessions) as session:
         check = audit.verify(session)

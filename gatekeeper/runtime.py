@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from consent_db.schema import ensure_current
-from consent_db.session import make_engine, make_session_factory
 from gatekeeper.config import Settings
 from gatekeeper.faces import DlibFaceEngine, FaceEngine
 from gatekeeper.storage import BlobStore, open_store
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 class Runtime:
@@ -23,6 +23,9 @@ class Runtime:
     @cached_property
     def db(self) -> Engine:
         """The database engine, with the schema migrated to head on first use."""
+        from consent_db.schema import ensure_current
+        from consent_db.session import make_engine
+
         engine = make_engine(self.settings.database_url)
         ensure_current(engine)
         return engine
@@ -30,6 +33,8 @@ class Runtime:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         """The session factory for units of work."""
+        from consent_db.session import make_session_factory
+
         return make_session_factory(self.db)
 
     @cached_property
