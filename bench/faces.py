@@ -5,10 +5,13 @@
 Builds, in a temporary folder (never in the repository), a copy of the corpus face photos plus a
 crowd montage of 36 corpus faces (40-120 px) and a 24 MP image tiled from montages (180 faces of
 54-162 px); enrols one photo per identity; then times, on the same two cores:
-  - ours: a 2-process pool over the photos, each process with its own DlibFaceEngine;
+  - ours, one process, engine `workers=1`: one core, the photos one after another;
+  - ours, one process, `workers=2`: each photo's tiles and encodings shared between two processes
+    (what `gatekeeper gate` does without `--workers`);
+  - ours, a 2-process pool over the photos, each engine `workers=2` (`gate --workers 2`);
   - `face_recognition --cpus 1` and `--cpus 2` (which shrinks photos over 1600 px before detection).
-Also: peak RSS of a fresh process analysing the 24 MP image, and TemplateIndex matching cost at
-10,000 enrolled people. Prints JSON to stdout.
+Also: peak RSS of a fresh process analysing the 24 MP image (and of its forked helpers), and
+TemplateIndex matching cost at 10,000 enrolled people. Prints JSON to stdout.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ BIG_SIZES = [54 + (i * 22) % 109 for i in range(30)]  # 54-162 px, 30 per montag
 SETTINGS = Settings()
 
 _engine: DlibFaceEngine | None = None
+_workers = 1
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -108,7 +112,7 @@ def build(corpus: Path, work: Path) -> tuple[Path, Path, dict[str, int]]:
 
 def _init() -> None:
     global _engine
-    _engine = DlibFaceEngine(min_face_px=SETTINGS.min_face_px)
+    _engine = DlibFaceEngine(min_face_px=SETTINGS.min_face_px, workers=_workers)
 
 
 def _analyse(path: str) -> dict[str, Any]:
@@ -139,8 +143,11 @@ def identify(index: TemplateIndex, encoding: list[float]) -> str | None:
     return matches[0].key
 
 
-def run_ours(known: Path, unknown: Path) -> dict[str, Any]:
-    """Enrol, then analyse every photo with a 2-process pool; wall time includes loading the models."""
+def run_ours(known: Path, unknown: Path, processes: int, workers: int) -> dict[str, Any]:
+    """Enrol, then analyse every photo in `processes` processes whose engines share each photo among
+    `workers`; wall time includes loading the models."""
+    global _workers
+    _workers = workers
     start = time.perf_counter()
     _init()
     assert _engine is not None
@@ -150,9 +157,12 @@ def run_ours(known: Path, unknown: Path) -> dict[str, Any]:
         encodings.append(_engine.encode_single(load_rgb(path)))
     index = TemplateIndex(keys, np.stack(encodings))
     paths = sorted(str(p) for p in unknown.iterdir())
-    # fork: the workers inherit the parent's loaded models instead of loading their own.
-    with multiprocessing.get_context("fork").Pool(2, initializer=_init) as pool:
-        results = pool.map(_analyse, paths, chunksize=1)
+    if processes == 1:
+        results = [_analyse(path) for path in paths]
+    else:
+        # fork: the workers inherit the parent's loaded models instead of loading their own.
+        with multiprocessing.get_context("fork").Pool(processes, initializer=_init) as pool:
+            results = pool.map(_analyse, paths, chunksize=1)
     wall = time.perf_counter() - start
     per_file = {}
     for r in results:
@@ -195,15 +205,18 @@ def peak_rss_24mp(path: Path) -> dict[str, Any]:
         "t = time.perf_counter()\n"
         f"a = e.analyse(load_rgb(__import__('pathlib').Path({str(path)!r})))\n"
         "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(len(a.faces), a.limit, time.perf_counter() - t, rss)\n"
+        "child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "print(len(a.faces), a.limit, time.perf_counter() - t, rss, child)\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    faces, limit, seconds, rss_kb = out.split()
+    faces, limit, seconds, rss_kb, child_kb = out.split()
     return {
         "faces": int(faces),
         "limit": limit,
-        "seconds_one_core": float(seconds),
+        "seconds": float(seconds),
         "peak_rss_mb": int(rss_kb) / 1024,
+        # The largest forked helper (its pages shared with the parent until written are counted in both).
+        "peak_rss_helper_mb": int(child_kb) / 1024,
     }
 
 
@@ -256,17 +269,21 @@ def main() -> None:
         known, unknown, expected = build(args.corpus, Path(tmp))
         report["photos"] = len(expected)
         report["peak_rss_24mp"] = peak_rss_24mp(unknown / "big24mp.jpg")
-        ours = run_ours(known, unknown)
-        mp = sum(r["mp"] for r in ours["files"].values())
+        mp = 0.0
+        for processes, workers in ((1, 1), (1, 2), (2, 2)):
+            ours = run_ours(known, unknown, processes, workers)
+            mp = sum(r["mp"] for r in ours["files"].values())
+            key = f"ours_{processes}_process_{workers}_workers"
+            report[key] = summarise(ours["files"], expected, ours["wall_s"], mp)
+            if workers == 1:
+                report[key]["analyse_s_per_mp_one_core"] = round(
+                    sum(r["seconds"] for r in ours["files"].values()) / mp, 3
+                )
+                report["ours_per_file_one_core"] = {
+                    name: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
+                    for name, r in sorted(ours["files"].items())
+                }
         report["megapixels"] = round(mp, 1)
-        report["ours_2_processes"] = summarise(ours["files"], expected, ours["wall_s"], mp)
-        report["ours_2_processes"]["analyse_s_per_mp_one_core"] = round(
-            sum(r["seconds"] for r in ours["files"].values()) / mp, 3
-        )
-        report["ours_per_file"] = {
-            name: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}
-            for name, r in sorted(ours["files"].items())
-        }
         if not args.skip_tool:
             for cpus in (1, 2):
                 tool = run_tool(known, unknown, cpus)

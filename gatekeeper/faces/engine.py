@@ -8,16 +8,23 @@ copy scaled so that a face of `min_detect_px` becomes DETECTOR_FACE_PX wide, in 
 when that copy is large, plus one coarse pass for faces bigger than the overlap; boxes merged by
 overlap. Detections between `possible_score` and CONFIDENT_SCORE, and any face found only with the
 image turned 90°, 180° or 270°, are reported `possible`: never identified, always reviewed.
+
+One photo's windows and encoding batches are shared among `workers` processes (this one and
+forked copies of it: dlib holds the GIL); the result is the same as with one.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import multiprocessing
+import os
+import pickle
+import signal
 import time
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 from PIL import Image, ImageFile
@@ -25,9 +32,11 @@ from PIL import Image, ImageFile
 from gatekeeper.errors import EnrolmentPhotoError, FaceError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from numpy.typing import NDArray
+
+_R = TypeVar("_R")
 
 ENCODING_SIZE = 128
 DLIB_MODEL = "dlib_face_recognition_resnet_model_v1"
@@ -44,8 +53,9 @@ _OVERLAP_MARGIN = 1.3
 # other (a face cut by a tile edge next to the same face whole in the neighbouring tile).
 _MERGE_IOU = 0.3
 _MERGE_INSIDE = 0.6
-# Encodings are computed in batches this size, so the time limit is checked between them.
-_ENCODE_BATCH = 16
+# Encodings are computed in batches of at most this size, so the time limit is checked between them
+# and the batches can be shared among processes (per-face cost is the same at 1 or 36 per call).
+_ENCODE_BATCH = 8
 
 TOO_MANY_FACES = "too_many_faces"
 TIME_LIMIT = "time_limit"
@@ -130,6 +140,7 @@ class DlibFaceEngine:
         max_faces: int = 200,
         time_limit_s: float = 30.0,
         probe_rotations: bool = True,
+        workers: int | None = None,
     ) -> None:
         """Load the dlib models; raises ValueError on bad settings, FaceError when the models cannot load.
 
@@ -140,13 +151,17 @@ class DlibFaceEngine:
         max_faces, time_limit_s: work caps per photo; past either the result is partial, with `limit`.
         probe_rotations: when nothing is found upright, also search the image turned 90/180/270°,
             for faces of at least turned_min_detect_px, scoring at least dlib's own threshold (0).
+        workers: processes one photo's tiles, probes and encodings are shared among (this one plus
+            forked copies of it; dlib holds the GIL, so threads would not help); None: one per core.
         """
         smallest = min(min_detect_px, turned_min_detect_px)
-        if min_face_px < 1 or smallest < 8 or tile_px < 4 * DETECTOR_FACE_PX or max_faces < 1:
+        if workers is None:
+            workers = _cores()
+        if min_face_px < 1 or smallest < 8 or tile_px < 4 * DETECTOR_FACE_PX or max_faces < 1 or workers < 1:
             raise ValueError(
                 f"need min_face_px >= 1, min_detect_px >= 8, tile_px >= {4 * DETECTOR_FACE_PX}, "
-                "max_faces >= 1 "
-                f"(got {min_face_px}, {smallest}, {tile_px}, {max_faces})"
+                "max_faces >= 1, workers >= 1 "
+                f"(got {min_face_px}, {smallest}, {tile_px}, {max_faces}, {workers})"
             )
         if not possible_score <= CONFIDENT_SCORE or not time_limit_s > 0:
             raise ValueError(
@@ -161,6 +176,7 @@ class DlibFaceEngine:
         self.time_limit_s = time_limit_s
         self.probe_rotations = probe_rotations
         self.turned_min_detect_px = turned_min_detect_px
+        self.workers = workers
         api = _load_face_recognition_api()
         import dlib  # already imported by face_recognition: no further cost
 
@@ -181,16 +197,18 @@ class DlibFaceEngine:
         found, limit = self._search(grey, deadline, _unchanged, self.min_detect_px, self.possible_score)
         if limit is None and self.probe_rotations and not any(c.score >= CONFIDENT_SCORE for c in found):
             # Pixels stored sideways without an orientation tag: HOG only finds upright faces.
-            for quarter in (1, 2, 3):
-                turned = np.ascontiguousarray(np.rot90(grey, quarter))
-                back = functools.partial(_turned_back, quarter=quarter, width=width, height=height)
-                # Only confident hits, on a coarser scale: each probe then costs a quarter of the
-                # upright search, and the lower scores fired on 9 of 12 large faceless photos.
-                found, limit = self._search(
-                    turned, deadline, back, self.turned_min_detect_px, CONFIDENT_SCORE, found
+            # Only confident hits, on a coarser scale: each probe then costs a quarter of the
+            # upright search, and the lower scores fired on 9 of 12 large faceless photos.
+            turned = [
+                (
+                    np.ascontiguousarray(np.rot90(grey, quarter)),
+                    functools.partial(_turned_back, quarter=quarter, width=width, height=height),
                 )
-                if limit is not None:
-                    break
+                for quarter in (1, 2, 3)
+            ]
+            found, limit = self._search_images(
+                turned, deadline, self.turned_min_detect_px, CONFIDENT_SCORE, found
+            )
         if len(found) > self.max_faces:
             found = sorted(found, key=lambda c: -c.score)[: self.max_faces]
         faces, encode_limit = self._faces(image, found, deadline)
@@ -231,29 +249,72 @@ class DlibFaceEngine:
         found: list[_Candidate] | None = None,
     ) -> tuple[list[_Candidate], str | None]:
         """`found` plus every detection in `grey`, mapped and merged; the limit if a cap stopped it."""
+        return self._search_images([(grey, to_given)], deadline, min_detect_px, threshold, found)
+
+    def _search_images(
+        self,
+        images: Sequence[tuple[NDArray[np.uint8], Callable[[_Candidate], _Candidate]]],
+        deadline: _Deadline,
+        min_detect_px: int,
+        threshold: float,
+        found: list[_Candidate] | None = None,
+    ) -> tuple[list[_Candidate], str | None]:
+        """`found` plus every detection in each (image, mapping back), merged; the limit if a cap stopped it.
+
+        Every window of every image is one job, shared among `workers` processes; results are merged
+        in window order, so the outcome is the same with one process or several.
+        """
         found = list(found or [])
-        height, width = grey.shape
-        scale = DETECTOR_FACE_PX / min_detect_px
-        if width * height * scale * scale <= self.tile_px * self.tile_px:
-            windows = [((0, 0, width, height), scale)]
-        else:
-            # A large photo: a coarse pass over the whole image finds the big faces, then tiles at
-            # full detection scale find the small ones. Tiles bound memory and let the time limit
-            # act between them; they overlap by more than any face the coarse pass might miss.
-            coarse = self.tile_px / max(width, height)
-            overlap = math.ceil(_OVERLAP_MARGIN * DETECTOR_FACE_PX / coarse)
-            side = max(math.floor(self.tile_px / scale), 2 * overlap)
-            windows = [((0, 0, width, height), coarse)]
-            for top, tile_height in _spans(height, side, overlap):
-                for left, tile_width in _spans(width, side, overlap):
-                    windows.append(((left, top, left + tile_width, top + tile_height), scale))
-        for window, window_scale in windows:
-            if deadline.passed():
-                return found, TIME_LIMIT
-            found = _merged(found + [to_given(c) for c in self._scan(grey, window, window_scale, threshold)])
+        jobs = [
+            functools.partial(self._scan_job, grey, to_given, window, scale, threshold, deadline)
+            for grey, to_given in images
+            for window, scale in self._windows(grey.shape, min_detect_px)
+        ]
+        limit = None
+        # One process: window by window, so too many faces stops the search early. Several: every
+        # window is searched (the time limit still bounds it) and merged in the same order.
+        results = (job() for job in jobs) if self.workers == 1 else _run_all(jobs, self.workers)
+        for result in results:
+            if result is None:
+                # A window not searched before the time limit: report what the others found.
+                limit = TIME_LIMIT
+                continue
+            found = _merged(found + result)
             if len(found) > self.max_faces:
                 return found, TOO_MANY_FACES
-        return found, None
+        return found, limit
+
+    def _windows(self, shape: tuple[int, ...], min_detect_px: int) -> list[tuple[Box, float]]:
+        """The (window, scale) pairs that search an image of `shape` for faces of min_detect_px."""
+        height, width = shape[:2]
+        scale = DETECTOR_FACE_PX / min_detect_px
+        if width * height * scale * scale <= self.tile_px * self.tile_px:
+            return [((0, 0, width, height), scale)]
+        # A large photo: a coarse pass over the whole image finds the big faces, then tiles at
+        # full detection scale find the small ones. Tiles bound memory and let the time limit
+        # act between them; they overlap by more than any face the coarse pass might miss.
+        coarse = self.tile_px / max(width, height)
+        overlap = math.ceil(_OVERLAP_MARGIN * DETECTOR_FACE_PX / coarse)
+        side = max(math.floor(self.tile_px / scale), 2 * overlap)
+        windows: list[tuple[Box, float]] = [((0, 0, width, height), coarse)]
+        for top, tile_height in _spans(height, side, overlap):
+            for left, tile_width in _spans(width, side, overlap):
+                windows.append(((left, top, left + tile_width, top + tile_height), scale))
+        return windows
+
+    def _scan_job(
+        self,
+        grey: NDArray[np.uint8],
+        to_given: Callable[[_Candidate], _Candidate],
+        window: Box,
+        scale: float,
+        threshold: float,
+        deadline: _Deadline,
+    ) -> list[_Candidate] | None:
+        """One window's detections in the given image's coordinates; None when out of time."""
+        if deadline.passed():
+            return None
+        return [to_given(c) for c in self._scan(grey, window, scale, threshold)]
 
     def _scan(self, grey: NDArray[np.uint8], window: Box, scale: float, threshold: float) -> list[_Candidate]:
         """One HOG run over a window of the image resized by `scale`; boxes in the image's coordinates."""
@@ -299,23 +360,116 @@ class DlibFaceEngine:
             else:
                 to_encode.append((box, c))
         limit = None
-        for start in range(0, len(to_encode), _ENCODE_BATCH):
-            batch = to_encode[start : start + _ENCODE_BATCH]
-            if deadline.passed():
+        size = max(1, min(_ENCODE_BATCH, math.ceil(len(to_encode) / self.workers)))
+        batches = [to_encode[start : start + size] for start in range(0, len(to_encode), size)]
+        jobs = [functools.partial(self._encode_job, image, batch, deadline) for batch in batches]
+        for batch, encodings in zip(batches, _run_all(jobs, self.workers), strict=True):
+            if encodings is None:
                 # Out of time: the rest are still reported, as faces nobody may identify.
                 limit = TIME_LIMIT
                 faces.extend(DetectedFace(box, None, False, c.score, True) for box, c in batch)
                 continue
-            shapes = self._shapes()
-            for _, c in batch:
-                # Alignment gets the detector's unclipped rectangle: for a face cut by the border it
-                # lands the landmarks better than the clipped box (measured on obama_partial_face).
-                rect = self._rectangle(round(c.left), round(c.top), round(c.right), round(c.bottom))
-                shapes.append(self._predictor(image, rect))
-            descriptors = self._encoder.compute_face_descriptor(image, shapes, 1)
-            for (box, c), descriptor in zip(batch, descriptors, strict=True):
-                faces.append(DetectedFace(box, np.array(descriptor, dtype=np.float64), False, c.score))
+            for (box, c), encoding in zip(batch, encodings, strict=True):
+                faces.append(DetectedFace(box, encoding, False, c.score))
         return faces, limit
+
+    def _encode_job(
+        self, image: NDArray[np.uint8], batch: list[tuple[Box, _Candidate]], deadline: _Deadline
+    ) -> list[NDArray[np.float64]] | None:
+        """The encodings of one batch of faces, in order; None when out of time."""
+        if deadline.passed():
+            return None
+        shapes = self._shapes()
+        for _, c in batch:
+            # Alignment gets the detector's unclipped rectangle: for a face cut by the border it
+            # lands the landmarks better than the clipped box (measured on obama_partial_face).
+            rect = self._rectangle(round(c.left), round(c.top), round(c.right), round(c.bottom))
+            shapes.append(self._predictor(image, rect))
+        descriptors = self._encoder.compute_face_descriptor(image, shapes, 1)
+        return [np.array(descriptor, dtype=np.float64) for descriptor in descriptors]
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _run_all(jobs: Sequence[Callable[[], _R]], processes: int) -> list[_R]:
+    """Every job's result, in order, the jobs shared among this process and forked copies of it.
+
+    dlib's detector and encoder hold the GIL (measured: two threads take as long as one after the
+    other), so one photo uses several cores only through processes. A fork inherits the models,
+    the image and the jobs (measured ~10 ms for fork, pipe and wait with a 24 MP image loaded);
+    each process takes the next job from a shared counter until none is left, and a child sends
+    its results back pickled. A job a child took but did not report (the child failed) is run
+    again here, so a lost child costs time, never a result.
+    """
+    count = min(processes, len(jobs))
+    if count <= 1 or not hasattr(os, "fork"):
+        return [job() for job in jobs]
+    try:
+        counter = multiprocessing.RawValue("i", 0)
+        lock = multiprocessing.Lock()
+    except OSError:  # no shared memory or semaphores here (/dev/shm): one process it is
+        return [job() for job in jobs]
+
+    def take() -> int:
+        with lock:
+            index: int = counter.value
+            counter.value = index + 1
+        return index
+
+    def work() -> dict[int, _R]:
+        done: dict[int, _R] = {}
+        while (index := take()) < len(jobs):
+            done[index] = jobs[index]()
+        return done
+
+    children: list[tuple[int, int]] = []
+    results: dict[int, _R] = {}
+    try:
+        for _ in range(count - 1):
+            read, write = os.pipe()
+            try:
+                with warnings.catch_warnings():
+                    # Python 3.12+ warns that forking a process with threads (numpy's BLAS pool, a
+                    # web server's) may deadlock the child; ours only runs dlib and pickle on
+                    # inherited data.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    pid = os.fork()
+            except OSError:  # no more processes to be had: fewer helpers, same result
+                os.close(read)
+                os.close(write)
+                break
+            if pid == 0:  # the child: work, report, and leave without running any cleanup
+                status = 1
+                try:
+                    os.close(read)
+                    with os.fdopen(write, "wb") as report:
+                        pickle.dump(work(), report, protocol=pickle.HIGHEST_PROTOCOL)
+                    status = 0
+                finally:
+                    os._exit(status)
+            os.close(write)
+            children.append((pid, read))
+        results = work()
+    except BaseException:
+        for pid, _read in children:
+            os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        for pid, read in children:
+            with os.fdopen(read, "rb") as answer:
+                data = answer.read()
+            os.waitpid(pid, 0)
+            try:
+                results.update(pickle.loads(data))
+            except Exception:  # a child that failed reports nothing: its jobs are run below
+                continue
+    return [results[index] if index in results else jobs[index]() for index in range(len(jobs))]
 
 
 def _spans(length: int, side: int, overlap: int) -> list[tuple[int, int]]:
