@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from gatekeeper.errors import MetadataLeakError
-from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError, Probe
-from gatekeeper.media.conversion import encode_png
-from gatekeeper.media.icc import rebuilt
+from gatekeeper.media.base import MalformedError
+from gatekeeper.media.converted import ConvertedFormat
 
 
 def _skip_sub_blocks(data: bytes, pos: int) -> int:
@@ -24,7 +22,7 @@ def _colour_table_size(packed: int) -> int:
     return 3 * (2 ** ((packed & 0x07) + 1)) if packed & 0x80 else 0
 
 
-class GifHandler:
+class GifHandler(ConvertedFormat):
     """GIF in, PNG of its first frame out."""
 
     name = "gif"
@@ -59,24 +57,6 @@ class GifHandler:
                 return
             else:
                 raise MalformedError(f"GIF has an unknown block {introducer:#04x} before its first frame")
-
-    def probe(self, data: bytes) -> Probe | None:
-        """Never: this format is always converted from decoded pixels."""
-        return None
-
-    def strip(self, data: bytes, probe: Probe) -> CleanCopy:
-        """Never called: `probe` proves nothing for this format."""
-        raise MalformedError(f"{self.name} has no lossless clean copy")
-
-    def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
-        """The first frame as a PNG without text chunks; lossless is False, being a conversion."""
-        return CleanCopy.of(
-            encode_png(source.image.pixels, rebuilt(source.icc_profile)), "png", lossless=False
-        )
-
-    def verify(self, data: bytes) -> None:
-        """GIF is never published as is; raises MetadataLeakError."""
-        raise MetadataLeakError("GIF is never a clean copy (it is converted to PNG)", found=("GIF file",))
 
 
 HANDLER = GifHandler()

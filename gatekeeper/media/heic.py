@@ -5,10 +5,8 @@ from __future__ import annotations
 import struct
 import threading
 
-from gatekeeper.errors import MetadataLeakError
-from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError, Probe
-from gatekeeper.media.conversion import encode_jpeg
-from gatekeeper.media.icc import rebuilt
+from gatekeeper.media.base import MalformedError
+from gatekeeper.media.converted import ConvertedFormat
 
 # Major brands of HEVC-coded HEIF images and image sequences, plus the generic HEIF brands.
 _BRANDS = frozenset(
@@ -29,7 +27,7 @@ def register_opener() -> None:
             _registered = True
 
 
-class HeicHandler:
+class HeicHandler(ConvertedFormat):
     """HEIC/HEIF in, JPEG out."""
 
     name = "heic"
@@ -58,23 +56,6 @@ class HeicHandler:
             if size < header or pos + size > len(data):
                 raise MalformedError("HEIF box runs past the end (truncated)")
             pos += size
-
-    def probe(self, data: bytes) -> Probe | None:
-        """Never: this format is always converted from decoded pixels."""
-        return None
-
-    def strip(self, data: bytes, probe: Probe) -> CleanCopy:
-        """Never called: `probe` proves nothing for this format."""
-        raise MalformedError(f"{self.name} has no lossless clean copy")
-
-    def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
-        """The primary image as a JPEG at jpeg_quality."""
-        pixels = encode_jpeg(source.image.pixels, rebuilt(source.icc_profile), quality=jpeg_quality)
-        return CleanCopy.of(pixels, "jpeg", lossless=False)
-
-    def verify(self, data: bytes) -> None:
-        """HEIF is never published as is; raises MetadataLeakError."""
-        raise MetadataLeakError("HEIF is never a clean copy (it is converted to JPEG)", found=("HEIF file",))
 
 
 HANDLER = HeicHandler()

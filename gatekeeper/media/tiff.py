@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from gatekeeper.errors import MetadataLeakError
-from gatekeeper.media.base import CleanCopy, DecodedSource, MalformedError, Probe
-from gatekeeper.media.conversion import encode_jpeg
+from gatekeeper.media.base import MalformedError
+from gatekeeper.media.converted import ConvertedFormat
 from gatekeeper.media.exif import TiffReader
-from gatekeeper.media.icc import rebuilt
 
 _STRIP_OFFSETS, _STRIP_COUNTS = 273, 279
 _TILE_OFFSETS, _TILE_COUNTS = 324, 325
 
 
-class TiffHandler:
+class TiffHandler(ConvertedFormat):
     """TIFF in, JPEG out."""
 
     name = "tiff"
@@ -41,23 +39,6 @@ class TiffHandler:
                         raise MalformedError("TIFF image data runs past the end (truncated)")
                 return
         raise MalformedError("TIFF first page has no strips or tiles")
-
-    def probe(self, data: bytes) -> Probe | None:
-        """Never: this format is always converted from decoded pixels."""
-        return None
-
-    def strip(self, data: bytes, probe: Probe) -> CleanCopy:
-        """Never called: `probe` proves nothing for this format."""
-        raise MalformedError(f"{self.name} has no lossless clean copy")
-
-    def sanitise(self, data: bytes, source: DecodedSource, *, jpeg_quality: int) -> CleanCopy:
-        """The first page as a JPEG at jpeg_quality."""
-        pixels = encode_jpeg(source.image.pixels, rebuilt(source.icc_profile), quality=jpeg_quality)
-        return CleanCopy.of(pixels, "jpeg", lossless=False)
-
-    def verify(self, data: bytes) -> None:
-        """TIFF is never published as is; raises MetadataLeakError."""
-        raise MetadataLeakError("TIFF is never a clean copy (it is converted to JPEG)", found=("TIFF file",))
 
 
 HANDLER = TiffHandler()
