@@ -111,23 +111,6 @@ def _srgb_reference(data: bytes) -> numpy.ndarray:
     return numpy.asarray(converted)
 
 
-@pytest.mark.parametrize("relpath", _corpus_photos(".jpg", ".jpeg", ".png", ".webp"))
-def test_clean_copy_of_a_web_format_is_lossless_and_decodes_to_the_same_pixels(relpath: str, corpus) -> None:
-    data = (corpus.root / relpath).read_bytes()
-    original = decode(data, max_pixels=MAX_PIXELS)
-    if not is_standard(decode_source(data, max_pixels=MAX_PIXELS).icc_profile):
-        pytest.skip("non-standard ICC profile: converted to sRGB (see the conversion test)")
-
-    clean = sanitise(data, max_pixels=MAX_PIXELS)
-
-    assert clean.lossless
-    assert clean.format == original.format
-    assert len(clean.data) <= len(data)
-    republished = decode(clean.data, max_pixels=MAX_PIXELS)
-    assert republished.orientation == original.orientation
-    assert numpy.array_equal(republished.pixels, original.pixels)
-
-
 def _non_standard_profile_photos() -> list[str]:
     root = _corpus_root()
     if root is None:
@@ -156,6 +139,24 @@ def test_a_non_standard_profile_is_converted_to_srgb_with_the_right_colour(relpa
     means = republished.image.pixels.reshape(-1, 3).mean(axis=0)
     assert numpy.abs(means - reference.reshape(-1, 3).mean(axis=0)).max() < 1.5
     assert republished.icc_profile is not None and is_standard(republished.icc_profile)
+
+
+@pytest.mark.parametrize(
+    "relpath",
+    [p for p in _corpus_photos(".jpg", ".jpeg", ".png", ".webp") if p not in _non_standard_profile_photos()],
+)
+def test_clean_copy_of_a_web_format_is_lossless_and_decodes_to_the_same_pixels(relpath: str, corpus) -> None:
+    data = (corpus.root / relpath).read_bytes()
+    original = decode(data, max_pixels=MAX_PIXELS)
+
+    clean = sanitise(data, max_pixels=MAX_PIXELS)
+
+    assert clean.lossless
+    assert clean.format == original.format
+    assert len(clean.data) <= len(data)
+    republished = decode(clean.data, max_pixels=MAX_PIXELS)
+    assert republished.orientation == original.orientation
+    assert numpy.array_equal(republished.pixels, original.pixels)
 
 
 @pytest.mark.parametrize("relpath", _corpus_photos(".heic", ".heif", ".tif", ".tiff"))
