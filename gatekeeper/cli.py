@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import multiprocessing
 import sys
@@ -16,9 +17,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from gatekeeper import media
+from gatekeeper import media, policy
 from gatekeeper.config import Settings
-from gatekeeper.errors import GatekeeperError, InvalidInputError, MediaError
+from gatekeeper.errors import GatekeeperError, ImageTooLargeError, InvalidInputError, MediaError
 from gatekeeper.runtime import Runtime
 from gatekeeper.storage import opaque_name, write_atomic
 
@@ -445,23 +446,34 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
     from consent_db.session import unit_of_work
     from gatekeeper.services import gate as gate_service
 
-    try:
-        data = path.read_bytes() if path.stat().st_size <= runtime.settings.max_bytes else b""
-    except OSError:
-        data = b""
     now = _now()
+    limit = runtime.settings.max_bytes
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            # Refused unread, but recorded under its real hash (streamed, never held in memory).
+            with open(path, "rb") as fh:
+                oversize: str | None = hashlib.file_digest(fh, "sha256").hexdigest()
+            data = b""
+        else:
+            oversize, data = None, path.read_bytes()
+    except OSError as exc:
+        with unit_of_work(runtime.sessions) as session:
+            gate_service.record_unreadable_file(
+                session, job.channel, exc.strerror or "cannot read", now=now, actor=job.actor
+            )
+        return _line(path, "blocked", [policy.UNREADABLE_IMAGE], [], None, job)
     published = None
     with unit_of_work(runtime.sessions) as session:
-        result = gate_service.gate_photo(
-            session,
-            data,
-            channel=job.channel,
-            tools=tools,
-            now=now,
-            actor=job.actor,
-            want_clean=job.out_dir is not None,
-            caption=job.caption,
-        )
+        if oversize is not None:
+            too_large = ImageTooLargeError(f"file is {size} bytes; the limit is {limit}")
+            result = gate_service.record_unreadable(
+                session, oversize, job.channel, too_large, tools=tools, now=now, actor=job.actor
+            )
+        else:
+            result = gate_service.gate_photo(
+                session, data, channel=job.channel, tools=tools, now=now, actor=job.actor, caption=job.caption
+            )
         if job.out_dir is not None and result.clean is not None:
             published = gate_service.publish_to_folder(
                 session, result, job.out_dir, settings=runtime.settings, now=now, actor=job.actor
@@ -477,24 +489,38 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
                 gate_service.record_failed_publication(
                     session, published.publication.id, now=_now(), actor=job.actor, error=str(exc)
                 )
+    faces = [
+        {
+            "box": list(f.box),
+            "person": f.person,
+            "distance": f.distance,
+            "outcome": f.outcome,
+            **({"covered": True} if f.covered else {}),
+        }
+        for f in result.faces
+    ]
+    return _line(path, result.verdict, list(result.reasons), faces, output, job, result.caption)
+
+
+def _line(
+    path: Path,
+    verdict: str,
+    reasons: list[str],
+    faces: list[dict[str, Any]],
+    output: str | None,
+    job: GateJob,
+    caption: str | None = None,
+) -> dict[str, Any]:
+    """One photo's JSON line (`caption` only when the job has one)."""
     line: dict[str, Any] = {
         "source": str(path),
-        "verdict": result.verdict,
-        "reasons": list(result.reasons),
-        "faces": [
-            {
-                "box": list(f.box),
-                "person": f.person,
-                "distance": f.distance,
-                "outcome": f.outcome,
-                **({"covered": True} if f.covered else {}),
-            }
-            for f in result.faces
-        ],
+        "verdict": verdict,
+        "reasons": reasons,
+        "faces": faces,
         "output": output,
     }
     if job.caption is not None:
-        line["caption"] = result.caption
+        line["caption"] = caption
     return line
 
 

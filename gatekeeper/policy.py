@@ -25,6 +25,7 @@ TOO_MANY_FACES: Final = "too_many_faces"
 TIME_LIMIT: Final = "time_limit"
 FACES_COVERED: Final = "faces_covered"
 COVER_FAILED: Final = "cover_failed"
+CLEAN_COPY_FAILED: Final = "clean_copy_failed"
 CONSENT_CHANGED: Final = "consent_changed"
 NO_CONSENT_FOR_CHANNEL: Final = "no_consent_for_channel"
 CONSENT_WITHDRAWN: Final = "consent_withdrawn"
@@ -45,6 +46,7 @@ REASON_CODES: Final = (
     TIME_LIMIT,
     FACES_COVERED,
     COVER_FAILED,
+    CLEAN_COPY_FAILED,
     CONSENT_CHANGED,
     NO_CONSENT_FOR_CHANNEL,
     CONSENT_WITHDRAWN,

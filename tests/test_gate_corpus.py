@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -162,11 +164,33 @@ def test_unreadable_files_are_blocked_and_the_batch_goes_on(
 
 
 def test_the_pixel_cap_blocks_a_photo_as_unreadable(runtime: Any, corpus: Any) -> None:
-    runtime.settings = runtime.settings.__class__(
-        home=runtime.settings.home, database_url=runtime.settings.database_url, max_pixels=100_000
-    )
+    runtime.settings = dataclasses.replace(runtime.settings, max_pixels=100_000)
     [line] = gate_json(runtime, "website", corpus.faces_dir / "obama/obama-1080p.jpg")
     assert (line["verdict"], line["reasons"]) == ("blocked", ["unreadable_image"])
+
+
+def test_files_over_the_size_cap_are_recorded_under_their_own_hash(runtime: Any, corpus: Any) -> None:
+    runtime.settings = dataclasses.replace(runtime.settings, max_bytes=1000)
+    paths = [corpus.faces_dir / "obama/obama.jpg", corpus.faces_dir / "biden/biden.jpg"]
+    lines = gate_json(runtime, "website", *paths)
+    assert [(line["verdict"], line["reasons"]) for line in lines] == [("blocked", ["unreadable_image"])] * 2
+    with unit_of_work(runtime.sessions) as session:
+        recorded = set(session.scalars(select(Photo.sha256)).all())
+    assert recorded == {hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def test_a_photo_whose_clean_copy_cannot_be_made_is_blocked_with_or_without_out(
+    runtime: Any, tmp_path: Path
+) -> None:
+    # Decodes fine, but its colour profile is corrupt: it can be neither kept nor converted.
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (120, 80, 40)).save(buffer, "JPEG", icc_profile=b"\0" * 200)
+    path = tmp_path / "profile.jpg"
+    path.write_bytes(buffer.getvalue())
+    out = tmp_path / "out"
+    for line in (gate_json(runtime, "website", path)[0], gate_json(runtime, "website", path, out=out)[0]):
+        assert (line["verdict"], line["reasons"], line["output"]) == ("blocked", ["clean_copy_failed"], None)
+    assert not out.exists() or list(out.iterdir()) == []
 
 
 def test_clean_copies_have_opaque_names_no_metadata_and_the_same_pixels(

@@ -22,7 +22,7 @@ from consent_db import audit
 from consent_db.models import Decision, Face, FaceTemplate, Person, Photo, Publication
 from gatekeeper import media, policy
 from gatekeeper.config import Settings
-from gatekeeper.errors import MediaError, UnreadableImageError
+from gatekeeper.errors import ImageTooLargeError, MediaError
 from gatekeeper.faces import DetectedFace, FaceEngine, TemplateIndex, encoding_from_bytes
 from gatekeeper.services.consent_state import check_channel, person_state, policy_for
 from gatekeeper.storage import BlobStore, StagedFile, opaque_name
@@ -107,27 +107,22 @@ def gate_photo(
     tools: GateTools,
     now: datetime,
     actor: str,
-    want_clean: bool = True,
     caption: str | None = None,
 ) -> GateResult:
     """Gate one photo for `channel`, record the decision, and make a clean copy when publishable.
 
-    Raises UnknownChannelError; image problems become a blocked verdict, never an exception.
+    A photo is publishable only with a verified clean copy. Raises UnknownChannelError; image
+    problems become a blocked verdict, never an exception.
     """
     settings = tools.settings
     check_channel(settings, channel)
     sha256 = hashlib.sha256(data).hexdigest()
     try:
         if len(data) > settings.max_bytes:
-            raise UnreadableImageError(f"file is {len(data)} bytes; the limit is {settings.max_bytes}")
+            raise ImageTooLargeError(f"file is {len(data)} bytes; the limit is {settings.max_bytes}")
         source = media.decode_source(data, max_pixels=settings.max_pixels)
     except MediaError as exc:
-        photo = _photo_row(session, sha256, channel, now=now, actor=actor)
-        verdict = policy.unreadable()
-        decision = _record(
-            session, photo, verdict, [], [], now=now, actor=actor, tools=tools, details={"error": exc.code}
-        )
-        return GateResult(verdict.verdict, verdict.reasons, (), photo.id, decision.id, sha256, error=str(exc))
+        return record_unreadable(session, sha256, channel, exc, tools=tools, now=now, actor=actor)
 
     image = source.image
     # Detection and matching need no database: done before the transaction's first statement, so
@@ -154,21 +149,20 @@ def gate_photo(
     verdict = policy.decide(face_inputs, states, channel, now, policy_for(settings), limit=analysis.limit)
     clean = None
     error = None
-    if verdict.verdict == policy.PUBLISHABLE and (want_clean or any(v.covered for v in verdict.faces)):
+    if verdict.verdict == policy.PUBLISHABLE:
         try:
             if any(v.covered for v in verdict.faces):
                 clean = _covered_copy(source, verdict, detected, tools)
                 if clean is None:
-                    verdict = replace(
-                        verdict, verdict="blocked", reasons=(*verdict.reasons, policy.COVER_FAILED)
-                    )
+                    verdict = _blocked(verdict, policy.COVER_FAILED)
             else:
                 clean = media.sanitise(
                     data, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality, source=source
                 )
         except MediaError as exc:
-            # The decision stands, but without a verified clean copy nothing can be published.
-            clean, error = None, f"no clean copy: {exc}"
+            # Without a verified clean copy there is nothing that could be published.
+            error = f"no clean copy: {exc}"
+            verdict = _blocked(verdict, policy.CLEAN_COPY_FAILED)
     if caption is not None:
         allowed = policy.naming_allowed(verdict, states, channel, now)
         photo.caption = policy.scrub_names(caption, tools.known_names, allowed).text
@@ -197,6 +191,42 @@ def gate_photo(
     return GateResult(
         verdict.verdict, verdict.reasons, faces, photo.id, decision.id, sha256, clean, error, photo.caption
     )
+
+
+def record_unreadable(
+    session: Session,
+    sha256: str,
+    channel: str,
+    error: MediaError,
+    *,
+    tools: GateTools,
+    now: datetime,
+    actor: str,
+) -> GateResult:
+    """Record a blocked `unreadable_image` verdict for a file that could not be read as an image."""
+    photo = _photo_row(session, sha256, channel, now=now, actor=actor)
+    verdict = policy.unreadable()
+    decision = _record(
+        session, photo, verdict, [], [], now=now, actor=actor, tools=tools, details={"error": error.code}
+    )
+    return GateResult(verdict.verdict, verdict.reasons, (), photo.id, decision.id, sha256, error=str(error))
+
+
+def record_unreadable_file(session: Session, channel: str, error: str, *, now: datetime, actor: str) -> None:
+    """Audit a file that could not be read at all: there is no content, so no photo to record."""
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="file.unreadable",
+        subject=f"channel:{channel}",
+        details={"error": error},
+    )
+
+
+def _blocked(verdict: policy.PhotoVerdict, reason: str) -> policy.PhotoVerdict:
+    """A publishable verdict turned to blocked because a later step of the image path failed."""
+    return replace(verdict, verdict="blocked", reasons=(*verdict.reasons, reason))
 
 
 def _covered_copy(
@@ -334,8 +364,9 @@ def recheck(session: Session, decision_id: int, *, settings: Settings, now: date
         return policy.unreadable()
     if policy.UNREADABLE_IMAGE in decision.reasons:
         return policy.unreadable()
-    if policy.COVER_FAILED in decision.reasons:
-        return policy.PhotoVerdict("blocked", (policy.COVER_FAILED,), ())
+    failed = [r for r in decision.reasons if r in (policy.COVER_FAILED, policy.CLEAN_COPY_FAILED)]
+    if failed:
+        return policy.PhotoVerdict("blocked", tuple(failed), ())
     inputs = []
     for face in decision.faces:
         candidates = []
@@ -361,7 +392,7 @@ def recheck(session: Session, decision_id: int, *, settings: Settings, now: date
     ]
     if fresh.verdict == policy.PUBLISHABLE and newly_covered:
         # Someone's consent lapsed since the copy was made: that copy shows their face uncovered.
-        return replace(fresh, verdict="blocked", reasons=(*fresh.reasons, policy.CONSENT_CHANGED))
+        return _blocked(fresh, policy.CONSENT_CHANGED)
     return fresh
 
 
