@@ -9,8 +9,11 @@ when that copy is large, plus one coarse pass for faces bigger than the overlap;
 overlap. Detections between `possible_score` and CONFIDENT_SCORE, and any face found only with the
 image turned 90°, 180° or 270°, are reported `possible`: never identified, always reviewed.
 
+Encoding: dlib's 5-point alignment and 150x150 chips, then dlib's ResNet with its own weights, run
+by numpy (gatekeeper/faces/resnet.py: the same encodings, about 8x faster than dlib-bin's).
+
 One photo's windows and encoding batches are shared among `workers` processes (this one and
-forked copies of it: dlib holds the GIL); the result is the same as with one.
+forked copies of it: dlib's detector holds the GIL); the result is the same as with one.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ import signal
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image
 
 from gatekeeper.errors import EnrolmentPhotoError, FaceError
+from gatekeeper.faces.resnet import CHIP_PADDING, CHIP_PX, ResNetEncoder
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -38,7 +43,6 @@ if TYPE_CHECKING:
 
 _R = TypeVar("_R")
 
-ENCODING_SIZE = 128
 DLIB_MODEL = "dlib_face_recognition_resnet_model_v1"
 
 # Measured on 19 corpus faces (bench/calibrate.py sweep): a face at least this wide in the image the
@@ -54,7 +58,7 @@ _OVERLAP_MARGIN = 1.3
 _MERGE_IOU = 0.3
 _MERGE_INSIDE = 0.6
 # Encodings are computed in batches of at most this size, so the time limit is checked between them
-# and the batches can be shared among processes (per-face cost is the same at 1 or 36 per call).
+# and the batches can be shared among processes (per-face cost is about the same at 1 or 16 per call).
 _ENCODE_BATCH = 8
 
 TOO_MANY_FACES = "too_many_faces"
@@ -125,7 +129,7 @@ class _Deadline:
 
 
 class DlibFaceEngine:
-    """HOG detection, 5-point alignment and the dlib ResNet encoder, through face_recognition's models."""
+    """HOG detection, 5-point alignment and the dlib ResNet encoder, with face_recognition_models' files."""
 
     model = DLIB_MODEL
 
@@ -152,7 +156,8 @@ class DlibFaceEngine:
         probe_rotations: when nothing is found upright, also search the image turned 90/180/270°,
             for faces of at least turned_min_detect_px, scoring at least dlib's own threshold (0).
         workers: processes one photo's tiles, probes and encodings are shared among (this one plus
-            forked copies of it; dlib holds the GIL, so threads would not help); None: one per core.
+            forked copies of it; dlib's detector holds the GIL, so threads would not help); None: one
+            per core.
         """
         smallest = min(min_detect_px, turned_min_detect_px)
         if workers is None:
@@ -177,15 +182,17 @@ class DlibFaceEngine:
         self.probe_rotations = probe_rotations
         self.turned_min_detect_px = turned_min_detect_px
         self.workers = workers
-        api = _load_face_recognition_api()
-        import dlib  # already imported by face_recognition: no further cost
-
-        self._detector: Any = api.face_detector
+        models = _load_models()
+        self._detector: Any = models.detector
         # The 5-point predictor is the alignment the ResNet encoder was trained with.
-        self._predictor: Any = api.pose_predictor_5_point
-        self._encoder: Any = api.face_encoder
-        self._rectangle: Any = dlib.rectangle
-        self._shapes: Any = dlib.full_object_detections
+        self._predictor: Any = models.predictor
+        self._encoder = models.encoder
+        self._chips: Any = models.dlib.get_face_chips
+        self._rectangle: Any = models.dlib.rectangle
+        self._shapes: Any = models.dlib.full_object_detections
+        # One BLAS thread per process while encoding: the processes already share the batches, and
+        # the same arithmetic in every process keeps the encodings identical whatever `workers` is.
+        self._blas: Any = models.threads
 
     def analyse(self, pixels: NDArray[np.uint8]) -> FaceAnalysis:
         """Detect and encode every face in HxWx3 uint8 RGB pixels, sorted by left edge; raises FaceError."""
@@ -385,8 +392,10 @@ class DlibFaceEngine:
             # lands the landmarks better than the clipped box (measured on obama_partial_face).
             rect = self._rectangle(round(c.left), round(c.top), round(c.right), round(c.bottom))
             shapes.append(self._predictor(image, rect))
-        descriptors = self._encoder.compute_face_descriptor(image, shapes, 1)
-        return [np.array(descriptor, dtype=np.float64) for descriptor in descriptors]
+        # dlib cuts the aligned 150x150 chips, exactly as its compute_face_descriptor does.
+        chips = np.stack(self._chips(image, shapes, size=CHIP_PX, padding=CHIP_PADDING))
+        with self._blas.limit(limits=1, user_api="blas"):
+            return list(self._encoder.encode(chips))
 
 
 def _cores() -> int:
@@ -400,8 +409,9 @@ def _cores() -> int:
 def _run_all(jobs: Sequence[Callable[[], _R]], processes: int) -> list[_R]:
     """Every job's result, in order, the jobs shared among this process and forked copies of it.
 
-    dlib's detector and encoder hold the GIL (measured: two threads take as long as one after the
-    other), so one photo uses several cores only through processes. A fork inherits the models,
+    dlib's detector holds the GIL (measured: two threads take as long as one after the other), so
+    one photo uses several cores only through processes; encoding batches are shared the same way,
+    each process with one BLAS thread. A fork inherits the models,
     the image and the jobs (measured ~10 ms for fork, pipe and wait with a 24 MP image loaded);
     each process takes the next job from a shared counter until none is left, and a child sends
     its results back pickled. A job a child took but did not report (the child failed) is run
@@ -536,20 +546,34 @@ def _checked_pixels(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return np.ascontiguousarray(pixels)
 
 
-def _load_face_recognition_api() -> Any:
-    """Import face_recognition's loaded models without its process-wide side effects; raises FaceError."""
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+@dataclass(frozen=True)
+class _Models:
+    """What the engine runs: dlib's HOG detector and 5-point predictor, the ResNet encoder."""
+
+    dlib: Any
+    detector: Any
+    predictor: Any
+    encoder: ResNetEncoder
+    threads: Any  # a threadpoolctl controller for numpy's BLAS
+
+
+def _load_models() -> _Models:
+    """Load the three models from face_recognition_models; raises FaceError when they cannot load.
+
+    face_recognition's own API is not imported: it loads five models (two of them unused here, one
+    100 MB) and turns on Pillow's LOAD_TRUNCATED_IMAGES for the whole process.
+    """
     try:
         with warnings.catch_warnings():
             # face_recognition_models imports pkg_resources, which warns on every import path.
             warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-            import face_recognition.api as api
-    except SystemExit as exc:
-        # face_recognition calls quit() when face_recognition_models fails to import: that would
-        # end a worker with status 0 and no word. Make it an error the caller sees.
-        raise FaceError("face_recognition could not load face_recognition_models") from exc
-    finally:
-        # face_recognition turns on decoding of truncated images for the whole process; our media
-        # readers must refuse truncated files, so the flag goes back to what it was.
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
-    return api
+            import face_recognition_models as files
+        import dlib
+        import threadpoolctl
+
+        detector = dlib.get_frontal_face_detector()
+        predictor = dlib.shape_predictor(files.pose_predictor_five_point_model_location())
+    except (ImportError, RuntimeError) as exc:
+        raise FaceError(f"the dlib face models could not be loaded: {exc}") from exc
+    encoder = ResNetEncoder.load(Path(files.face_recognition_model_location()))
+    return _Models(dlib, detector, predictor, encoder, threadpoolctl.ThreadpoolController())

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gatekeeper.errors import FaceError
-from gatekeeper.faces.engine import ENCODING_SIZE
+from gatekeeper.faces.resnet import ENCODING_SIZE
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
