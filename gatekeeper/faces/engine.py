@@ -493,17 +493,25 @@ def _spans(length: int, side: int, overlap: int) -> list[tuple[int, int]]:
     return [(round(i * stride), size) for i in range(count)]
 
 
-def _overlaps(a: _Candidate, b: _Candidate) -> bool:
-    """Whether two boxes are the same face: enough IoU, or one mostly inside the other."""
-    width = min(a.right, b.right) - max(a.left, b.left)
-    height = min(a.bottom, b.bottom) - max(a.top, b.top)
-    if width <= 0 or height <= 0:
-        return False
-    inter = width * height
-    smaller = min(a.area, b.area)
-    return inter / (a.area + b.area - inter) >= _MERGE_IOU or (
-        smaller > 0 and inter / smaller >= _MERGE_INSIDE
+def _overlap_matrix(candidates: Sequence[_Candidate]) -> NDArray[np.bool_]:
+    """Which pairs of boxes are the same face: enough IoU, or one mostly inside the other."""
+    boxes = np.array([(c.left, c.top, c.right, c.bottom) for c in candidates], dtype=np.float64)
+    areas = np.array([c.area for c in candidates], dtype=np.float64)
+    width = np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(
+        boxes[:, None, 0], boxes[None, :, 0]
     )
+    height = np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(
+        boxes[:, None, 1], boxes[None, :, 1]
+    )
+    touching = (width > 0) & (height > 0)
+    inter = np.where(touching, width * height, 0.0)
+    union = areas[:, None] + areas[None, :] - inter
+    smaller = np.minimum(areas[:, None], areas[None, :])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(touching, inter / np.where(touching, union, 1.0), 0.0)
+        inside = np.where(touching & (smaller > 0), inter / np.where(smaller > 0, smaller, 1.0), 0.0)
+    same: NDArray[np.bool_] = touching & ((iou >= _MERGE_IOU) | (inside >= _MERGE_INSIDE))
+    return same
 
 
 def _merged(candidates: list[_Candidate]) -> list[_Candidate]:
@@ -511,11 +519,14 @@ def _merged(candidates: list[_Candidate]) -> list[_Candidate]:
 
     An upright box beats a turned one that overlaps it, so a face seen upright keeps its encoding.
     """
-    kept: list[_Candidate] = []
-    for c in sorted(candidates, key=lambda c: (c.turned, -c.score)):
-        if not any(_overlaps(c, k) for k in kept):
-            kept.append(c)
-    return kept
+    ordered = sorted(candidates, key=lambda c: (c.turned, -c.score))
+    if len(ordered) < 2:
+        return ordered
+    same = _overlap_matrix(ordered)
+    kept = np.zeros(len(ordered), dtype=bool)
+    for i in range(len(ordered)):
+        kept[i] = not (same[i] & kept).any()
+    return [c for c, keep in zip(ordered, kept, strict=True) if keep]
 
 
 def _unchanged(c: _Candidate) -> _Candidate:
