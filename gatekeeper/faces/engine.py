@@ -53,6 +53,8 @@ CONFIDENT_SCORE = 0.0
 # The coarse pass finds faces of at least DETECTOR_FACE_PX / coarse scale; tiles overlap by this
 # much more, so a face too small for the coarse pass lies wholly inside at least one tile.
 _OVERLAP_MARGIN = 1.3
+# The coarse pass's scale is chosen among this many steps between the coarsest and finest allowed.
+_COARSE_STEPS = 20
 # Two boxes are one face when they overlap this much (IoU), or when one lies mostly inside the
 # other (a face cut by a tile edge next to the same face whole in the neighbouring tile).
 _MERGE_IOU = 0.3
@@ -299,8 +301,26 @@ class DlibFaceEngine:
             return [((0, 0, width, height), scale)]
         # A large photo: a coarse pass over the whole image finds the big faces, then tiles at
         # full detection scale find the small ones. Tiles bound memory and let the time limit
-        # act between them; they overlap by more than any face the coarse pass might miss.
-        coarse = self.tile_px / max(width, height)
+        # act between them; they overlap by more than any face the coarse pass might miss. The
+        # coarser that pass, the wider the overlap: of the scales that keep every tile within
+        # tile_px (overlap at most half a tile) and the coarse pass within one tile, the one that
+        # scans the fewest pixels.
+        side = math.floor(self.tile_px / scale)
+        coarsest = 2 * _OVERLAP_MARGIN * DETECTOR_FACE_PX / side
+        finest = min(self.tile_px / max(width, height), scale)
+        if coarsest >= finest:
+            # No scale keeps both bounds (a very long panorama, or tiny tiles): the coarse pass
+            # stays within one tile and the tiles grow to twice the overlap.
+            return self._tiled(width, height, scale, finest)
+        plans = [
+            self._tiled(width, height, scale, coarsest + (finest - coarsest) * step / _COARSE_STEPS)
+            for step in range(_COARSE_STEPS + 1)
+        ]
+        return min(plans, key=lambda plan: (_scanned(plan), -plan[0][1]))
+
+    def _tiled(self, width: int, height: int, scale: float, coarse: float) -> list[tuple[Box, float]]:
+        """A coarse pass over the whole image at `coarse`, then tiles at `scale` overlapping by more
+        than the smallest face the coarse pass is sure to find."""
         overlap = math.ceil(_OVERLAP_MARGIN * DETECTOR_FACE_PX / coarse)
         side = max(math.floor(self.tile_px / scale), 2 * overlap)
         windows: list[tuple[Box, float]] = [((0, 0, width, height), coarse)]
@@ -480,6 +500,13 @@ def _run_all(jobs: Sequence[Callable[[], _R]], processes: int) -> list[_R]:
             except Exception:  # a child that failed reports nothing: its jobs are run below
                 continue
     return [results[index] if index in results else jobs[index]() for index in range(len(jobs))]
+
+
+def _scanned(windows: list[tuple[Box, float]]) -> float:
+    """The pixels the detector scans for these (window, scale) pairs: what its time follows."""
+    return sum(
+        (right - left) * (bottom - top) * scale * scale for (left, top, right, bottom), scale in windows
+    )
 
 
 def _spans(length: int, side: int, overlap: int) -> list[tuple[int, int]]:
