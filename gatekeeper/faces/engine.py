@@ -10,7 +10,7 @@ overlap. Detections between `possible_score` and CONFIDENT_SCORE, and any face f
 image turned 90°, 180° or 270°, are reported `possible`: never identified, always reviewed.
 
 Encoding: dlib's 5-point alignment and 150x150 chips, then dlib's ResNet with its own weights, run
-by numpy (gatekeeper/faces/resnet.py: the same encodings, about 8x faster than dlib-bin's).
+by numpy (gatekeeper/faces/resnet.py: the same encodings, about 7x faster than dlib-bin's).
 
 One photo's windows and encoding batches are shared among `workers` processes (this one and
 forked copies of it: dlib's detector holds the GIL); the result is the same as with one.
@@ -431,11 +431,11 @@ def _run_all(jobs: Sequence[Callable[[], _R]], processes: int) -> list[_R]:
 
     dlib's detector holds the GIL (measured: two threads take as long as one after the other), so
     one photo uses several cores only through processes; encoding batches are shared the same way,
-    each process with one BLAS thread. A fork inherits the models,
-    the image and the jobs (measured ~10 ms for fork, pipe and wait with a 24 MP image loaded);
-    each process takes the next job from a shared counter until none is left, and a child sends
-    its results back pickled. A job a child took but did not report (the child failed) is run
-    again here, so a lost child costs time, never a result.
+    each process with one BLAS thread. A fork inherits the models, the image and the jobs
+    (measured ~10 ms for fork, pipe and wait with a 24 MP image loaded); each process takes the
+    next job from a shared counter until none is left, and a child sends its results back pickled.
+    A job a child took but did not report (the child failed) is run again here, so a lost child
+    costs time, never a result.
     """
     count = min(processes, len(jobs))
     if count <= 1 or not hasattr(os, "fork"):
@@ -524,12 +524,9 @@ def _overlap_matrix(candidates: Sequence[_Candidate]) -> NDArray[np.bool_]:
     """Which pairs of boxes are the same face: enough IoU, or one mostly inside the other."""
     boxes = np.array([(c.left, c.top, c.right, c.bottom) for c in candidates], dtype=np.float64)
     areas = np.array([c.area for c in candidates], dtype=np.float64)
-    width = np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(
-        boxes[:, None, 0], boxes[None, :, 0]
-    )
-    height = np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(
-        boxes[:, None, 1], boxes[None, :, 1]
-    )
+    left, top, right, bottom = boxes.T
+    width = np.minimum.outer(right, right) - np.maximum.outer(left, left)
+    height = np.minimum.outer(bottom, bottom) - np.maximum.outer(top, top)
     touching = (width > 0) & (height > 0)
     inter = np.where(touching, width * height, 0.0)
     union = areas[:, None] + areas[None, :] - inter

@@ -4,7 +4,7 @@ The network and its weights are dlib's own (`dlib_face_recognition_resnet_model_
 face_recognition_models; the architecture is dlib's `dnn_face_recognition_ex.cpp`). Only the
 arithmetic moves: dlib-bin is built without BLAS, so its forward pass runs on dlib's own matrix code
 (75 ms per face on this hardware); here every convolution is one float32 matrix product in the BLAS
-numpy ships with (about 8 ms per face on one core). The input is the same 150x150 chip dlib cuts
+numpy ships with (about 10 ms per face on one core). The input is the same 150x150 chip dlib cuts
 (`dlib.get_face_chips`, padding 0.25), and the encodings agree with dlib's `compute_face_descriptor`
 to within 1e-5 (tests/faces/test_face_resnet.py), so the calibrated thresholds still hold.
 
