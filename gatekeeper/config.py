@@ -13,11 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gatekeeper import policy
 from gatekeeper.errors import ConfigError
 
 DEFAULT_CHANNELS = ("website", "social_media", "print", "press", "internal")
 AGE_THRESHOLDS = (13, 16, 18)
 DEV_SECRET = "dev-only-not-secret"
+# The longest edge of a published copy, per channel: a website or a feed shows about 2,000 px;
+# a channel not listed (print, press) gets the full size. Sub-channels follow their parent.
+DEFAULT_OUTPUT_SIZES = (("website", 2048), ("social_media", 2048), ("internal", 2048))
 _CHANNEL_RE = re.compile(r"^[a-z][a-z0-9_]*(:[a-z0-9_]+)?$")
 
 
@@ -32,16 +36,19 @@ class Settings:
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     cover_channels: tuple[str, ...] = ()
     # Face distances (dlib 128-d, Euclidean). Chosen from the corpus measurement in docs/faces.md.
-    accept_distance: float = 0.55
-    review_distance: float = 0.65
-    margin: float = 0.08
-    min_face_px: int = 40
-    max_faces: int = 200
-    face_time_limit: float = 30.0
+    accept_distance: float = policy.ACCEPT_DISTANCE
+    review_distance: float = policy.REVIEW_DISTANCE
+    margin: float = policy.MARGIN
+    min_face_px: int = policy.MIN_FACE_PX
+    max_faces: int = policy.MAX_FACES
+    face_time_limit: float = policy.FACE_TIME_LIMIT_S
     age_threshold: int = 18
     max_pixels: int = 50_000_000
     max_bytes: int = 100 * 1024 * 1024
     jpeg_quality: int = 92
+    # Faces down to this width (px of the copy that will be published) are searched for, at any angle.
+    min_detect_px: int = policy.MIN_DETECT_PX
+    output_sizes: tuple[tuple[str, int], ...] = DEFAULT_OUTPUT_SIZES
     env: str = "development"
     secret_key: str = DEV_SECRET
 
@@ -79,6 +86,15 @@ class Settings:
                 raise ConfigError(f"cover channel {name!r} is not in the channel list {self.channels}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"JPEG quality must be 1..100 (got {self.jpeg_quality})")
+        for name, edge in self.output_sizes:
+            if name.split(":")[0] not in self.channels and name not in self.channels:
+                raise ConfigError(f"output size for {name!r}: not in the channel list {self.channels}")
+            if edge != 0 and edge < 256:
+                raise ConfigError(f"output size for {name!r} must be at least 256 px, or 0 for full size")
+        if not 8 <= self.min_detect_px <= self.min_face_px:
+            raise ConfigError(
+                f"min_detect_px must be 8..min_face_px ({self.min_face_px}) (got {self.min_detect_px})"
+            )
         if not self.face_time_limit > 0:
             raise ConfigError(f"face_time_limit must be positive (got {self.face_time_limit})")
         for label, value in (
@@ -89,6 +105,12 @@ class Settings:
         ):
             if value <= 0:
                 raise ConfigError(f"{label} must be positive (got {value})")
+
+    def long_edge(self, channel: str) -> int | None:
+        """The longest edge of a copy on `channel` (else its parent's); None: full size."""
+        sizes = dict(self.output_sizes)
+        edge = sizes.get(channel, sizes.get(channel.split(":")[0]))
+        return edge or None
 
     @property
     def instance_path(self) -> Path:
@@ -124,7 +146,13 @@ class Settings:
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_float(name, v)
+        if (v := get("GATEKEEPER_OUTPUT_SIZES")) is not None:
+            # Given channels override the defaults; the others keep theirs.
+            kwargs["output_sizes"] = tuple(
+                {**dict(DEFAULT_OUTPUT_SIZES), **dict(parse_output_sizes(v))}.items()
+            )
         for key, name in (
+            ("min_detect_px", "GATEKEEPER_MIN_DETECT_PX"),
             ("min_face_px", "GATEKEEPER_MIN_FACE_PX"),
             ("max_faces", "GATEKEEPER_MAX_FACES"),
             ("age_threshold", "GATEKEEPER_AGE_THRESHOLD"),
@@ -145,6 +173,19 @@ def parse_channels(value: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ConfigError(f"channel list repeats a channel: {value!r}")
     return names
+
+
+def parse_output_sizes(value: str) -> tuple[tuple[str, int], ...]:
+    """Parse `channel=PX,...` (0: full size); raises ConfigError."""
+    sizes = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        name, sep, px = item.partition("=")
+        if not sep or not _CHANNEL_RE.match(name.strip()):
+            raise ConfigError(f"GATEKEEPER_OUTPUT_SIZES: expected channel=PX, got {item!r}")
+        sizes.append((name.strip(), _parse_int("GATEKEEPER_OUTPUT_SIZES", px.strip())))
+    return tuple(sizes)
 
 
 def _parse_int(name: str, value: str) -> int:

@@ -27,6 +27,7 @@ FACES_COVERED: Final = "faces_covered"
 COVER_FAILED: Final = "cover_failed"
 CLEAN_COPY_FAILED: Final = "clean_copy_failed"
 CONSENT_CHANGED: Final = "consent_changed"
+ANALYSIS_TOO_COARSE: Final = "analysis_too_coarse"
 NO_CONSENT_FOR_CHANNEL: Final = "no_consent_for_channel"
 CONSENT_WITHDRAWN: Final = "consent_withdrawn"
 CONSENT_EXPIRED: Final = "consent_expired"
@@ -48,6 +49,7 @@ REASON_CODES: Final = (
     COVER_FAILED,
     CLEAN_COPY_FAILED,
     CONSENT_CHANGED,
+    ANALYSIS_TOO_COARSE,
     NO_CONSENT_FOR_CHANNEL,
     CONSENT_WITHDRAWN,
     CONSENT_EXPIRED,
@@ -74,6 +76,38 @@ REVIEW: Final = "review"
 GUARDIANS: Final = frozenset({"parent", "guardian"})
 
 
+# --- thresholds: the defaults, defined here once (Settings, Policy and the face engine use them) -------
+
+# Face distances (dlib 128-d, Euclidean), stricter than face_recognition's 0.6: docs/faces.md.
+ACCEPT_DISTANCE: Final = 0.55
+REVIEW_DISTANCE: Final = 0.65
+MARGIN: Final = 0.08
+# A face whose shorter side is under this many pixels (of the analysed copy) is never identified.
+MIN_FACE_PX: Final = 40
+# The smallest face searched for, at any angle, in pixels of the copy that will be published.
+MIN_DETECT_PX: Final = 32
+# Work limits per photo: past either, analysis stops and the photo goes to review.
+MAX_FACES: Final = 200
+FACE_TIME_LIMIT_S: Final = 30.0
+
+
+def smallest_face_found(analysis_scale: float, min_detect_px: int) -> float:
+    """The smallest face (px of the full photo) an analysis at `analysis_scale` is sure to have found."""
+    return min_detect_px / analysis_scale
+
+
+def is_fine_enough(
+    analysis_scale: float, analysed_min_px: int, output_scale: float, output_min_px: int
+) -> bool:
+    """Whether an analysis found every face that the copy at `output_scale` must be searched for.
+
+    A photo analysed for a channel with small copies must be analysed again, at the finer scale,
+    before it goes to a channel with larger ones.
+    """
+    needed = smallest_face_found(output_scale, output_min_px)
+    return smallest_face_found(analysis_scale, analysed_min_px) <= needed * (1 + 1e-9)
+
+
 # --- inputs ----------------------------------------------------------------------------------------
 
 
@@ -81,9 +115,9 @@ GUARDIANS: Final = frozenset({"parent", "guardian"})
 class Policy:
     """The organisation's rules that the decision applies."""
 
-    accept_distance: float = 0.55
-    review_distance: float = 0.65
-    margin: float = 0.08
+    accept_distance: float = ACCEPT_DISTANCE
+    review_distance: float = REVIEW_DISTANCE
+    margin: float = MARGIN
     age_threshold: int = 18
     # Channels (and their sub-channels) on which unconsented faces may be covered instead of blocking.
     cover_channels: frozenset[str] = frozenset()
