@@ -158,6 +158,10 @@ class Decision(Base):
     decided_by: Mapped[str] = mapped_column(String(120))
     model: Mapped[str | None] = mapped_column(String(80))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the face analysis guarantees: it searched the photo scaled by analysis_scale (1.0: full
+    # size) for faces of min_detect_px and more, at any angle.
+    analysis_scale: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
+    min_detect_px: Mapped[int] = mapped_column(Integer, default=32, server_default="32")
 
     photo: Mapped[Photo] = relationship(back_populates="decisions")
     faces: Mapped[list[Face]] = relationship(
