@@ -9,6 +9,7 @@ network's settings (CA bundle, proxy) and uv's download cache pass into the clea
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -173,3 +174,20 @@ def test_without_gatekeeper_home_the_instance_is_the_checkouts_own_folder() -> N
     assert Settings.from_env({}).home == ROOT / "instance"
     assert Settings.from_env({"GATEKEEPER_HOME": ""}).home == ROOT / "instance"
     assert Settings().originals_url == str(ROOT / "instance" / "originals")
+
+
+def test_the_test_script_runs_from_a_clean_environment_with_paths_relative_to_the_user(
+    fresh: Fresh, tmp_path: Path
+) -> None:
+    """The README's second command: linters, then pytest on a test file named relative to here."""
+    result = subprocess.run(
+        [str(fresh.checkout / "scripts" / "test"), "-q", "consent-gatekeeper/tests/test_config.py"],
+        cwd=fresh.checkout.parent,
+        env=fresh.env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "lint: ruff, import contracts, mypy" in result.stderr
+    assert re.search(r"^\d+ passed", result.stdout, re.MULTILINE), result.stdout
