@@ -3,8 +3,8 @@
 Each event's hash covers its content and the previous event's hash, so removing or editing any
 event breaks every hash after it. Removing the *last* events leaves a shorter chain that is still
 consistent: only a head recorded outside the database (`head()`, checked by `verify(anchor=...)`)
-shows that. On PostgreSQL appends take a transaction-scoped advisory lock so
-two writers cannot both chain onto the same predecessor; SQLite serialises writers itself.
+shows that. On PostgreSQL appends take a transaction-scoped advisory lock so two writers cannot
+both chain onto the same predecessor; SQLite serialises writers itself.
 """
 
 from __future__ import annotations
@@ -83,9 +83,14 @@ class ChainHead:
 
 def head(session: Session) -> ChainHead:
     """The chain's current head: worth keeping outside the database to anchor later checks."""
-    count = session.scalar(select(func.count()).select_from(AuditEvent)) or 0
-    last = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    return ChainHead(count, last or GENESIS)
+    last = session.execute(
+        select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).one_or_none()
+    if last is None:
+        return ChainHead(0, GENESIS)
+    # Counted up to that event, so an append committed in between cannot make the pair disagree.
+    count = session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.id <= last.id))
+    return ChainHead(count or 0, last.hash)
 
 
 def events(

@@ -562,10 +562,10 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
         # O_NONBLOCK: if the path became a named pipe since it was listed, opening it must not wait
         # for a writer; fstat then shows it is not a regular file. Regular files ignore the flag.
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
-            mode = os.fstat(fh.fileno()).st_mode
-            if not stat.S_ISREG(mode):
-                return _skipped_line(path, _kind(mode))
-            size = os.fstat(fh.fileno()).st_size
+            status = os.fstat(fh.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                return _skipped_line(path, _kind(status.st_mode))
+            size = status.st_size
             if size > limit:
                 # Refused unread, but recorded under its real hash (streamed, never held in memory).
                 oversize: str | None = hashlib.file_digest(fh, "sha256").hexdigest()
