@@ -6,6 +6,8 @@ import getpass
 import hashlib
 import json
 import multiprocessing
+import os
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -59,26 +61,84 @@ def _runtime(ctx: click.Context) -> Runtime:
     return runtime
 
 
-def _iter_files(paths: Sequence[Path]) -> list[Path]:
-    """Files named directly, and every non-hidden file below named folders, in a stable order."""
+def _not_regular(path: Path) -> str | None:
+    """None for a regular file (or a link to one); otherwise why it is not read."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "broken symbolic link" if path.is_symlink() else "not found"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    return None if stat.S_ISREG(mode) else _kind(mode)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return f"not a regular file: {name}"
+    return "not a regular file"
+
+
+def _iter_files(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Regular files named directly or below named folders (non-hidden), in a stable order, and
+    everything else that was named or found, with the reason it is skipped.
+
+    Only regular files are ever opened: a named pipe would block a read forever, and a device or
+    socket is not a photo.
+    """
     found: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                p
-                for p in sorted(path.rglob("*"))
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        else:
+            for p in sorted(path.rglob("*")):
+                if any(part.startswith(".") for part in p.relative_to(path).parts) or p.is_dir():
+                    continue
+                reason = _not_regular(p)
+                if reason is None:
+                    found.append(p)
+                else:
+                    skipped.append((p, reason))
+        elif (reason := _not_regular(path)) is None:
             found.append(path)
-    return found
+        else:
+            skipped.append((path, reason))
+    return found, skipped
+
+
+def _check_named(paths: Sequence[Path]) -> None:
+    """Refuse names that do not exist at all (a typo); a broken link is reported later, per file."""
+    missing = [str(p) for p in paths if not os.path.lexists(p)]
+    if missing:
+        raise click.UsageError(f"not found: {', '.join(missing)}")
+
+
+def _show_bar(length: int) -> bool:
+    return sys.stderr.isatty() and length > 1
 
 
 def _progress(items: Iterable[T], length: int, label: str) -> AbstractContextManager[Iterable[T]]:
     """A progress bar on stderr when it is a terminal; otherwise the items as they are."""
-    if sys.stderr.isatty() and length > 1:
+    if _show_bar(length):
         return click.progressbar(items, length=length, label=label, file=sys.stderr, show_pos=True)
     return nullcontext(items)
+
+
+def _say(text: str, *, err: bool = False, bar: bool = False) -> None:
+    """Print a line; with a progress bar on the terminal, erase the bar's line first.
+
+    The bar is drawn without a newline and redrawn after each item, so a line printed over an
+    erased bar stands on its own and the bar reappears below it.
+    """
+    if bar:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+    click.echo(text, err=err)
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -90,7 +150,8 @@ def main() -> None:
     """Consent Gatekeeper: no photo leaves without consent for every face in it.
 
     Settings come from GATEKEEPER_* environment variables (see the README); by default everything
-    lives in ./instance (a SQLite file and local folders).
+    lives in the repository's instance/ folder (a SQLite file and local folders), wherever the
+    command is started. Relative paths are relative to the current folder.
     """
 
 
@@ -340,7 +401,7 @@ def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, 
     show_default=True,
     help="Gate photos in this many parallel processes (each loads the face models once).",
 )
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_context
 def gate(
     ctx: click.Context,
@@ -354,20 +415,34 @@ def gate(
     """Check every face in PATHS (files or folders) against consent for CHANNEL.
 
     Each photo is Publishable, Blocked or Review, with reasons. With --out, a clean copy of every
-    publishable photo is written there after consent is re-checked; nothing else is written.
+    publishable photo is written there after consent is re-checked; nothing else is written, and a
+    photo already published there for the channel is not written again. Only regular files are
+    read: named pipes, sockets, devices and broken links are skipped and reported.
     """
     from consent_db.session import unit_of_work
     from gatekeeper.services import gate as gate_service
 
+    _check_named(paths)
     runtime = _runtime(ctx)
     settings = runtime.settings
     try:
         gate_service.check_channel(settings, channel)
     except GatekeeperError as exc:
         _fail(exc)
-    files = _iter_files(paths)
+    with unit_of_work(runtime.sessions) as session:
+        templates = gate_service.count_templates(session)
+    if templates == 0:
+        click.echo(
+            f"warning: no people are enrolled in {_instance_label(settings)}; every face will be unknown "
+            "(import people first, or set GATEKEEPER_HOME to the instance that has them)",
+            err=True,
+        )
+    files, skipped = _iter_files(paths)
     job = GateJob(channel=channel, out_dir=out_dir, actor=_actor(), caption=caption)
     counts: dict[str, int] = {}
+    for path, reason in skipped:
+        _report_skipped(_skipped_line(path, reason), as_json)
+    bar_shown = _show_bar(len(files))
     with ExitStack() as stack:
         if workers > 1 and len(files) > 1:
             pool = stack.enter_context(
@@ -385,14 +460,48 @@ def gate(
             lines = (gate_file(runtime, tools, path, job) for path in files)
         bar = stack.enter_context(_progress(lines, len(files), "gating"))
         for line in bar:
+            if line.get("skipped"):
+                skipped.append((Path(line["source"]), line["error"]))
+                _report_skipped(line, as_json, bar=bar_shown)
+                continue
             counts[line["verdict"]] = counts.get(line["verdict"], 0) + 1
-            if as_json:
-                _emit(line)
-            else:
-                click.echo(_describe(line))
+            _say(json.dumps(line, ensure_ascii=False) if as_json else _describe(line), bar=bar_shown)
     if not as_json:
         summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
-        click.echo(f"{len(files)} photos: {summary or 'none'}", err=True)
+        gated = sum(counts.values())
+        click.echo(
+            f"{gated} photos: {summary or 'none'}" + (f"; {len(skipped)} skipped" if skipped else ""),
+            err=True,
+        )
+
+
+def _instance_label(settings: Settings) -> str:
+    """The instance as the user knows it: its folder, or the database URL without its password."""
+    if settings.database_url.startswith("sqlite"):
+        return str(settings.instance_path)
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def _skipped_line(path: Path, reason: str) -> dict[str, Any]:
+    """The JSON line of something that was not read: no verdict, the reason as `error`."""
+    return {
+        "source": str(path),
+        "verdict": None,
+        "reasons": [],
+        "faces": [],
+        "output": None,
+        "error": reason,
+        "skipped": True,
+    }
+
+
+def _report_skipped(line: dict[str, Any], as_json: bool, *, bar: bool = False) -> None:
+    """A skipped file: one line on stderr, and its JSON line on stdout with --json."""
+    _say(f"{'SKIPPED':<12} {line['source']}: {line['error']}", err=True, bar=bar)
+    if as_json:
+        _say(json.dumps(line, ensure_ascii=False))
 
 
 @dataclass(frozen=True)
@@ -406,18 +515,19 @@ class GateJob:
 
 
 def _describe(line: dict[str, Any]) -> str:
-    faces = (
-        ", ".join(
-            f["outcome"]
-            + (f" {f['person']}" if f["person"] else "")
-            + (" (covered)" if f.get("covered") else "")
-            for f in line["faces"]
-        )
-        or "no faces"
+    faces = ", ".join(
+        f["outcome"] + (f" {f['person']}" if f["person"] else "") + (" (covered)" if f.get("covered") else "")
+        for f in line["faces"]
+    )
+    # An unreadable file has no faces to speak of: the reason it could not be read says more.
+    details = "; ".join(
+        part for part in (faces or ("" if line["error"] else "no faces"), line["error"]) if part
     )
     reasons = f" ({', '.join(line['reasons'])})" if line["reasons"] else ""
     output = f" -> {line['output']}" if line["output"] else ""
-    return f"{line['verdict'].upper():<12} {line['source']}{reasons}: {faces}{output}"
+    if line.get("already_published"):
+        output += " (already published there)"
+    return f"{line['verdict'].upper():<12} {line['source']}{reasons}: {details}{output}"
 
 
 # Per-process state of a `gate --workers` pool: each worker builds its own runtime once.
@@ -449,20 +559,26 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
     now = _now()
     limit = runtime.settings.max_bytes
     try:
-        size = path.stat().st_size
-        if size > limit:
-            # Refused unread, but recorded under its real hash (streamed, never held in memory).
-            with open(path, "rb") as fh:
+        # O_NONBLOCK: if the path became a named pipe since it was listed, opening it must not wait
+        # for a writer; fstat then shows it is not a regular file. Regular files ignore the flag.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+            status = os.fstat(fh.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                return _skipped_line(path, _kind(status.st_mode))
+            size = status.st_size
+            if size > limit:
+                # Refused unread, but recorded under its real hash (streamed, never held in memory).
                 oversize: str | None = hashlib.file_digest(fh, "sha256").hexdigest()
-            data = b""
-        else:
-            oversize, data = None, path.read_bytes()
+                data = b""
+            else:
+                oversize, data = None, fh.read()
     except OSError as exc:
+        reason = exc.strerror or "cannot read"
         with unit_of_work(runtime.sessions) as session:
-            gate_service.record_unreadable_file(
-                session, job.channel, exc.strerror or "cannot read", now=now, actor=job.actor
-            )
-        return _line(path, "blocked", [policy.UNREADABLE_IMAGE], [], None, job)
+            gate_service.record_unreadable_file(session, job.channel, reason, now=now, actor=job.actor)
+        return _line(
+            path, "blocked", [policy.UNREADABLE_IMAGE], [], None, job, error=f"cannot read: {reason}"
+        )
     published = None
     with unit_of_work(runtime.sessions) as session:
         if oversize is not None:
@@ -479,7 +595,9 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
                 session, result, job.out_dir, settings=runtime.settings, now=now, actor=job.actor
             )
     output = None
-    if published is not None:
+    if published is not None and published.staged is None:
+        output = str(published.path)
+    elif published is not None and published.staged is not None:
         try:
             published.staged.commit()
             output = str(published.staged.final)
@@ -499,7 +617,12 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
         }
         for f in result.faces
     ]
-    return _line(path, result.verdict, list(result.reasons), faces, output, job, result.caption)
+    line = _line(
+        path, result.verdict, list(result.reasons), faces, output, job, result.caption, error=result.error
+    )
+    if published is not None and published.staged is None:
+        line["already_published"] = True
+    return line
 
 
 def _line(
@@ -510,6 +633,8 @@ def _line(
     output: str | None,
     job: GateJob,
     caption: str | None = None,
+    *,
+    error: str | None = None,
 ) -> dict[str, Any]:
     """One photo's JSON line (`caption` only when the job has one)."""
     line: dict[str, Any] = {
@@ -518,6 +643,7 @@ def _line(
         "reasons": reasons,
         "faces": faces,
         "output": output,
+        "error": error,
     }
     if job.caption is not None:
         line["caption"] = caption
@@ -525,6 +651,9 @@ def _line(
 
 
 # --- strip -----------------------------------------------------------------------------------------
+
+# The file name extensions a clean copy of each output format may be written under.
+_EXTENSIONS = {"jpeg": (".jpg", ".jpeg"), "png": (".png",), "webp": (".webp",)}
 
 
 @main.command()
@@ -535,39 +664,41 @@ def _line(
     help="Batch mode: write clean copies into this folder under opaque names.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Batch mode: one JSON object per file on stdout.")
+@click.option("--force", is_flag=True, help="`strip IN OUT`: replace OUT if it exists (never IN itself).")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_context
-def strip(ctx: click.Context, out_dir: Path | None, as_json: bool, paths: tuple[Path, ...]) -> None:
+def strip(
+    ctx: click.Context, out_dir: Path | None, as_json: bool, force: bool, paths: tuple[Path, ...]
+) -> None:
     """Remove all metadata, with no face check: `strip IN OUT` or `strip --out DIR PATH...`.
 
-    JPEG is cleaned losslessly; HEIC/HEIF and TIFF become JPEG. The clean copy is verified by a
-    strict parser before it is written.
+    JPEG is cleaned losslessly; HEIC/HEIF and TIFF become JPEG, GIF becomes PNG: OUT's extension
+    must name the format written (.jpg or .jpeg, .png, .webp). OUT must not exist unless --force is
+    given, and is never IN itself. The clean copy is verified by a strict parser before it is
+    written.
     """
     settings = _runtime(ctx).settings
     if out_dir is None:
         if len(paths) != 2 or as_json:
             raise click.UsageError("use `strip IN OUT` for one file, or `strip --out DIR [--json] PATH...`")
-        source, target = paths
-        if not source.is_file():
-            raise click.UsageError(f"{source} is not a file")
-        try:
-            clean = media.sanitise(
-                source.read_bytes(), max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality
-            )
-        except GatekeeperError as exc:
-            _fail(exc)
-        write_atomic(target, clean.data)
+        _strip_one(settings, *paths, force=force)
         return
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise click.UsageError(f"not found: {', '.join(missing)}")
-    files = _iter_files(paths)
-    failures = 0
+    if force:
+        raise click.UsageError("--force is for `strip IN OUT`; with --out every copy gets a new name")
+    _check_named(paths)
+    files, skipped = _iter_files(paths)
+    failures = len(skipped)
+    for path, reason in skipped:
+        if as_json:
+            _emit({"source": str(path), "output": None, "error": reason})
+        else:
+            click.echo(f"SKIPPED {path}: {reason}", err=True)
+    bar_shown = _show_bar(len(files))
     with _progress(files, len(files), "stripping") as bar:
         for path in bar:
             output, error = None, None
             try:
-                data = path.read_bytes()
+                data = _read_regular(path)
                 if len(data) > settings.max_bytes:
                     raise InvalidInputError(f"file is larger than {settings.max_bytes} bytes")
                 clean = media.sanitise(
@@ -580,38 +711,65 @@ def strip(ctx: click.Context, out_dir: Path | None, as_json: bool, paths: tuple[
                 failures += 1
                 error = str(exc) if isinstance(exc, MediaError | InvalidInputError) else f"cannot read: {exc}"
             if as_json:
-                _emit({"source": str(path), "output": output, "error": error})
+                _say(json.dumps({"source": str(path), "output": output, "error": error}), bar=bar_shown)
             elif error:
-                click.echo(f"FAILED {path}: {error}", err=True)
+                _say(f"FAILED {path}: {error}", err=True, bar=bar_shown)
             else:
-                click.echo(f"{path} -> {output}")
+                _say(f"{path} -> {output}", bar=bar_shown)
     if failures:
         ctx.exit(1)
 
 
+def _read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; raises InvalidInputError for anything else (never blocks)."""
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise InvalidInputError(_kind(mode))
+        return fh.read()
+
+
+def _strip_one(settings: Settings, source: Path, target: Path, *, force: bool) -> None:
+    """`strip IN OUT`: refuse anything that would surprise before any work, then write atomically."""
+    reason = _not_regular(source)
+    if reason is not None:
+        raise click.UsageError(f"{source}: {reason}")
+    if target.is_dir():
+        raise click.UsageError(
+            f"{target} is a folder: give OUT as a file name, or use `strip --out {target} {source}` "
+            "to write a copy there under an opaque name"
+        )
+    if target.exists() and os.path.samefile(source, target):
+        raise click.UsageError(f"IN and OUT are the same file ({target}): the original is never replaced")
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists: choose another name, or add --force to replace it")
+    try:
+        clean = media.sanitise(
+            _read_regular(source), max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality
+        )
+    except GatekeeperError as exc:
+        _fail(exc)
+    allowed = _EXTENSIONS[clean.format]
+    if target.suffix.lower() not in allowed:
+        raise click.ClickException(
+            f"the clean copy of {source.name} is {clean.format.upper()}: name OUT with "
+            f"{' or '.join(allowed)} (for example {target.with_suffix(allowed[0]).name}); nothing written"
+        )
+    try:
+        write_atomic(target, clean.data, replace=force)
+    except FileExistsError:
+        raise click.ClickException(
+            f"{target} exists: choose another name, or add --force to replace it"
+        ) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+
 # --- audit -----------------------------------------------------------------------------------------
 
+from gatekeeper.cli_audit import audit_group  # noqa: E402  (a command group of its own module)
 
-@main.group("audit")
-def audit_group() -> None:
-    """Read and check the audit trail."""
-
-
-@audit_group.command("verify")
-@click.pass_context
-def audit_verify(ctx: click.Context) -> None:
-    """Re-compute the audit hash chain; exit 1 if any event was altered or removed."""
-    from consent_db import audit
-    from consent_db.session import unit_of_work
-
-    runtime = _runtime(ctx)
-    with unit_of_work(runtime.sessions) as session:
-        check = audit.verify(session)
-    if not check.ok:
-        raise click.ClickException(
-            f"audit chain broken at event {check.first_bad_id} ({check.events} checked)"
-        )
-    click.echo(f"audit chain intact: {check.events} events")
+main.add_command(audit_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

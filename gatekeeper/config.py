@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gatekeeper import policy
@@ -25,11 +25,25 @@ DEFAULT_OUTPUT_SIZES = (("website", 2048), ("social_media", 2048), ("internal", 
 _CHANNEL_RE = re.compile(r"^[a-z][a-z0-9_]*(:[a-z0-9_]+)?$")
 
 
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The instance folder when GATEKEEPER_HOME is not set, the same wherever the command starts.
+
+    Run from a checkout (the scripts, `uv run`): its `instance/` folder. Installed as a package:
+    `consent-gatekeeper/instance` in the user's data folder ($XDG_DATA_HOME or ~/.local/share).
+    """
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "migrations").is_dir():
+        return checkout / "instance"
+    env = os.environ if environ is None else environ
+    data = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "consent-gatekeeper" / "instance"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the gatekeeper can be configured with (see the README's table)."""
 
-    home: Path = Path("instance")
+    home: Path = field(default_factory=default_home)
     database_url: str = ""
     originals_url: str = ""
     published_url: str = ""
@@ -123,8 +137,8 @@ class Settings:
         env = os.environ if environ is None else environ
         get = env.get
         kwargs: dict[str, object] = {}
-        if (v := get("GATEKEEPER_HOME")) is not None:
-            kwargs["home"] = Path(v)
+        home = get("GATEKEEPER_HOME")
+        kwargs["home"] = Path(home) if home else default_home(env)
         for key, name in (
             ("database_url", "GATEKEEPER_DATABASE_URL"),
             ("originals_url", "GATEKEEPER_ORIGINALS_URL"),

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
@@ -96,8 +96,17 @@ def load_tools(session: Session, settings: Settings, engine: FaceEngine, origina
 
 
 def original_key(sha256: str) -> str:
-    """The private-store key of an original: content-addressed, so storing twice is harmless."""
-    return f"originals/{sha256[:2]}/{sha256}"
+    """The private-store key of an original: content-addressed, so storing twice is harmless.
+
+    Keys are relative to the originals store itself. Photos recorded before keys lost their
+    `originals/` prefix keep the key in their row (`Photo.original_key`), which is always used.
+    """
+    return f"{sha256[:2]}/{sha256}"
+
+
+def count_templates(session: Session) -> int:
+    """How many face templates are enrolled: with none, every face is unknown."""
+    return session.scalar(select(func.count()).select_from(FaceTemplate)) or 0
 
 
 def gate_photo(
@@ -145,9 +154,10 @@ def gate_photo(
     ]
     # Boxes are reported and recorded in pixels of the full upright photo.
     full_boxes = [_full_box(f.box, source) for f in detected]
-    tools.originals.put(original_key(sha256), data)
     photo = _photo_row(session, sha256, channel, now=now, actor=actor)
-    photo.original_key, photo.media_format = original_key(sha256), image.format
+    key = photo.original_key or original_key(sha256)
+    tools.originals.put(key, data)
+    photo.original_key, photo.media_format = key, image.format
     photo.width, photo.height = source.full_size or (image.width, image.height)
 
     people = _people(session, {c.person for fi in face_inputs for c in fi.candidates})
@@ -446,10 +456,19 @@ def recheck(
 
 @dataclass(frozen=True)
 class Published:
-    """A publication recorded in the session, and its file staged but not yet visible."""
+    """A publication recorded in the session, and its file staged but not yet visible.
+
+    `staged` is None when the photo was already published in that folder for the channel and its
+    file is still there: the existing publication is reused and nothing new is written.
+    """
 
     publication: Publication
-    staged: StagedFile
+    staged: StagedFile | None
+
+    @property
+    def path(self) -> Path:
+        """Where the clean copy is (or will be, once staged and committed)."""
+        return Path(self.publication.target.removeprefix("folder:"))
 
 
 def publish_to_folder(
@@ -464,7 +483,9 @@ def publish_to_folder(
     """Re-check consent now; if still publishable, stage the clean copy in `folder` and record it.
 
     Returns None (and audits the refusal) when the re-check no longer allows publication. The caller
-    commits the session and then `staged.commit()`s, so a file never appears without its record.
+    commits the session and then `staged.commit()`s, so a file never appears without its record. A
+    photo already published in `folder` for the channel, with its file still there, is published
+    once: the existing publication comes back with nothing staged.
     """
     if result.clean is None or result.verdict != policy.PUBLISHABLE:
         return None
@@ -483,6 +504,9 @@ def publish_to_folder(
             },
         )
         return None
+    existing = _live_publication(session, result.photo_id, folder.resolve())
+    if existing is not None:
+        return Published(existing, None)
     final = folder.resolve() / opaque_name(result.clean.extension)
     staged = StagedFile(final, result.clean.data)
     decision = session.get(Decision, result.decision_id)
@@ -511,6 +535,22 @@ def publish_to_folder(
         },
     )
     return Published(publication, staged)
+
+
+def _live_publication(session: Session, photo_id: int, folder: Path) -> Publication | None:
+    """The photo's publication in `folder` that is not taken down and whose file still exists."""
+    candidates = session.scalars(
+        select(Publication)
+        .where(Publication.photo_id == photo_id, Publication.taken_down_at.is_(None))
+        .order_by(Publication.id)
+    )
+    for publication in candidates:
+        if not publication.target.startswith("folder:"):
+            continue
+        path = Path(publication.target.removeprefix("folder:"))
+        if path.parent == folder and path.is_file():
+            return publication
+    return None
 
 
 def record_failed_publication(
