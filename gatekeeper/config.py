@@ -62,6 +62,7 @@ class Settings:
     jpeg_quality: int = 92
     # Faces down to this width (px of the copy that will be published) are searched for, at any angle.
     min_detect_px: int = policy.MIN_DETECT_PX
+    probe_step: int = policy.PROBE_STEP
     output_sizes: tuple[tuple[str, int], ...] = DEFAULT_OUTPUT_SIZES
     env: str = "development"
     secret_key: str = DEV_SECRET
@@ -101,10 +102,16 @@ class Settings:
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"JPEG quality must be 1..100 (got {self.jpeg_quality})")
         for name, edge in self.output_sizes:
+            if (name, edge) in DEFAULT_OUTPUT_SIZES:
+                continue  # a default for a channel this organisation may not use
             if name.split(":")[0] not in self.channels and name not in self.channels:
                 raise ConfigError(f"output size for {name!r}: not in the channel list {self.channels}")
             if edge != 0 and edge < 256:
                 raise ConfigError(f"output size for {name!r} must be at least 256 px, or 0 for full size")
+        if self.probe_step not in policy.PROBE_STEPS:
+            raise ConfigError(
+                f"probe step must be one of {policy.PROBE_STEPS} degrees (got {self.probe_step})"
+            )
         if not 8 <= self.min_detect_px <= self.min_face_px:
             raise ConfigError(
                 f"min_detect_px must be 8..min_face_px ({self.min_face_px}) (got {self.min_detect_px})"
@@ -167,6 +174,7 @@ class Settings:
             )
         for key, name in (
             ("min_detect_px", "GATEKEEPER_MIN_DETECT_PX"),
+            ("probe_step", "GATEKEEPER_PROBE_STEP"),
             ("min_face_px", "GATEKEEPER_MIN_FACE_PX"),
             ("max_faces", "GATEKEEPER_MAX_FACES"),
             ("age_threshold", "GATEKEEPER_AGE_THRESHOLD"),

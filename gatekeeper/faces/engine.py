@@ -42,9 +42,6 @@ __all__ = ["CONFIDENT_SCORE", "DLIB_MODEL", "DetectedFace", "DlibFaceEngine", "F
 
 # dlib's own decision threshold: at or above it a detection is a face we may identify.
 CONFIDENT_SCORE = 0.0
-# Turned at 45° steps, every corpus face from 32 px is found at every angle scoring at least 0.14
-# (bench/angles.py); at 90° steps one in 21 is missed at 45°. So 45° it is.
-PROBE_STEP = 45
 # Encodings are computed in batches of at most this size, so the time limit is checked between them
 # and the batches can be shared among processes (per-face cost is about the same at 1 or 16 per call).
 _ENCODE_BATCH = 8
@@ -109,7 +106,7 @@ class DlibFaceEngine:
         min_face_px: int = policy.MIN_FACE_PX,
         min_detect_px: int = policy.MIN_DETECT_PX,
         possible_score: float = -0.3,
-        probe_step: int = PROBE_STEP,
+        probe_step: int = policy.PROBE_STEP,
         tile_px: int = 3072,
         max_faces: int = policy.MAX_FACES,
         time_limit_s: float = policy.FACE_TIME_LIMIT_S,
