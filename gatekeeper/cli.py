@@ -109,17 +109,22 @@ def people() -> None:
 def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
     """Import people, consent and enrolment photos from CSV_FILE.
 
-    Columns: external_id, name, date_of_birth, photos, biometric_consent, channels, granted_by,
-    granted_on, valid_until, named. Re-importing the same file changes nothing. Rows that fail are
-    reported with their line number; the others still import; the exit code is 1 if any failed.
+    Required columns: external_id, name. Optional: date_of_birth, photos, biometric_consent,
+    channels, granted_by, granted_on, valid_until, named (header names in any case). Re-importing
+    the same file changes nothing; consent recorded in the gatekeeper is never undone by an import.
+    Every change is listed; rows that fail are reported with their line number and the others
+    still import (exit code 1 if any failed); warnings flag rows to look at.
     """
     from consent_db.session import unit_of_work
     from gatekeeper.services import people as people_service
 
     runtime = _runtime(ctx)
     settings = runtime.settings
+    now = _now()
     try:
-        rows, problems = people_service.parse_people_csv(csv_file.read_bytes(), csv_file.parent, settings)
+        rows, problems = people_service.parse_people_csv(
+            csv_file.read_bytes(), csv_file.parent, settings, today=now.date()
+        )
     except GatekeeperError as exc:
         _fail(exc)
     engine = runtime.faces if any(r.biometric and r.photos for r in rows) else None
@@ -129,7 +134,7 @@ def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
             rows,
             engine=engine,
             settings=settings,
-            now=_now(),
+            now=now,
             actor=_actor(),
             source=f"csv:{csv_file.name}",
         )
@@ -145,16 +150,37 @@ def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
                 "consent_records_added": report.consent_records_added,
                 "templates_added": report.templates_added,
                 "templates_deleted": report.templates_deleted,
+                "changes": [
+                    {
+                        "line": c.line,
+                        "external_id": c.external_id,
+                        "action": c.action,
+                        "channel": c.channel,
+                        "detail": c.detail,
+                    }
+                    for c in report.changes
+                ],
+                "warnings": [
+                    {"line": w.line, "external_id": w.external_id, "code": w.code, "message": w.message}
+                    for w in report.warnings
+                ],
                 "problems": [{"line": p.line, "reason": p.reason} for p in report.problems],
             }
         )
     else:
         click.echo(
             f"{report.rows} rows: {report.imported} imported, {report.unchanged} unchanged, "
-            f"{len(report.problems)} failed; {report.people_created} people created, "
+            f"{len(report.problems)} failed, {len(report.warnings)} warnings; "
+            f"{report.people_created} people created, "
             f"{report.consent_records_added} consent records added, {report.templates_added} templates added"
             + (f", {report.templates_deleted} deleted" if report.templates_deleted else "")
         )
+        for change in report.changes:
+            on = f" {change.channel}" if change.channel else ""
+            detail = f" ({change.detail})" if change.detail else ""
+            click.echo(f"  line {change.line} {change.external_id}: {change.action}{on}{detail}")
+        for warning in report.warnings:
+            click.echo(f"warning: line {warning.line} {warning.external_id}: {warning.message}", err=True)
         for problem in report.problems:
             click.echo(f"line {problem.line}: {problem.reason}", err=True)
     if report.problems:
@@ -166,7 +192,10 @@ def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
-    """Show a person's current consent per channel, template count and consent history."""
+    """Show a person's current consent per channel, template count and consent history.
+
+    A consent valid until a date is shown with that date: it holds through the whole day.
+    """
     from consent_db.session import unit_of_work
     from gatekeeper.services import people as people_service
 
@@ -185,6 +214,7 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
                 "name": summary.name,
                 "date_of_birth": summary.date_of_birth.isoformat() if summary.date_of_birth else None,
                 "status": summary.status,
+                "safeguarding": summary.safeguarding,
                 "templates": summary.templates,
                 "biometric_consent": summary.biometric_consent,
                 "channels": [
@@ -195,6 +225,7 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
                         "granted_by": c.granted_by,
                         "named": c.named,
                         "valid_until": c.valid_until.isoformat() if c.valid_until else None,
+                        "last_valid_day": _last_day(c.valid_until),
                     }
                     for c in summary.channels
                 ],
@@ -203,20 +234,29 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
         )
         return
     dob = summary.date_of_birth.isoformat() if summary.date_of_birth else "unknown"
-    click.echo(f"{summary.name} ({summary.external_id}), born {dob}, {summary.status}")
+    flag = ", safeguarding flag set" if summary.safeguarding else ""
+    click.echo(f"{summary.name} ({summary.external_id}), born {dob}, {summary.status}{flag}")
     click.echo(
         f"biometric consent: {'yes' if summary.biometric_consent else 'no'}; templates: {summary.templates}"
     )
     click.echo("consent now:")
     for c in summary.channels:
         if c.publishable:
-            until = f" until {c.valid_until.date().isoformat()}" if c.valid_until else ""
+            until = f" until {_last_day(c.valid_until)}" if c.valid_until else ""
             click.echo(f"  {c.channel:<24} granted by {c.granted_by}{until}, named: {c.named}")
         else:
             click.echo(f"  {c.channel:<24} NOT publishable: {', '.join(c.reasons)}")
     click.echo("history:")
     for r in summary.history:
-        click.echo("  " + " ".join(f"{k}={v}" for k, v in _record_json(r).items() if v is not None))
+        fields = _record_json(r)
+        del fields["valid_until"]
+        click.echo("  " + " ".join(f"{k}={v}" for k, v in fields.items() if v is not None))
+
+
+def _last_day(valid_until: datetime | None) -> str | None:
+    from gatekeeper.services.people import last_valid_day
+
+    return last_valid_day(valid_until).isoformat() if valid_until else None
 
 
 def _record_json(record: Any) -> dict[str, Any]:
@@ -226,11 +266,37 @@ def _record_json(record: Any) -> dict[str, Any]:
         "channel": record.channel,
         "action": record.action,
         "granted_by": record.granted_by,
+        "by": record.granted_by_name,
         "named": record.named if record.action == "grant" else None,
         "valid_until": record.valid_until.isoformat() if record.valid_until else None,
+        "last_valid_day": _last_day(record.valid_until),
         "how": record.how,
         "recorded_by": record.recorded_by,
     }
+
+
+@people.command("safeguarding")
+@click.argument("external_id")
+@click.option("--set/--clear", "flag", default=None, help="Set or clear the flag (one is required).")
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+@click.pass_context
+def people_safeguarding(ctx: click.Context, external_id: str, flag: bool | None, reason: str) -> None:
+    """Set or clear EXTERNAL_ID's safeguarding flag: while set, never published on any channel."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import people as people_service
+
+    if flag is None:
+        raise click.UsageError("give --set or --clear")
+    runtime = _runtime(ctx)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            changed = people_service.set_safeguarding(
+                session, external_id, flag, reason=reason, now=_now(), actor=_actor()
+            )
+    except GatekeeperError as exc:
+        _fail(exc)
+    state = "set" if flag else "cleared"
+    click.echo(f"safeguarding flag {state}: {external_id}" if changed else f"unchanged: flag already {state}")
 
 
 # --- consent ---------------------------------------------------------------------------------------
@@ -247,18 +313,16 @@ def consent() -> None:
 @click.option(
     "--granted-by",
     type=click.Choice(["self", "parent", "guardian"]),
-    default="self",
-    show_default=True,
-    help="Who gave the consent.",
+    required=True,
+    help="Who gave the consent (for a learner under the age threshold: parent or guardian).",
 )
 @click.option("--granted-by-name", help="Name of the parent or guardian who gave it.")
 @click.option("--until", "until", type=click.DateTime(["%Y-%m-%d"]), help="Last day the consent is valid.")
 @click.option(
     "--named",
     type=click.Choice(["yes", "first_name", "no"]),
-    default="no",
-    show_default=True,
-    help="Whether the person may be named in captions.",
+    default=None,
+    help="Whether the person may be named in captions [default: as the last grant for the channel, else no].",
 )
 @click.pass_context
 def consent_grant(
@@ -268,16 +332,19 @@ def consent_grant(
     granted_by: str,
     granted_by_name: str | None,
     until: datetime | None,
-    named: str,
+    named: str | None,
 ) -> None:
-    """Record that EXTERNAL_ID consents to appear on a channel, from now."""
+    """Record that EXTERNAL_ID consents to appear on a channel, from now.
+
+    Warns when the person is still not publishable on the channel (for example a minor's own consent).
+    """
     from consent_db.session import unit_of_work
     from gatekeeper.services import people as people_service
 
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
-            people_service.grant_consent(
+            grant = people_service.grant_consent(
                 session,
                 external_id,
                 channel,
@@ -291,7 +358,12 @@ def consent_grant(
             )
     except GatekeeperError as exc:
         _fail(exc)
-    click.echo(f"granted: {external_id} on {channel}")
+    click.echo(f"granted: {external_id} on {channel} (named: {grant.record.named})")
+    if grant.blockers:
+        click.echo(
+            f"warning: {external_id} is still NOT publishable on {channel}: {', '.join(grant.blockers)}",
+            err=True,
+        )
 
 
 @consent.command("withdraw")
@@ -315,6 +387,26 @@ def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, 
         _fail(exc)
     names = ", ".join(r.channel for r in added) or "nothing (already withdrawn)"
     click.echo(f"withdrawn: {external_id} from {names}")
+
+
+@consent.command("biometric")
+@click.argument("external_id")
+@click.argument("action", type=click.Choice(["withdraw"]))
+@click.option("--by", "by", help="Who withdrew it (the person, or the parent's name).")
+@click.pass_context
+def consent_biometric(ctx: click.Context, external_id: str, action: str, by: str | None) -> None:
+    """Change EXTERNAL_ID's biometric consent: `withdraw` deletes every template at once."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import people as people_service
+
+    runtime = _runtime(ctx)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            done = people_service.withdraw_biometric(session, external_id, by=by, now=_now(), actor=_actor())
+    except GatekeeperError as exc:
+        _fail(exc)
+    what = "withdrawn" if done.record is not None else "nothing to withdraw (no biometric consent in force)"
+    click.echo(f"biometric consent {what}: {external_id}; {done.templates_deleted} template(s) deleted")
 
 
 # --- gate ------------------------------------------------------------------------------------------

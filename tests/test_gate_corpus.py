@@ -97,7 +97,12 @@ def test_withdrawing_consent_flips_the_verdict(enrolled: Any, corpus: Any) -> No
     assert result.exit_code == 0, result.output
     [line] = gate_json(enrolled, "website", photo)
     assert (line["verdict"], line["reasons"]) == ("blocked", ["consent_withdrawn"])
-    assert run(enrolled, "consent", "grant", "kit_harington", "--channel", "website").exit_code == 0
+    assert (
+        run(
+            enrolled, "consent", "grant", "kit_harington", "--channel", "website", "--granted-by", "self"
+        ).exit_code
+        == 0
+    )
     assert gate_json(enrolled, "website", photo)[0]["verdict"] == "publishable"
 
 

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.slow
 def gated(runtime: Any, corpus: Any, tmp_path: Path, now: datetime) -> tuple[Any, gate_service.GateResult]:
     """biden enrolled and consenting to the website; biden2.jpg gated and found publishable at `now`."""
     csv = write_csv(tmp_path / "p.csv", [person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path)])
-    rows, problems = people_service.parse_people_csv(csv.read_bytes(), tmp_path, runtime.settings)
+    rows, problems = people_service.parse_people_csv(
+        csv.read_bytes(), tmp_path, runtime.settings, today=now.date()
+    )
     assert problems == []
     with unit_of_work(runtime.sessions) as session:
         report = people_service.import_people(
@@ -78,6 +80,7 @@ def test_consent_that_expires_before_publishing_stops_the_publication(
             settings=runtime.settings,
             now=now + timedelta(seconds=1),
             actor="t",
+            granted_by="self",
             valid_until=now.date(),
         )
     tomorrow = now + timedelta(days=1)

@@ -37,7 +37,7 @@ def setup(runtime: Any, corpus: Any, tmp_path: Path, now: datetime) -> tuple[Any
         person_row("biden", None, tmp_path),
     ]
     parsed, problems = people_service.parse_people_csv(
-        write_csv(tmp_path / "p.csv", rows).read_bytes(), tmp_path, runtime.settings
+        write_csv(tmp_path / "p.csv", rows).read_bytes(), tmp_path, runtime.settings, today=now.date()
     )
     assert problems == []
     with unit_of_work(runtime.sessions) as session:
