@@ -116,20 +116,20 @@ def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
     still import (exit code 1 if any failed); warnings flag rows to look at.
     """
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people as people_service
+    from gatekeeper.services import people_csv, people_import
 
     runtime = _runtime(ctx)
     settings = runtime.settings
     now = _now()
     try:
-        rows, problems = people_service.parse_people_csv(
+        rows, problems = people_csv.parse_people_csv(
             csv_file.read_bytes(), csv_file.parent, settings, today=now.date()
         )
     except GatekeeperError as exc:
         _fail(exc)
     engine = runtime.faces if any(r.biometric and r.photos for r in rows) else None
     with unit_of_work(runtime.sessions) as session:
-        report = people_service.import_people(
+        report = people_import.import_people(
             session,
             rows,
             engine=engine,
@@ -197,12 +197,12 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
     A consent valid until a date is shown with that date: it holds through the whole day.
     """
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people as people_service
+    from gatekeeper.services import person_summary
 
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
-            summary = people_service.summarise_person(
+            summary = person_summary.summarise_person(
                 session, external_id, settings=runtime.settings, now=_now()
             )
     except GatekeeperError as exc:
@@ -254,7 +254,7 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
 
 
 def _last_day(valid_until: datetime | None) -> str | None:
-    from gatekeeper.services.people import last_valid_day
+    from gatekeeper.services.consent import last_valid_day
 
     return last_valid_day(valid_until).isoformat() if valid_until else None
 
@@ -312,7 +312,7 @@ def consent() -> None:
 @click.option("--channel", required=True, help="Channel, e.g. website or social_media:instagram.")
 @click.option(
     "--granted-by",
-    type=click.Choice(["self", "parent", "guardian"]),
+    type=click.Choice(policy.GRANTED_BY),
     required=True,
     help="Who gave the consent (for a learner under the age threshold: parent or guardian).",
 )
@@ -320,7 +320,7 @@ def consent() -> None:
 @click.option("--until", "until", type=click.DateTime(["%Y-%m-%d"]), help="Last day the consent is valid.")
 @click.option(
     "--named",
-    type=click.Choice(["yes", "first_name", "no"]),
+    type=click.Choice(policy.NAMED),
     default=None,
     help="Whether the person may be named in captions [default: as the last grant for the channel, else no].",
 )
@@ -339,12 +339,12 @@ def consent_grant(
     Warns when the person is still not publishable on the channel (for example a minor's own consent).
     """
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people as people_service
+    from gatekeeper.services import consent as consent_service
 
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
-            grant = people_service.grant_consent(
+            grant = consent_service.grant_consent(
                 session,
                 external_id,
                 channel,
@@ -375,12 +375,12 @@ def consent_grant(
 def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, ...]) -> None:
     """Withdraw EXTERNAL_ID's consent for some or all channels, from now."""
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people as people_service
+    from gatekeeper.services import consent as consent_service
 
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
-            added = people_service.withdraw_consent(
+            added = consent_service.withdraw_consent(
                 session, external_id, channels, settings=runtime.settings, now=_now(), actor=_actor()
             )
     except GatekeeperError as exc:
@@ -397,12 +397,12 @@ def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, 
 def consent_biometric(ctx: click.Context, external_id: str, action: str, by: str | None) -> None:
     """Change EXTERNAL_ID's biometric consent: `withdraw` deletes every template at once."""
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people as people_service
+    from gatekeeper.services import consent as consent_service
 
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
-            done = people_service.withdraw_biometric(session, external_id, by=by, now=_now(), actor=_actor())
+            done = consent_service.withdraw_biometric(session, external_id, by=by, now=_now(), actor=_actor())
     except GatekeeperError as exc:
         _fail(exc)
     what = "withdrawn" if done.record is not None else "nothing to withdraw (no biometric consent in force)"

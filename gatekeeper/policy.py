@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 # --- reason codes ----------------------------------------------------------------------------------
 
@@ -67,6 +67,15 @@ Action = Literal["grant", "withdraw"]
 GrantedBy = Literal["self", "parent", "guardian"]
 Named = Literal["yes", "first_name", "no"]
 PersonStatus = Literal["active", "left", "erased"]
+
+# The vocabularies, each defined once: the Literal types above are the source, these tuples are what
+# parsers, command-line choices and documentation list.
+VERDICTS: Final[tuple[str, ...]] = get_args(Verdict)
+OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
+ACTIONS: Final[tuple[str, ...]] = get_args(Action)
+GRANTED_BY: Final[tuple[str, ...]] = get_args(GrantedBy)
+NAMED: Final[tuple[str, ...]] = get_args(Named)
+PERSON_STATUSES: Final[tuple[str, ...]] = get_args(PersonStatus)
 
 PUBLISHABLE: Final = "publishable"
 BLOCKED: Final = "blocked"

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from consent_db.models import AuditEvent, ConsentRecord, FaceTemplate, Person
 from consent_db.session import unit_of_work
-from gatekeeper.services import people as people_service
+from gatekeeper.services import consent as consent_service
+from gatekeeper.services import people_csv, people_import
 from helpers import person_row, run, write_csv
 
 
@@ -119,18 +120,18 @@ def test_an_older_export_does_not_undo_a_withdrawal_recorded_in_the_gatekeeper(
 def test_a_grant_dated_after_a_gatekeeper_withdrawal_is_imported(
     runtime: Any, tmp_path: Path, now: datetime
 ) -> None:
-    def do_import(rows: list[dict[str, str]], at: datetime) -> people_service.ImportReport:
+    def do_import(rows: list[dict[str, str]], at: datetime) -> people_import.ImportReport:
         data = write_csv(tmp_path / "p.csv", rows).read_bytes()
-        parsed, problems = people_service.parse_people_csv(data, tmp_path, runtime.settings, today=at.date())
+        parsed, problems = people_csv.parse_people_csv(data, tmp_path, runtime.settings, today=at.date())
         assert problems == []
         with unit_of_work(runtime.sessions) as session:
-            return people_service.import_people(
+            return people_import.import_people(
                 session, parsed, engine=None, settings=runtime.settings, now=at, actor="t", source="t"
             )
 
     do_import([person_row("P1", None, tmp_path, granted_on="2025-09-01")], now)
     with unit_of_work(runtime.sessions) as session:
-        people_service.withdraw_consent(
+        consent_service.withdraw_consent(
             session, "P1", ["website"], settings=runtime.settings, now=now, actor="t"
         )
     later = now + timedelta(days=10)

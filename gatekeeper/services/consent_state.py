@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 from consent_db.models import ConsentRecord, Person
 from gatekeeper import policy
 from gatekeeper.config import Settings
-from gatekeeper.errors import UnknownChannelError
+from gatekeeper.errors import InvalidInputError, UnknownChannelError
 
 BIOMETRIC = "biometric"
 
@@ -64,3 +64,10 @@ def latest(
     """The most recent stored record for exactly `channel` (optionally of one action)."""
     found = [r for r in records if r.channel == channel and (action is None or r.action == action)]
     return max(found, key=lambda r: (r.at, r.id)) if found else None
+
+
+def check_choice(field: str, value: str, allowed: Sequence[str]) -> str:
+    """Return `value` if it is one of `allowed`; raises InvalidInputError naming the field."""
+    if value not in allowed:
+        raise InvalidInputError(f"{field} must be one of {', '.join(allowed)} (got {value!r})", field=field)
+    return value

@@ -1,0 +1,226 @@
+"""Publication and biometric consent recorded one at a time: grants and withdrawals.
+
+Consent records are never edited: every change adds a record, so the history a DPO is asked about
+is always there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from consent_db import audit
+from consent_db.models import ConsentRecord, Person
+from gatekeeper import policy
+from gatekeeper.config import Settings
+from gatekeeper.errors import InvalidInputError
+from gatekeeper.services.consent_state import (
+    BIOMETRIC,
+    check_channel,
+    check_choice,
+    latest,
+    person_state,
+    policy_for,
+)
+from gatekeeper.services.enrolment import delete_templates
+from gatekeeper.services.people import find_person, subject
+
+# How a record was made: by an import, or in the gatekeeper (staff on the command line or web).
+IMPORT = "import"
+STAFF = "staff"
+
+
+def start_of(day: date) -> datetime:
+    """Midnight UTC at the start of `day`."""
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def end_of(day: date) -> datetime:
+    """The first moment after `day` (consent valid until a date is valid through that whole day)."""
+    return start_of(day + timedelta(days=1))
+
+
+def last_valid_day(valid_until: datetime) -> date:
+    """The last day a consent holds, as the user wrote it (stored as the first moment after that day)."""
+    return (valid_until - timedelta(microseconds=1)).date()
+
+
+def add_record(
+    session: Session,
+    person: Person,
+    *,
+    kind: str,
+    channel: str,
+    action: str,
+    at: datetime,
+    how: str,
+    now: datetime,
+    actor: str,
+    source: str | None = None,
+    granted_by: str | None = None,
+    granted_by_name: str | None = None,
+    valid_until: datetime | None = None,
+    named: str = "no",
+) -> ConsentRecord:
+    """Add one immutable consent record and its audit event (flushes, never commits)."""
+    record = ConsentRecord(
+        person=person,
+        kind=kind,
+        channel=channel,
+        action=action,
+        at=at,
+        granted_by=granted_by,
+        granted_by_name=granted_by_name,
+        valid_until=valid_until,
+        named=named,
+        how=how,
+        recorded_at=now,
+        recorded_by=actor,
+    )
+    session.add(record)
+    session.flush()
+    details: dict[str, Any] = {"record": record.id, "kind": kind, "channel": channel, "how": how}
+    if action == "grant":
+        details.update(granted_by=granted_by, valid_until=valid_until, named=named, at=at)
+    if granted_by_name:
+        details["by"] = granted_by_name
+    if source:
+        details["source"] = source
+    audit.append(
+        session, at=now, actor=actor, action=f"consent.{action}", subject=subject(person), details=details
+    )
+    return record
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A recorded grant, and why the person is still not publishable on its channel (empty: they are)."""
+
+    record: ConsentRecord
+    blockers: tuple[str, ...]
+
+
+def grant_consent(
+    session: Session,
+    external_id: str,
+    channel: str,
+    *,
+    settings: Settings,
+    now: datetime,
+    actor: str,
+    granted_by: str,
+    granted_by_name: str | None = None,
+    valid_until: date | None = None,
+    named: str | None = None,
+) -> Grant:
+    """Record a grant for one channel, effective now, and say whether it makes the person publishable.
+
+    `named` None keeps what the person's last grant for the channel said (no grant yet: "no").
+    Raises PersonNotFoundError, InvalidInputError.
+    """
+    check_channel(settings, channel)
+    check_choice("granted_by", granted_by, policy.GRANTED_BY)
+    if named is not None:
+        check_choice("named", named, policy.NAMED)
+    if valid_until is not None and valid_until < now.date():
+        raise InvalidInputError(f"valid until {valid_until.isoformat()} is in the past", field="valid_until")
+    person = find_person(session, external_id)
+    if person.status == "erased":
+        raise InvalidInputError(f"{external_id} was erased; consent cannot be granted")
+    if named is None:
+        previous = latest((r for r in person.consents if r.kind == "publication"), channel, action="grant")
+        named = previous.named if previous is not None else "no"
+    record = add_record(
+        session,
+        person,
+        kind="publication",
+        channel=channel,
+        action="grant",
+        at=now,
+        granted_by=granted_by,
+        granted_by_name=granted_by_name,
+        valid_until=end_of(valid_until) if valid_until else None,
+        named=named,
+        how=STAFF,
+        now=now,
+        actor=actor,
+    )
+    blockers = policy.consent_reasons(person_state(person), channel, now, policy_for(settings))
+    return Grant(record, blockers)
+
+
+def withdraw_consent(
+    session: Session,
+    external_id: str,
+    channels: Sequence[str] = (),
+    *,
+    settings: Settings,
+    now: datetime,
+    actor: str,
+    how: str = STAFF,
+) -> list[ConsentRecord]:
+    """Withdraw consent for the given channels (none: every channel), effective now."""
+    for channel in channels:
+        check_channel(settings, channel)
+    person = find_person(session, external_id)
+    targets = list(channels) or sorted(
+        {r.channel for r in person.consents if r.kind == "publication"} | set(settings.channels)
+    )
+    added = []
+    for channel in targets:
+        current = policy.current_record(person_state(person).records, channel, now)
+        if current is not None and current.action == "withdraw" and current.channel == channel:
+            continue
+        added.append(
+            add_record(
+                session,
+                person,
+                kind="publication",
+                channel=channel,
+                action="withdraw",
+                at=now,
+                how=how,
+                now=now,
+                actor=actor,
+            )
+        )
+    return added
+
+
+@dataclass(frozen=True)
+class BiometricWithdrawal:
+    """What withdrawing biometric consent did: the record added (None: none in force), templates deleted."""
+
+    record: ConsentRecord | None
+    templates_deleted: int
+
+
+def withdraw_biometric(
+    session: Session, external_id: str, *, by: str | None, now: datetime, actor: str
+) -> BiometricWithdrawal:
+    """Withdraw biometric consent, effective now, and delete every template at once (audited).
+
+    `by` names who withdrew it (the person, a parent). Raises PersonNotFoundError.
+    """
+    person = find_person(session, external_id)
+    current = latest(person.consents, BIOMETRIC)
+    record = None
+    if current is not None and current.action == "grant":
+        record = add_record(
+            session,
+            person,
+            kind="biometric",
+            channel=BIOMETRIC,
+            action="withdraw",
+            at=now,
+            how=STAFF,
+            now=now,
+            actor=actor,
+            granted_by_name=by,
+        )
+    deleted = delete_templates(session, person, now=now, actor=actor, why="biometric consent withdrawn")
+    return BiometricWithdrawal(record, deleted)
