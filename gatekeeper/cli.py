@@ -55,6 +55,10 @@ def _runtime(ctx: click.Context) -> Runtime:
             runtime = Runtime(Settings.from_env())
         except GatekeeperError as exc:
             _fail(exc)
+        if not runtime.settings.dpia_required:
+            click.echo(
+                "warning: GATEKEEPER_DPIA_REQUIRED=0: faces are matched without a recorded DPIA", err=True
+            )
         ctx.obj = runtime
     return runtime
 
@@ -217,6 +221,8 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
                 "safeguarding": summary.safeguarding,
                 "templates": summary.templates,
                 "biometric_consent": summary.biometric_consent,
+                "biometric_reasons": list(summary.biometric_reasons),
+                "left_on": summary.left_on.isoformat() if summary.left_on else None,
                 "channels": [
                     {
                         "channel": c.channel,
@@ -235,9 +241,16 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
         return
     dob = summary.date_of_birth.isoformat() if summary.date_of_birth else "unknown"
     flag = ", safeguarding flag set" if summary.safeguarding else ""
-    click.echo(f"{summary.name} ({summary.external_id}), born {dob}, {summary.status}{flag}")
+    left = f" on {summary.left_on.isoformat()}" if summary.left_on else ""
+    click.echo(f"{summary.name} ({summary.external_id}), born {dob}, {summary.status}{left}{flag}")
     click.echo(
-        f"biometric consent: {'yes' if summary.biometric_consent else 'no'}; templates: {summary.templates}"
+        "face matching: "
+        + (
+            "allowed"
+            if summary.biometric_consent
+            else f"not allowed ({', '.join(summary.biometric_reasons)})"
+        )
+        + f"; templates: {summary.templates}"
     )
     click.echo("consent now:")
     for c in summary.channels:
@@ -391,22 +404,111 @@ def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, 
 
 @consent.command("biometric")
 @click.argument("external_id")
-@click.argument("action", type=click.Choice(["withdraw"]))
-@click.option("--by", "by", help="Who withdrew it (the person, or the parent's name).")
+@click.argument("action", type=click.Choice(policy.BIOMETRIC_ACTIONS))
+@click.option("--by", "by", help="Name of who answered (a parent's name; the person themselves: leave out).")
+@click.option(
+    "--role",
+    type=click.Choice(policy.GRANTED_BY),
+    help="Who answered: self, parent or guardian [grant: required; object: parent; refuse: self; "
+    "withdraw: every grant in force unless given].",
+)
 @click.pass_context
-def consent_biometric(ctx: click.Context, external_id: str, action: str, by: str | None) -> None:
-    """Change EXTERNAL_ID's biometric consent: `withdraw` deletes every template at once."""
+def consent_biometric(
+    ctx: click.Context, external_id: str, action: str, by: str | None, role: str | None
+) -> None:
+    """Record EXTERNAL_ID's biometric consent: grant, object (a parent), refuse (the person), withdraw.
+
+    When the answers no longer allow face matching (any objection or refusal; no parent's consent
+    for a child under POFA rules), every template is deleted at once and audited.
+    """
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import consent as consent_service
+
+    if action == "grant" and role is None:
+        raise click.UsageError("grant needs --role self, parent or guardian")
+    if action == "object" and role is None:
+        role = "parent"
+    runtime = _runtime(ctx)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            done = consent_service.record_biometric_answer(
+                session,
+                external_id,
+                action,
+                given_by=role,
+                name=by,
+                settings=runtime.settings,
+                now=_now(),
+                actor=_actor(),
+            )
+    except GatekeeperError as exc:
+        _fail(exc)
+    if action == "withdraw" and not done.records:
+        click.echo(f"biometric consent: nothing to withdraw (no grant in force): {external_id}")
+    else:
+        click.echo(f"biometric consent {action}: {external_id} ({len(done.records)} record(s))")
+    state = f"NOT allowed ({', '.join(done.blockers)})" if done.blockers else "allowed"
+    click.echo(f"face matching {state}; {done.templates_deleted} template(s) deleted")
+
+
+@consent.command("object")
+@click.argument("external_id")
+@click.option("--channel", required=True, help="The channel objected to.")
+@click.pass_context
+def consent_object(ctx: click.Context, external_id: str, channel: str) -> None:
+    """Record EXTERNAL_ID's objection to publication on a channel, from now.
+
+    On a public-task or legitimate-interests channel it is recorded as an objection; on a consent
+    channel as a withdrawal. Either blocks at once.
+    """
     from consent_db.session import unit_of_work
     from gatekeeper.services import consent as consent_service
 
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
-            done = consent_service.withdraw_biometric(session, external_id, by=by, now=_now(), actor=_actor())
+            record = consent_service.object_to_publication(
+                session, external_id, channel, settings=runtime.settings, now=_now(), actor=_actor()
+            )
     except GatekeeperError as exc:
         _fail(exc)
-    what = "withdrawn" if done.record is not None else "nothing to withdraw (no biometric consent in force)"
-    click.echo(f"biometric consent {what}: {external_id}; {done.templates_deleted} template(s) deleted")
+    recorded = (
+        "an objection" if record.action == "object" else "a withdrawal (the channel's basis is consent)"
+    )
+    click.echo(f"objection recorded as {recorded}: {external_id} on {channel}")
+
+
+@consent.command("due")
+@click.option(
+    "--within", "within", type=click.IntRange(0, 3660), default=30, show_default=True, help="Days ahead."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def consent_due(ctx: click.Context, within: int, as_json: bool) -> None:
+    """List who needs re-consent (coming of age) or whose consent expires within DAYS, for letters."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import consent_due as due_service
+
+    runtime = _runtime(ctx)
+    with unit_of_work(runtime.sessions) as session:
+        items = due_service.consent_due(session, settings=runtime.settings, now=_now(), within_days=within)
+    for item in items:
+        if as_json:
+            _emit(
+                {
+                    "external_id": item.external_id,
+                    "name": item.name,
+                    "channel": item.channel,
+                    "why": item.why,
+                    "due": item.due.isoformat(),
+                    "overdue": item.overdue,
+                }
+            )
+        else:
+            late = " (overdue)" if item.overdue else ""
+            click.echo(f"{item.due.isoformat()}  {item.external_id:<16} {item.channel:<24} {item.why}{late}")
+    if not as_json:
+        click.echo(f"{len(items)} due within {within} days", err=True)
 
 
 # --- gate ------------------------------------------------------------------------------------------
@@ -705,6 +807,10 @@ def audit_verify(ctx: click.Context) -> None:
         )
     click.echo(f"audit chain intact: {check.events} events")
 
+
+from gatekeeper.cli_dpia import dpia  # noqa: E402 (registered after `main` exists)
+
+main.add_command(dpia)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

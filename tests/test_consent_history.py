@@ -358,7 +358,7 @@ def test_withdrawing_biometric_consent_deletes_templates_and_an_import_does_not_
     csv = write_csv(tmp_path / "p.csv", [person_row("B1", corpus.faces_dir / "biden/biden.jpg", tmp_path)])
     assert run(runtime, "people", "import", csv).exit_code == 0
     assert show(runtime, "B1")["templates"] == 1
-    result = run(runtime, "consent", "biometric", "B1", "withdraw", "--by", "Pat Parent")
+    result = run(runtime, "consent", "biometric", "B1", "withdraw")
     assert result.exit_code == 0, result.output
     assert "1 template(s) deleted" in result.stdout
     summary = show(runtime, "B1")
@@ -368,8 +368,8 @@ def test_withdrawing_biometric_consent_deletes_templates_and_an_import_does_not_
         "kind": "biometric",
         "channel": "biometric",
         "action": "withdraw",
-        "granted_by": None,
-        "by": "Pat Parent",
+        "granted_by": "self",
+        "by": None,
         "named": None,
         "valid_until": None,
         "last_valid_day": None,

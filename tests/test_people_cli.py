@@ -185,7 +185,8 @@ def test_templates_are_made_only_with_biometric_consent_and_deleted_when_it_goes
 
 
 def test_grant_and_withdraw_one_person_from_the_command_line(runtime: Any, tmp_path: Path) -> None:
-    rows = [person_row("L001", None, tmp_path, channels="")]
+    # A learner: a parent's grant holds until the age threshold (an adult needs their own).
+    rows = [person_row("L001", None, tmp_path, channels="", date_of_birth="2020-05-05")]
     assert run(runtime, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
     result = run(
         runtime,
@@ -205,7 +206,7 @@ def test_grant_and_withdraw_one_person_from_the_command_line(runtime: Any, tmp_p
     )
     assert result.exit_code == 0, result.output
     assert (
-        run(runtime, "consent", "grant", "L001", "--channel", "website", "--granted-by", "self").exit_code
+        run(runtime, "consent", "grant", "L001", "--channel", "website", "--granted-by", "parent").exit_code
         == 0
     )
     summary = show(runtime, "L001")

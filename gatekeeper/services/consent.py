@@ -20,9 +20,11 @@ from gatekeeper.config import Settings
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.services.consent_state import (
     BIOMETRIC,
+    biometric_records,
     check_channel,
     check_choice,
     latest,
+    matching_reasons,
     person_state,
     policy_for,
 )
@@ -192,35 +194,115 @@ def withdraw_consent(
 
 
 @dataclass(frozen=True)
-class BiometricWithdrawal:
-    """What withdrawing biometric consent did: the record added (None: none in force), templates deleted."""
+class BiometricChange:
+    """What one biometric answer did: records added, templates deleted, why matching is not allowed."""
 
-    record: ConsentRecord | None
+    records: tuple[ConsentRecord, ...]
     templates_deleted: int
+    blockers: tuple[str, ...]
 
 
-def withdraw_biometric(
-    session: Session, external_id: str, *, by: str | None, now: datetime, actor: str
-) -> BiometricWithdrawal:
-    """Withdraw biometric consent, effective now, and delete every template at once (audited).
+def record_biometric_answer(
+    session: Session,
+    external_id: str,
+    action: str,
+    *,
+    given_by: str | None,
+    name: str | None,
+    settings: Settings,
+    now: datetime,
+    actor: str,
+) -> BiometricChange:
+    """Record a biometric consent answer, effective now.
 
-    `by` names who withdrew it (the person, a parent). Raises PersonNotFoundError.
+    `grant` is written consent from `given_by` (self, parent or guardian, `name` for a parent);
+    `object` a parent's objection; `refuse` the person's own refusal; `withdraw` takes back every
+    grant in force (or only that of `given_by`/`name` when given). Whenever the answers no longer
+    allow matching, every template is deleted at once (audited). Raises PersonNotFoundError,
+    InvalidInputError.
     """
-    person = find_person(session, external_id)
-    current = latest(person.consents, BIOMETRIC)
-    record = None
-    if current is not None and current.action == "grant":
-        record = add_record(
-            session,
-            person,
-            kind="biometric",
-            channel=BIOMETRIC,
-            action="withdraw",
-            at=now,
-            how=STAFF,
-            now=now,
-            actor=actor,
-            granted_by_name=by,
+    check_choice("biometric answer", action, policy.BIOMETRIC_ACTIONS)
+    if given_by is not None:
+        check_choice("given by", given_by, policy.GRANTED_BY)
+    if action == "refuse" and given_by not in (None, "self"):
+        raise InvalidInputError(
+            "a refusal is the person's own; a parent or guardian objects", field="given_by"
         )
-    deleted = delete_templates(session, person, now=now, actor=actor, why="biometric consent withdrawn")
-    return BiometricWithdrawal(record, deleted)
+    if action == "object" and given_by == "self":
+        raise InvalidInputError("the person's own objection is a refusal", field="given_by")
+    if action == "grant" and given_by is None:
+        raise InvalidInputError("say who gave biometric consent (self, parent or guardian)", field="given_by")
+    person = find_person(session, external_id)
+    if person.status == "erased" and action == "grant":
+        raise InvalidInputError(f"{external_id} was erased; consent cannot be granted")
+    records: list[ConsentRecord] = []
+
+    def answer(act: str, role: str, who: str | None) -> None:
+        records.append(
+            add_record(
+                session,
+                person,
+                kind="biometric",
+                channel=BIOMETRIC,
+                action=act,
+                at=now,
+                granted_by=role,
+                granted_by_name=who,
+                how=STAFF,
+                now=now,
+                actor=actor,
+            )
+        )
+
+    if action == "withdraw":
+        in_force = _biometric_grants_in_force(person, now)
+        for role, who in in_force:
+            if given_by is None or (role == given_by and (name is None or who == name)):
+                answer("withdraw", role, who)
+    elif action == "refuse":
+        answer("refuse", "self", None)
+    elif action == "object":
+        answer("object", given_by or "parent", name)
+    else:
+        answer("grant", given_by or "self", name)
+    blockers = matching_reasons(person, settings, now)
+    deleted = 0
+    if blockers:
+        deleted = delete_templates(
+            session, person, now=now, actor=actor, why=f"matching not allowed: {', '.join(blockers)}"
+        )
+    return BiometricChange(tuple(records), deleted, blockers)
+
+
+def _biometric_grants_in_force(person: Person, now: datetime) -> list[tuple[str, str | None]]:
+    """Each giver (role, name) whose latest biometric answer is a grant."""
+    answers: dict[tuple[str, str | None], str] = {}
+    for record in sorted(biometric_records(person), key=lambda r: (r.at, r.sequence)):
+        if record.at <= now:
+            answers[(record.by, record.by_name)] = record.action
+    return [giver for giver, act in answers.items() if act == "grant"]
+
+
+def object_to_publication(
+    session: Session, external_id: str, channel: str, *, settings: Settings, now: datetime, actor: str
+) -> ConsentRecord:
+    """Record an objection to publication on `channel`, effective now.
+
+    Where the channel's lawful basis is public task or legitimate interests it is recorded as an
+    objection; where it is consent, as a withdrawal. Either blocks at once. Raises
+    PersonNotFoundError, InvalidInputError.
+    """
+    check_channel(settings, channel)
+    person = find_person(session, external_id)
+    action = policy.objection_action(channel, policy_for(settings))
+    return add_record(
+        session,
+        person,
+        kind="publication",
+        channel=channel,
+        action=action,
+        at=now,
+        how="objection",
+        now=now,
+        actor=actor,
+    )

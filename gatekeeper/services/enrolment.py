@@ -21,6 +21,7 @@ from gatekeeper import media
 from gatekeeper.config import Settings
 from gatekeeper.errors import GatekeeperError, InvalidInputError
 from gatekeeper.faces import FaceEngine, encoding_to_bytes
+from gatekeeper.services.dpia import require_matching
 from gatekeeper.services.people import subject
 
 
@@ -34,7 +35,10 @@ def enrol(
     now: datetime,
     actor: str,
 ) -> int:
-    """Make a template from each new enrolment photo; raises InvalidInputError unless each shows one face."""
+    """Make a template from each new enrolment photo (the caller has checked biometric consent).
+
+    Raises InvalidInputError unless each shows one face, DpiaRequiredError before a DPIA is recorded.
+    """
     known = {t.source_sha256 for t in person.templates}
     added = 0
     for path in photos:
@@ -44,6 +48,7 @@ def enrol(
             continue
         if engine is None:
             raise InvalidInputError("no face engine available to enrol photos")
+        require_matching(session, settings)
         try:
             encoding = engine.encode_single(media.decode(data, max_pixels=settings.max_pixels).pixels)
         except GatekeeperError as exc:

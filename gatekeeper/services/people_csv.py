@@ -26,6 +26,9 @@ COLUMNS = (
     "granted_on",
     "valid_until",
     "named",
+    "biometric_granted_by",
+    "biometric_objection",
+    "left_on",
 )
 REQUIRED_COLUMNS = ("external_id", "name")
 
@@ -34,6 +37,7 @@ NOT_PUBLISHABLE = "not_publishable"
 GATEKEEPER_RECORD_KEPT = "gatekeeper_record_kept"
 PHOTOS_WITHOUT_BIOMETRIC_CONSENT = "photos_without_biometric_consent"
 BIOMETRIC_CONSENT_WITHOUT_PHOTOS = "biometric_consent_without_photos"
+MATCHING_NOT_ALLOWED = "matching_not_allowed"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,11 @@ class PersonRow:
     valid_until: date | None
     named: str
     has_date_of_birth: bool = True
+    biometric_granted_by: str | None = None
+    # Who objects to face matching: `self` (the person refuses) or a `parent` or `guardian`.
+    biometric_objection: str | None = None
+    left_on: date | None = None
+    has_left_on: bool = False
     warnings: tuple[RowWarning, ...] = ()
 
 
@@ -148,7 +157,7 @@ def _parse_row(
     granted_by = raw.get("granted_by", "").lower()
     if granted_by:
         check_choice("granted_by", granted_by, policy.GRANTED_BY)
-    elif channels or biometric:
+    elif channels:
         raise InvalidInputError("granted_by is required when consent is given (self, parent or guardian)")
     photos = tuple(base / p.strip() for p in raw.get("photos", "").split(";") if p.strip())
     for photo in photos:
@@ -163,6 +172,15 @@ def _parse_row(
     granted_on = _date("granted_on", raw.get("granted_on", ""))
     if valid_until and granted_on and valid_until < granted_on:
         raise InvalidInputError("valid_until is before granted_on")
+    biometric_granted_by = raw.get("biometric_granted_by", "").lower() or None
+    if biometric_granted_by is not None:
+        check_choice("biometric_granted_by", biometric_granted_by, policy.GRANTED_BY)
+    biometric_objection = raw.get("biometric_objection", "").lower() or None
+    if biometric_objection is not None:
+        check_choice("biometric_objection", biometric_objection, policy.GRANTED_BY)
+    if biometric and not (granted_by or biometric_granted_by):
+        raise InvalidInputError("biometric consent needs granted_by or biometric_granted_by")
+    left_on = _date("left_on", raw.get("left_on", ""))
     warnings: list[RowWarning] = []
     if photos and not biometric:
         warnings.append(
@@ -197,6 +215,10 @@ def _parse_row(
         valid_until=valid_until,
         named=check_choice("named", raw.get("named", "").lower() or "no", policy.NAMED),
         has_date_of_birth="date_of_birth" in present,
+        biometric_granted_by=biometric_granted_by,
+        biometric_objection=biometric_objection,
+        left_on=left_on,
+        has_left_on="left_on" in present,
         warnings=tuple(warnings),
     )
 

@@ -22,11 +22,12 @@ from gatekeeper.config import Settings
 from gatekeeper.errors import GatekeeperError, InvalidInputError
 from gatekeeper.faces import FaceEngine
 from gatekeeper.services.consent import IMPORT, add_record, end_of, start_of
-from gatekeeper.services.consent_state import BIOMETRIC, latest, person_state, policy_for
+from gatekeeper.services.consent_state import BIOMETRIC, latest, matching_reasons, person_state, policy_for
 from gatekeeper.services.enrolment import delete_templates, enrol
 from gatekeeper.services.people import subject
 from gatekeeper.services.people_csv import (
     GATEKEEPER_RECORD_KEPT,
+    MATCHING_NOT_ALLOWED,
     NOT_PUBLISHABLE,
     PersonRow,
     RowProblem,
@@ -209,6 +210,21 @@ def _import_row(
             report.changes.append(
                 RowChange(row.line, row.external_id, "person.updated", None, ", ".join(fields))
             )
+    if row.has_left_on and person.left_on != row.left_on:
+        person.left_on = row.left_on
+        if person.status != "erased":
+            person.status = "left" if row.left_on is not None and row.left_on <= now.date() else "active"
+        person.updated_at = now
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="person.left" if row.left_on else "person.updated",
+            subject=subject(person),
+            details={"source": source, "left_on": row.left_on, "status": person.status},
+        )
+        left = row.left_on.isoformat() if row.left_on else "cleared"
+        report.changes.append(RowChange(row.line, row.external_id, "person.left_on", None, left))
     ctx = _RowContext(session, row, person, now, actor, source, report)
     if row.channels is not None:
         _sync_publication(ctx, row.channels, settings)
@@ -303,37 +319,49 @@ def _same_grant(record: ConsentRecord, row: PersonRow, valid_until: datetime | N
 def _sync_biometric(ctx: _RowContext, *, engine: FaceEngine | None, settings: Settings) -> None:
     row, person, now = ctx.row, ctx.person, ctx.now
     records = [r for r in person.consents if r.kind == "biometric"]
-    own = _latest_of(records, BIOMETRIC, imported=True)
+    own = _latest_of([r for r in records if r.action in ("grant", "withdraw")], BIOMETRIC, imported=True)
     granted_at = start_of(row.granted_on) if row.granted_on else now
+    given_by = row.biometric_granted_by or row.granted_by
     if not row.biometric:
-        if own is None or own.action != "grant":
-            return
-        kept = _later_gatekeeper_record(records, BIOMETRIC, own.at, exact=True)
-        if kept is not None:
-            if kept.action == "grant":
+        if own is not None and own.action == "grant":
+            kept = _later_gatekeeper_record(records, BIOMETRIC, own.at, exact=True)
+            if kept is None:
+                ctx.add(
+                    kind="biometric", channel=BIOMETRIC, action="withdraw", at=now, granted_by=own.granted_by
+                )
+                ctx.changed("consent.withdraw", BIOMETRIC, "no longer in the export")
+            elif kept.action == "grant":
                 ctx.warn(GATEKEEPER_RECORD_KEPT, f"biometric consent not withdrawn; {_kept(kept)}")
-            return
-        ctx.add(kind="biometric", channel=BIOMETRIC, action="withdraw", at=now)
-        ctx.changed("consent.withdraw", BIOMETRIC, "no longer in the export")
-        deleted = delete_templates(
-            ctx.session, person, now=now, actor=ctx.actor, why="biometric consent withdrawn"
-        )
-        ctx.report.templates_deleted += deleted
-        if deleted:
-            ctx.changed("template.deleted", None, f"{deleted} template(s)")
-        return
-    if own is None or own.action != "grant" or own.granted_by != row.granted_by:
+    elif own is None or own.action != "grant" or own.granted_by != given_by:
         kept = _later_gatekeeper_record(
             records, BIOMETRIC, granted_at if row.granted_on else None, exact=True
         )
         if kept is not None:
             ctx.warn(GATEKEEPER_RECORD_KEPT, f"biometric consent not granted; {_kept(kept)}")
-            return
-        ctx.add(kind="biometric", channel=BIOMETRIC, action="grant", at=granted_at, granted_by=row.granted_by)
-        ctx.changed("consent.grant", BIOMETRIC, f"granted by {row.granted_by}")
-    current = latest(person.consents, BIOMETRIC)
-    if current is None or current.action != "grant":
-        # A withdrawal recorded in the gatekeeper outranks the export: no template is made.
+        else:
+            ctx.add(kind="biometric", channel=BIOMETRIC, action="grant", at=granted_at, granted_by=given_by)
+            ctx.changed("consent.grant", BIOMETRIC, f"granted by {given_by}")
+    if row.biometric_objection:
+        act = "refuse" if row.biometric_objection == "self" else "object"
+        answers = [
+            r for r in records if r.granted_by == row.biometric_objection and r.granted_by_name is None
+        ]
+        last = max(answers, key=lambda r: (r.at, r.id)) if answers else None
+        if last is None or last.action != act:
+            ctx.add(
+                kind="biometric", channel=BIOMETRIC, action=act, at=now, granted_by=row.biometric_objection
+            )
+            ctx.changed(f"consent.{act}", BIOMETRIC, f"by {row.biometric_objection}")
+    blockers = matching_reasons(person, settings, now)
+    if blockers:
+        deleted = delete_templates(
+            ctx.session, person, now=now, actor=ctx.actor, why=f"matching not allowed: {', '.join(blockers)}"
+        )
+        ctx.report.templates_deleted += deleted
+        if deleted:
+            ctx.changed("template.deleted", None, f"{deleted} template(s)")
+        if row.biometric:
+            ctx.warn(MATCHING_NOT_ALLOWED, f"no template is made or kept ({', '.join(blockers)})")
         return
     added = enrol(ctx.session, person, row.photos, engine=engine, settings=settings, now=now, actor=ctx.actor)
     ctx.report.templates_added += added

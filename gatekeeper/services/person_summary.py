@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from consent_db.models import ConsentRecord
 from gatekeeper import policy
 from gatekeeper.config import Settings
-from gatekeeper.services.consent_state import BIOMETRIC, latest, person_state, policy_for
+from gatekeeper.services.consent_state import matching_reasons, person_state, policy_for
 from gatekeeper.services.people import find_person
 
 
@@ -37,6 +37,8 @@ class PersonSummary:
     safeguarding: bool
     templates: int
     biometric_consent: bool
+    biometric_reasons: tuple[str, ...]
+    left_on: date | None
     channels: tuple[ChannelStatus, ...]
     history: tuple[ConsentRecord, ...]
 
@@ -66,7 +68,7 @@ def summarise_person(
                 named=grant.named if grant else None,
             )
         )
-    bio = latest(person.consents, BIOMETRIC)
+    biometric = matching_reasons(person, settings, now)
     return PersonSummary(
         external_id=person.external_id,
         name=person.display_name,
@@ -74,7 +76,9 @@ def summarise_person(
         status=person.status,
         safeguarding=person.safeguarding,
         templates=len(person.templates),
-        biometric_consent=bio is not None and bio.action == "grant",
+        biometric_consent=not biometric,
+        biometric_reasons=biometric,
+        left_on=person.left_on,
         channels=tuple(statuses),
         history=tuple(sorted(person.consents, key=lambda r: r.id)),
     )

@@ -13,7 +13,8 @@ from gatekeeper import media
 from gatekeeper.config import Settings
 from gatekeeper.errors import FaceNotFoundError, InvalidInputError
 from gatekeeper.faces import FaceEngine
-from gatekeeper.services.consent_state import BIOMETRIC, latest
+from gatekeeper.services.consent_state import matching_reasons
+from gatekeeper.services.dpia import matching_enabled
 from gatekeeper.services.enrolment import add_template
 from gatekeeper.services.people import find_person
 from gatekeeper.storage import BlobStore
@@ -53,8 +54,7 @@ def confirm_face(
         subject=f"face:{face.id}",
         details={"person": person.id, "photo": face.decision.photo_id},
     )
-    consent = latest(person.consents, BIOMETRIC)
-    if consent is None or consent.action != "grant":
+    if matching_reasons(person, settings, now) or not matching_enabled(session, settings):
         return None
     photo = face.decision.photo
     if photo.original_key is None:
