@@ -121,7 +121,13 @@ def test_a_sixteen_year_old_consenting_alone_is_blocked_under_an_eighteen_thresh
     csv = enrolment_csv(
         corpus.faces_dir,
         tmp_path,
-        alex_lacamoire={"date_of_birth": "2009-03-01", "granted_on": "2025-09-01", "granted_by": "self"},
+        alex_lacamoire={
+            "date_of_birth": "2009-03-01",
+            "granted_on": "2025-09-01",
+            "granted_by": "self",
+            # Face matching of a learner needs a parent's consent (POFA 2012 s. 26).
+            "biometric_granted_by": "parent",
+        },
     )
     result = run(runtime, "people", "import", csv)
     assert result.exit_code == 0, result.output
