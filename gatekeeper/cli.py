@@ -114,7 +114,8 @@ def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
     """Import people, consent and enrolment photos from CSV_FILE.
 
     Required columns: external_id, name. Optional: date_of_birth, photos, biometric_consent,
-    channels, granted_by, granted_on, valid_until, named (header names in any case). Re-importing
+    channels, granted_by, granted_on, valid_until, named, biometric_granted_by,
+    biometric_objection, left_on (header names in any case). Re-importing
     the same file changes nothing; consent recorded in the gatekeeper is never undone by an import.
     Every change is listed; rows that fail are reported with their line number and the others
     still import (exit code 1 if any failed); warnings flag rows to look at.
