@@ -338,6 +338,9 @@ def consent() -> None:
     default=None,
     help="Whether the person may be named in captions [default: as the last grant for the channel, else no].",
 )
+@click.option(
+    "--after-leaving", is_flag=True, help="The consent continues after the person leaves (otherwise it ends)."
+)
 @click.pass_context
 def consent_grant(
     ctx: click.Context,
@@ -347,6 +350,7 @@ def consent_grant(
     granted_by_name: str | None,
     until: datetime | None,
     named: str | None,
+    after_leaving: bool,
 ) -> None:
     """Record that EXTERNAL_ID consents to appear on a channel, from now.
 
@@ -369,6 +373,7 @@ def consent_grant(
                 granted_by_name=granted_by_name,
                 valid_until=until.date() if until else None,
                 named=named,
+                survives_leaving=after_leaving,
             )
     except GatekeeperError as exc:
         _fail(exc)

@@ -237,6 +237,11 @@ def test_a_leavers_consent_ends_the_day_after_they_leave(runtime: Any, tmp_path:
     staying = show(runtime, "P2")
     assert (staying["status"], channel(staying, "website")["publishable"]) == ("active", True)
     assert "person.left" in audit_actions(runtime)
+    kept = run(
+        runtime, "consent", "grant", "P1", "--channel", "print", "--granted-by", "self", "--after-leaving"
+    )
+    assert kept.exit_code == 0 and kept.stderr == ""
+    assert channel(show(runtime, "P1"), "print")["publishable"] is True
 
 
 def test_consent_due_lists_coming_of_age_and_expiry_for_the_letters(runtime: Any, tmp_path: Path) -> None:

@@ -67,6 +67,7 @@ def add_record(
     granted_by_name: str | None = None,
     valid_until: datetime | None = None,
     named: str = "no",
+    survives_leaving: bool = False,
 ) -> ConsentRecord:
     """Add one immutable consent record and its audit event (flushes, never commits)."""
     record = ConsentRecord(
@@ -82,12 +83,15 @@ def add_record(
         how=how,
         recorded_at=now,
         recorded_by=actor,
+        survives_leaving=survives_leaving,
     )
     session.add(record)
     session.flush()
     details: dict[str, Any] = {"record": record.id, "kind": kind, "channel": channel, "how": how}
     if action == "grant":
         details.update(granted_by=granted_by, valid_until=valid_until, named=named, at=at)
+        if survives_leaving:
+            details["survives_leaving"] = True
     if granted_by_name:
         details["by"] = granted_by_name
     if source:
@@ -118,10 +122,12 @@ def grant_consent(
     granted_by_name: str | None = None,
     valid_until: date | None = None,
     named: str | None = None,
+    survives_leaving: bool = False,
 ) -> Grant:
     """Record a grant for one channel, effective now, and say whether it makes the person publishable.
 
     `named` None keeps what the person's last grant for the channel said (no grant yet: "no").
+    `survives_leaving` lets the consent continue after the person leaves.
     Raises PersonNotFoundError, InvalidInputError.
     """
     check_channel(settings, channel)
@@ -150,6 +156,7 @@ def grant_consent(
         how=STAFF,
         now=now,
         actor=actor,
+        survives_leaving=survives_leaving,
     )
     blockers = policy.consent_reasons(person_state(person), channel, now, policy_for(settings))
     return Grant(record, blockers)
