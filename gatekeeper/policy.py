@@ -212,6 +212,9 @@ class PersonState:
     safeguarding: bool = False
     # The day the person left; their consent ends with it unless a grant says otherwise.
     left_on: date | None = None
+    # False when the person's face may not be matched (biometric consent refused, objected to or
+    # lapsed): a face nearest to them is treated as unknown, never as them.
+    matchable: bool = True
 
 
 # --- outputs ---------------------------------------------------------------------------------------
@@ -399,6 +402,8 @@ def decide_face(
     if state is None:
         # A template without a person record is a data fault: fail closed.
         return FaceVerdict("no_consent", best.person, distance, (NO_CONSENT_FOR_CHANNEL,))
+    if not state.matchable:
+        return FaceVerdict("unknown", None, None, (UNKNOWN_FACE,))
     blockers = consent_reasons(state, channel, moment, policy)
     if blockers:
         return FaceVerdict("no_consent", best.person, distance, blockers)

@@ -290,3 +290,13 @@ def test_the_dpia_switch_and_the_unknown_faces_setting(
     assert (result.verdict, result.reasons) == (verdict, reasons)
     if not pol.matching_enabled:
         assert all(f.person is None for f in result.faces)
+
+
+def test_a_face_nearest_to_someone_who_may_not_be_matched_is_unknown_not_the_runner_up() -> None:
+    ann = PersonState("ann", ADULT, (ConsentRecord("website", "grant", EARLIER),), matchable=False)
+    bob = PersonState("bob", ADULT, (ConsentRecord("website", "grant", EARLIER),))
+    face = FaceInput((Candidate("ann", 0.3), Candidate("bob", 0.5)))
+    result = p.decide([face], {"ann": ann, "bob": bob}, "website", NOW, Policy())
+    assert (result.verdict, result.reasons, result.faces[0].person) == ("blocked", (p.UNKNOWN_FACE,), None)
+    reviewed = p.decide([face], {"ann": ann, "bob": bob}, "website", NOW, Policy(unknown_faces="review"))
+    assert reviewed.verdict == "review"

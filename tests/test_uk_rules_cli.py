@@ -302,3 +302,42 @@ def test_the_uk_settings_are_read_and_checked(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ConfigError, match=message):
             Settings.from_env({"GATEKEEPER_HOME": str(tmp_path), **env})
+
+
+def test_a_learner_who_comes_of_age_without_their_own_biometric_consent_is_no_longer_matched(
+    runtime: Any, corpus: Any, tmp_path: Path, now: Any
+) -> None:
+    from gatekeeper.services import gate as gate_service
+    from gatekeeper.services import people_csv, people_import
+
+    seventeen = now.date().replace(year=now.year - 17)
+    rows = [
+        child_row(
+            "kit",
+            corpus.faces_dir / "kit_harington/kit_harington_john1.jpeg",
+            tmp_path,
+            date_of_birth=seventeen.isoformat(),
+            granted_on="2025-09-01",
+        )
+    ]
+    data = write_csv(tmp_path / "p.csv", rows).read_bytes()
+    parsed, problems = people_csv.parse_people_csv(data, tmp_path, runtime.settings, today=now.date())
+    assert problems == []
+    with unit_of_work(runtime.sessions) as session:
+        report = people_import.import_people(
+            session, parsed, engine=runtime.faces, settings=runtime.settings, now=now, actor="t", source="t"
+        )
+        assert report.templates_added == 1
+        tools = gate_service.load_tools(session, runtime.settings, runtime.faces, runtime.originals)
+    photo = (corpus.faces_dir / "kit_harington/kit_harington_john2.jpeg").read_bytes()
+    for moment, person, verdict in [
+        (now, "kit", "publishable"),
+        # Eighteen: POFA's parental consent no longer covers face matching (publication consent
+        # from the parent also lapses after the grace period, but the face is not matched at all).
+        (now + timedelta(days=366), None, "blocked"),
+    ]:
+        with unit_of_work(runtime.sessions) as session:
+            result = gate_service.gate_photo(
+                session, photo, channel="website", tools=tools, now=moment, actor="t"
+            )
+        assert (result.verdict, [f.person for f in result.faces]) == (verdict, [person])

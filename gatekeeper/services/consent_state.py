@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import cast
 
@@ -100,3 +101,9 @@ def check_choice(field: str, value: str, allowed: Sequence[str]) -> str:
     if value not in allowed:
         raise InvalidInputError(f"{field} must be one of {', '.join(allowed)} (got {value!r})", field=field)
     return value
+
+
+def decision_state(person: Person, settings: Settings, now: datetime) -> policy.PersonState:
+    """A person as the photo decision sees them at `now`, including whether they may be matched."""
+    state = person_state(person)
+    return replace(state, matchable=not matching_reasons(person, settings, now))

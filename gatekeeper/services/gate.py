@@ -24,7 +24,7 @@ from gatekeeper import media, policy
 from gatekeeper.config import Settings
 from gatekeeper.errors import ImageTooLargeError, MediaError
 from gatekeeper.faces import DetectedFace, FaceEngine, TemplateIndex, encoding_from_bytes
-from gatekeeper.services.consent_state import check_channel, person_state, policy_for
+from gatekeeper.services.consent_state import check_channel, decision_state, policy_for
 from gatekeeper.services.dpia import matching_enabled
 from gatekeeper.storage import BlobStore, StagedFile, opaque_name
 
@@ -148,7 +148,7 @@ def gate_photo(
     photo.width, photo.height = image.width, image.height
 
     people = _people(session, {c.person for fi in face_inputs for c in fi.candidates})
-    states = {k: person_state(p) for k, p in people.items()}
+    states = {k: decision_state(p, settings, now) for k, p in people.items()}
     verdict = policy.decide(
         face_inputs,
         states,
@@ -392,7 +392,7 @@ def recheck(session: Session, decision_id: int, *, settings: Settings, now: date
             )
         )
     people = _people(session, {c.person for fi in inputs for c in fi.candidates})
-    states = {k: person_state(p) for k, p in people.items()}
+    states = {k: decision_state(p, settings, now) for k, p in people.items()}
     limit = next((r for r in decision.reasons if r in policy.LIMIT_REASONS), None)
     rules = policy_for(settings, matching_enabled=matching_enabled(session, settings))
     fresh = policy.decide(inputs, states, decision.photo.channel, now, rules, limit=limit)
