@@ -72,6 +72,8 @@ class Person(Base):
     safeguarding: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The day the person left; consent ends with it unless a grant says otherwise.
+    left_on: Mapped[date | None] = mapped_column(Date)
 
     templates: Mapped[list[FaceTemplate]] = relationship(
         back_populates="person", cascade="all, delete-orphan"
@@ -116,6 +118,8 @@ class ConsentRecord(Base):
     how: Mapped[str] = mapped_column(String(40))
     recorded_at: Mapped[datetime]
     recorded_by: Mapped[str] = mapped_column(String(120))
+    # A grant that explicitly continues after the person leaves.
+    survives_leaving: Mapped[bool] = mapped_column(Boolean, default=False)
 
     person: Mapped[Person] = relationship(back_populates="consents")
 
@@ -235,3 +239,16 @@ class StaffUser(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+
+
+class DpiaRecord(Base):
+    """A data protection impact assessment approved for face matching; the latest one is in force."""
+
+    __tablename__ = "dpia_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(200))
+    approved_by: Mapped[str] = mapped_column(String(200))
+    approved_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(120))

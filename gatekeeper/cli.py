@@ -57,6 +57,10 @@ def _runtime(ctx: click.Context) -> Runtime:
             runtime = Runtime(Settings.from_env())
         except GatekeeperError as exc:
             _fail(exc)
+        if not runtime.settings.dpia_required:
+            click.echo(
+                "warning: GATEKEEPER_DPIA_REQUIRED=0: faces are matched without a recorded DPIA", err=True
+            )
         ctx.obj = runtime
     return runtime
 
@@ -170,27 +174,33 @@ def people() -> None:
 def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
     """Import people, consent and enrolment photos from CSV_FILE.
 
-    Columns: external_id, name, date_of_birth, photos, biometric_consent, channels, granted_by,
-    granted_on, valid_until, named. Re-importing the same file changes nothing. Rows that fail are
-    reported with their line number; the others still import; the exit code is 1 if any failed.
+    Required columns: external_id, name. Optional: date_of_birth, photos, biometric_consent,
+    channels, granted_by, granted_on, valid_until, named, biometric_granted_by,
+    biometric_objection, left_on (header names in any case). Re-importing
+    the same file changes nothing; consent recorded in the gatekeeper is never undone by an import.
+    Every change is listed; rows that fail are reported with their line number and the others
+    still import (exit code 1 if any failed); warnings flag rows to look at.
     """
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people as people_service
+    from gatekeeper.services import people_csv, people_import
 
     runtime = _runtime(ctx)
     settings = runtime.settings
+    now = _now()
     try:
-        rows, problems = people_service.parse_people_csv(csv_file.read_bytes(), csv_file.parent, settings)
+        rows, problems = people_csv.parse_people_csv(
+            csv_file.read_bytes(), csv_file.parent, settings, today=now.date()
+        )
     except GatekeeperError as exc:
         _fail(exc)
     engine = runtime.faces if any(r.biometric and r.photos for r in rows) else None
     with unit_of_work(runtime.sessions) as session:
-        report = people_service.import_people(
+        report = people_import.import_people(
             session,
             rows,
             engine=engine,
             settings=settings,
-            now=_now(),
+            now=now,
             actor=_actor(),
             source=f"csv:{csv_file.name}",
         )
@@ -206,16 +216,37 @@ def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
                 "consent_records_added": report.consent_records_added,
                 "templates_added": report.templates_added,
                 "templates_deleted": report.templates_deleted,
+                "changes": [
+                    {
+                        "line": c.line,
+                        "external_id": c.external_id,
+                        "action": c.action,
+                        "channel": c.channel,
+                        "detail": c.detail,
+                    }
+                    for c in report.changes
+                ],
+                "warnings": [
+                    {"line": w.line, "external_id": w.external_id, "code": w.code, "message": w.message}
+                    for w in report.warnings
+                ],
                 "problems": [{"line": p.line, "reason": p.reason} for p in report.problems],
             }
         )
     else:
         click.echo(
             f"{report.rows} rows: {report.imported} imported, {report.unchanged} unchanged, "
-            f"{len(report.problems)} failed; {report.people_created} people created, "
+            f"{len(report.problems)} failed, {len(report.warnings)} warnings; "
+            f"{report.people_created} people created, "
             f"{report.consent_records_added} consent records added, {report.templates_added} templates added"
             + (f", {report.templates_deleted} deleted" if report.templates_deleted else "")
         )
+        for change in report.changes:
+            on = f" {change.channel}" if change.channel else ""
+            detail = f" ({change.detail})" if change.detail else ""
+            click.echo(f"  line {change.line} {change.external_id}: {change.action}{on}{detail}")
+        for warning in report.warnings:
+            click.echo(f"warning: line {warning.line} {warning.external_id}: {warning.message}", err=True)
         for problem in report.problems:
             click.echo(f"line {problem.line}: {problem.reason}", err=True)
     if report.problems:
@@ -227,14 +258,17 @@ def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
-    """Show a person's current consent per channel, template count and consent history."""
+    """Show a person's current consent per channel, template count and consent history.
+
+    A consent valid until a date is shown with that date: it holds through the whole day.
+    """
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people as people_service
+    from gatekeeper.services import person_summary
 
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
-            summary = people_service.summarise_person(
+            summary = person_summary.summarise_person(
                 session, external_id, settings=runtime.settings, now=_now()
             )
     except GatekeeperError as exc:
@@ -246,8 +280,11 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
                 "name": summary.name,
                 "date_of_birth": summary.date_of_birth.isoformat() if summary.date_of_birth else None,
                 "status": summary.status,
+                "safeguarding": summary.safeguarding,
                 "templates": summary.templates,
                 "biometric_consent": summary.biometric_consent,
+                "biometric_reasons": list(summary.biometric_reasons),
+                "left_on": summary.left_on.isoformat() if summary.left_on else None,
                 "channels": [
                     {
                         "channel": c.channel,
@@ -256,6 +293,7 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
                         "granted_by": c.granted_by,
                         "named": c.named,
                         "valid_until": c.valid_until.isoformat() if c.valid_until else None,
+                        "last_valid_day": _last_day(c.valid_until),
                     }
                     for c in summary.channels
                 ],
@@ -264,20 +302,36 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
         )
         return
     dob = summary.date_of_birth.isoformat() if summary.date_of_birth else "unknown"
-    click.echo(f"{summary.name} ({summary.external_id}), born {dob}, {summary.status}")
+    flag = ", safeguarding flag set" if summary.safeguarding else ""
+    left = f" on {summary.left_on.isoformat()}" if summary.left_on else ""
+    click.echo(f"{summary.name} ({summary.external_id}), born {dob}, {summary.status}{left}{flag}")
     click.echo(
-        f"biometric consent: {'yes' if summary.biometric_consent else 'no'}; templates: {summary.templates}"
+        "face matching: "
+        + (
+            "allowed"
+            if summary.biometric_consent
+            else f"not allowed ({', '.join(summary.biometric_reasons)})"
+        )
+        + f"; templates: {summary.templates}"
     )
     click.echo("consent now:")
     for c in summary.channels:
         if c.publishable:
-            until = f" until {c.valid_until.date().isoformat()}" if c.valid_until else ""
+            until = f" until {_last_day(c.valid_until)}" if c.valid_until else ""
             click.echo(f"  {c.channel:<24} granted by {c.granted_by}{until}, named: {c.named}")
         else:
             click.echo(f"  {c.channel:<24} NOT publishable: {', '.join(c.reasons)}")
     click.echo("history:")
     for r in summary.history:
-        click.echo("  " + " ".join(f"{k}={v}" for k, v in _record_json(r).items() if v is not None))
+        fields = _record_json(r)
+        del fields["valid_until"]
+        click.echo("  " + " ".join(f"{k}={v}" for k, v in fields.items() if v is not None))
+
+
+def _last_day(valid_until: datetime | None) -> str | None:
+    from gatekeeper.services.consent import last_valid_day
+
+    return last_valid_day(valid_until).isoformat() if valid_until else None
 
 
 def _record_json(record: Any) -> dict[str, Any]:
@@ -287,11 +341,37 @@ def _record_json(record: Any) -> dict[str, Any]:
         "channel": record.channel,
         "action": record.action,
         "granted_by": record.granted_by,
+        "by": record.granted_by_name,
         "named": record.named if record.action == "grant" else None,
         "valid_until": record.valid_until.isoformat() if record.valid_until else None,
+        "last_valid_day": _last_day(record.valid_until),
         "how": record.how,
         "recorded_by": record.recorded_by,
     }
+
+
+@people.command("safeguarding")
+@click.argument("external_id")
+@click.option("--set/--clear", "flag", default=None, help="Set or clear the flag (one is required).")
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+@click.pass_context
+def people_safeguarding(ctx: click.Context, external_id: str, flag: bool | None, reason: str) -> None:
+    """Set or clear EXTERNAL_ID's safeguarding flag: while set, never published on any channel."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import people as people_service
+
+    if flag is None:
+        raise click.UsageError("give --set or --clear")
+    runtime = _runtime(ctx)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            changed = people_service.set_safeguarding(
+                session, external_id, flag, reason=reason, now=_now(), actor=_actor()
+            )
+    except GatekeeperError as exc:
+        _fail(exc)
+    state = "set" if flag else "cleared"
+    click.echo(f"safeguarding flag {state}: {external_id}" if changed else f"unchanged: flag already {state}")
 
 
 # --- consent ---------------------------------------------------------------------------------------
@@ -307,19 +387,20 @@ def consent() -> None:
 @click.option("--channel", required=True, help="Channel, e.g. website or social_media:instagram.")
 @click.option(
     "--granted-by",
-    type=click.Choice(["self", "parent", "guardian"]),
-    default="self",
-    show_default=True,
-    help="Who gave the consent.",
+    type=click.Choice(policy.GRANTED_BY),
+    required=True,
+    help="Who gave the consent (for a learner under the age threshold: parent or guardian).",
 )
 @click.option("--granted-by-name", help="Name of the parent or guardian who gave it.")
 @click.option("--until", "until", type=click.DateTime(["%Y-%m-%d"]), help="Last day the consent is valid.")
 @click.option(
     "--named",
-    type=click.Choice(["yes", "first_name", "no"]),
-    default="no",
-    show_default=True,
-    help="Whether the person may be named in captions.",
+    type=click.Choice(policy.NAMED),
+    default=None,
+    help="Whether the person may be named in captions [default: as the last grant for the channel, else no].",
+)
+@click.option(
+    "--after-leaving", is_flag=True, help="The consent continues after the person leaves (otherwise it ends)."
 )
 @click.pass_context
 def consent_grant(
@@ -329,16 +410,20 @@ def consent_grant(
     granted_by: str,
     granted_by_name: str | None,
     until: datetime | None,
-    named: str,
+    named: str | None,
+    after_leaving: bool,
 ) -> None:
-    """Record that EXTERNAL_ID consents to appear on a channel, from now."""
+    """Record that EXTERNAL_ID consents to appear on a channel, from now.
+
+    Warns when the person is still not publishable on the channel (for example a minor's own consent).
+    """
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people as people_service
+    from gatekeeper.services import consent as consent_service
 
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
-            people_service.grant_consent(
+            grant = consent_service.grant_consent(
                 session,
                 external_id,
                 channel,
@@ -349,10 +434,16 @@ def consent_grant(
                 granted_by_name=granted_by_name,
                 valid_until=until.date() if until else None,
                 named=named,
+                survives_leaving=after_leaving,
             )
     except GatekeeperError as exc:
         _fail(exc)
-    click.echo(f"granted: {external_id} on {channel}")
+    click.echo(f"granted: {external_id} on {channel} (named: {grant.record.named})")
+    if grant.blockers:
+        click.echo(
+            f"warning: {external_id} is still NOT publishable on {channel}: {', '.join(grant.blockers)}",
+            err=True,
+        )
 
 
 @consent.command("withdraw")
@@ -364,18 +455,127 @@ def consent_grant(
 def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, ...]) -> None:
     """Withdraw EXTERNAL_ID's consent for some or all channels, from now."""
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people as people_service
+    from gatekeeper.services import consent as consent_service
 
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
-            added = people_service.withdraw_consent(
+            added = consent_service.withdraw_consent(
                 session, external_id, channels, settings=runtime.settings, now=_now(), actor=_actor()
             )
     except GatekeeperError as exc:
         _fail(exc)
     names = ", ".join(r.channel for r in added) or "nothing (already withdrawn)"
     click.echo(f"withdrawn: {external_id} from {names}")
+
+
+@consent.command("biometric")
+@click.argument("external_id")
+@click.argument("action", type=click.Choice(policy.BIOMETRIC_ACTIONS))
+@click.option("--by", "by", help="Name of who answered (a parent's name; the person themselves: leave out).")
+@click.option(
+    "--role",
+    type=click.Choice(policy.GRANTED_BY),
+    help="Who answered: self, parent or guardian [grant: required; object: parent; refuse: self; "
+    "withdraw: every grant in force unless given].",
+)
+@click.pass_context
+def consent_biometric(
+    ctx: click.Context, external_id: str, action: str, by: str | None, role: str | None
+) -> None:
+    """Record EXTERNAL_ID's biometric consent: grant, object (a parent), refuse (the person), withdraw.
+
+    When the answers no longer allow face matching (any objection or refusal; no parent's consent
+    for a child under POFA rules), every template is deleted at once and audited.
+    """
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import consent as consent_service
+
+    if action == "grant" and role is None:
+        raise click.UsageError("grant needs --role self, parent or guardian")
+    if action == "object" and role is None:
+        role = "parent"
+    runtime = _runtime(ctx)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            done = consent_service.record_biometric_answer(
+                session,
+                external_id,
+                action,
+                given_by=role,
+                name=by,
+                settings=runtime.settings,
+                now=_now(),
+                actor=_actor(),
+            )
+    except GatekeeperError as exc:
+        _fail(exc)
+    if action == "withdraw" and not done.records:
+        click.echo(f"biometric consent: nothing to withdraw (no grant in force): {external_id}")
+    else:
+        click.echo(f"biometric consent {action}: {external_id} ({len(done.records)} record(s))")
+    state = f"NOT allowed ({', '.join(done.blockers)})" if done.blockers else "allowed"
+    click.echo(f"face matching {state}; {done.templates_deleted} template(s) deleted")
+
+
+@consent.command("object")
+@click.argument("external_id")
+@click.option("--channel", required=True, help="The channel objected to.")
+@click.pass_context
+def consent_object(ctx: click.Context, external_id: str, channel: str) -> None:
+    """Record EXTERNAL_ID's objection to publication on a channel, from now.
+
+    On a public-task or legitimate-interests channel it is recorded as an objection; on a consent
+    channel as a withdrawal. Either blocks at once.
+    """
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import consent as consent_service
+
+    runtime = _runtime(ctx)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            record = consent_service.object_to_publication(
+                session, external_id, channel, settings=runtime.settings, now=_now(), actor=_actor()
+            )
+    except GatekeeperError as exc:
+        _fail(exc)
+    recorded = (
+        "an objection" if record.action == "object" else "a withdrawal (the channel's basis is consent)"
+    )
+    click.echo(f"objection recorded as {recorded}: {external_id} on {channel}")
+
+
+@consent.command("due")
+@click.option(
+    "--within", "within", type=click.IntRange(0, 3660), default=30, show_default=True, help="Days ahead."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def consent_due(ctx: click.Context, within: int, as_json: bool) -> None:
+    """List who needs re-consent (coming of age) or whose consent expires within DAYS, for letters."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import consent_due as due_service
+
+    runtime = _runtime(ctx)
+    with unit_of_work(runtime.sessions) as session:
+        items = due_service.consent_due(session, settings=runtime.settings, now=_now(), within_days=within)
+    for item in items:
+        if as_json:
+            _emit(
+                {
+                    "external_id": item.external_id,
+                    "name": item.name,
+                    "channel": item.channel,
+                    "why": item.why,
+                    "due": item.due.isoformat(),
+                    "overdue": item.overdue,
+                }
+            )
+        else:
+            late = " (overdue)" if item.overdue else ""
+            click.echo(f"{item.due.isoformat()}  {item.external_id:<16} {item.channel:<24} {item.why}{late}")
+    if not as_json:
+        click.echo(f"{len(items)} due within {within} days", err=True)
 
 
 # --- gate ------------------------------------------------------------------------------------------
@@ -771,6 +971,10 @@ from gatekeeper.cli_audit import audit_group  # noqa: E402  (a command group of 
 
 main.add_command(audit_group)
 
+
+from gatekeeper.cli_dpia import dpia  # noqa: E402 (registered after `main` exists)
+
+main.add_command(dpia)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gatekeeper import policy
 from gatekeeper.errors import ConfigError
+from gatekeeper.policy import BIOMETRIC_RULES, LAWFUL_BASES, UNKNOWN_FACES
 
 DEFAULT_CHANNELS = ("website", "social_media", "print", "press", "internal")
 AGE_THRESHOLDS = (13, 16, 18)
@@ -66,6 +67,12 @@ class Settings:
     output_sizes: tuple[tuple[str, int], ...] = DEFAULT_OUTPUT_SIZES
     env: str = "development"
     secret_key: str = DEV_SECRET
+    # UK rules (docs/uk-rules.md).
+    biometric_rules: str = "pofa"
+    reconsent_grace_days: int = 30
+    lawful_bases: tuple[tuple[str, str], ...] = ()
+    unknown_faces: str = "block"
+    dpia_required: bool = True
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -99,6 +106,19 @@ class Settings:
         for name in self.cover_channels:
             if name not in self.channels:
                 raise ConfigError(f"cover channel {name!r} is not in the channel list {self.channels}")
+        if self.biometric_rules not in BIOMETRIC_RULES:
+            raise ConfigError(
+                f"biometric rules must be one of {BIOMETRIC_RULES} (got {self.biometric_rules!r})"
+            )
+        if self.unknown_faces not in UNKNOWN_FACES:
+            raise ConfigError(f"unknown faces must be one of {UNKNOWN_FACES} (got {self.unknown_faces!r})")
+        if self.reconsent_grace_days < 0:
+            raise ConfigError(f"reconsent grace days must not be negative (got {self.reconsent_grace_days})")
+        for name, basis in self.lawful_bases:
+            if name not in self.channels:
+                raise ConfigError(f"lawful basis given for {name!r}, which is not in the channel list")
+            if basis not in LAWFUL_BASES:
+                raise ConfigError(f"lawful basis of {name!r} must be one of {LAWFUL_BASES} (got {basis!r})")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"JPEG quality must be 1..100 (got {self.jpeg_quality})")
         for name, edge in self.output_sizes:
@@ -155,6 +175,14 @@ class Settings:
         ):
             if (v := get(name)) is not None and v != "":
                 kwargs[key] = v
+        if (v := get("GATEKEEPER_BIOMETRIC_RULES")) is not None and v.strip():
+            kwargs["biometric_rules"] = v.strip()
+        if (v := get("GATEKEEPER_UNKNOWN_FACES")) is not None and v.strip():
+            kwargs["unknown_faces"] = v.strip()
+        if (v := get("GATEKEEPER_LAWFUL_BASES")) is not None and v.strip():
+            kwargs["lawful_bases"] = parse_lawful_bases(v)
+        if (v := get("GATEKEEPER_DPIA_REQUIRED")) is not None:
+            kwargs["dpia_required"] = _parse_bool("GATEKEEPER_DPIA_REQUIRED", v)
         if (v := get("GATEKEEPER_CHANNELS")) is not None:
             kwargs["channels"] = parse_channels(v)
         if (v := get("GATEKEEPER_COVER_CHANNELS")) is not None and v.strip():
@@ -181,6 +209,7 @@ class Settings:
             ("max_pixels", "GATEKEEPER_MAX_PIXELS"),
             ("max_bytes", "GATEKEEPER_MAX_BYTES"),
             ("jpeg_quality", "GATEKEEPER_JPEG_QUALITY"),
+            ("reconsent_grace_days", "GATEKEEPER_RECONSENT_GRACE_DAYS"),
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_int(name, v)
@@ -208,6 +237,26 @@ def parse_output_sizes(value: str) -> tuple[tuple[str, int], ...]:
             raise ConfigError(f"GATEKEEPER_OUTPUT_SIZES: expected channel=PX, got {item!r}")
         sizes.append((name.strip(), _parse_int("GATEKEEPER_OUTPUT_SIZES", px.strip())))
     return tuple(sizes)
+
+
+def parse_lawful_bases(value: str) -> tuple[tuple[str, str], ...]:
+    """Parse `channel=basis,channel=basis`; raises ConfigError."""
+    pairs = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        name, sep, basis = part.partition("=")
+        if not sep:
+            raise ConfigError(f"lawful basis {part!r} must be written channel=basis")
+        pairs.append((name.strip(), basis.strip()))
+    return tuple(pairs)
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (got {value!r})")
 
 
 def _parse_int(name: str, value: str) -> int:

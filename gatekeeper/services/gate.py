@@ -25,7 +25,8 @@ from gatekeeper import media, policy
 from gatekeeper.config import Settings
 from gatekeeper.errors import ImageTooLargeError, MediaError
 from gatekeeper.faces import DetectedFace, FaceEngine, TemplateIndex, encoding_from_bytes
-from gatekeeper.services.consent_state import check_channel, person_state, policy_for
+from gatekeeper.services.consent_state import check_channel, decision_state, policy_for
+from gatekeeper.services.dpia import matching_enabled
 from gatekeeper.storage import BlobStore, StagedFile, opaque_name
 
 
@@ -38,6 +39,8 @@ class GateTools:
     originals: BlobStore
     index: TemplateIndex
     known_names: tuple[policy.KnownName, ...] = ()
+    # False before a DPIA is recorded: faces are detected but never matched.
+    matching_enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,9 @@ def load_known_names(session: Session) -> tuple[policy.KnownName, ...]:
 
 def load_tools(session: Session, settings: Settings, engine: FaceEngine, originals: BlobStore) -> GateTools:
     """The collaborators for a gating run, with templates and names loaded once."""
-    return GateTools(
-        settings, engine, originals, load_template_index(session, engine.model), load_known_names(session)
-    )
+    enabled = matching_enabled(session, settings)
+    index = load_template_index(session, engine.model) if enabled else TemplateIndex.empty()
+    return GateTools(settings, engine, originals, index, load_known_names(session), enabled)
 
 
 def original_key(sha256: str) -> str:
@@ -161,8 +164,15 @@ def gate_photo(
     photo.width, photo.height = source.full_size or (image.width, image.height)
 
     people = _people(session, {c.person for fi in face_inputs for c in fi.candidates})
-    states = {k: person_state(p) for k, p in people.items()}
-    verdict = policy.decide(face_inputs, states, channel, now, policy_for(settings), limit=analysis.limit)
+    states = {k: decision_state(p, settings, now) for k, p in people.items()}
+    verdict = policy.decide(
+        face_inputs,
+        states,
+        channel,
+        now,
+        policy_for(settings, matching_enabled=tools.matching_enabled),
+        limit=analysis.limit,
+    )
     clean = None
     error = None
     if verdict.verdict == policy.PUBLISHABLE:
@@ -440,9 +450,10 @@ def recheck(
             )
         )
     people = _people(session, {c.person for fi in inputs for c in fi.candidates})
-    states = {k: person_state(p) for k, p in people.items()}
+    states = {k: decision_state(p, settings, now) for k, p in people.items()}
     limit = next((r for r in decision.reasons if r in policy.LIMIT_REASONS), None)
-    fresh = policy.decide(inputs, states, channel, now, policy_for(settings), limit=limit)
+    rules = policy_for(settings, matching_enabled=matching_enabled(session, settings))
+    fresh = policy.decide(inputs, states, channel, now, rules, limit=limit)
     newly_covered = [
         stored.position
         for stored, now_face in zip(decision.faces, fresh.faces, strict=True)
