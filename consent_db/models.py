@@ -195,6 +195,10 @@ class Face(Base):
     reviewer_outcome: Mapped[str | None] = mapped_column(String(16))
     reviewed_by: Mapped[str | None] = mapped_column(String(120))
     reviewed_at: Mapped[datetime | None]
+    # A reviewer's identification by eye (person, stranger, not_a_face) and whom they named: it
+    # decides who this face is, at the decision and at every re-check before publishing.
+    review_resolution: Mapped[str | None] = mapped_column(String(16))
+    reviewed_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
 
     decision: Mapped[Decision] = relationship(back_populates="faces")
 

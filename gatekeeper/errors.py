@@ -42,6 +42,16 @@ class FaceNotFoundError(NotFoundError):
         self.face_id = face_id
 
 
+class PhotoNotFoundError(NotFoundError):
+    """No photo has the given id."""
+
+    code = "photo_not_found"
+
+    def __init__(self, photo_id: int) -> None:
+        super().__init__(f"no photo with id {photo_id}")
+        self.photo_id = photo_id
+
+
 # --- input and configuration ---------------------------------------------------------------------
 
 
@@ -73,6 +83,21 @@ class UnknownChannelError(InvalidInputError):
         )
         self.channel = channel
         self.allowed = allowed
+
+
+class StaleDecisionError(InvalidInputError):
+    """A review was given against a decision that is no longer the photo's latest."""
+
+    code = "stale_decision"
+
+    def __init__(self, decision_id: int, latest_id: int) -> None:
+        super().__init__(
+            f"decision {decision_id} is no longer the photo's latest (decision {latest_id} is): "
+            "look at the photo again",
+            field="decision",
+        )
+        self.decision_id = decision_id
+        self.latest_id = latest_id
 
 
 class DpiaRequiredError(GatekeeperError):

@@ -85,7 +85,7 @@ BIOMETRIC_REASON_CODES: Final = (
 LIMIT_REASONS: Final = frozenset({TOO_MANY_FACES, TIME_LIMIT})
 
 Verdict = Literal["publishable", "blocked", "review"]
-Outcome = Literal["consented", "no_consent", "unknown", "uncertain"]
+Outcome = Literal["consented", "no_consent", "unknown", "uncertain", "not_a_face"]
 Action = Literal["grant", "withdraw", "object"]
 BiometricAction = Literal["grant", "withdraw", "object", "refuse"]
 GrantedBy = Literal["self", "parent", "guardian"]
@@ -94,6 +94,8 @@ PersonStatus = Literal["active", "left", "erased"]
 LawfulBasis = Literal["consent", "public_task", "legitimate_interests"]
 BiometricRules = Literal["pofa", "gdpr"]
 UnknownFaces = Literal["block", "review"]
+# A reviewer's word on a face: it is this person, someone not enrolled, or no face at all.
+Resolution = Literal["person", "stranger", "not_a_face"]
 
 # The vocabularies, each defined once: the Literal types above are the source, these tuples are what
 # parsers, command-line choices and documentation list.
@@ -104,6 +106,7 @@ BIOMETRIC_ACTIONS: Final[tuple[str, ...]] = get_args(BiometricAction)
 LAWFUL_BASES: Final[tuple[str, ...]] = get_args(LawfulBasis)
 BIOMETRIC_RULES: Final[tuple[str, ...]] = get_args(BiometricRules)
 UNKNOWN_FACES: Final[tuple[str, ...]] = get_args(UnknownFaces)
+RESOLUTIONS: Final[tuple[str, ...]] = get_args(Resolution)
 GRANTED_BY: Final[tuple[str, ...]] = get_args(GrantedBy)
 NAMED: Final[tuple[str, ...]] = get_args(Named)
 PERSON_STATUSES: Final[tuple[str, ...]] = get_args(PersonStatus)
@@ -195,15 +198,41 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Review:
+    """A reviewer's identification of a face by eye, made without face matching.
+
+    `person`: the face is that person (`person` is their key), whatever the distances say and
+    whether or not their face may be matched. `stranger`: someone who is not enrolled, or not
+    recognised; the face stays unknown and blocks. `not_a_face`: the detection is not a face and
+    plays no part in the decision.
+    """
+
+    resolution: Resolution
+    person: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.resolution == "person") != (self.person is not None):
+            raise ValueError("a review names a person exactly when its resolution is `person`")
+
+
+@dataclass(frozen=True)
 class FaceInput:
     """A detected face: candidates are best-per-person, nearest first.
 
-    Faces that cannot be identified (too small, or only probably a face) have no candidates.
+    Faces that cannot be identified (too small, or only probably a face) have no candidates. A face
+    a reviewer has identified carries the `review`, which decides who it is.
     """
 
     candidates: tuple[Candidate, ...] = ()
     too_small: bool = False
     possible: bool = False
+    review: Review | None = None
+
+    @property
+    def people(self) -> tuple[str, ...]:
+        """Every person this face may be: its candidates and the person a reviewer named."""
+        named = (self.review.person,) if self.review is not None and self.review.person else ()
+        return (*(c.person for c in self.candidates), *named)
 
 
 @dataclass(frozen=True)
@@ -268,6 +297,8 @@ class FaceVerdict:
     distance: float | None
     reasons: tuple[str, ...]
     covered: bool = False
+    # True when a reviewer identified the face (or dismissed it); the distance rules played no part.
+    reviewed: bool = False
 
     @property
     def is_publishable(self) -> bool:
@@ -430,7 +461,15 @@ def identify(face: FaceInput, policy: Policy) -> tuple[Outcome | None, Candidate
 def decide_face(
     face: FaceInput, people: Mapping[str, PersonState], channel: str, moment: datetime, policy: Policy
 ) -> FaceVerdict:
-    """The verdict for one face on `channel` at `moment`."""
+    """The verdict for one face on `channel` at `moment`.
+
+    A reviewer's identification decides who the face is, never whether it may appear: the consent
+    rules decide that as for any identified face.
+    """
+    if face.review is not None:
+        return decide_reviewed(face.review, people, channel, moment, policy)
+    if not policy.matching_enabled:
+        return FaceVerdict("uncertain", None, None, (MATCHING_DISABLED,))
     outcome, best, reasons = identify(face, policy)
     distance = best.distance if best is not None else None
     if outcome is not None:
@@ -449,6 +488,26 @@ def decide_face(
     return FaceVerdict("consented", best.person, distance, ())
 
 
+def decide_reviewed(
+    review: Review, people: Mapping[str, PersonState], channel: str, moment: datetime, policy: Policy
+) -> FaceVerdict:
+    """The verdict for a face a reviewer identified by eye: their word on who, the rules on whether.
+
+    Identified by eye is not face matching, so it holds for a person whose face may not be matched
+    (biometric consent refused) and before a DPIA is recorded.
+    """
+    if review.resolution == "not_a_face":
+        return FaceVerdict("not_a_face", None, None, (), reviewed=True)
+    if review.resolution == "stranger" or review.person is None:
+        return FaceVerdict("unknown", None, None, (UNKNOWN_FACE,), reviewed=True)
+    state = people.get(review.person)
+    if state is None:
+        return FaceVerdict("no_consent", review.person, None, (NO_CONSENT_FOR_CHANNEL,), reviewed=True)
+    blockers = consent_reasons(state, channel, moment, policy)
+    outcome: Outcome = "no_consent" if blockers else "consented"
+    return FaceVerdict(outcome, review.person, None, blockers, reviewed=True)
+
+
 def decide(
     faces: Sequence[FaceInput],
     people: Mapping[str, PersonState],
@@ -462,9 +521,10 @@ def decide(
     On a channel that allows covering, faces that may not appear are covered instead of blocking,
     except a safeguarding-flagged person, who is never published in any form. `limit` is set when
     analysis stopped early (too many faces, time): part of the photo was never examined, so it is
-    never publishable.
+    never publishable. A face a reviewer marked `not_a_face` plays no part; one marked a stranger
+    blocks even where unknown faces go to review (a reviewer has looked: there is nothing to review).
     """
-    if not policy.matching_enabled:
+    if not policy.matching_enabled and not any(face.review is not None for face in faces):
         verdicts = tuple(FaceVerdict("uncertain", None, None, (MATCHING_DISABLED,)) for _ in faces)
         disabled = (MATCHING_DISABLED,) if faces else ()
         return PhotoVerdict("review" if faces else "publishable", disabled, verdicts)
@@ -474,14 +534,16 @@ def decide(
             replace(v, covered=True) if _excluded(v) and SAFEGUARDING not in v.reasons else v
             for v in verdicts
         )
-    visible = [v for v in verdicts if not v.covered]
+    visible = [v for v in verdicts if not v.covered and v.outcome != "not_a_face"]
     reasons = list(_unique(reason for v in visible for reason in v.reasons))
     if any(v.covered for v in verdicts):
         reasons.append(FACES_COVERED)
     if limit is not None:
         reasons.append(limit)
     review_unknown = policy.unknown_faces == "review"
-    if any(_excluded(v) and not (review_unknown and v.outcome == "unknown") for v in visible):
+    if any(
+        _excluded(v) and not (review_unknown and v.outcome == "unknown" and not v.reviewed) for v in visible
+    ):
         verdict: Verdict = "blocked"
     elif any(v.outcome in ("uncertain", "unknown") for v in visible) or limit is not None:
         verdict = "review"

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import cast
 
-from consent_db.models import ConsentRecord, Person
+from consent_db.models import ConsentRecord, Face, Person
 from gatekeeper import policy
 from gatekeeper.config import Settings
 from gatekeeper.errors import InvalidInputError, UnknownChannelError
@@ -107,3 +107,34 @@ def decision_state(person: Person, settings: Settings, now: datetime) -> policy.
     """A person as the photo decision sees them at `now`, including whether they may be matched."""
     state = person_state(person)
     return replace(state, matchable=not matching_reasons(person, settings, now))
+
+
+def stored_review(face: Face) -> policy.Review | None:
+    """A reviewer's identification recorded on a face, as the decision sees it; None if not reviewed.
+
+    A face identified as a person whose record is gone (deleted since) counts as a stranger: it
+    fails closed.
+    """
+    resolution = face.review_resolution
+    if resolution is None:
+        return None
+    if resolution == "person":
+        if face.reviewed_person_id is None:
+            return policy.Review("stranger")
+        return policy.Review("person", str(face.reviewed_person_id))
+    return policy.Review(cast(policy.Resolution, resolution))
+
+
+def stored_face_input(face: Face) -> policy.FaceInput:
+    """A recorded face as the decision sees it: its candidates, its kind, and any reviewer's word."""
+    candidates = []
+    if face.person_id is not None and face.distance is not None:
+        candidates.append(policy.Candidate(str(face.person_id), face.distance))
+    if face.second_person_id is not None and face.second_distance is not None:
+        candidates.append(policy.Candidate(str(face.second_person_id), face.second_distance))
+    return policy.FaceInput(
+        tuple(candidates),
+        too_small=policy.FACE_TOO_SMALL in face.reasons,
+        possible=policy.POSSIBLE_FACE in face.reasons,
+        review=stored_review(face),
+    )

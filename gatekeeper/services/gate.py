@@ -25,7 +25,7 @@ from gatekeeper import media, policy
 from gatekeeper.config import Settings
 from gatekeeper.errors import ImageTooLargeError, MediaError
 from gatekeeper.faces import DetectedFace, FaceEngine, TemplateIndex, encoding_from_bytes
-from gatekeeper.services.consent_state import check_channel, decision_state, policy_for
+from gatekeeper.services.consent_state import check_channel, decision_state, policy_for, stored_face_input
 from gatekeeper.services.dpia import matching_enabled
 from gatekeeper.storage import BlobStore, StagedFile, opaque_name
 
@@ -435,21 +435,9 @@ def recheck(
     failed = [r for r in decision.reasons if r in (policy.COVER_FAILED, policy.CLEAN_COPY_FAILED)]
     if failed:
         return policy.PhotoVerdict("blocked", tuple(failed), ())
-    inputs = []
-    for face in decision.faces:
-        candidates = []
-        if face.person_id is not None and face.distance is not None:
-            candidates.append(policy.Candidate(str(face.person_id), face.distance))
-        if face.second_person_id is not None and face.second_distance is not None:
-            candidates.append(policy.Candidate(str(face.second_person_id), face.second_distance))
-        inputs.append(
-            policy.FaceInput(
-                tuple(candidates),
-                too_small=policy.FACE_TOO_SMALL in face.reasons,
-                possible=policy.POSSIBLE_FACE in face.reasons,
-            )
-        )
-    people = _people(session, {c.person for fi in inputs for c in fi.candidates})
+    # A face a reviewer identified is decided as that person (their consent today), whoever it matched.
+    inputs = [stored_face_input(face) for face in decision.faces]
+    people = _people(session, {key for fi in inputs for key in fi.people})
     states = {k: decision_state(p, settings, now) for k, p in people.items()}
     limit = next((r for r in decision.reasons if r in policy.LIMIT_REASONS), None)
     rules = policy_for(settings, matching_enabled=matching_enabled(session, settings))
