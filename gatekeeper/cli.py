@@ -976,5 +976,9 @@ from gatekeeper.cli_dpia import dpia  # noqa: E402 (registered after `main` exis
 
 main.add_command(dpia)
 
+from gatekeeper.cli_review import review  # noqa: E402 (registered after `main` exists)
+
+main.add_command(review)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -37,6 +37,8 @@ def test_the_expected_commands_exist() -> None:
         "audit show",
         "audit export",
         "audit head",
+        "review list",
+        "review resolve",
     } <= names
 
 
