@@ -22,7 +22,13 @@ from consent_db import audit
 from consent_db.models import Decision, Face, FaceTemplate, Person, Photo
 from gatekeeper import media, policy
 from gatekeeper.config import Settings
-from gatekeeper.errors import FaceNotFoundError, InvalidInputError, PhotoNotFoundError, StaleDecisionError
+from gatekeeper.errors import (
+    FaceNotFoundError,
+    InvalidInputError,
+    MediaError,
+    PhotoNotFoundError,
+    StaleDecisionError,
+)
 from gatekeeper.faces import FaceEngine
 from gatekeeper.services.consent_state import (
     check_choice,
@@ -160,7 +166,8 @@ def resolve_face(
             "name the person exactly when the face is resolved as a person", field="person"
         )
     person = find_person(session, person_external_id) if person_external_id is not None else None
-    photo = session.get(Photo, photo_id)
+    # Locked (PostgreSQL) so that two reviewers of one photo take turns, each building on the other.
+    photo = session.get(Photo, photo_id, with_for_update=True)
     if photo is None:
         raise PhotoNotFoundError(photo_id)
     previous = session.scalar(
@@ -229,7 +236,8 @@ def resolve_face(
                 now=now,
                 actor=actor,
             )
-        except InvalidInputError as exc:
+        except (InvalidInputError, MediaError) as exc:
+            # The identification stands; only the learning failed (too small to encode, say).
             note = str(exc)
         else:
             template_id = template.id if template is not None else None
