@@ -22,7 +22,8 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
 
     A face waits when its photo's latest verdict is review and the face is why: an uncertain
     match (with the nearest person), a possible or too small face, or an unknown face under
-    GATEKEEPER_UNKNOWN_FACES=review. Boxes are left, top, right, bottom in pixels of the upright photo.
+    GATEKEEPER_UNKNOWN_FACES=review. Boxes are left, top, right, bottom in pixels of the upright photo;
+    `original` (JSON) is the photo's key in the private originals store, where the reviewer looks at it.
     """
     from consent_db.session import unit_of_work
     from gatekeeper.cli import _emit, _runtime
@@ -44,6 +45,7 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
                     "reasons": list(item.reasons),
                     "candidate": item.candidate,
                     "distance": item.distance,
+                    "original": item.original_key,
                 }
             )
             continue

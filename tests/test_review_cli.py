@@ -235,6 +235,11 @@ def test_not_a_face_drops_a_possible_face_from_the_decision(
     assert (gated["verdict"], gated["reasons"]) == ("review", ["possible_face"])
     [item] = waiting(runtime)
     assert (item["face"], item["outcome"], item["reasons"]) == (0, "uncertain", ["possible_face"])
+    assert (runtime.settings.home / "originals" / item["original"]).read_bytes() == upside_down.read_bytes()
+    listed = run(runtime, "review", "list")
+    box = " ".join(map(str, item["box"]))
+    assert listed.stdout == f"photo {item['photo']} face 0 [{box}] website: uncertain (possible_face)\n"
+    assert "1 face(s) waiting for review" in listed.stderr
 
     human = run(runtime, "review", "resolve", item["photo"], 0, "--not-a-face", "--reason", "a poster")
     assert human.exit_code == 0, human.output

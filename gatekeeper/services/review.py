@@ -61,6 +61,8 @@ class ReviewItem:
     # The nearest enrolled person for an uncertain match (external id), else None.
     candidate: str | None
     distance: float | None
+    # Where the reviewer finds the photo: its key in the private originals store.
+    original_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def open_reviews(session: Session) -> list[ReviewItem]:
     latest = select(func.max(Decision.id)).group_by(Decision.photo_id).scalar_subquery()
     candidate = aliased(Person)
     rows = session.execute(
-        select(Face, Decision.photo_id, Photo.channel, candidate.external_id)
+        select(Face, Decision.photo_id, Photo.channel, Photo.original_key, candidate.external_id)
         .join(Decision, Face.decision_id == Decision.id)
         .join(Photo, Decision.photo_id == Photo.id)
         .outerjoin(candidate, Face.person_id == candidate.id)
@@ -125,8 +127,9 @@ def open_reviews(session: Session) -> list[ReviewItem]:
             reasons=tuple(face.reasons),
             candidate=external_id if face.outcome == "uncertain" else None,
             distance=face.distance if face.outcome == "uncertain" and external_id else None,
+            original_key=key,
         )
-        for face, photo_id, channel, external_id in rows
+        for face, photo_id, channel, key, external_id in rows
     ]
 
 
