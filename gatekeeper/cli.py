@@ -614,5 +614,12 @@ def audit_verify(ctx: click.Context) -> None:
     click.echo(f"audit chain intact: {check.events} events")
 
 
+# The web app's commands live in their own module.
+from gatekeeper.cli_users import people_link, serve, users  # noqa: E402
+
+main.add_command(serve)
+main.add_command(users)
+people.add_command(people_link)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

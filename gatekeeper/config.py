@@ -44,6 +44,11 @@ class Settings:
     jpeg_quality: int = 92
     env: str = "development"
     secret_key: str = DEV_SECRET
+    # The web app: where people reach it (withdrawal links), idle session timeout, rate limits.
+    public_url: str = "http://127.0.0.1:8000"
+    session_minutes: int = 30
+    rate_limit_url: str = "memory://"
+    withdraw_rate_limit: str = "5 per minute;30 per hour"
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -71,6 +76,12 @@ class Settings:
             raise ConfigError("refusing to run in production with the development secret key")
         if not self.channels:
             raise ConfigError("at least one channel must be configured")
+        if not re.match(r"^https?://[^/\s]+", self.public_url):
+            raise ConfigError(f"GATEKEEPER_PUBLIC_URL must be an http(s) URL (got {self.public_url!r})")
+        if not re.match(r"^(memory|redis|rediss)://", self.rate_limit_url):
+            raise ConfigError(
+                f"GATEKEEPER_RATE_LIMIT_URL must be memory:// or a redis:// URL (got {self.rate_limit_url!r})"
+            )
         for name in self.channels:
             if not _CHANNEL_RE.match(name):
                 raise ConfigError(f"invalid channel name {name!r}: lower-case letters, digits, '_', one ':'")
@@ -86,6 +97,7 @@ class Settings:
             ("max_faces", self.max_faces),
             ("max_pixels", self.max_pixels),
             ("max_bytes", self.max_bytes),
+            ("session_minutes", self.session_minutes),
         ):
             if value <= 0:
                 raise ConfigError(f"{label} must be positive (got {value})")
@@ -109,6 +121,9 @@ class Settings:
             ("published_url", "GATEKEEPER_PUBLISHED_URL"),
             ("env", "GATEKEEPER_ENV"),
             ("secret_key", "GATEKEEPER_SECRET_KEY"),
+            ("public_url", "GATEKEEPER_PUBLIC_URL"),
+            ("rate_limit_url", "GATEKEEPER_RATE_LIMIT_URL"),
+            ("withdraw_rate_limit", "GATEKEEPER_WITHDRAW_RATE_LIMIT"),
         ):
             if (v := get(name)) is not None and v != "":
                 kwargs[key] = v
@@ -131,6 +146,7 @@ class Settings:
             ("max_pixels", "GATEKEEPER_MAX_PIXELS"),
             ("max_bytes", "GATEKEEPER_MAX_BYTES"),
             ("jpeg_quality", "GATEKEEPER_JPEG_QUALITY"),
+            ("session_minutes", "GATEKEEPER_SESSION_MINUTES"),
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_int(name, v)
