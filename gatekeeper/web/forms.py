@@ -11,6 +11,7 @@ from wtforms import (
     HiddenField,
     PasswordField,
     RadioField,
+    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -20,6 +21,11 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from gatekeeper.services.accounts import MIN_PASSWORD_LENGTH
+
+
+def options(*pairs: tuple[str, str]) -> list[SelectChoice]:
+    """Choices for a select, radio or checkbox list: (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 class LoginForm(FlaskForm):
@@ -56,12 +62,12 @@ class NoLinkWithdrawForm(FlaskForm):
     date_of_birth = DateField("Learner's date of birth", validators=[DataRequired()])
     relationship = RadioField(
         "You are the learner's",
-        choices=[
+        choices=options(
             ("parent", "Parent"),
             ("guardian", "Guardian"),
             ("self", "I am the learner"),
             ("other", "Other"),
-        ],
+        ),
         validators=[DataRequired()],
     )
     contact_email = EmailField(
@@ -74,13 +80,13 @@ class GrantForm(FlaskForm):
     channel = SelectField("Channel", choices=[])
     granted_by = SelectField(
         "Given by",
-        choices=[("parent", "Parent"), ("guardian", "Guardian"), ("self", "The person themselves")],
+        choices=options(("parent", "Parent"), ("guardian", "Guardian"), ("self", "The person themselves")),
     )
     granted_by_name = StringField("Name of the parent or guardian", validators=[Optional(), Length(max=200)])
     valid_until = DateField("Valid until (last day, optional)", validators=[Optional()])
     named = SelectField(
         "May be named in captions",
-        choices=[("no", "No"), ("first_name", "First name only"), ("yes", "Full name")],
+        choices=options(("no", "No"), ("first_name", "First name only"), ("yes", "Full name")),
     )
 
 

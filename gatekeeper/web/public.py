@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.services import withdrawals
 from gatekeeper.web.common import now, runtime, unit
-from gatekeeper.web.forms import LinkWithdrawForm, NoLinkWithdrawForm
+from gatekeeper.web.forms import LinkWithdrawForm, NoLinkWithdrawForm, options
 
 bp = Blueprint("public", __name__)
 LABELS = {
@@ -60,7 +60,7 @@ def withdraw_link(token: str) -> ResponseReturnValue:
     if view is None:
         return render_template("withdraw_bad_link.html"), 404
     form = LinkWithdrawForm()
-    form.channels.choices = [(c, label(c)) for c in view.channels]
+    form.channels.choices = options(*((c, label(c)) for c in view.channels))
     if form.validate_on_submit():
         chosen = [] if form.everything.data else list(form.channels.data or [])
         if not chosen and not form.everything.data:

@@ -39,6 +39,7 @@ from gatekeeper.web.forms import (
     ImportForm,
     SafeguardingForm,
     StaffWithdrawForm,
+    options,
 )
 
 bp = Blueprint("staff", __name__)
@@ -86,9 +87,11 @@ def _person_page(external_id: str, *, new_link: str | None = None, status: int =
         person = people.find_person(db, external_id)
         safeguarding = person.safeguarding
     grant = GrantForm(prefix="grant")
-    grant.channel.choices = [(c, c) for c in settings.channels]
+    grant.channel.choices = options(*((c, c) for c in settings.channels))
     withdraw = StaffWithdrawForm(prefix="withdraw")
-    withdraw.channels.choices = [(c.channel, c.channel) for c in summary.channels if c.granted_by is not None]
+    withdraw.channels.choices = options(
+        *((c.channel, c.channel) for c in summary.channels if c.granted_by is not None)
+    )
     return (
         render_template(
             "person.html",
@@ -115,7 +118,7 @@ def person(external_id: str) -> ResponseReturnValue:
 def grant(external_id: str) -> ResponseReturnValue:
     settings = runtime().settings
     form = GrantForm(prefix="grant")
-    form.channel.choices = [(c, c) for c in settings.channels]
+    form.channel.choices = options(*((c, c) for c in settings.channels))
     if not form.validate_on_submit():
         flash("The grant was not recorded: " + _form_errors(form), "error")
         return _person_page(external_id, status=400)
@@ -145,7 +148,7 @@ def grant(external_id: str) -> ResponseReturnValue:
 def withdraw(external_id: str) -> ResponseReturnValue:
     settings = runtime().settings
     form = StaffWithdrawForm(prefix="withdraw")
-    form.channels.choices = [(c, c) for c in request.form.getlist("withdraw-channels")]
+    form.channels.choices = options(*((c, c) for c in request.form.getlist("withdraw-channels")))
     if not form.validate_on_submit() or not form.channels.data:
         flash("Choose at least one channel to withdraw.", "error")
         return _person_page(external_id, status=400)
