@@ -83,12 +83,77 @@ def person_for_link(session: Session, token: str) -> Person | None:
     return person if person is not None and person.status != "erased" else None
 
 
+def suspended_channels(person: Person) -> tuple[str, ...]:
+    """Channels whose grant is interrupted only by an unverified suspension (a rejection re-instates it)."""
+    found = []
+    for channel in sorted({r.channel for r in person.consents if r.kind == "publication"}):
+        same = sorted(
+            (r for r in person.consents if r.kind == "publication" and r.channel == channel),
+            key=lambda r: (r.at, r.id),
+        )
+        if len(same) >= 2 and same[-1].how == UNVERIFIED_HOW and same[-2].action == "grant":
+            found.append(channel)
+    return tuple(found)
+
+
 def consented_channels(
     session: Session, person: Person, *, settings: Settings, now: datetime
 ) -> tuple[str, ...]:
-    """The channels on which a grant is in force for `person` now (whatever else may block them)."""
+    """The channels with a grant in force for `person` now, or only suspended pending verification."""
     summary = people.summarise_person(session, person.external_id, settings=settings, now=now)
-    return tuple(c.channel for c in summary.channels if c.granted_by is not None)
+    suspended = suspended_channels(person)
+    granted = [c.channel for c in summary.channels if c.granted_by is not None or c.channel in suspended]
+    return tuple(dict.fromkeys([*granted, *suspended]))
+
+
+def withdraw(
+    session: Session,
+    external_id: str,
+    channels: Sequence[str],
+    *,
+    settings: Settings,
+    now: datetime,
+    actor: str,
+    how: str,
+) -> list[ConsentRecord]:
+    """Withdraw like people.withdraw_consent, and also record it where only a suspension stands.
+
+    A channel suspended by an unverified request already reads as withdrawn, so a plain withdrawal
+    would add nothing, and rejecting the request later would re-instate the grant. An explicit
+    record makes this withdrawal outlast the suspension. Raises PersonNotFoundError,
+    UnknownChannelError.
+    """
+    added = people.withdraw_consent(
+        session, external_id, channels, settings=settings, now=now, actor=actor, how=how
+    )
+    person = people.find_person(session, external_id)
+    done = {r.channel for r in added}
+    for channel in suspended_channels(person):
+        if channel in done or (channels and channel not in channels):
+            continue
+        record = ConsentRecord(
+            person=person,
+            kind="publication",
+            channel=channel,
+            action="withdraw",
+            at=now,
+            named="no",
+            how=how,
+            recorded_at=now,
+            recorded_by=actor,
+        )
+        session.add(record)
+        session.flush()
+        added.append(record)
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="consent.withdraw",
+            subject=f"person:{person.id}",
+            details={"record": record.id, "kind": "publication", "channel": channel, "how": how},
+        )
+    return added
 
 
 def view_link(session: Session, token: str, *, settings: Settings, now: datetime) -> LinkView | None:
@@ -115,7 +180,7 @@ def withdraw_with_link(
     reference = new_reference()
     records: list[ConsentRecord] = []
     if targets:
-        records = people.withdraw_consent(
+        records = withdraw(
             session,
             person.external_id,
             targets,

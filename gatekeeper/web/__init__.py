@@ -68,9 +68,6 @@ def build_app(runtime: Runtime) -> Flask:
 
     from gatekeeper.web import api, auth, public, staff
 
-    csrf = CSRFProtect(app)
-    csrf.exempt(api.bp)
-    auth.login_manager.init_app(app)
     limiter = Limiter(
         get_remote_address,
         app=app,
@@ -82,6 +79,10 @@ def build_app(runtime: Runtime) -> Flask:
     limiter.limit(settings.withdraw_rate_limit, methods=["POST"])(public.bp)
     limiter.limit(PUBLIC_PAGE_RATE_LIMIT)(public.bp)
     limiter.limit(API_RATE_LIMIT)(api.bp)
+    # After the limiter, so a client over its limit is refused before anything else is checked.
+    csrf = CSRFProtect(app)
+    csrf.exempt(api.bp)
+    auth.login_manager.init_app(app)
     for blueprint in (auth.bp, staff.bp, public.bp, api.bp):
         app.register_blueprint(blueprint)
 

@@ -96,8 +96,8 @@ def withdraw(external_id: str) -> ResponseReturnValue:
     if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
         raise InvalidInputError("channels must be a list of channel names", field="channels")
     with unit() as db:
-        added = people.withdraw_consent(
-            db, external_id, channels, settings=runtime().settings, now=now(), actor=actor()
+        added = withdrawals.withdraw(
+            db, external_id, channels, settings=runtime().settings, now=now(), actor=actor(), how="api"
         )
     return jsonify(external_id=external_id, withdrawn=[r.channel for r in added])
 

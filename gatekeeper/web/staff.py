@@ -86,12 +86,11 @@ def _person_page(external_id: str, *, new_link: str | None = None, status: int =
         summary = people.summarise_person(db, external_id, settings=settings, now=now())
         person = people.find_person(db, external_id)
         safeguarding = person.safeguarding
+        consented = withdrawals.consented_channels(db, person, settings=settings, now=now())
     grant = GrantForm(prefix="grant")
     grant.channel.choices = options(*((c, c) for c in settings.channels))
     withdraw = StaffWithdrawForm(prefix="withdraw")
-    withdraw.channels.choices = options(
-        *((c.channel, c.channel) for c in summary.channels if c.granted_by is not None)
-    )
+    withdraw.channels.choices = options(*((c, c) for c in consented))
     return (
         render_template(
             "person.html",
@@ -153,8 +152,8 @@ def withdraw(external_id: str) -> ResponseReturnValue:
         flash("Choose at least one channel to withdraw.", "error")
         return _person_page(external_id, status=400)
     with unit() as db:
-        added = people.withdraw_consent(
-            db, external_id, form.channels.data, settings=settings, now=now(), actor=actor()
+        added = withdrawals.withdraw(
+            db, external_id, form.channels.data, settings=settings, now=now(), actor=actor(), how="staff"
         )
     flash(
         "Withdrawn: " + (", ".join(r.channel for r in added) or "nothing (already withdrawn)") + ".", "info"
