@@ -6,6 +6,7 @@ that may not act on it. The safeguarding flag appears only on consent admins' pa
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import date
 from pathlib import Path
@@ -45,6 +46,7 @@ from gatekeeper.web.forms import (
 bp = Blueprint("staff", __name__)
 AUDIT_ROLES = (AUDITOR, ADMIN)
 PAGE = 50
+_UPLOAD_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
 
 
 @bp.before_request
@@ -230,9 +232,9 @@ def people_import_confirm() -> ResponseReturnValue:
     me = cast(Principal, current_user)
     key = form.upload.data or ""
     owner, _, token = key.partition("-")
-    path = _uploads() / key
-    if not form.validate_on_submit() or owner != str(me.user_id) or not token.replace("_", "").isalnum():
+    if not form.validate_on_submit() or owner != str(me.user_id) or not _UPLOAD_TOKEN.match(token):
         abort(400)
+    path = _uploads() / key
     if not path.is_file():
         flash("That preview has already been imported or has expired; upload the file again.", "error")
         return redirect(url_for("staff.people_import"))
