@@ -49,6 +49,8 @@ class Settings:
     session_minutes: int = 30
     rate_limit_url: str = "memory://"
     withdraw_rate_limit: str = "5 per minute;30 per hour"
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none).
+    proxy_hops: int = 0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -88,6 +90,8 @@ class Settings:
         for name in self.cover_channels:
             if name not in self.channels:
                 raise ConfigError(f"cover channel {name!r} is not in the channel list {self.channels}")
+        if not 0 <= self.proxy_hops <= 5:
+            raise ConfigError(f"GATEKEEPER_PROXY_HOPS must be 0..5 (got {self.proxy_hops})")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"JPEG quality must be 1..100 (got {self.jpeg_quality})")
         if not self.face_time_limit > 0:
@@ -147,6 +151,7 @@ class Settings:
             ("max_bytes", "GATEKEEPER_MAX_BYTES"),
             ("jpeg_quality", "GATEKEEPER_JPEG_QUALITY"),
             ("session_minutes", "GATEKEEPER_SESSION_MINUTES"),
+            ("proxy_hops", "GATEKEEPER_PROXY_HOPS"),
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_int(name, v)

@@ -15,6 +15,7 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from limits import parse_many
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from gatekeeper import errors
@@ -65,6 +66,11 @@ def build_app(runtime: Runtime) -> Flask:
         WTF_CSRF_SSL_STRICT=production,
     )
     app.extensions["gatekeeper"] = runtime
+    if settings.proxy_hops:
+        # Behind a reverse proxy: the client's address (rate limits) and scheme come from its headers.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops, x_host=settings.proxy_hops
+        )
 
     from gatekeeper.web import api, auth, public, staff
 

@@ -184,3 +184,29 @@ def test_users_token_is_shown_once_and_stored_hashed(app: Flask, rt: Any) -> Non
     assert client.get("/api/v1/audit/verify", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     missing = run(rt, "users", "token", "nobody")
     assert missing.exit_code != 0 and "no staff account" in missing.output
+
+
+def test_behind_a_trusted_proxy_rate_limits_count_the_forwarded_client(
+    tmp_home: Path, database_url: str
+) -> None:
+    settings = Settings(
+        home=tmp_home, database_url=database_url, proxy_hops=1, withdraw_rate_limit="1 per minute"
+    )
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        form = {
+            "name": "A B",
+            "date_of_birth": "2014-01-01",
+            "relationship": "parent",
+            "contact_email": "a@b.org",
+        }
+
+        def post(address: str) -> int:
+            headers = {"X-Forwarded-For": address}
+            token = csrf(client, "/withdraw")
+            return client.post("/withdraw", data={**form, "csrf_token": token}, headers=headers).status_code
+
+        assert [post("198.51.100.1"), post("198.51.100.1"), post("198.51.100.2")] == [302, 429, 302]
+    finally:
+        app.extensions["gatekeeper"].db.dispose()

@@ -272,3 +272,29 @@ def test_the_form_explains_what_is_wrong_with_each_field(app: Flask) -> None:
     page = response.get_data(as_text=True)
     assert page.count('aria-invalid="true"') == 3
     assert page.count('class="error"') == 4
+
+
+def test_with_redis_configured_every_app_instance_shares_the_rate_limit(
+    tmp_home: Path, database_url: str, redis_url: str
+) -> None:
+    import secrets
+
+    url = redis_url
+    settings = Settings(
+        home=tmp_home, database_url=database_url, rate_limit_url=url, withdraw_rate_limit="2 per minute"
+    )
+    first, second = create_app(settings), create_app(settings)
+    # A client address of its own, so no earlier run's counts apply.
+    address = f"198.18.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+    try:
+        statuses = []
+        for app in (first, second, first):
+            client = app.test_client()
+            client.environ_base["REMOTE_ADDR"] = address
+            statuses.append(
+                client.post("/withdraw", data={**FORM, "csrf_token": csrf(client, "/withdraw")}).status_code
+            )
+        assert statuses == [302, 302, 429]
+    finally:
+        for app in (first, second):
+            app.extensions["gatekeeper"].db.dispose()
