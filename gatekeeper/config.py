@@ -49,6 +49,7 @@ class Settings:
     session_minutes: int = 30
     rate_limit_url: str = "memory://"
     withdraw_rate_limit: str = "5 per minute;30 per hour"
+    public_page_rate_limit: str = "60 per minute"
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none).
     proxy_hops: int = 0
 
@@ -128,6 +129,7 @@ class Settings:
             ("public_url", "GATEKEEPER_PUBLIC_URL"),
             ("rate_limit_url", "GATEKEEPER_RATE_LIMIT_URL"),
             ("withdraw_rate_limit", "GATEKEEPER_WITHDRAW_RATE_LIMIT"),
+            ("public_page_rate_limit", "GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT"),
         ):
             if (v := get(name)) is not None and v != "":
                 kwargs[key] = v

@@ -28,7 +28,6 @@ STATUS = {
     errors.BackendError: 503,
 }
 LOGIN_RATE_LIMIT = "10 per minute;100 per hour"
-PUBLIC_PAGE_RATE_LIMIT = "60 per minute"
 API_RATE_LIMIT = "600 per minute"
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 CSP = (
@@ -43,12 +42,15 @@ def build_app(runtime: Runtime) -> Flask:
     Raises ConfigError for a rate limit that does not parse.
     """
     settings = runtime.settings
-    for value in (settings.withdraw_rate_limit,):
+    for name, value in (
+        ("GATEKEEPER_WITHDRAW_RATE_LIMIT", settings.withdraw_rate_limit),
+        ("GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT", settings.public_page_rate_limit),
+    ):
         try:
             parse_many(value)
         except ValueError:
             raise errors.ConfigError(
-                f"GATEKEEPER_WITHDRAW_RATE_LIMIT does not parse: {value!r} (e.g. '5 per minute;30 per hour')"
+                f"{name} does not parse: {value!r} (e.g. '5 per minute;30 per hour')"
             ) from None
     app = Flask("gatekeeper", root_path=__path__[0])
     production = settings.env == "production"
@@ -83,7 +85,7 @@ def build_app(runtime: Runtime) -> Flask:
     )
     limiter.limit(LOGIN_RATE_LIMIT, methods=["POST"])(auth.bp)
     limiter.limit(settings.withdraw_rate_limit, methods=["POST"])(public.bp)
-    limiter.limit(PUBLIC_PAGE_RATE_LIMIT)(public.bp)
+    limiter.limit(settings.public_page_rate_limit)(public.bp)
     limiter.limit(API_RATE_LIMIT)(api.bp)
     # After the limiter, so a client over its limit is refused before anything else is checked.
     csrf = CSRFProtect(app)

@@ -75,14 +75,14 @@ def _free_port() -> int:
 
 def _start(home: Path) -> Iterator[Server]:
     port = _free_port()
-    env = {
-        **os.environ,
-        "GATEKEEPER_HOME": str(home),
-        "GATEKEEPER_DATABASE_URL": f"sqlite:///{home / 'gatekeeper.db'}",
-        "GATEKEEPER_PUBLIC_URL": f"http://127.0.0.1:{port}",
-    }
-    for name in ("GATEKEEPER_ENV", "GATEKEEPER_RATE_LIMIT_URL", "GATEKEEPER_WITHDRAW_RATE_LIMIT"):
+    env = dict(os.environ)
+    for name in [n for n in env if n.startswith("GATEKEEPER_") and n != "GATEKEEPER_CORPUS"]:
         env.pop(name, None)
+    env.update(
+        GATEKEEPER_HOME=str(home),
+        GATEKEEPER_DATABASE_URL=f"sqlite:///{home / 'gatekeeper.db'}",
+        GATEKEEPER_PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "gatekeeper.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,

@@ -21,6 +21,7 @@ def test_the_web_settings_are_read(tmp_path: Path) -> None:
             "GATEKEEPER_RATE_LIMIT_URL": "redis://127.0.0.1:6379/2",
             "GATEKEEPER_WITHDRAW_RATE_LIMIT": "3 per minute",
             "GATEKEEPER_PROXY_HOPS": "1",
+            "GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT": "100 per minute",
         }
     )
     assert (settings.public_url, settings.session_minutes, settings.proxy_hops) == (
@@ -54,6 +55,8 @@ def test_bad_web_settings_stop_start_up_with_a_clear_message(
 def test_a_rate_limit_that_does_not_parse_stops_the_app(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="GATEKEEPER_WITHDRAW_RATE_LIMIT"):
         create_app(Settings(home=tmp_path, withdraw_rate_limit="lots"))
+    with pytest.raises(ConfigError, match="GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT"):
+        create_app(Settings(home=tmp_path, public_page_rate_limit="many per day"))
 
 
 def test_the_web_commands_exist() -> None:
