@@ -115,6 +115,13 @@ def _api_error(status: int, code: str, message: str) -> ResponseReturnValue:
     return response, status
 
 
+def _local(target: str) -> str | None:
+    """`target` if it is a path on this site (never another host: no open redirect), else None."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target and "\n" not in target:
+        return target
+    return None
+
+
 def actor() -> str:
     """Who is acting, as the audit log names them."""
     user = g.get("api_user") or current_user
@@ -136,7 +143,7 @@ def login() -> ResponseReturnValue:
             session.permanent = True
             if found.must_change_password:
                 return redirect(url_for("auth.password"))
-            return redirect(url_for("staff.home"))
+            return redirect(_local(request.args.get("next", "")) or url_for("staff.home"))
     return render_template("login.html", form=form)
 
 

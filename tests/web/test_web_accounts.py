@@ -210,3 +210,19 @@ def test_behind_a_trusted_proxy_rate_limits_count_the_forwarded_client(
         assert [post("198.51.100.1"), post("198.51.100.1"), post("198.51.100.2")] == [302, 429, 302]
     finally:
         app.extensions["gatekeeper"].db.dispose()
+
+
+def test_signing_in_returns_to_the_page_asked_for_but_never_to_another_site(app: Flask, rt: Any) -> None:
+    account = make_account(rt, "auditor")
+    for target, expected in (
+        ("/audit?action=consent.", "/audit?action=consent."),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+    ):
+        client = app.test_client()
+        token = csrf(client, "/login")
+        response = client.post(
+            "/login?next=" + __import__("urllib.parse").parse.quote(target, safe=""),
+            data={"username": account.username, "password": account.password, "csrf_token": token},
+        )
+        assert response.headers["Location"] == expected
