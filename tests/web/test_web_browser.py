@@ -134,6 +134,10 @@ def check(page: Any, step: str) -> None:
     folder = ARTIFACTS / "web"
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / f"{step}.png"), full_page=True)
+    # Usable on a phone: nothing wider than the screen (wide tables scroll inside their own region).
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
+        f"{step}: scrolls sideways"
+    )
     results = Axe().run(page)
     bad = [
         f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
