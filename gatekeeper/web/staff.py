@@ -6,8 +6,10 @@ that may not act on it. The safeguarding flag appears only on consent admins' pa
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
+import time
 from datetime import date
 from pathlib import Path
 from typing import cast
@@ -46,6 +48,7 @@ from gatekeeper.web.forms import (
 bp = Blueprint("staff", __name__)
 AUDIT_ROLES = (AUDITOR, ADMIN)
 PAGE = 50
+PREVIEW_HOURS = 24
 _UPLOAD_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
 
 
@@ -191,6 +194,15 @@ def _uploads() -> Path:
     return folder
 
 
+def _forget_stale_previews(folder: Path) -> None:
+    # A preview never confirmed is not kept: its file (people's data) goes after PREVIEW_HOURS.
+    limit = time.time() - PREVIEW_HOURS * 3600
+    for path in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < limit:
+                path.unlink()
+
+
 def _import(data: bytes, *, dry_run: bool, source: str) -> people.ImportReport:
     rt = runtime()
     with unit() as db:
@@ -220,7 +232,9 @@ def people_import() -> ResponseReturnValue:
         return render_template("import.html", form=form, report=None, confirm=None), 400
     me = cast(Principal, current_user)
     key = f"{me.user_id}-{secrets.token_urlsafe(16)}"
-    (_uploads() / key).write_bytes(data)
+    folder = _uploads()
+    _forget_stale_previews(folder)
+    (folder / key).write_bytes(data)
     confirm = ConfirmImportForm(upload=key)
     return render_template("import.html", form=ImportForm(formdata=None), report=report, confirm=confirm)
 

@@ -180,3 +180,28 @@ def test_the_audit_log_filters_exports_and_shows_the_chain_status(
     with unit_of_work(rt.sessions) as session:
         session.execute(update(AuditEvent).where(AuditEvent.id == 2).values(actor="someone-else"))
     assert "Hash chain broken at event 2" in client.get("/audit").get_data(as_text=True)
+
+
+def test_a_preview_never_confirmed_is_deleted_after_a_day(app: Flask, rt: Any) -> None:
+    import os
+
+    client = _admin(app, rt)
+
+    def preview() -> str:
+        page = client.post(
+            "/people/import",
+            data={
+                "file": (io.BytesIO(PEOPLE_CSV.encode()), "people.csv"),
+                "csrf_token": csrf(client, "/people/import"),
+            },
+        ).get_data(as_text=True)
+        match = re.search(r'name="upload" type="hidden" value="([^"]+)"', page)
+        assert match is not None
+        return match.group(1)
+
+    first = preview()
+    folder = rt.settings.instance_path / "uploads" / "imports"
+    stale = (folder / first).stat().st_mtime - 25 * 3600
+    os.utime(folder / first, (stale, stale))
+    second = preview()
+    assert sorted(p.name for p in folder.iterdir()) == [second]
