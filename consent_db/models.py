@@ -72,6 +72,8 @@ class Person(Base):
     safeguarding: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The day the person left; consent ends with it unless a grant says otherwise.
+    left_on: Mapped[date | None] = mapped_column(Date)
 
     templates: Mapped[list[FaceTemplate]] = relationship(
         back_populates="person", cascade="all, delete-orphan"
@@ -116,6 +118,8 @@ class ConsentRecord(Base):
     how: Mapped[str] = mapped_column(String(40))
     recorded_at: Mapped[datetime]
     recorded_by: Mapped[str] = mapped_column(String(120))
+    # A grant that explicitly continues after the person leaves.
+    survives_leaving: Mapped[bool] = mapped_column(Boolean, default=False)
 
     person: Mapped[Person] = relationship(back_populates="consents")
 
@@ -158,6 +162,10 @@ class Decision(Base):
     decided_by: Mapped[str] = mapped_column(String(120))
     model: Mapped[str | None] = mapped_column(String(80))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the face analysis guarantees: it searched the photo scaled by analysis_scale (1.0: full
+    # size) for faces of min_detect_px and more, at any angle.
+    analysis_scale: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
+    min_detect_px: Mapped[int] = mapped_column(Integer, default=32, server_default="32")
 
     photo: Mapped[Photo] = relationship(back_populates="decisions")
     faces: Mapped[list[Face]] = relationship(
@@ -279,3 +287,16 @@ class WithdrawalRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(120))
     decided_at: Mapped[datetime | None]
     decision_note: Mapped[str | None] = mapped_column(Text)
+
+
+class DpiaRecord(Base):
+    """A data protection impact assessment approved for face matching; the latest one is in force."""
+
+    __tablename__ = "dpia_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(200))
+    approved_by: Mapped[str] = mapped_column(String(200))
+    approved_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(120))

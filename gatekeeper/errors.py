@@ -75,6 +75,15 @@ class UnknownChannelError(InvalidInputError):
         self.allowed = allowed
 
 
+class DpiaRequiredError(GatekeeperError):
+    """Face matching or enrolment was asked for before a DPIA was recorded."""
+
+    code = "dpia_required"
+
+    def __init__(self) -> None:
+        super().__init__("no DPIA is recorded: faces are not matched and nobody is enrolled until one is")
+
+
 # --- media -----------------------------------------------------------------------------------------
 
 

@@ -215,7 +215,8 @@ def settings(tmp_home: Path, database_url: str) -> Any:
     """Default settings on an empty instance folder and a fresh database."""
     from gatekeeper.config import Settings
 
-    return Settings(home=tmp_home, database_url=database_url)
+    # Face matching without a recorded DPIA, as a demo would run; tests of the switch turn it on.
+    return Settings(home=tmp_home, database_url=database_url, dpia_required=False)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from gatekeeper.cli import main
-from gatekeeper.services.people import REQUIRED_COLUMNS as COLUMNS
+from gatekeeper.services.people_csv import COLUMNS
 
 # One enrolment photo per identity, never from group/.
 ENROLMENT = {

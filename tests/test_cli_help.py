@@ -34,6 +34,9 @@ def test_the_expected_commands_exist() -> None:
         "gate",
         "strip",
         "audit verify",
+        "audit show",
+        "audit export",
+        "audit head",
     } <= names
 
 

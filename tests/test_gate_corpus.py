@@ -97,7 +97,12 @@ def test_withdrawing_consent_flips_the_verdict(enrolled: Any, corpus: Any) -> No
     assert result.exit_code == 0, result.output
     [line] = gate_json(enrolled, "website", photo)
     assert (line["verdict"], line["reasons"]) == ("blocked", ["consent_withdrawn"])
-    assert run(enrolled, "consent", "grant", "kit_harington", "--channel", "website").exit_code == 0
+    assert (
+        run(
+            enrolled, "consent", "grant", "kit_harington", "--channel", "website", "--granted-by", "self"
+        ).exit_code
+        == 0
+    )
     assert gate_json(enrolled, "website", photo)[0]["verdict"] == "publishable"
 
 
@@ -116,7 +121,13 @@ def test_a_sixteen_year_old_consenting_alone_is_blocked_under_an_eighteen_thresh
     csv = enrolment_csv(
         corpus.faces_dir,
         tmp_path,
-        alex_lacamoire={"date_of_birth": "2009-03-01", "granted_on": "2025-09-01", "granted_by": "self"},
+        alex_lacamoire={
+            "date_of_birth": "2009-03-01",
+            "granted_on": "2025-09-01",
+            "granted_by": "self",
+            # Face matching of a learner needs a parent's consent (POFA 2012 s. 26).
+            "biometric_granted_by": "parent",
+        },
     )
     result = run(runtime, "people", "import", csv)
     assert result.exit_code == 0, result.output

@@ -11,7 +11,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from consent_db.session import unit_of_work
-from gatekeeper.services import accounts, people
+from gatekeeper.services import accounts, people_csv, people_import
 
 CSRF_RE = re.compile(r'name="(?:[a-z]+-)?csrf_token"[^>]*value="([^"]+)"')
 ROLES = accounts.ROLES
@@ -67,10 +67,10 @@ def api_token(runtime: Any, account: Account) -> str:
 
 def import_people(runtime: Any, tmp: Path, text: str = PEOPLE_CSV) -> None:
     """Import people (no photos) through the service, as the CLI would."""
-    rows, problems = people.parse_people_csv(text.encode(), tmp, runtime.settings)
+    rows, problems = people_csv.parse_people_csv(text.encode(), tmp, runtime.settings, today=CLOCK.date())
     assert not problems
     with unit_of_work(runtime.sessions) as session:
-        report = people.import_people(
+        report = people_import.import_people(
             session, rows, engine=None, settings=runtime.settings, now=CLOCK, actor="test", source="test"
         )
     assert report.ok

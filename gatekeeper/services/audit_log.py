@@ -14,7 +14,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from consent_db.models import AuditEvent
-from gatekeeper.services.people import end_of, start_of
+from gatekeeper.services.consent import end_of, start_of
 
 CSV_COLUMNS = ("id", "at", "actor", "action", "subject", "details", "prev_hash", "hash")
 

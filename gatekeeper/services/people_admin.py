@@ -1,4 +1,4 @@
-"""People administration for the web app and API: search, the safeguarding flag, uploaded imports."""
+"""People administration for the web app and API: search and uploaded imports."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from consent_db import audit
 from consent_db.models import Person
 from gatekeeper.config import Settings
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.faces import FaceEngine
-from gatekeeper.services import people
+from gatekeeper.services import people_csv, people_import
 
 MAX_ZIP_MEMBERS = 2000
 MAX_UNPACKED_BYTES = 500 * 1024 * 1024
@@ -32,23 +31,6 @@ def search_people(session: Session, query: str = "", *, limit: int = 100, offset
             or_(func.lower(Person.display_name).like(pattern), func.lower(Person.external_id).like(pattern))
         )
     return list(session.scalars(stmt))
-
-
-def set_safeguarding(session: Session, external_id: str, flag: bool, *, now: datetime, actor: str) -> Person:
-    """Set or clear a person's safeguarding flag (never published while set); raises PersonNotFoundError."""
-    person = people.find_person(session, external_id)
-    if person.safeguarding != flag:
-        person.safeguarding = flag
-        person.updated_at = now
-        session.flush()
-        audit.append(
-            session,
-            at=now,
-            actor=actor,
-            action="person.safeguarding_set" if flag else "person.safeguarding_cleared",
-            subject=f"person:{person.id}",
-        )
-    return person
 
 
 def unpack_upload(data: bytes, workdir: Path) -> Path:
@@ -97,18 +79,20 @@ def import_upload(
     actor: str,
     source: str,
     dry_run: bool,
-) -> people.ImportReport:
+) -> people_import.ImportReport:
     """Import an uploaded CSV or zip; with `dry_run` every row's result is reported and nothing kept.
 
     Raises InvalidInputError when the file itself cannot be read (header, encoding, zip).
     """
     with tempfile.TemporaryDirectory(prefix="gatekeeper-import-") as tmp:
         csv_path = unpack_upload(data, Path(tmp))
-        rows, problems = people.parse_people_csv(csv_path.read_bytes(), csv_path.parent, settings)
+        rows, problems = people_csv.parse_people_csv(
+            csv_path.read_bytes(), csv_path.parent, settings, today=now.date()
+        )
         face_engine = engine() if any(r.biometric and r.photos for r in rows) else None
         savepoint = session.begin_nested()
         try:
-            report = people.import_people(
+            report = people_import.import_people(
                 session, rows, engine=face_engine, settings=settings, now=now, actor=actor, source=source
             )
         finally:

@@ -12,8 +12,10 @@ from consent_db.models import Face, FaceTemplate
 from gatekeeper import media
 from gatekeeper.config import Settings
 from gatekeeper.errors import FaceNotFoundError, InvalidInputError
-from gatekeeper.faces import FaceEngine, encoding_to_bytes
-from gatekeeper.services.consent_state import BIOMETRIC, latest
+from gatekeeper.faces import FaceEngine
+from gatekeeper.services.consent_state import matching_reasons
+from gatekeeper.services.dpia import matching_enabled
+from gatekeeper.services.enrolment import add_template
 from gatekeeper.services.people import find_person
 from gatekeeper.storage import BlobStore
 
@@ -52,8 +54,7 @@ def confirm_face(
         subject=f"face:{face.id}",
         details={"person": person.id, "photo": face.decision.photo_id},
     )
-    consent = latest(person.consents, BIOMETRIC)
-    if consent is None or consent.action != "grant":
+    if matching_reasons(person, settings, now) or not matching_enabled(session, settings):
         return None
     photo = face.decision.photo
     if photo.original_key is None:
@@ -68,24 +69,16 @@ def confirm_face(
     source = hashlib.sha256(f"{photo.sha256}:{box}".encode()).hexdigest()
     if any(t.source_sha256 == source and t.model == engine.model for t in person.templates):
         return None
-    template = FaceTemplate(
-        person=person,
-        encoding=encoding_to_bytes(found[0].encoding),
+    return add_template(
+        session,
+        person,
+        found[0].encoding,
         model=engine.model,
         source_sha256=source,
-        created_at=now,
-    )
-    session.add(template)
-    session.flush()
-    audit.append(
-        session,
-        at=now,
+        now=now,
         actor=actor,
-        action="template.created",
-        subject=f"person:{person.id}",
-        details={"template": template.id, "model": engine.model, "from_face": face.id},
+        details={"from_face": face.id},
     )
-    return template
 
 
 def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:

@@ -24,7 +24,7 @@ from consent_db import audit
 from consent_db.models import ConsentRecord, Person, WithdrawalLink, WithdrawalRequest
 from gatekeeper.config import Settings
 from gatekeeper.errors import InvalidInputError, WithdrawalRequestNotFoundError
-from gatekeeper.services import people
+from gatekeeper.services import consent, people, person_summary
 from gatekeeper.services.accounts import token_hash
 
 LINK_HOW = "public_form_link"
@@ -100,7 +100,7 @@ def consented_channels(
     session: Session, person: Person, *, settings: Settings, now: datetime
 ) -> tuple[str, ...]:
     """The channels with a grant in force for `person` now, or only suspended pending verification."""
-    summary = people.summarise_person(session, person.external_id, settings=settings, now=now)
+    summary = person_summary.summarise_person(session, person.external_id, settings=settings, now=now)
     suspended = suspended_channels(person)
     granted = [c.channel for c in summary.channels if c.granted_by is not None or c.channel in suspended]
     return tuple(dict.fromkeys([*granted, *suspended]))
@@ -116,14 +116,14 @@ def withdraw(
     actor: str,
     how: str,
 ) -> list[ConsentRecord]:
-    """Withdraw like people.withdraw_consent, and also record it where only a suspension stands.
+    """Withdraw like consent.withdraw_consent, and also record it where only a suspension stands.
 
     A channel suspended by an unverified request already reads as withdrawn, so a plain withdrawal
     would add nothing, and rejecting the request later would re-instate the grant. An explicit
     record makes this withdrawal outlast the suspension. Raises PersonNotFoundError,
     UnknownChannelError.
     """
-    added = people.withdraw_consent(
+    added = consent.withdraw_consent(
         session, external_id, channels, settings=settings, now=now, actor=actor, how=how
     )
     person = people.find_person(session, external_id)
@@ -243,7 +243,7 @@ def request_withdrawal(
     matches = [p for p in candidates if normalise_name(p.display_name) == wanted]
     record_ids: list[int] = []
     for person in matches:
-        records = people.withdraw_consent(
+        records = consent.withdraw_consent(
             session,
             person.external_id,
             (),

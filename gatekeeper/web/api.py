@@ -12,15 +12,16 @@ from flask.typing import ResponseReturnValue
 
 from consent_db import audit
 from gatekeeper.errors import InvalidInputError
-from gatekeeper.services import people, people_admin, withdrawals
+from gatekeeper.services import people, people_admin, person_summary, withdrawals
 from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN
+from gatekeeper.services.people_import import ImportReport
 from gatekeeper.web.auth import actor, api_roles
 from gatekeeper.web.common import now, runtime, unit
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def _report(report: people.ImportReport, dry_run: bool) -> dict[str, Any]:
+def _report(report: ImportReport, dry_run: bool) -> dict[str, Any]:
     return {
         "dry_run": dry_run,
         "rows": report.rows,
@@ -60,7 +61,7 @@ def people_import() -> ResponseReturnValue:
 @api_roles(CONSENT_ADMIN)
 def person(external_id: str) -> ResponseReturnValue:
     with unit() as db:
-        summary = people.summarise_person(db, external_id, settings=runtime().settings, now=now())
+        summary = person_summary.summarise_person(db, external_id, settings=runtime().settings, now=now())
         safeguarding = people.find_person(db, external_id).safeguarding
     return jsonify(
         external_id=summary.external_id,

@@ -96,6 +96,7 @@ class StaffWithdrawForm(FlaskForm):
 
 class SafeguardingForm(FlaskForm):
     flag = HiddenField()
+    reason = StringField("Reason (recorded in the audit log)", validators=[DataRequired(), Length(max=500)])
 
 
 class ActionForm(FlaskForm):

@@ -30,8 +30,16 @@ from flask_login import current_user, login_required
 
 from consent_db import audit
 from gatekeeper.errors import GatekeeperError, InvalidInputError
-from gatekeeper.services import audit_log, people, people_admin, withdrawals
+from gatekeeper.services import (
+    audit_log,
+    consent,
+    people,
+    people_admin,
+    person_summary,
+    withdrawals,
+)
 from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN
+from gatekeeper.services.people_import import ImportReport
 from gatekeeper.web.auth import Principal, actor, roles_required
 from gatekeeper.web.common import now, runtime, unit
 from gatekeeper.web.forms import (
@@ -88,7 +96,7 @@ def people_list() -> ResponseReturnValue:
 def _person_page(external_id: str, *, new_link: str | None = None, status: int = 200) -> ResponseReturnValue:
     settings = runtime().settings
     with unit() as db:
-        summary = people.summarise_person(db, external_id, settings=settings, now=now())
+        summary = person_summary.summarise_person(db, external_id, settings=settings, now=now())
         person = people.find_person(db, external_id)
         safeguarding = person.safeguarding
         consented = withdrawals.consented_channels(db, person, settings=settings, now=now())
@@ -128,7 +136,7 @@ def grant(external_id: str) -> ResponseReturnValue:
         return _person_page(external_id, status=400)
     try:
         with unit() as db:
-            people.grant_consent(
+            consent.grant_consent(
                 db,
                 external_id,
                 form.channel.data or "",
@@ -170,10 +178,15 @@ def withdraw(external_id: str) -> ResponseReturnValue:
 @roles_required(CONSENT_ADMIN)
 def safeguarding(external_id: str) -> ResponseReturnValue:
     form = SafeguardingForm(prefix="flag")
-    if not form.validate_on_submit() or form.flag.data not in ("on", "off"):
+    if form.flag.data not in ("on", "off"):
         abort(400)
+    if not form.validate_on_submit():
+        flash("The flag was not changed: give the reason.", "error")
+        return _person_page(external_id, status=400)
     with unit() as db:
-        people_admin.set_safeguarding(db, external_id, form.flag.data == "on", now=now(), actor=actor())
+        people.set_safeguarding(
+            db, external_id, form.flag.data == "on", reason=form.reason.data or "", now=now(), actor=actor()
+        )
     flash("Safeguarding flag " + ("set: never published." if form.flag.data == "on" else "cleared."), "info")
     return redirect(url_for("staff.person", external_id=external_id))
 
@@ -203,7 +216,7 @@ def _forget_stale_previews(folder: Path) -> None:
                 path.unlink()
 
 
-def _import(data: bytes, *, dry_run: bool, source: str) -> people.ImportReport:
+def _import(data: bytes, *, dry_run: bool, source: str) -> ImportReport:
     rt = runtime()
     with unit() as db:
         return people_admin.import_upload(

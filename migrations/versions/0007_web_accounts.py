@@ -1,7 +1,7 @@
 """Web accounts (usernames, one-time passwords, hashed API tokens), withdrawal links and requests.
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

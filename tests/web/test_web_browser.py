@@ -203,6 +203,8 @@ def test_first_start_and_the_forced_password_change(browser: Any, fresh_server: 
 def test_a_consent_admin_imports_people_with_their_photos(
     browser: Any, server: Server, corpus: Any, tmp_path: Path
 ) -> None:
+    # Enrolment matches faces: only after a DPIA is recorded.
+    server.cli("dpia", "record", "--ref", "DPIA-TEST", "--approved-by", "J. Smith, DPO", "--on", "2026-01-05")
     page = browser.new_page(**DESKTOP)
     new_staff(server, page, "dpo-import", "consent_admin")
     check(page, "10-consent-admin-home")
@@ -329,6 +331,7 @@ def test_every_other_page_passes_axe(browser: Any, server: Server, tmp_path: Pat
         page.get_by_role("button", name="Issue a new withdrawal link").click()
         assert page.get_by_text("shown only now").is_visible()
         check(page, f"44-{name}-person-with-link")
+        page.get_by_label("Reason (recorded in the audit log)").fill("DSL decision")
         page.get_by_role("button", name=re.compile("safeguarding flag")).click()
         check(page, f"45-{name}-person-safeguarding")
         page.goto(server.url + "/account/password")

@@ -89,7 +89,7 @@ def html_cases(ref: Callable[[], str], token: str) -> list[Case]:
             person + "/safeguarding",
             CONSENT,
             302,
-            {"flag-flag": "on"},
+            {"flag-flag": "on", "flag-reason": "DSL decision"},
             person,
         ),
         Case("POST", "/people/<external_id>/link", person + "/link", CONSENT, 200, {}, person),

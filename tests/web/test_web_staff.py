@@ -82,7 +82,10 @@ def test_the_safeguarding_flag_is_set_and_cleared_by_consent_admins(
     client = _admin(app, rt)
     token = csrf(client, "/people/L001")
     assert (
-        client.post("/people/L001/safeguarding", data={"flag-flag": "on", "csrf_token": token}).status_code
+        client.post(
+            "/people/L001/safeguarding",
+            data={"flag-flag": "on", "flag-reason": "court order", "csrf_token": token},
+        ).status_code
         == 302
     )
     page = client.get("/people/L001").get_data(as_text=True)
@@ -90,7 +93,13 @@ def test_the_safeguarding_flag_is_set_and_cleared_by_consent_admins(
     assert "safeguarding" in client.get("/people?q=amy").get_data(as_text=True)
     with unit_of_work(rt.sessions) as session:
         assert session.scalar(select(Person.safeguarding).where(Person.external_id == "L001")) is True
-    client.post("/people/L001/safeguarding", data={"flag-flag": "off", "csrf_token": token})
+    assert (
+        client.post("/people/L001/safeguarding", data={"flag-flag": "off", "csrf_token": token}).status_code
+        == 400
+    )
+    client.post(
+        "/people/L001/safeguarding", data={"flag-flag": "off", "flag-reason": "lifted", "csrf_token": token}
+    )
     with unit_of_work(rt.sessions) as session:
         assert session.scalar(select(Person.safeguarding).where(Person.external_id == "L001")) is False
         actions = session.scalars(

@@ -18,10 +18,10 @@ from consent_db.models import AuditEvent, ConsentRecord, WithdrawalLink
 from consent_db.session import unit_of_work
 from gatekeeper import create_app
 from gatekeeper.config import Settings
-from gatekeeper.services import people, withdrawals
+from gatekeeper.services import person_summary, withdrawals
 from helpers import run
 
-LATER = datetime(2099, 1, 1, tzinfo=UTC)
+LATER = datetime(2029, 6, 1, tzinfo=UTC)  # after every request, before anyone here turns 18
 FORM = {
     "name": "amy  POND",
     "date_of_birth": "2014-03-27",
@@ -36,7 +36,7 @@ def _publishable(rt: Any, external_id: str) -> dict[str, tuple[str, ...]]:
     Asked at a moment after every request of the test (requests act at the real time).
     """
     with unit_of_work(rt.sessions) as session:
-        summary = people.summarise_person(session, external_id, settings=rt.settings, now=LATER)
+        summary = person_summary.summarise_person(session, external_id, settings=rt.settings, now=LATER)
     return {c.channel: c.reasons for c in summary.channels}
 
 
