@@ -76,13 +76,15 @@ def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
         app = create_app(runtime.settings)
     except GatekeeperError as exc:
         _fail(exc)
+    # Bound before anything is printed: whoever reads "serving on" can connect at once.
+    server = waitress.create_server(app, host=host, port=port, threads=threads, ident="gatekeeper")
     if password is not None:
         click.echo(
             "first start: created the account 'admin'; sign in and change this one-time password: " + password
         )
     click.echo(f"serving on http://{host}:{port}/ (withdrawal form: http://{host}:{port}/withdraw)")
     sys.stdout.flush()
-    waitress.serve(app, host=host, port=port, threads=threads, ident="gatekeeper")
+    server.run()
 
 
 @click.group()
