@@ -234,15 +234,63 @@ class AuditEvent(Base):
 
 
 class StaffUser(Base):
+    """A member of staff who signs in to the web app or calls the API; one role each."""
+
     __tablename__ = "staff_users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    username: Mapped[str] = mapped_column(String(120), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    # A one-time password (first start, `users add`) must be replaced at the first sign-in.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The sha256 of the API token: the token itself is shown once and never stored.
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    api_token_created_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class WithdrawalLink(Base):
+    """A person's withdrawal link: only the sha256 of its unguessable token is stored."""
+
+    __tablename__ = "withdrawal_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+
+
+class WithdrawalRequest(Base):
+    """One submission of the public withdrawal form, with the receipt reference it was given.
+
+    A request made with a link acts at once (status `done`). A request without one suspends
+    publishing for every matching person (withdrawal records with how `public_form_unverified`,
+    listed in `record_ids`) and waits for a consent admin to confirm or reject it.
+    """
+
+    __tablename__ = "withdrawal_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
+    via: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime]
+    channels: Mapped[list[Any]] = mapped_column(default=list)
+    claimed_name: Mapped[str | None] = mapped_column(String(200))
+    claimed_date_of_birth: Mapped[date | None] = mapped_column(Date)
+    relationship_to_person: Mapped[str | None] = mapped_column(String(40))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    person_ids: Mapped[list[Any]] = mapped_column(default=list)
+    record_ids: Mapped[list[Any]] = mapped_column(default=list)
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(Text)
 
 
 class DpiaRecord(Base):

@@ -980,5 +980,12 @@ from gatekeeper.cli_review import review  # noqa: E402 (registered after `main` 
 
 main.add_command(review)
 
+# The web app's commands live in their own module.
+from gatekeeper.cli_users import people_link, serve, users  # noqa: E402
+
+main.add_command(serve)
+main.add_command(users)
+people.add_command(people_link)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

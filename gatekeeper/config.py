@@ -67,6 +67,14 @@ class Settings:
     output_sizes: tuple[tuple[str, int], ...] = DEFAULT_OUTPUT_SIZES
     env: str = "development"
     secret_key: str = DEV_SECRET
+    # The web app: where people reach it (withdrawal links), idle session timeout, rate limits.
+    public_url: str = "http://127.0.0.1:8000"
+    session_minutes: int = 30
+    rate_limit_url: str = "memory://"
+    withdraw_rate_limit: str = "5 per minute;30 per hour"
+    public_page_rate_limit: str = "60 per minute"
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none).
+    proxy_hops: int = 0
     # UK rules (docs/uk-rules.md).
     biometric_rules: str = "pofa"
     reconsent_grace_days: int = 30
@@ -100,12 +108,20 @@ class Settings:
             raise ConfigError("refusing to run in production with the development secret key")
         if not self.channels:
             raise ConfigError("at least one channel must be configured")
+        if not re.match(r"^https?://[^/\s]+", self.public_url):
+            raise ConfigError(f"GATEKEEPER_PUBLIC_URL must be an http(s) URL (got {self.public_url!r})")
+        if not re.match(r"^(memory|redis|rediss)://", self.rate_limit_url):
+            raise ConfigError(
+                f"GATEKEEPER_RATE_LIMIT_URL must be memory:// or a redis:// URL (got {self.rate_limit_url!r})"
+            )
         for name in self.channels:
             if not _CHANNEL_RE.match(name):
                 raise ConfigError(f"invalid channel name {name!r}: lower-case letters, digits, '_', one ':'")
         for name in self.cover_channels:
             if name not in self.channels:
                 raise ConfigError(f"cover channel {name!r} is not in the channel list {self.channels}")
+        if not 0 <= self.proxy_hops <= 5:
+            raise ConfigError(f"GATEKEEPER_PROXY_HOPS must be 0..5 (got {self.proxy_hops})")
         if self.biometric_rules not in BIOMETRIC_RULES:
             raise ConfigError(
                 f"biometric rules must be one of {BIOMETRIC_RULES} (got {self.biometric_rules!r})"
@@ -143,6 +159,7 @@ class Settings:
             ("max_faces", self.max_faces),
             ("max_pixels", self.max_pixels),
             ("max_bytes", self.max_bytes),
+            ("session_minutes", self.session_minutes),
         ):
             if value <= 0:
                 raise ConfigError(f"{label} must be positive (got {value})")
@@ -172,6 +189,10 @@ class Settings:
             ("published_url", "GATEKEEPER_PUBLISHED_URL"),
             ("env", "GATEKEEPER_ENV"),
             ("secret_key", "GATEKEEPER_SECRET_KEY"),
+            ("public_url", "GATEKEEPER_PUBLIC_URL"),
+            ("rate_limit_url", "GATEKEEPER_RATE_LIMIT_URL"),
+            ("withdraw_rate_limit", "GATEKEEPER_WITHDRAW_RATE_LIMIT"),
+            ("public_page_rate_limit", "GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT"),
         ):
             if (v := get(name)) is not None and v != "":
                 kwargs[key] = v
@@ -209,6 +230,8 @@ class Settings:
             ("max_pixels", "GATEKEEPER_MAX_PIXELS"),
             ("max_bytes", "GATEKEEPER_MAX_BYTES"),
             ("jpeg_quality", "GATEKEEPER_JPEG_QUALITY"),
+            ("session_minutes", "GATEKEEPER_SESSION_MINUTES"),
+            ("proxy_hops", "GATEKEEPER_PROXY_HOPS"),
             ("reconsent_grace_days", "GATEKEEPER_RECONSENT_GRACE_DAYS"),
         ):
             if (v := get(name)) is not None:

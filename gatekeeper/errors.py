@@ -206,3 +206,26 @@ class InvalidKeyError(StorageError):
     """A storage key is malformed or resolves outside the store's root."""
 
     code = "invalid_key"
+
+
+# --- staff accounts and the public form ------------------------------------------------------------
+
+
+class StaffUserNotFoundError(NotFoundError):
+    """No staff account has the given username."""
+
+    code = "user_not_found"
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"no staff account named {username!r}")
+        self.username = username
+
+
+class WithdrawalRequestNotFoundError(NotFoundError):
+    """No withdrawal request has the given reference."""
+
+    code = "request_not_found"
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"no withdrawal request with reference {reference!r}")
+        self.reference = reference
