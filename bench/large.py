@@ -9,7 +9,7 @@ faces pasted on it, a quarter of them turned by a random angle, some at the mini
   - ours for `website` (copies of 2048 px): decode at the published size (JPEG DCT scaling), search
     every angle for faces from 32 published px, encode, match; a 2-process pool (`gate --workers 2`);
   - the same searching upright only (the cost of the all-angle search on its own);
-  - ours for `print` (full size), which the face time limit (30 s) cuts short on the largest photos;
+  - ours for `print` (full size), which the face time limit may cut short on the largest photos;
   - `face_recognition --cpus 2` on the same folder (it shrinks photos to 1600 px and searches upright).
 Faces found are counted against where faces were placed (a hit is a box centred within half a
 face of a placed face); the tool reports no boxes, so for it the count is its number of faces.

@@ -136,7 +136,9 @@ PROBE_STEP: Final = 45
 PROBE_STEPS: Final = (45, 90)
 # Work limits per photo: past either, analysis stops and the photo goes to review.
 MAX_FACES: Final = 200
-FACE_TIME_LIMIT_S: Final = 30.0
+# Searching every 45° costs about 13x an upright search: a 12 MP photo for print takes about 40 s
+# on two cores (docs/faces.md).
+FACE_TIME_LIMIT_S: Final = 90.0
 
 
 def smallest_face_found(analysis_scale: float, min_detect_px: int) -> float:

@@ -24,7 +24,7 @@ def decode_rgb(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def engine() -> DlibFaceEngine:
     """The dlib engine at its default settings (models load once per process)."""
-    return DlibFaceEngine(min_face_px=MIN_FACE_PX)
+    return DlibFaceEngine(min_face_px=MIN_FACE_PX, time_limit_s=600.0)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ SIZES = [48, 96]
 
 @pytest.fixture(scope="module")
 def engine() -> DlibFaceEngine:
-    return DlibFaceEngine(min_face_px=40)
+    return DlibFaceEngine(min_face_px=40, time_limit_s=600.0)
 
 
 def found_at(analysis, centre: tuple[float, float], face_px: int):
