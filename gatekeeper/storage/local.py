@@ -1,0 +1,91 @@
+"""A blob store in a local folder: temporary file then rename, so no partial blob has a real key."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from gatekeeper.errors import BlobNotFoundError, InvalidKeyError, StorageError
+from gatekeeper.storage.base import OCTET_STREAM, check_key, write_atomic
+
+
+class LocalBlobStore:
+    """A folder on local disk (the content type is not kept: a file has none)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    @property
+    def url(self) -> str:
+        """`file://` and the absolute folder."""
+        return f"file://{self.root}"
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / check_key(key)).resolve()
+        if not path.is_relative_to(self.root):
+            raise InvalidKeyError(f"key {key!r} resolves outside the store")
+        return path
+
+    def put(self, key: str, data: bytes, content_type: str = OCTET_STREAM) -> None:
+        """Store `data` under `key`, replacing any previous value; raises StorageError."""
+        try:
+            write_atomic(self._path(key), data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {key!r}: {exc.strerror}") from exc
+
+    def get(self, key: str) -> bytes:
+        """The bytes under `key`; raises BlobNotFoundError, StorageError."""
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFoundError(self.url, key) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {key!r}: {exc.strerror}") from exc
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; absent keys are fine (deletes are idempotent); raises StorageError."""
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {key!r}: {exc.strerror}") from exc
+
+    def exists(self, key: str) -> bool:
+        """True when `key` holds a blob."""
+        return self._path(key).is_file()
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key starting with `prefix`, temporary files excluded."""
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key
+
+
+class StagedFile:
+    """A file written under a hidden temporary name, made visible only by `commit()`."""
+
+    def __init__(self, final: Path, data: bytes) -> None:
+        self.final = final
+        self._tmp = final.with_name(f".{final.name}.partial")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(self._tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+
+    def commit(self) -> None:
+        """Move the file into place."""
+        os.replace(self._tmp, self.final)
+
+    def abort(self) -> None:
+        """Remove the temporary file; the final name never appears."""
+        self._tmp.unlink(missing_ok=True)
