@@ -463,7 +463,7 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
                 session, job.channel, exc.strerror or "cannot read", now=now, actor=job.actor
             )
         return _line(path, "blocked", [policy.UNREADABLE_IMAGE], [], None, job)
-    published = None
+    output = None
     with unit_of_work(runtime.sessions) as session:
         if oversize is not None:
             too_large = ImageTooLargeError(f"file is {size} bytes; the limit is {limit}")
@@ -475,20 +475,7 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
                 session, data, channel=job.channel, tools=tools, now=now, actor=job.actor, caption=job.caption
             )
         if job.out_dir is not None and result.clean is not None:
-            published = gate_service.publish_to_folder(
-                session, result, job.out_dir, settings=runtime.settings, now=now, actor=job.actor
-            )
-    output = None
-    if published is not None:
-        try:
-            published.staged.commit()
-            output = str(published.staged.final)
-        except OSError as exc:
-            published.staged.abort()
-            with unit_of_work(runtime.sessions) as session:
-                gate_service.record_failed_publication(
-                    session, published.publication.id, now=_now(), actor=job.actor, error=str(exc)
-                )
+            output = _publish_to_folder(runtime, session, result, job, now)
     faces = [
         {
             "box": list(f.box),
@@ -499,7 +486,32 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
         }
         for f in result.faces
     ]
-    return _line(path, result.verdict, list(result.reasons), faces, output, job, result.caption)
+    return _line(
+        path, result.verdict, list(result.reasons), faces, output, job, result.caption, result.photo_id
+    )
+
+
+def _publish_to_folder(
+    runtime: Runtime, session: Any, result: Any, job: GateJob, now: datetime
+) -> str | None:
+    """Publish a gated photo's clean copy into `--out` (a store we control); its path, or None."""
+    from gatekeeper.services import publish as publish_service
+    from gatekeeper.storage import LocalBlobStore
+
+    assert job.out_dir is not None
+    folder = LocalBlobStore(job.out_dir)
+    outcome = publish_service.publish_photo(
+        session,
+        result.photo_id,
+        channel=job.channel,
+        store=folder,
+        originals=runtime.originals,
+        settings=runtime.settings,
+        now=now,
+        actor=job.actor,
+        clean=result.clean,
+    )
+    return str(folder.root / outcome.key) if outcome.key is not None else None
 
 
 def _line(
@@ -510,9 +522,11 @@ def _line(
     output: str | None,
     job: GateJob,
     caption: str | None = None,
+    photo_id: int | None = None,
 ) -> dict[str, Any]:
-    """One photo's JSON line (`caption` only when the job has one)."""
+    """One photo's JSON line (`caption` only when the job has one; `id` null for an unreadable file)."""
     line: dict[str, Any] = {
+        "id": photo_id,
         "source": str(path),
         "verdict": verdict,
         "reasons": reasons,
@@ -613,6 +627,17 @@ def audit_verify(ctx: click.Context) -> None:
         )
     click.echo(f"audit chain intact: {check.events} events")
 
+
+def _register_after_the_verdict() -> None:
+    from gatekeeper import cli_jobs
+
+    for command in cli_jobs.COMMANDS:
+        main.add_command(command)
+    for command in cli_jobs.PEOPLE_COMMANDS:
+        people.add_command(command)
+
+
+_register_after_the_verdict()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -43,6 +43,17 @@ class BlobNotFoundError(NotFoundError):
         self.key = key
 
 
+class RecordNotFoundError(NotFoundError):
+    """No photo, publication, takedown task or job has the given id."""
+
+    code = "record_not_found"
+
+    def __init__(self, kind: str, record_id: int) -> None:
+        super().__init__(f"no {kind} with id {record_id}")
+        self.kind = kind
+        self.record_id = record_id
+
+
 class FaceNotFoundError(NotFoundError):
     """No recorded face has the given id."""
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gatekeeper.errors import StorageError
-from gatekeeper.storage.base import OCTET_STREAM, BlobStore, check_key, opaque_name, write_atomic
+from gatekeeper.storage.base import OCTET_STREAM, BlobStore, Staged, check_key, opaque_name, write_atomic
 from gatekeeper.storage.local import LocalBlobStore, StagedFile
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "STORES",
     "BlobStore",
     "LocalBlobStore",
+    "Staged",
     "StagedFile",
     "check_key",
     "opaque_name",

@@ -19,6 +19,18 @@ _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)*$")
 OCTET_STREAM = "application/octet-stream"
 
 
+class Staged(Protocol):
+    """A write that becomes visible under its key only when committed; abort leaves nothing."""
+
+    def commit(self) -> None:
+        """Make the blob visible under its key; raises StorageError."""
+        ...
+
+    def abort(self) -> None:
+        """Remove what was written; the key never holds it."""
+        ...
+
+
 class BlobStore(Protocol):
     """Where bytes live under keys the gatekeeper chose."""
 
@@ -29,6 +41,10 @@ class BlobStore(Protocol):
 
     def put(self, key: str, data: bytes, content_type: str = OCTET_STREAM) -> None:
         """Store `data` under `key`, replacing any previous value; raises StorageError."""
+        ...
+
+    def stage(self, key: str, data: bytes, content_type: str = OCTET_STREAM) -> Staged:
+        """Write `data` for `key` so that it is visible there once committed; raises StorageError."""
         ...
 
     def get(self, key: str) -> bytes:

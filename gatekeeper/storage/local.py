@@ -34,6 +34,13 @@ class LocalBlobStore:
         except OSError as exc:
             raise StorageError(f"cannot write {key!r}: {exc.strerror}") from exc
 
+    def stage(self, key: str, data: bytes, content_type: str = OCTET_STREAM) -> StagedFile:
+        """A hidden temporary file beside `key`'s path, renamed into place on commit."""
+        try:
+            return StagedFile(self._path(key), data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {key!r}: {exc.strerror}") from exc
+
     def get(self, key: str) -> bytes:
         """The bytes under `key`; raises BlobNotFoundError, StorageError."""
         path = self._path(key)
@@ -83,8 +90,12 @@ class StagedFile:
             raise
 
     def commit(self) -> None:
-        """Move the file into place."""
-        os.replace(self._tmp, self.final)
+        """Move the file into place; raises StorageError."""
+        try:
+            os.replace(self._tmp, self.final)
+        except OSError as exc:
+            self.abort()
+            raise StorageError(f"cannot move {self.final.name!r} into place: {exc.strerror}") from exc
 
     def abort(self) -> None:
         """Remove the temporary file; the final name never appears."""

@@ -62,6 +62,11 @@ class S3BlobStore:
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot write {full!r} to s3://{self.bucket}: {exc}") from exc
 
+    def stage(self, key: str, data: bytes, content_type: str = OCTET_STREAM) -> _Uploaded:
+        """Upload now (a PUT is atomic; the key is unguessable and referenced only once committed)."""
+        self.put(key, data, content_type)
+        return _Uploaded(self, key)
+
     def get(self, key: str) -> bytes:
         """The bytes under `key`; raises BlobNotFoundError, StorageError."""
         full = self._key(key)
@@ -145,6 +150,20 @@ class S3BlobStore:
                     yield entry["Key"][len(self.prefix) :]
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot list s3://{self.bucket}/{self.prefix}{prefix}: {exc}") from exc
+
+
+class _Uploaded:
+    """An object already in the bucket: committing keeps it, aborting deletes every version."""
+
+    def __init__(self, store: S3BlobStore, key: str) -> None:
+        self.store, self.key = store, key
+
+    def commit(self) -> None:
+        """Nothing left to do: the object is in place."""
+
+    def abort(self) -> None:
+        """Delete the object and every version of it."""
+        self.store.delete(self.key)
 
 
 def _code(exc: ClientError) -> str:
