@@ -303,6 +303,7 @@ def consent_grant(
 def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, ...]) -> None:
     """Withdraw EXTERNAL_ID's consent for some or all channels, from now."""
     from consent_db.session import unit_of_work
+    from gatekeeper.cli_jobs import job_queue
     from gatekeeper.services import people as people_service
 
     runtime = _runtime(ctx)
@@ -311,10 +312,13 @@ def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, 
             added = people_service.withdraw_consent(
                 session, external_id, channels, settings=runtime.settings, now=_now(), actor=_actor()
             )
+            job_id = job_queue(ctx).enqueue_takedown(
+                session, people_service.find_person(session, external_id).id
+            )
     except GatekeeperError as exc:
         _fail(exc)
     names = ", ".join(r.channel for r in added) or "nothing (already withdrawn)"
-    click.echo(f"withdrawn: {external_id} from {names}")
+    click.echo(f"withdrawn: {external_id} from {names}; takedown job {job_id} queued")
 
 
 # --- gate ------------------------------------------------------------------------------------------
@@ -340,6 +344,7 @@ def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, 
     show_default=True,
     help="Gate photos in this many parallel processes (each loads the face models once).",
 )
+@click.option("--queue", "queued", is_flag=True, help="Queue a gate job per photo and return (see `worker`).")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.pass_context
 def gate(
@@ -349,6 +354,7 @@ def gate(
     as_json: bool,
     caption: str | None,
     workers: int,
+    queued: bool,
     paths: tuple[Path, ...],
 ) -> None:
     """Check every face in PATHS (files or folders) against consent for CHANNEL.
@@ -366,6 +372,13 @@ def gate(
     except GatekeeperError as exc:
         _fail(exc)
     files = _iter_files(paths)
+    if queued:
+        from gatekeeper.cli_jobs import enqueue_files
+
+        if out_dir is not None:
+            raise click.UsageError("--queue gates in the background: publish afterwards with `publish`")
+        enqueue_files(ctx, files, channel, caption, as_json)
+        return
     job = GateJob(channel=channel, out_dir=out_dir, actor=_actor(), caption=caption)
     counts: dict[str, int] = {}
     with ExitStack() as stack:

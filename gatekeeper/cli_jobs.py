@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -197,5 +198,156 @@ def takedowns_done(ctx: click.Context, task_id: int, note: str) -> None:
     click.echo(f"takedown task {task_id} done")
 
 
-COMMANDS = (publish, publications, takedowns)
+# --- the queue ---------------------------------------------------------------------------------
+
+
+def job_queue(ctx: click.Context) -> Any:
+    """This process's job queue (built once, on the command's runtime)."""
+    from workers import JobQueue
+
+    runtime = _runtime(ctx)
+    queue = getattr(runtime, "job_queue", None)
+    if queue is None:
+        queue = JobQueue(runtime)
+        runtime.job_queue = queue  # type: ignore[attr-defined]
+    return queue
+
+
+def enqueue_files(
+    ctx: click.Context, files: list[Path], channel: str, caption: str | None, as_json: bool
+) -> None:
+    """`gate --queue`: keep each original privately and queue its gate job (sent after commit)."""
+    import hashlib
+
+    from consent_db.session import unit_of_work
+    from gatekeeper.services.gate import original_key
+
+    runtime = _runtime(ctx)
+    queue = job_queue(ctx)
+    failed = 0
+    for path in files:
+        try:
+            data = path.read_bytes()
+            if len(data) > runtime.settings.max_bytes:
+                raise OSError(f"larger than {runtime.settings.max_bytes} bytes")
+            sha256 = hashlib.sha256(data).hexdigest()
+            runtime.originals.put(original_key(sha256), data)
+            with unit_of_work(runtime.sessions) as session:
+                job_id = queue.enqueue_gate(session, sha256, channel, caption)
+            line: dict[str, Any] = {"source": str(path), "job": job_id, "error": None}
+        except (OSError, GatekeeperError) as exc:
+            failed += 1
+            line = {"source": str(path), "job": None, "error": str(exc)}
+        if as_json:
+            _emit(line)
+        elif line["job"] is not None:
+            click.echo(f"queued   {path}: job {line['job']}")
+        else:
+            click.echo(f"FAILED   {path}: {line['error']}", err=True)
+    if failed:
+        ctx.exit(1)
+
+
+@click.command("worker")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
+@click.option("--drain", is_flag=True, help="Run until the queue is empty, then exit (for cron and scripts).")
+@click.option("--periodic/--no-periodic", default=True, show_default=True, help="Run the scheduler here.")
+@click.pass_context
+def worker(ctx: click.Context, workers: int, drain: bool, periodic: bool) -> None:
+    """Run background jobs: gate, publish, takedown, re-check (and the periodic re-check).
+
+    Run the scheduler (--periodic) in exactly one worker when several run on one queue.
+    """
+    from gatekeeper.runtime import Runtime
+
+    settings = _runtime(ctx).settings
+    runtime = Runtime(settings, migrate=False)
+    try:
+        runtime.db  # noqa: B018 (checks the schema is current before any job is taken)
+    except GatekeeperError as exc:
+        _fail(exc)
+    ctx.obj = runtime
+    queue = job_queue(ctx)
+    if drain:
+        ran = queue.drain()
+        click.echo(f"{ran} jobs run; queue empty", err=True)
+        return
+    consumer = queue.huey.create_consumer(
+        workers=workers, worker_type="process" if workers > 1 else "thread", periodic=periodic
+    )
+    consumer.run()
+
+
+@click.command("jobs")
+@click.option("--retry", "retry_id", type=int, help="Queue this failed job again.")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(["queued", "running", "done", "failed"]),
+    help="Only jobs in this state (repeatable; default: queued, running, failed).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per job per line.")
+@click.pass_context
+def jobs(ctx: click.Context, retry_id: int | None, states: tuple[str, ...], as_json: bool) -> None:
+    """Background jobs: queued, running and failed (newest first), and what waits in the schedule."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import jobs as jobs_service
+
+    runtime = _runtime(ctx)
+    queue = job_queue(ctx)
+    if retry_id is not None:
+        try:
+            with unit_of_work(runtime.sessions) as session:
+                job = jobs_service.requeue_failed(session, retry_id, now=_now(), actor=_actor())
+                task = job.task
+                after_send = (task, job.id)
+        except GatekeeperError as exc:
+            _fail(exc)
+        queue.send(*after_send)
+        click.echo(f"job {retry_id} queued again")
+        return
+    with unit_of_work(runtime.sessions) as session:
+        rows = jobs_service.list_jobs(session, states or ("queued", "running", "failed"))
+    counts = queue.counts()
+    for job in rows:
+        line = {
+            "id": job.id,
+            "task": job.task,
+            "args": job.args,
+            "state": job.state,
+            "attempts": job.attempts,
+            "error": job.error,
+            "enqueued_at": job.enqueued_at.isoformat(),
+        }
+        if as_json:
+            _emit(line)
+        else:
+            error = f"  {job.error}" if job.error else ""
+            click.echo(f"{job.id:>6} {job.state:<8} {job.task:<9} {job.args} attempts={job.attempts}{error}")
+    if not as_json:
+        click.echo(f"queue: {counts['pending']} waiting, {counts['scheduled']} scheduled (retries)", err=True)
+
+
+@click.group("db")
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply every pending migration (run once per deploy, before workers start)."""
+    from consent_db.schema import upgrade
+    from consent_db.session import make_engine
+
+    engine = make_engine(_runtime(ctx).settings.database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    click.echo("database schema is current")
+
+
+COMMANDS = (publish, publications, takedowns, worker, jobs, db)
 PEOPLE_COMMANDS: tuple[click.Command, ...] = ()

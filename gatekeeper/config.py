@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gatekeeper.errors import ConfigError
 
@@ -44,6 +45,13 @@ class Settings:
     jpeg_quality: int = 92
     env: str = "development"
     secret_key: str = DEV_SECRET
+    # Background jobs: empty queue_url means SqliteHuey in the instance folder.
+    queue_url: str = ""
+    queue_name: str = "gatekeeper"
+    job_retries: int = 5
+    job_retry_delay: float = 2.0
+    recheck_schedule: str = "*/15 * * * *"
+    timezone: str = "Europe/London"
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -79,6 +87,20 @@ class Settings:
                 raise ConfigError(f"cover channel {name!r} is not in the channel list {self.channels}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"JPEG quality must be 1..100 (got {self.jpeg_quality})")
+        if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://")):
+            raise ConfigError(
+                f"GATEKEEPER_QUEUE_URL must be a redis:// URL or empty (got {self.queue_url!r})"
+            )
+        if self.job_retries < 0 or self.job_retry_delay < 0:
+            raise ConfigError("job retries and retry delay must not be negative")
+        if len(self.recheck_schedule.split()) != 5:
+            raise ConfigError(
+                f"GATEKEEPER_RECHECK_SCHEDULE must be a 5-field crontab (got {self.recheck_schedule!r})"
+            )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"unknown time zone {self.timezone!r} (GATEKEEPER_TIMEZONE)") from None
         if not self.face_time_limit > 0:
             raise ConfigError(f"face_time_limit must be positive (got {self.face_time_limit})")
         for label, value in (
@@ -109,6 +131,10 @@ class Settings:
             ("published_url", "GATEKEEPER_PUBLISHED_URL"),
             ("env", "GATEKEEPER_ENV"),
             ("secret_key", "GATEKEEPER_SECRET_KEY"),
+            ("queue_url", "GATEKEEPER_QUEUE_URL"),
+            ("queue_name", "GATEKEEPER_QUEUE_NAME"),
+            ("recheck_schedule", "GATEKEEPER_RECHECK_SCHEDULE"),
+            ("timezone", "GATEKEEPER_TIMEZONE"),
         ):
             if (v := get(name)) is not None and v != "":
                 kwargs[key] = v
@@ -121,6 +147,7 @@ class Settings:
             ("review_distance", "GATEKEEPER_REVIEW_DISTANCE"),
             ("margin", "GATEKEEPER_MARGIN"),
             ("face_time_limit", "GATEKEEPER_FACE_TIME_LIMIT"),
+            ("job_retry_delay", "GATEKEEPER_JOB_RETRY_DELAY"),
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_float(name, v)
@@ -131,6 +158,7 @@ class Settings:
             ("max_pixels", "GATEKEEPER_MAX_PIXELS"),
             ("max_bytes", "GATEKEEPER_MAX_BYTES"),
             ("jpeg_quality", "GATEKEEPER_JPEG_QUALITY"),
+            ("job_retries", "GATEKEEPER_JOB_RETRIES"),
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_int(name, v)

@@ -34,6 +34,13 @@ def test_the_expected_commands_exist() -> None:
         "gate",
         "strip",
         "audit verify",
+        "publish",
+        "publications add",
+        "takedowns list",
+        "takedowns done",
+        "worker",
+        "jobs",
+        "db upgrade",
     } <= names
 
 
