@@ -240,3 +240,51 @@ def test_gate_json_lines_carry_the_photo_id(runtime: Any, tmp_path: Path) -> Non
     assert line["verdict"] == "blocked" and isinstance(line["id"], int)
     with unit_of_work(runtime.sessions) as session:
         assert publish_service.latest_decision(session, line["id"]).reasons == ["unreadable_image"]
+
+
+def test_a_withdrawal_while_a_publish_is_deciding_leaves_nothing_of_the_person_published(
+    runtime: Any, photo_bytes: bytes, now: datetime
+) -> None:
+    import threading
+    import time
+
+    ids = add_people(runtime, now, "ann")
+    photo_id = seed_gated_photo(runtime, photo_bytes, now=now, person_ids=(ids["ann"],))
+    later = now + timedelta(minutes=1)
+    errors: list[BaseException] = []
+
+    def withdraw_then_take_down() -> None:
+        try:
+            with unit_of_work(runtime.sessions) as session:
+                people_service.withdraw_consent(
+                    session, "ann", [], settings=runtime.settings, now=later, actor="t"
+                )
+            with unit_of_work(runtime.sessions) as session:
+                publish_service.recheck_publications(
+                    session, settings=runtime.settings, now=later, actor="t", person_id=ids["ann"]
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    other = threading.Thread(target=withdraw_then_take_down)
+    with unit_of_work(runtime.sessions) as session:
+        outcome = publish_service.publish_photo(
+            session,
+            photo_id,
+            channel="website",
+            store=runtime.published,
+            originals=runtime.originals,
+            settings=runtime.settings,
+            now=now,
+            actor="t",
+        )
+        assert outcome.published  # decided before the withdrawal; not yet committed
+        other.start()
+        time.sleep(0.5)
+        assert other.is_alive()  # the withdrawal (SQLite) or the takedown (PostgreSQL) waits for us
+    other.join(timeout=60)
+    assert errors == [] and not other.is_alive()
+    assert list(runtime.published.iter_keys()) == []
+    with unit_of_work(runtime.sessions) as session:
+        [publication] = session.scalars(select(Publication)).all()
+        assert publication.taken_down_at == later

@@ -18,7 +18,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
-from consent_db.models import Decision, Face, Photo, Publication, TakedownTask
+from consent_db.models import Decision, Face, Person, Photo, Publication, TakedownTask
 from consent_db.session import after_commit, after_rollback
 from gatekeeper import media, policy
 from gatekeeper.config import Settings
@@ -60,6 +60,27 @@ def latest_decision(session: Session, photo_id: int) -> Decision:
     if decision is None:
         raise RecordNotFoundError("decision of photo", photo_id)
     return decision
+
+
+def _people_in(decision: Decision) -> set[int]:
+    return {
+        person_id
+        for face in decision.faces
+        for person_id in (face.person_id, face.second_person_id)
+        if person_id is not None
+    }
+
+
+def lock_people(session: Session, person_ids: Iterable[int]) -> None:
+    """Hold the people's rows until this transaction ends (PostgreSQL; SQLite serialises writers).
+
+    Publishing locks the people it shows before deciding; a takedown locks its person before
+    looking for publications. So a takedown that follows a withdrawal waits for any publish already
+    deciding, and then sees its publication: nothing published during a withdrawal stays up.
+    """
+    ids = sorted(set(person_ids))
+    if ids:
+        session.execute(select(Person.id).where(Person.id.in_(ids)).order_by(Person.id).with_for_update())
 
 
 def _check_photo_channel(settings: Settings, photo: Photo, channel: str) -> None:
@@ -120,6 +141,7 @@ def publish_photo(
     decision = latest_decision(session, photo_id)
     photo = decision.photo
     _check_photo_channel(settings, photo, channel)
+    lock_people(session, _people_in(decision))
     fresh = recheck(session, decision.id, settings=settings, now=now)
     if fresh.verdict == policy.PUBLISHABLE and clean is None:
         try:
@@ -349,6 +371,8 @@ def recheck_publications(
     Raises StorageError when a store refuses a delete (what was done before it stays recorded).
     """
     report = TakedownReport()
+    if person_id is not None:
+        lock_people(session, [person_id])
     for publication in live_publications(session, person_id):
         report.checked += 1
         fresh = recheck(session, publication.decision_id, settings=settings, now=now)
