@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -349,5 +350,135 @@ def db_upgrade(ctx: click.Context) -> None:
     click.echo("database schema is current")
 
 
-COMMANDS = (publish, publications, takedowns, worker, jobs, db)
-PEOPLE_COMMANDS: tuple[click.Command, ...] = ()
+# --- retention ---------------------------------------------------------------------------------
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    return {
+        "id": report.id,
+        "started_at": report.started_at.isoformat(),
+        "finished_at": report.finished_at.isoformat() if report.finished_at else None,
+        "actor": report.actor,
+        "deleted": report.deleted,
+        "failures": report.failures,
+    }
+
+
+def _echo_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        _emit(_report_json(report))
+        return
+    deleted = ", ".join(f"{n} {kind}" for kind, n in report.deleted.items()) or "nothing"
+    click.echo(f"purge report {report.id} ({report.started_at:%Y-%m-%d %H:%M} UTC): deleted {deleted}")
+    for failure in report.failures:
+        click.echo(f"  NOT deleted {failure['kind']} {failure['id']}: {failure['why']}")
+
+
+@click.group("purge", invoke_without_command=True)
+@click.option("--dry-run", is_flag=True, help="Only list what is due; delete nothing.")
+@click.option(
+    "--as-of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="With --dry-run: list what will be due at the start of this day (UTC), for planning.",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.pass_context
+def purge(ctx: click.Context, dry_run: bool, as_of: datetime | None, as_json: bool) -> None:
+    """Delete originals, copies (every S3 version), photos and templates past their retention time.
+
+    Writes one audited purge report; exit code 1 if anything due could not be deleted (it stays
+    due for the next run).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import purge as purge_service
+
+    runtime = _runtime(ctx)
+    if as_of is not None and not dry_run:
+        raise click.UsageError("--as-of plans ahead: use it with --dry-run")
+    if dry_run:
+        moment = as_of.replace(tzinfo=UTC) if as_of is not None else _now()
+        with unit_of_work(runtime.sessions) as session:
+            due = purge_service.find_due(session, runtime.settings, moment)
+        for item in due:
+            line = {
+                "kind": item.kind,
+                "id": item.id,
+                "state": item.state,
+                "deadline": item.deadline.isoformat(),
+            }
+            if as_json:
+                _emit(line)
+            else:
+                since = f"{item.deadline:%Y-%m-%d %H:%M}"
+                click.echo(f"due {item.kind:<9} {item.id:>6} {item.state:<12} since {since} UTC")
+        if not as_json:
+            click.echo(f"{len(due)} due at {moment:%Y-%m-%d %H:%M} UTC (dry run: nothing deleted)", err=True)
+        return
+    from workers import run_purge
+
+    report = run_purge(runtime, now=_now(), actor=_actor())
+    _echo_report(report, as_json)
+    if report.failures:
+        ctx.exit(1)
+
+
+@purge.command("reports")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per report per line.")
+@click.pass_context
+def purge_reports(ctx: click.Context, as_json: bool) -> None:
+    """The newest purge reports: what was deleted, by kind and count, and what could not be."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import purge as purge_service
+
+    runtime = _runtime(ctx)
+    with unit_of_work(runtime.sessions) as session:
+        reports = purge_service.list_reports(session)
+    for report in reports:
+        _echo_report(report, as_json)
+
+
+@click.command("leave")
+@click.argument("external_id")
+@click.option(
+    "--on", "on", required=True, type=click.DateTime(["%Y-%m-%d"]), help="The last day (YYYY-MM-DD)."
+)
+@click.pass_context
+def people_leave(ctx: click.Context, external_id: str, on: datetime) -> None:
+    """Record that EXTERNAL_ID leaves on a day: it starts their retention clocks."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import purge as purge_service
+
+    runtime = _runtime(ctx)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            purge_service.record_leaving(session, external_id, on.date(), now=_now(), actor=_actor())
+    except GatekeeperError as exc:
+        _fail(exc)
+    click.echo(f"{external_id} leaves on {on.date().isoformat()}")
+
+
+@click.command("erase")
+@click.argument("external_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.pass_context
+def people_erase(ctx: click.Context, external_id: str, as_json: bool) -> None:
+    """Erase EXTERNAL_ID: templates, consent history, and every photo showing them (taken down, purged).
+
+    Exit code 1 if something could not be deleted yet (listed in the report; `purge` finishes it).
+    """
+    from workers import run_erasure
+
+    runtime = _runtime(ctx)
+    try:
+        report = run_erasure(runtime, external_id, now=_now(), actor=_actor())
+    except GatekeeperError as exc:
+        _fail(exc)
+    _echo_report(report, as_json)
+    if report.failures:
+        ctx.exit(1)
+
+
+COMMANDS = (publish, publications, takedowns, worker, jobs, db, purge)
+PEOPLE_COMMANDS: tuple[click.Command, ...] = (people_leave, people_erase)

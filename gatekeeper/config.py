@@ -52,6 +52,13 @@ class Settings:
     job_retry_delay: float = 2.0
     recheck_schedule: str = "*/15 * * * *"
     timezone: str = "Europe/London"
+    # Retention (days of the organisation's calendar; see gatekeeper/retention.py for the reasons).
+    purge_schedule: str = "30 2 * * *"
+    retention_blocked_days: int = 30
+    retention_review_days: int = 90
+    retention_grace_days: int = 30
+    retention_taken_down_days: int = 30
+    retention_template_days: int = 0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -93,10 +100,21 @@ class Settings:
             )
         if self.job_retries < 0 or self.job_retry_delay < 0:
             raise ConfigError("job retries and retry delay must not be negative")
-        if len(self.recheck_schedule.split()) != 5:
-            raise ConfigError(
-                f"GATEKEEPER_RECHECK_SCHEDULE must be a 5-field crontab (got {self.recheck_schedule!r})"
-            )
+        for label, schedule in (
+            ("GATEKEEPER_RECHECK_SCHEDULE", self.recheck_schedule),
+            ("GATEKEEPER_PURGE_SCHEDULE", self.purge_schedule),
+        ):
+            if len(schedule.split()) != 5:
+                raise ConfigError(f"{label} must be a 5-field crontab (got {schedule!r})")
+        for label, days in (
+            ("GATEKEEPER_RETENTION_BLOCKED_DAYS", self.retention_blocked_days),
+            ("GATEKEEPER_RETENTION_REVIEW_DAYS", self.retention_review_days),
+            ("GATEKEEPER_RETENTION_GRACE_DAYS", self.retention_grace_days),
+            ("GATEKEEPER_RETENTION_TAKEN_DOWN_DAYS", self.retention_taken_down_days),
+            ("GATEKEEPER_RETENTION_TEMPLATE_DAYS", self.retention_template_days),
+        ):
+            if days < 0:
+                raise ConfigError(f"{label} must not be negative (got {days})")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -135,6 +153,7 @@ class Settings:
             ("queue_name", "GATEKEEPER_QUEUE_NAME"),
             ("recheck_schedule", "GATEKEEPER_RECHECK_SCHEDULE"),
             ("timezone", "GATEKEEPER_TIMEZONE"),
+            ("purge_schedule", "GATEKEEPER_PURGE_SCHEDULE"),
         ):
             if (v := get(name)) is not None and v != "":
                 kwargs[key] = v
@@ -159,6 +178,11 @@ class Settings:
             ("max_bytes", "GATEKEEPER_MAX_BYTES"),
             ("jpeg_quality", "GATEKEEPER_JPEG_QUALITY"),
             ("job_retries", "GATEKEEPER_JOB_RETRIES"),
+            ("retention_blocked_days", "GATEKEEPER_RETENTION_BLOCKED_DAYS"),
+            ("retention_review_days", "GATEKEEPER_RETENTION_REVIEW_DAYS"),
+            ("retention_grace_days", "GATEKEEPER_RETENTION_GRACE_DAYS"),
+            ("retention_taken_down_days", "GATEKEEPER_RETENTION_TAKEN_DOWN_DAYS"),
+            ("retention_template_days", "GATEKEEPER_RETENTION_TEMPLATE_DAYS"),
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_int(name, v)

@@ -99,7 +99,13 @@ def add_people(runtime: Any, now: Any, *external_ids: str, channels: str = "webs
 
 
 def seed_gated_photo(
-    runtime: Any, data: bytes, *, now: Any, person_ids: tuple[int, ...] = (), channel: str = "website"
+    runtime: Any,
+    data: bytes,
+    *,
+    now: Any,
+    person_ids: tuple[int, ...] = (),
+    channel: str = "website",
+    status: str = "publishable",
 ) -> int:
     """A photo recorded as the gate records it: original kept, one decision, one face per person.
 
@@ -120,13 +126,13 @@ def seed_gated_photo(
             channel=channel,
             original_key=original_key(sha),
             media_format="jpeg",
-            status="publishable",
+            status=status,
             reasons=[],
             uploaded_by="t",
             created_at=now,
             decided_at=now,
         )
-        decision = Decision(photo=photo, verdict="publishable", reasons=[], decided_at=now, decided_by="t")
+        decision = Decision(photo=photo, verdict=status, reasons=[], decided_at=now, decided_by="t")
         for position, person_id in enumerate(person_ids):
             decision.faces.append(
                 Face(

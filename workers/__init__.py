@@ -30,12 +30,14 @@ from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 from sqlalchemy.exc import OperationalError
 
+from consent_db.models import PurgeReport
 from consent_db.session import after_commit, unit_of_work
 from gatekeeper.errors import BackendError
 from gatekeeper.runtime import Runtime
 from gatekeeper.services import gate as gate_service
 from gatekeeper.services import jobs as jobs_service
 from gatekeeper.services import publish as publish_service
+from gatekeeper.services import purge as purge_service
 
 
 def _now() -> datetime:
@@ -89,11 +91,54 @@ def run_recheck(runtime: Runtime, session: Any, actor: str) -> None:
     publish_service.recheck_publications(session, settings=runtime.settings, now=_now(), actor=actor)
 
 
+def run_purge_job(runtime: Runtime, session: Any, actor: str) -> None:
+    """Purge everything past its retention deadline (committed per item, see run_purge; `session` unused)."""
+    run_purge(runtime, now=_now(), actor=actor)
+
+
+def run_purge(runtime: Runtime, *, now: datetime, actor: str) -> PurgeReport:
+    """Purge what is due at `now`, one unit of work per item (resumable), then write the report."""
+    sessions = runtime.sessions
+    with unit_of_work(sessions) as session:
+        due = purge_service.find_due(session, runtime.settings, now)
+    results = []
+    for item in due:
+        with unit_of_work(sessions) as session:
+            if item.kind == "photo":
+                result = purge_service.purge_photo(
+                    session, item.id, originals=runtime.originals, now=now, actor=actor
+                )
+            else:
+                result = purge_service.purge_templates(session, item.id, now=now, actor=actor)
+        results.append(result)
+    with unit_of_work(sessions) as session:
+        return purge_service.write_report(session, started_at=now, now=_now(), actor=actor, results=results)
+
+
+def run_erasure(runtime: Runtime, external_id: str, *, now: datetime, actor: str) -> PurgeReport:
+    """Erase a person, then take down and purge every photo showing them; one report."""
+    sessions = runtime.sessions
+    with unit_of_work(sessions) as session:
+        person = purge_service.erase_person(session, external_id, now=now, actor=actor)
+        photo_ids = purge_service.photos_showing(session, person.id)
+    results = []
+    for photo_id in photo_ids:
+        with unit_of_work(sessions) as session:
+            results.append(
+                purge_service.purge_photo(
+                    session, photo_id, originals=runtime.originals, now=now, actor=actor, why="erasure"
+                )
+            )
+    with unit_of_work(sessions) as session:
+        return purge_service.write_report(session, started_at=now, now=_now(), actor=actor, results=results)
+
+
 TASKS: dict[str, Callable[..., None]] = {
     "gate": run_gate,
     "publish": run_publish,
     "takedown": run_takedown,
     "recheck": run_recheck,
+    "purge": run_purge_job,
 }
 
 
@@ -120,7 +165,10 @@ class JobQueue:
                 name=name,
             )(self._runner(name))
         self.huey.periodic_task(crontab(*settings.recheck_schedule.split()), name="periodic-recheck")(
-            self._periodic_recheck
+            self._periodic("recheck")
+        )
+        self.huey.periodic_task(crontab(*settings.purge_schedule.split()), name="periodic-purge")(
+            self._periodic("purge")
         )
 
     # --- sending -----------------------------------------------------------------------------
@@ -152,6 +200,10 @@ class JobQueue:
         """Re-decide every live publication."""
         return self.enqueue(session, "recheck")
 
+    def enqueue_purge(self, session: Any) -> int:
+        """Purge everything past its retention deadline."""
+        return self.enqueue(session, "purge")
+
     # --- running -----------------------------------------------------------------------------
 
     def _runner(self, name: str) -> Callable[..., None]:
@@ -161,10 +213,14 @@ class JobQueue:
         run.__name__ = name
         return run
 
-    def _periodic_recheck(self) -> None:
-        with unit_of_work(self.runtime.sessions) as session:
-            job_id = jobs_service.record_job(session, "recheck", [], now=_now()).id
-        self.execute("recheck", job_id, retries_left=0)
+    def _periodic(self, name: str) -> Callable[[], None]:
+        def periodic() -> None:
+            with unit_of_work(self.runtime.sessions) as session:
+                job_id = jobs_service.record_job(session, name, [], now=_now()).id
+            self.execute(name, job_id, retries_left=0)
+
+        periodic.__name__ = f"periodic_{name}"
+        return periodic
 
     def execute(self, name: str, job_id: int, *, retries_left: int) -> None:
         """Run one job in its own unit of work and record how it ended.

@@ -51,8 +51,8 @@ class BlobStore(Protocol):
         """The bytes under `key`; raises BlobNotFoundError, StorageError."""
         ...
 
-    def delete(self, key: str) -> None:
-        """Remove `key` entirely (every version); absent keys are fine; raises StorageError."""
+    def delete(self, key: str) -> int:
+        """Remove `key` entirely; how many objects or versions went (0: absent); raises StorageError."""
         ...
 
     def exists(self, key: str) -> bool:

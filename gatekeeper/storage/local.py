@@ -51,10 +51,14 @@ class LocalBlobStore:
         except OSError as exc:
             raise StorageError(f"cannot read {key!r}: {exc.strerror}") from exc
 
-    def delete(self, key: str) -> None:
-        """Remove `key`; absent keys are fine (deletes are idempotent); raises StorageError."""
+    def delete(self, key: str) -> int:
+        """Remove `key`; 1 if it was there, 0 if absent (deletes are idempotent); raises StorageError."""
         try:
-            self._path(key).unlink(missing_ok=True)
+            path = self._path(key)
+            if not path.is_file():
+                return 0
+            path.unlink(missing_ok=True)
+            return 1
         except OSError as exc:
             raise StorageError(f"cannot delete {key!r}: {exc.strerror}") from exc
 

@@ -111,17 +111,18 @@ class S3BlobStore:
             raise StorageError(f"cannot list versions of {full!r} in s3://{self.bucket}: {exc}") from exc
         return found
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> int:
         """Delete every version and delete marker of `key`; raises StorageError if any remains.
 
         DeleteObjects answers 200 even when some keys failed (a legal hold, a permission): its
         per-key errors are read, and the key is listed again before the delete counts as done.
         """
         full = self._key(key)
+        deleted = 0
         for _ in range(_DELETE_ROUNDS):
             remaining = self.versions(key)
             if not remaining:
-                return
+                return deleted
             errors: list[str] = []
             for start in range(0, len(remaining), 1000):
                 batch = [{"Key": full, "VersionId": vid} for _, vid in remaining[start : start + 1000]]
@@ -131,13 +132,16 @@ class S3BlobStore:
                     )
                 except (ClientError, BotoCoreError) as exc:
                     raise StorageError(f"cannot delete {full!r} from s3://{self.bucket}: {exc}") from exc
-                errors.extend(_describe(e, full) for e in answer.get("Errors", []))
+                failed = answer.get("Errors", [])
+                deleted += len(batch) - len(failed)
+                errors.extend(_describe(e, full) for e in failed)
             if errors:
                 raise StorageError(
                     f"cannot delete every version of {full!r} from s3://{self.bucket}: {'; '.join(errors)}"
                 )
         if self.versions(key):
             raise StorageError(f"versions of {full!r} remain in s3://{self.bucket} after deleting them")
+        return deleted
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Every current key starting with `prefix`; raises StorageError."""
