@@ -262,7 +262,7 @@ def worker(ctx: click.Context, workers: int, drain: bool, periodic: bool) -> Non
     from gatekeeper.runtime import Runtime
 
     settings = _runtime(ctx).settings
-    runtime = Runtime(settings, migrate=False)
+    runtime = Runtime(settings, migrate=False, face_workers=settings.worker_face_cores)
     try:
         runtime.db  # noqa: B018 (checks the schema is current before any job is taken)
     except GatekeeperError as exc:

@@ -59,6 +59,7 @@ class Settings:
     retention_grace_days: int = 30
     retention_taken_down_days: int = 30
     retention_template_days: int = 0
+    worker_face_cores: int = 1
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -115,6 +116,10 @@ class Settings:
         ):
             if days < 0:
                 raise ConfigError(f"{label} must not be negative (got {days})")
+        if self.worker_face_cores < 1:
+            raise ConfigError(
+                f"GATEKEEPER_WORKER_FACE_CORES must be at least 1 (got {self.worker_face_cores})"
+            )
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -183,6 +188,7 @@ class Settings:
             ("retention_grace_days", "GATEKEEPER_RETENTION_GRACE_DAYS"),
             ("retention_taken_down_days", "GATEKEEPER_RETENTION_TAKEN_DOWN_DAYS"),
             ("retention_template_days", "GATEKEEPER_RETENTION_TEMPLATE_DAYS"),
+            ("worker_face_cores", "GATEKEEPER_WORKER_FACE_CORES"),
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_int(name, v)

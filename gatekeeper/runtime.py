@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 class Runtime:
     """Builds each collaborator once, on first use (the face models load only when needed)."""
 
-    def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
+    def __init__(self, settings: Settings, *, migrate: bool = True, face_workers: int | None = None) -> None:
         self.settings = settings
+        # Processes one photo's face analysis may use: None, every core (the command line);
+        # long-lived workers pass their setting (default 1), so N workers never fork N x cores.
+        self.face_workers = face_workers
         # Long-lived processes (workers) never migrate: `gatekeeper db upgrade` is the explicit step,
         # so several processes starting together never race to change the schema.
         self.migrate = migrate
@@ -66,4 +69,5 @@ class Runtime:
             min_face_px=settings.min_face_px,
             max_faces=settings.max_faces,
             time_limit_s=settings.face_time_limit,
+            workers=self.face_workers,
         )

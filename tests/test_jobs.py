@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from consent_db.models import AuditEvent, Job, Publication
+from consent_db.models import AuditEvent, Job, Photo, Publication
 from consent_db.session import unit_of_work
 from gatekeeper.runtime import Runtime
-from helpers import add_people, run, seed_gated_photo
+from helpers import add_people, person_row, run, seed_gated_photo, write_csv
 from workers import JobQueue
 
 REDIS_URL = os.environ.get("GATEKEEPER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -176,3 +176,70 @@ def test_two_worker_processes_drain_one_redis_queue_each_job_once(
         }
     assert sorted(p.photo_id for p in publications) == photo_ids  # each photo published exactly once
     assert len(actors) == 2  # both workers took jobs
+
+
+@pytest.mark.slow
+def test_a_long_running_worker_gates_with_the_templates_and_consent_of_the_moment(
+    runtime: Runtime, corpus: Any, tmp_path: Path
+) -> None:
+    queue = JobQueue(runtime)  # one long-lived queue and runtime, as in a worker process
+    photo = corpus.faces_dir / "biden/biden2.jpg"
+
+    def gate_queued(jobs: int = 1) -> tuple[str, list[str]]:
+        queued = run(runtime, "gate", "--queue", "--channel", "website", "--json", photo)
+        assert queued.exit_code == 0 and json.loads(queued.stdout)["job"] is not None
+        assert queue.drain() == jobs
+        with unit_of_work(runtime.sessions) as session:
+            [photo_row] = session.scalars(select(Photo)).all()
+            return photo_row.status, list(photo_row.reasons)
+
+    assert gate_queued() == ("blocked", ["unknown_face"])
+    csv = write_csv(tmp_path / "p.csv", [person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path)])
+    assert run(runtime, "people", "import", csv).exit_code == 0
+    assert gate_queued() == ("publishable", [])
+    run(runtime, "consent", "withdraw", "biden")
+    assert gate_queued(jobs=2) == ("blocked", ["consent_withdrawn"])  # the takedown job, then the gate
+    assert [j.state for j in _jobs(runtime)] == ["done"] * 4  # three gate jobs and the takedown
+
+
+def test_the_recheck_job_takes_down_a_copy_whose_consent_has_since_expired(
+    runtime: Runtime, photo_bytes: bytes, now: datetime
+) -> None:
+    from datetime import date
+
+    from gatekeeper.services import people as people_service
+    from gatekeeper.services import publish as publish_service
+
+    ids = add_people(runtime, now, "ann", "bob")
+    with unit_of_work(runtime.sessions) as session:
+        people_service.grant_consent(
+            session,
+            "ann",
+            "website",
+            settings=runtime.settings,
+            now=now,
+            actor="t",
+            valid_until=date(2026, 6, 20),
+        )
+    expiring = seed_gated_photo(runtime, photo_bytes, now=now, person_ids=(ids["ann"],))
+    lasting = seed_gated_photo(runtime, photo_bytes + b"b", now=now, person_ids=(ids["bob"],))
+    for photo_id in (expiring, lasting):
+        with unit_of_work(runtime.sessions) as session:
+            publish_service.publish_photo(
+                session,
+                photo_id,
+                channel="website",
+                store=runtime.published,
+                originals=runtime.originals,
+                settings=runtime.settings,
+                now=now,
+                actor="t",
+            )
+    queue = JobQueue(runtime)
+    with unit_of_work(runtime.sessions) as session:
+        queue.enqueue_recheck(session)
+    assert queue.drain() == 1  # the job decides at the moment it runs, long after 20 June 2026
+    with unit_of_work(runtime.sessions) as session:
+        live = {p.photo_id for p in publish_service.live_publications(session)}
+    assert live == {lasting}
+    assert len(list(runtime.published.iter_keys())) == 1
