@@ -171,12 +171,32 @@ def test_erasure_removes_the_person_and_every_photo_showing_them(
     assert len(list(runtime.published.iter_keys())) == 1
     with unit_of_work(runtime.sessions) as session:
         ann = session.get(Person, ids["ann"])
-        assert ann is not None and (ann.status, ann.display_name, ann.external_id) == (
+        assert ann is not None and (ann.status, ann.display_name, ann.date_of_birth) == (
             "erased",
             "(erased)",
-            f"erased-{ids['ann']}",
+            None,
         )
         assert session.scalars(select(ConsentRecord).where(ConsentRecord.person_id == ids["ann"])).all() == []
         assert session.scalars(select(PurgeReport)).one().deleted["photos"] == 1
         assert audit.verify(session).ok
-    assert run(runtime, "people", "show", "ann").exit_code == 1
+    again = run(runtime, "people", "erase", "ann")
+    assert again.exit_code == 1 and "already erased" in again.output
+
+
+def test_a_left_on_column_in_the_people_csv_records_the_last_day(runtime: Runtime, now: datetime) -> None:
+    from helpers import person_row, write_csv
+
+    home = runtime.settings.instance_path
+    rows = [person_row("ann", None, home), person_row("bob", None, home)]
+    path = write_csv(home / "people.csv", rows)
+    text = path.read_text().splitlines()
+    text = [text[0] + ",left_on", text[1] + ",2026-07-31", text[2] + ","]
+    path.write_text("\n".join(text) + "\n")
+    assert run(runtime, "people", "import", path).exit_code == 0
+    with unit_of_work(runtime.sessions) as session:
+        left = {p.external_id: p.left_on for p in session.scalars(select(Person))}
+    assert left == {"ann": date(2026, 7, 31), "bob": None}
+    bad = home / "bad.csv"
+    bad.write_text("\n".join([text[0], text[1].replace("2026-07-31", "31/07/2026")]) + "\n")
+    result = run(runtime, "people", "import", bad)
+    assert result.exit_code == 1 and "left_on" in result.output

@@ -57,6 +57,7 @@ class PersonRow:
     granted_on: date | None
     valid_until: date | None
     named: str
+    left_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ def _parse_row(line: int, raw: dict[str, str], base: Path, settings: Settings) -
         granted_on=granted_on,
         valid_until=valid_until,
         named=_choice("named", raw["named"].lower() or "no", NAMED),
+        left_on=_date("left_on", raw.get("left_on", "")),
     )
 
 
@@ -284,6 +286,17 @@ def _import_row(
         changed = True
     if person.status == "erased":
         raise InvalidInputError(f"{row.external_id} was erased; an erased person is not re-imported")
+    if row.left_on is not None and person.left_on != row.left_on:
+        person.left_on, person.updated_at = row.left_on, now
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="person.left",
+            subject=_subject(person),
+            details={"source": source, "on": row.left_on.isoformat()},
+        )
+        changed = True
 
     granted_at = start_of(row.granted_on) if row.granted_on else now
     valid_until = end_of(row.valid_until) if row.valid_until else None

@@ -279,7 +279,8 @@ def photos_showing(session: Session, person_id: int) -> list[int]:
 def erase_person(session: Session, external_id: str, *, now: datetime, actor: str) -> Person:
     """Erase a person: templates and consent history deleted, name and birth date blanked.
 
-    The audit chain keeps what it already holds (the minimum: ids and actions). Their photos are
+    The external id stays, so a later MIS import refuses to bring the person back; the audit chain
+    keeps what it already holds (the minimum: ids and actions). Their photos are
     then taken down and purged by the caller, one unit of work each (`photos_showing`).
     Raises PersonNotFoundError, InvalidInputError (already erased).
     """
@@ -291,7 +292,6 @@ def erase_person(session: Session, external_id: str, *, now: datetime, actor: st
     session.execute(delete(ConsentRecord).where(ConsentRecord.person_id == person.id))
     session.expire(person, ["consents"])
     person.status, person.display_name, person.date_of_birth = "erased", "(erased)", None
-    person.external_id = f"erased-{person.id}"
     person.updated_at = now
     session.flush()
     audit.append(
