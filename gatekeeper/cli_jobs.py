@@ -269,18 +269,26 @@ def worker(ctx: click.Context, workers: int, drain: bool, periodic: bool) -> Non
         _fail(exc)
     ctx.obj = runtime
     queue = job_queue(ctx)
-    if drain:
-        ran = queue.drain()
-        click.echo(f"{ran} jobs run; queue empty", err=True)
-        return
-    consumer = queue.huey.create_consumer(
-        workers=workers, worker_type="process" if workers > 1 else "thread", periodic=periodic
-    )
-    consumer.run()
+    try:
+        if drain:
+            ran = queue.drain()
+            click.echo(f"{ran} jobs run; queue empty", err=True)
+            return
+        consumer = queue.huey.create_consumer(
+            workers=workers, worker_type="process" if workers > 1 else "thread", periodic=periodic
+        )
+        consumer.run()
+    finally:
+        runtime.db.dispose()
 
 
 @click.command("jobs")
-@click.option("--retry", "retry_id", type=int, help="Queue this failed job again.")
+@click.option(
+    "--retry",
+    "retry_id",
+    type=int,
+    help="Send this failed job (or one a dead worker took with it) again.",
+)
 @click.option(
     "--state",
     "states",

@@ -66,6 +66,8 @@ def run_gate(
 
 def run_publish(runtime: Runtime, session: Any, actor: str, photo_id: int, channel: str) -> None:
     """Publish a gated photo to the published store (deciding again now)."""
+    # The face models load only for a copy with covered faces, which is checked by detection.
+    covered = any(f.covered for f in publish_service.latest_decision(session, photo_id).faces)
     publish_service.publish_photo(
         session,
         photo_id,
@@ -75,7 +77,8 @@ def run_publish(runtime: Runtime, session: Any, actor: str, photo_id: int, chann
         settings=runtime.settings,
         now=_now(),
         actor=actor,
-        engine=runtime.faces,
+        engine=runtime.faces if covered else None,
+        once=True,
     )
 
 
@@ -111,6 +114,14 @@ def run_purge(runtime: Runtime, *, now: datetime, actor: str) -> PurgeReport:
             else:
                 result = purge_service.purge_templates(session, item.id, now=now, actor=actor)
         results.append(result)
+    stores = [(runtime.originals, True)]
+    if runtime.published.url != runtime.originals.url:
+        stores.append((runtime.published, False))
+    for store, originals in stores:
+        with unit_of_work(sessions) as session:
+            results.append(
+                purge_service.sweep_orphans(session, store, originals=originals, now=now, actor=actor)
+            )
     with unit_of_work(sessions) as session:
         return purge_service.write_report(session, started_at=now, now=_now(), actor=actor, results=results)
 

@@ -72,15 +72,18 @@ def list_jobs(session: Session, states: Sequence[str] = STATES, limit: int = 100
 
 
 def requeue_failed(session: Session, job_id: int, *, now: datetime, actor: str) -> Job:
-    """Put a failed job back in the queued state (the caller sends it after commit).
+    """Send a job again: a failed one, or one whose message a worker that died took with it.
 
-    Raises RecordNotFoundError, InvalidInputError (the job has not failed).
+    A worker killed after taking a message leaves its job `queued` or `running` with nothing in
+    the queue. The caller sends the job after commit; jobs are idempotent, so one that was in fact
+    still waiting or running ends in the same state. Raises RecordNotFoundError, InvalidInputError
+    (the job is done).
     """
     job = session.get(Job, job_id)
     if job is None:
         raise RecordNotFoundError("job", job_id)
-    if job.state != "failed":
-        raise InvalidInputError(f"job {job_id} is {job.state}, not failed")
+    if job.state == "done":
+        raise InvalidInputError(f"job {job_id} is done")
     job.state, job.updated_at = "queued", now
     audit.append(session, at=now, actor=actor, action="job.retried", subject=f"job:{job.id}", details={})
     session.flush()

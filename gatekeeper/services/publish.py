@@ -131,10 +131,13 @@ def publish_photo(
     actor: str,
     clean: media.CleanCopy | None = None,
     engine: FaceEngine | None = None,
+    once: bool = False,
 ) -> PublishOutcome:
     """Decide again now; if publishable, write the clean copy to `store` and record the publication.
 
     The copy is visible under its key only after the session commits (a rollback removes it).
+    With `once` (jobs, which may run twice), a photo already live in `store` on `channel` is left
+    as it is and its publication returned.
     A refusal is a value, audited. Raises RecordNotFoundError, UnknownChannelError,
     InvalidInputError (a channel the photo was not gated for), StorageError.
     """
@@ -143,6 +146,19 @@ def publish_photo(
     _check_photo_channel(settings, photo, channel)
     lock_people(session, _people_in(decision))
     fresh = recheck(session, decision.id, settings=settings, now=now)
+    if once and fresh.verdict == policy.PUBLISHABLE:
+        existing = session.scalar(
+            select(Publication).where(
+                Publication.photo_id == photo_id,
+                Publication.channel == channel,
+                Publication.store == store.url,
+                Publication.taken_down_at.is_(None),
+            )
+        )
+        if existing is not None:
+            return PublishOutcome(
+                photo_id, fresh.verdict, fresh.reasons, existing.id, existing.store, existing.key
+            )
     if fresh.verdict == policy.PUBLISHABLE and clean is None:
         try:
             if photo.original_key is None:

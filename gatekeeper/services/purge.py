@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -238,6 +238,54 @@ def write_report(
         details={"deleted": report.deleted, "failures": failures},
     )
     return report
+
+
+# A write this recent may belong to a publish or gate still in flight, whose record is not yet committed.
+ORPHAN_GRACE = timedelta(hours=1)
+
+
+def sweep_orphans(
+    session: Session, store: BlobStore, *, originals: bool, now: datetime, actor: str
+) -> PurgeResult:
+    """Delete objects no record refers to, left by a crash between a store write and its commit.
+
+    In the originals store a key must be some photo's original; in the published store, a live
+    publication's key. Only objects written more than ORPHAN_GRACE before `now` are touched.
+    """
+    result = PurgeResult()
+    if originals:
+        query = select(Photo.original_key).where(Photo.original_key.is_not(None))
+        prefix = "originals/"
+    else:
+        query = select(Publication.key).where(
+            Publication.store == store.url, Publication.taken_down_at.is_(None)
+        )
+        prefix = ""
+    referenced = set(session.scalars(query))
+    cutoff = now - ORPHAN_GRACE
+    try:
+        orphans = [
+            key for key, written in store.iter_entries(prefix) if key not in referenced and written <= cutoff
+        ]
+    except StorageError as exc:
+        result.failures.append({"kind": "store", "id": store.url, "why": str(exc)})
+        return result
+    for key in orphans:
+        try:
+            result.deleted["object_versions"] += store.delete(key)
+            result.deleted["orphans"] += 1
+        except StorageError as exc:
+            result.failures.append({"kind": "orphan", "id": f"{store.url}/{key}", "why": str(exc)})
+    if orphans:
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="orphans.deleted",
+            subject=f"store:{store.url}",
+            details={"keys": orphans, "failures": result.failures},
+        )
+    return result
 
 
 def list_reports(session: Session, limit: int = 50) -> list[PurgeReport]:

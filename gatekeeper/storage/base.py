@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -61,6 +62,14 @@ class BlobStore(Protocol):
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Every key starting with `prefix`; raises StorageError."""
+        ...
+
+    def iter_entries(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """Every key starting with `prefix` with when it was last written (UTC); raises StorageError.
+
+        Includes writes not yet made visible (a staged file), under their key, so a sweep for
+        objects no record refers to finds what a crash left behind.
+        """
         ...
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gatekeeper.errors import BlobNotFoundError, InvalidKeyError, StorageError
@@ -52,19 +53,37 @@ class LocalBlobStore:
             raise StorageError(f"cannot read {key!r}: {exc.strerror}") from exc
 
     def delete(self, key: str) -> int:
-        """Remove `key`; 1 if it was there, 0 if absent (deletes are idempotent); raises StorageError."""
+        """Remove `key` (and a staged write of it); how many files went; raises StorageError."""
         try:
             path = self._path(key)
-            if not path.is_file():
-                return 0
-            path.unlink(missing_ok=True)
-            return 1
+            removed = 0
+            for candidate in (path, path.with_name(f".{path.name}.partial")):
+                if candidate.is_file():
+                    candidate.unlink(missing_ok=True)
+                    removed += 1
+            return removed
         except OSError as exc:
             raise StorageError(f"cannot delete {key!r}: {exc.strerror}") from exc
 
     def exists(self, key: str) -> bool:
         """True when `key` holds a blob."""
         return self._path(key).is_file()
+
+    def iter_entries(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """Every key with its modification time; a staged file counts under its final key."""
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.rglob("*")):
+            if not path.is_file():
+                continue
+            name = path.name
+            if name.startswith(".") and name.endswith(".partial"):
+                name = name[1 : -len(".partial")]
+            elif name.startswith("."):
+                continue
+            key = path.relative_to(self.root).with_name(name).as_posix()
+            if key.startswith(prefix):
+                yield key, datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Every key starting with `prefix`, temporary files excluded."""

@@ -9,6 +9,7 @@ marker of the key, and is reported done only once a listing finds none left.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -142,6 +143,18 @@ class S3BlobStore:
         if self.versions(key):
             raise StorageError(f"versions of {full!r} remain in s3://{self.bucket} after deleting them")
         return deleted
+
+    def iter_entries(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """Every current key with its LastModified; raises StorageError."""
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            )
+            for page in pages:
+                for entry in page.get("Contents", []):
+                    yield entry["Key"][len(self.prefix) :], entry["LastModified"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot list s3://{self.bucket}/{self.prefix}{prefix}: {exc}") from exc
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Every current key starting with `prefix`; raises StorageError."""
