@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,7 +23,13 @@ from consent_db.models import Decision, Face, Person, Photo, Publication, Takedo
 from consent_db.session import after_commit, after_rollback
 from gatekeeper import media, policy
 from gatekeeper.config import Settings
-from gatekeeper.errors import BlobNotFoundError, InvalidInputError, MediaError, RecordNotFoundError
+from gatekeeper.errors import (
+    BlobNotFoundError,
+    InvalidInputError,
+    MediaError,
+    RecordNotFoundError,
+    StorageError,
+)
 from gatekeeper.faces import FaceEngine
 from gatekeeper.services.consent_state import check_channel
 from gatekeeper.services.gate import recheck
@@ -302,6 +309,13 @@ def take_down(
         return None
     if publication.store is not None and publication.key is not None:
         open_store(publication.store).delete(publication.key)
+    _record_takedown(session, publication, reasons, now=now, actor=actor)
+    return None
+
+
+def _record_takedown(
+    session: Session, publication: Publication, reasons: list[str], *, now: datetime, actor: str
+) -> None:
     publication.taken_down_at = now
     session.flush()
     audit.append(
@@ -317,7 +331,32 @@ def take_down(
             "reasons": reasons,
         },
     )
-    return None
+
+
+# Deletes to object stores are network round trips: a takedown sends this many at once.
+DELETE_CONCURRENCY = 16
+
+
+def _delete_copies(publications: list[Publication]) -> dict[int, StorageError]:
+    """Delete every publication's key (every version) concurrently; the errors by publication id."""
+    stores: dict[str, BlobStore] = {}
+    jobs = []
+    for publication in publications:
+        if publication.store is None or publication.key is None:
+            continue
+        store = stores.setdefault(publication.store, open_store(publication.store))
+        jobs.append((publication.id, store, publication.key))
+
+    def delete(job: tuple[int, BlobStore, str]) -> tuple[int, StorageError | None]:
+        publication_id, store, key = job
+        try:
+            store.delete(key)
+            return publication_id, None
+        except StorageError as exc:
+            return publication_id, exc
+
+    with ThreadPoolExecutor(max_workers=DELETE_CONCURRENCY) as pool:
+        return {pid: exc for pid, exc in pool.map(delete, jobs) if exc is not None}
 
 
 def _open_task(
@@ -384,25 +423,37 @@ def recheck_publications(
 ) -> TakedownReport:
     """Decide every live publication again (of one person's photos, or all) and take down what fails.
 
-    Raises StorageError when a store refuses a delete (what was done before it stays recorded).
+    Copies are deleted concurrently once every decision is made. Raises StorageError when a store
+    refuses any delete: the job is retried, and copies already gone are then simply recorded.
     """
     report = TakedownReport()
     if person_id is not None:
         lock_people(session, [person_id])
+    failing: list[tuple[Publication, list[str]]] = []
     for publication in live_publications(session, person_id):
         report.checked += 1
         fresh = recheck(session, publication.decision_id, settings=settings, now=now)
         if fresh.verdict == policy.PUBLISHABLE:
             report.kept += 1
-            continue
-        task = take_down(
-            session, publication, reasons=fresh.reasons, now=now, actor=actor, person_id=person_id
-        )
-        if publication.external:
+        elif publication.external:
+            task = take_down(
+                session, publication, reasons=fresh.reasons, now=now, actor=actor, person_id=person_id
+            )
             if task is not None:
                 report.tasks.append(task.id)
         else:
+            failing.append((publication, list(fresh.reasons)))
+    errors = _delete_copies([p for p, _ in failing])
+    for publication, reasons in failing:
+        if publication.id not in errors:
+            _record_takedown(session, publication, reasons, now=now, actor=actor)
             report.deleted.append(publication.id)
+    if errors:
+        # The copies that did go are deleted again (harmlessly) and recorded when the job is retried.
+        raise StorageError(
+            f"{len(errors)} copies could not be taken down: "
+            + "; ".join(f"publication {pid}: {exc}" for pid, exc in sorted(errors.items()))
+        )
     return report
 
 
