@@ -251,6 +251,13 @@ class S3Endpoint:
         return found
 
 
+def _cap_memory() -> None:
+    import resource
+
+    limit = 4 * 1024**3
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def _free_port() -> int:
     import socket
 
@@ -275,6 +282,7 @@ def s3() -> Iterator[S3Endpoint]:
         [str(binary), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_cap_memory,  # moto holds every object version in memory
     )
     try:
         deadline = time.monotonic() + 30
