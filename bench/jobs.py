@@ -251,6 +251,7 @@ def main_() -> None:
     parser.add_argument(
         "--scale-out", action="store_true", help="Also run on PostgreSQL + Redis + S3 (moto)."
     )
+    parser.add_argument("--skip-gate", action="store_true", help="Leave out the gating comparison.")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     results: dict[str, Any] = {
@@ -259,19 +260,18 @@ def main_() -> None:
     }
     try:
         embedded = Settings(home=tmp / "embedded")
-        results["embedded"] = {
-            "gate": bench_gate(embedded, args.corpus, tmp),
-            "takedown": bench_takedown(
-                Settings(home=tmp / "embedded-takedown"), args.corpus, args.publications
-            ),
-        }
+        part: dict[str, Any] = results.setdefault("embedded", {})
+        if not args.skip_gate:
+            part["gate"] = bench_gate(embedded, args.corpus, tmp)
+        takedown_home = Settings(home=tmp / "embedded-takedown")
+        part["takedown"] = bench_takedown(takedown_home, args.corpus, args.publications)
         if args.scale_out:
             with scale_out(tmp) as settings:
-                results["scale_out"] = {
-                    "gate": bench_gate(settings, args.corpus, tmp),
-                    "takedown": bench_takedown(settings, args.corpus, args.scale_out_publications),
-                    "purge": bench_purge("s3://bench/purge-bench", args.objects),
-                }
+                part = results.setdefault("scale_out", {})
+                if not args.skip_gate:
+                    part["gate"] = bench_gate(settings, args.corpus, tmp)
+                part["takedown"] = bench_takedown(settings, args.corpus, args.scale_out_publications)
+                part["purge"] = bench_purge("s3://bench/purge-bench", args.objects)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         print(json.dumps(results, indent=2))  # whatever was measured, even if a later part failed
