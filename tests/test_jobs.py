@@ -243,3 +243,18 @@ def test_the_recheck_job_takes_down_a_copy_whose_consent_has_since_expired(
         live = {p.photo_id for p in publish_service.live_publications(session)}
     assert live == {lasting}
     assert len(list(runtime.published.iter_keys())) == 1
+
+
+def test_a_queue_that_is_down_leaves_the_job_recorded_with_a_clear_message(
+    runtime: Runtime, photo_bytes: bytes, now: datetime
+) -> None:
+    ids = add_people(runtime, now, "ann")
+    for down in _other(runtime, queue_url="redis://127.0.0.1:1/0"):  # nothing listens on port 1
+        result = run(down, "consent", "withdraw", "ann")
+        assert result.exit_code == 1 and "gatekeeper jobs --retry" in result.output
+        [job] = _jobs(down)
+        assert (job.task, job.args, job.state) == ("takedown", [ids["ann"]], "queued")
+    # The withdrawal itself committed; once the queue is back the job is sent again and runs.
+    assert run(runtime, "jobs", "--retry", job.id).exit_code == 0
+    assert JobQueue(runtime).drain() == 1
+    assert [j.state for j in _jobs(runtime)] == ["done"]

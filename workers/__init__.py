@@ -192,8 +192,16 @@ class JobQueue:
         return job_id
 
     def send(self, task: str, job_id: int) -> None:
-        """Put a recorded job's id on the queue (already committed)."""
-        self._tasks[task](job_id)
+        """Put a recorded job's id on the queue (already committed); raises BackendError."""
+        try:
+            self._tasks[task](job_id)
+        except Exception as exc:  # the queue's backend (Redis, SQLite) is down or refusing
+            if self.huey.immediate:
+                raise
+            raise BackendError(
+                f"job {job_id} is recorded but could not be queued ({exc}); "
+                f"send it with `gatekeeper jobs --retry {job_id}`"
+            ) from exc
 
     def enqueue_gate(self, session: Any, sha256: str, channel: str, caption: str | None = None) -> int:
         """Gate an original already in the private store."""
