@@ -152,9 +152,7 @@ def size_sweep(faces_dir: Path, settings: Settings) -> list[dict[str, Any]]:
     full = load_rgb(faces_dir / SWEEP_PHOTO)
     reference = DlibFaceEngine().encode_single(full)
     # min_face_px=1 so that faces below the production minimum are still encoded and measured.
-    engines = {
-        px: DlibFaceEngine(min_face_px=1, min_detect_px=px, probe_rotations=False) for px in SWEEP_MIN_DETECT
-    }
+    engines = {px: DlibFaceEngine(min_face_px=1, min_detect_px=px, probe_step=0) for px in SWEEP_MIN_DETECT}
     results = []
     for face_px in SWEEP_FACE_PX:
         scale = face_px / (right - left)

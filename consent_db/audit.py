@@ -1,19 +1,22 @@
 """The append-only, hash-chained audit log.
 
 Each event's hash covers its content and the previous event's hash, so removing or editing any
-event breaks every hash after it. On PostgreSQL appends take a transaction-scoped advisory lock so
-two writers cannot both chain onto the same predecessor; SQLite serialises writers itself.
+event breaks every hash after it. Removing the *last* events leaves a shorter chain that is still
+consistent: only a head recorded outside the database (`head()`, checked by `verify(anchor=...)`)
+shows that. On PostgreSQL appends take a transaction-scoped advisory lock so two writers cannot
+both chain onto the same predecessor; SQLite serialises writers itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from consent_db.models import AuditEvent
@@ -71,25 +74,70 @@ def append(
 
 
 @dataclass(frozen=True)
+class ChainHead:
+    """How long the chain is and the hash of its last event (GENESIS when empty)."""
+
+    events: int
+    hash: str
+
+
+def head(session: Session) -> ChainHead:
+    """The chain's current head: worth keeping outside the database to anchor later checks."""
+    last = session.execute(
+        select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).one_or_none()
+    if last is None:
+        return ChainHead(0, GENESIS)
+    # Counted up to that event, so an append committed in between cannot make the pair disagree.
+    count = session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.id <= last.id))
+    return ChainHead(count or 0, last.hash)
+
+
+def events(
+    session: Session, *, since: datetime | None = None, subject: str | None = None
+) -> Iterator[AuditEvent]:
+    """Events in chain order, optionally only those at or after `since` and about `subject`."""
+    query = select(AuditEvent).order_by(AuditEvent.id)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if subject is not None:
+        query = query.where(AuditEvent.subject == subject)
+    yield from session.scalars(query)
+
+
+@dataclass(frozen=True)
 class ChainCheck:
-    """The result of re-computing the chain: how many events, and the first that does not fit."""
+    """The result of re-computing the chain: how many events, and the first that does not fit.
+
+    With an anchor (a head recorded earlier, outside the database), also where that head is in
+    the chain: None when it is not there, which means events were removed from the end or the
+    chain was rewritten.
+    """
 
     events: int
     first_bad_id: int | None
+    anchor: str | None = None
+    anchor_position: int | None = None
 
     @property
     def ok(self) -> bool:
-        return self.first_bad_id is None
+        return self.first_bad_id is None and (self.anchor is None or self.anchor_position is not None)
 
 
-def verify(session: Session) -> ChainCheck:
-    """Re-compute every hash in order; report the first event whose hash or link is wrong."""
+def verify(session: Session, anchor: str | None = None) -> ChainCheck:
+    """Re-compute every hash in order; report the first event whose hash or link is wrong.
+
+    With `anchor`, also find that hash in the chain (GENESIS is the empty chain's head).
+    """
     prev = GENESIS
     count = 0
+    position = 0 if anchor == GENESIS else None
     for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
         count += 1
         expected = event_hash(prev, event.at, event.actor, event.action, event.subject, event.details)
         if event.prev_hash != prev or event.hash != expected:
-            return ChainCheck(count, event.id)
+            return ChainCheck(count, event.id, anchor, position)
+        if event.hash == anchor:
+            position = count
         prev = event.hash
-    return ChainCheck(count, None)
+    return ChainCheck(count, None, anchor, position)

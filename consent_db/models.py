@@ -72,7 +72,8 @@ class Person(Base):
     safeguarding: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    # The last day at the organisation (UTC day, like consent dates): starts retention clocks.
+    # The last day at the organisation (UTC day, like consent dates): consent ends with it unless a
+    # grant says otherwise, and it starts retention clocks.
     left_on: Mapped[date | None] = mapped_column(Date)
 
     templates: Mapped[list[FaceTemplate]] = relationship(
@@ -118,6 +119,8 @@ class ConsentRecord(Base):
     how: Mapped[str] = mapped_column(String(40))
     recorded_at: Mapped[datetime]
     recorded_by: Mapped[str] = mapped_column(String(120))
+    # A grant that explicitly continues after the person leaves.
+    survives_leaving: Mapped[bool] = mapped_column(Boolean, default=False)
 
     person: Mapped[Person] = relationship(back_populates="consents")
 
@@ -160,6 +163,10 @@ class Decision(Base):
     decided_by: Mapped[str] = mapped_column(String(120))
     model: Mapped[str | None] = mapped_column(String(80))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the face analysis guarantees: it searched the photo scaled by analysis_scale (1.0: full
+    # size) for faces of min_detect_px and more, at any angle.
+    analysis_scale: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
+    min_detect_px: Mapped[int] = mapped_column(Integer, default=32, server_default="32")
 
     photo: Mapped[Photo] = relationship(back_populates="decisions")
     faces: Mapped[list[Face]] = relationship(
@@ -189,6 +196,10 @@ class Face(Base):
     reviewer_outcome: Mapped[str | None] = mapped_column(String(16))
     reviewed_by: Mapped[str | None] = mapped_column(String(120))
     reviewed_at: Mapped[datetime | None]
+    # A reviewer's identification by eye (person, stranger, not_a_face) and whom they named: it
+    # decides who this face is, at the decision and at every re-check before publishing.
+    review_resolution: Mapped[str | None] = mapped_column(String(16))
+    reviewed_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
 
     decision: Mapped[Decision] = relationship(back_populates="faces")
 
@@ -280,12 +291,73 @@ class AuditEvent(Base):
 
 
 class StaffUser(Base):
+    """A member of staff who signs in to the web app or calls the API; one role each."""
+
     __tablename__ = "staff_users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    username: Mapped[str] = mapped_column(String(120), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    # A one-time password (first start, `users add`) must be replaced at the first sign-in.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The sha256 of the API token: the token itself is shown once and never stored.
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    api_token_created_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class WithdrawalLink(Base):
+    """A person's withdrawal link: only the sha256 of its unguessable token is stored."""
+
+    __tablename__ = "withdrawal_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+
+
+class WithdrawalRequest(Base):
+    """One submission of the public withdrawal form, with the receipt reference it was given.
+
+    A request made with a link acts at once (status `done`). A request without one suspends
+    publishing for every matching person (withdrawal records with how `public_form_unverified`,
+    listed in `record_ids`) and waits for a consent admin to confirm or reject it.
+    """
+
+    __tablename__ = "withdrawal_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
+    via: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime]
+    channels: Mapped[list[Any]] = mapped_column(default=list)
+    claimed_name: Mapped[str | None] = mapped_column(String(200))
+    claimed_date_of_birth: Mapped[date | None] = mapped_column(Date)
+    relationship_to_person: Mapped[str | None] = mapped_column(String(40))
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    person_ids: Mapped[list[Any]] = mapped_column(default=list)
+    record_ids: Mapped[list[Any]] = mapped_column(default=list)
+    decided_by: Mapped[str | None] = mapped_column(String(120))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(Text)
+
+
+class DpiaRecord(Base):
+    """A data protection impact assessment approved for face matching; the latest one is in force."""
+
+    __tablename__ = "dpia_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(200))
+    approved_by: Mapped[str] = mapped_column(String(200))
+    approved_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(120))

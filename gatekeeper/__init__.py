@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,4 +17,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from gatekeeper.runtime import Runtime
     from gatekeeper.web import build_app
 
-    return build_app(Runtime(settings or Settings.from_env()))
+    runtime = Runtime(settings or Settings.from_env())
+    if not runtime.settings.dpia_required:
+        logging.getLogger("gatekeeper").warning(
+            "GATEKEEPER_DPIA_REQUIRED=0: faces are matched without a recorded DPIA"
+        )
+    return build_app(runtime)

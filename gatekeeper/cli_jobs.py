@@ -456,12 +456,12 @@ def purge_reports(ctx: click.Context, as_json: bool) -> None:
 def people_leave(ctx: click.Context, external_id: str, on: datetime) -> None:
     """Record that EXTERNAL_ID leaves on a day: it starts their retention clocks."""
     from consent_db.session import unit_of_work
-    from gatekeeper.services import purge as purge_service
+    from gatekeeper.services import leaving as leaving_service
 
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
-            purge_service.record_leaving(session, external_id, on.date(), now=_now(), actor=_actor())
+            leaving_service.record_leaving(session, external_id, on.date(), now=_now(), actor=_actor())
     except GatekeeperError as exc:
         _fail(exc)
     click.echo(f"{external_id} leaves on {on.date().isoformat()}")

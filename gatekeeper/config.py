@@ -10,39 +10,62 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gatekeeper import policy
 from gatekeeper.errors import ConfigError
+from gatekeeper.policy import BIOMETRIC_RULES, LAWFUL_BASES, UNKNOWN_FACES
 
 DEFAULT_CHANNELS = ("website", "social_media", "print", "press", "internal")
 AGE_THRESHOLDS = (13, 16, 18)
 DEV_SECRET = "dev-only-not-secret"
+# The longest edge of a published copy, per channel: a website or a feed shows about 2,000 px;
+# a channel not listed (print, press) gets the full size. Sub-channels follow their parent.
+DEFAULT_OUTPUT_SIZES = (("website", 2048), ("social_media", 2048), ("internal", 2048))
 _CHANNEL_RE = re.compile(r"^[a-z][a-z0-9_]*(:[a-z0-9_]+)?$")
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The instance folder when GATEKEEPER_HOME is not set, the same wherever the command starts.
+
+    Run from a checkout (the scripts, `uv run`): its `instance/` folder. Installed as a package:
+    `consent-gatekeeper/instance` in the user's data folder ($XDG_DATA_HOME or ~/.local/share).
+    """
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "migrations").is_dir():
+        return checkout / "instance"
+    env = os.environ if environ is None else environ
+    data = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "consent-gatekeeper" / "instance"
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything the gatekeeper can be configured with (see the README's table)."""
 
-    home: Path = Path("instance")
+    home: Path = field(default_factory=default_home)
     database_url: str = ""
     originals_url: str = ""
     published_url: str = ""
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     cover_channels: tuple[str, ...] = ()
     # Face distances (dlib 128-d, Euclidean). Chosen from the corpus measurement in docs/faces.md.
-    accept_distance: float = 0.55
-    review_distance: float = 0.65
-    margin: float = 0.08
-    min_face_px: int = 40
-    max_faces: int = 200
-    face_time_limit: float = 30.0
+    accept_distance: float = policy.ACCEPT_DISTANCE
+    review_distance: float = policy.REVIEW_DISTANCE
+    margin: float = policy.MARGIN
+    min_face_px: int = policy.MIN_FACE_PX
+    max_faces: int = policy.MAX_FACES
+    face_time_limit: float = policy.FACE_TIME_LIMIT_S
     age_threshold: int = 18
     max_pixels: int = 50_000_000
     max_bytes: int = 100 * 1024 * 1024
     jpeg_quality: int = 92
+    # Faces down to this width (px of the copy that will be published) are searched for, at any angle.
+    min_detect_px: int = policy.MIN_DETECT_PX
+    probe_step: int = policy.PROBE_STEP
+    output_sizes: tuple[tuple[str, int], ...] = DEFAULT_OUTPUT_SIZES
     env: str = "development"
     secret_key: str = DEV_SECRET
     # Background jobs: empty queue_url means SqliteHuey in the instance folder.
@@ -60,6 +83,20 @@ class Settings:
     retention_taken_down_days: int = 30
     retention_template_days: int = 0
     worker_face_cores: int = 1
+    # The web app: where people reach it (withdrawal links), idle session timeout, rate limits.
+    public_url: str = "http://127.0.0.1:8000"
+    session_minutes: int = 30
+    rate_limit_url: str = "memory://"
+    withdraw_rate_limit: str = "5 per minute;30 per hour"
+    public_page_rate_limit: str = "60 per minute"
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none).
+    proxy_hops: int = 0
+    # UK rules (docs/uk-rules.md).
+    biometric_rules: str = "pofa"
+    reconsent_grace_days: int = 30
+    lawful_bases: tuple[tuple[str, str], ...] = ()
+    unknown_faces: str = "block"
+    dpia_required: bool = True
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -87,12 +124,33 @@ class Settings:
             raise ConfigError("refusing to run in production with the development secret key")
         if not self.channels:
             raise ConfigError("at least one channel must be configured")
+        if not re.match(r"^https?://[^/\s]+", self.public_url):
+            raise ConfigError(f"GATEKEEPER_PUBLIC_URL must be an http(s) URL (got {self.public_url!r})")
+        if not re.match(r"^(memory|redis|rediss)://", self.rate_limit_url):
+            raise ConfigError(
+                f"GATEKEEPER_RATE_LIMIT_URL must be memory:// or a redis:// URL (got {self.rate_limit_url!r})"
+            )
         for name in self.channels:
             if not _CHANNEL_RE.match(name):
                 raise ConfigError(f"invalid channel name {name!r}: lower-case letters, digits, '_', one ':'")
         for name in self.cover_channels:
             if name not in self.channels:
                 raise ConfigError(f"cover channel {name!r} is not in the channel list {self.channels}")
+        if not 0 <= self.proxy_hops <= 5:
+            raise ConfigError(f"GATEKEEPER_PROXY_HOPS must be 0..5 (got {self.proxy_hops})")
+        if self.biometric_rules not in BIOMETRIC_RULES:
+            raise ConfigError(
+                f"biometric rules must be one of {BIOMETRIC_RULES} (got {self.biometric_rules!r})"
+            )
+        if self.unknown_faces not in UNKNOWN_FACES:
+            raise ConfigError(f"unknown faces must be one of {UNKNOWN_FACES} (got {self.unknown_faces!r})")
+        if self.reconsent_grace_days < 0:
+            raise ConfigError(f"reconsent grace days must not be negative (got {self.reconsent_grace_days})")
+        for name, basis in self.lawful_bases:
+            if name not in self.channels:
+                raise ConfigError(f"lawful basis given for {name!r}, which is not in the channel list")
+            if basis not in LAWFUL_BASES:
+                raise ConfigError(f"lawful basis of {name!r} must be one of {LAWFUL_BASES} (got {basis!r})")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"JPEG quality must be 1..100 (got {self.jpeg_quality})")
         if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://")):
@@ -124,6 +182,21 @@ class Settings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"unknown time zone {self.timezone!r} (GATEKEEPER_TIMEZONE)") from None
+        for name, edge in self.output_sizes:
+            if (name, edge) in DEFAULT_OUTPUT_SIZES:
+                continue  # a default for a channel this organisation may not use
+            if name.split(":")[0] not in self.channels and name not in self.channels:
+                raise ConfigError(f"output size for {name!r}: not in the channel list {self.channels}")
+            if edge != 0 and edge < 256:
+                raise ConfigError(f"output size for {name!r} must be at least 256 px, or 0 for full size")
+        if self.probe_step not in policy.PROBE_STEPS:
+            raise ConfigError(
+                f"probe step must be one of {policy.PROBE_STEPS} degrees (got {self.probe_step})"
+            )
+        if not 8 <= self.min_detect_px <= self.min_face_px:
+            raise ConfigError(
+                f"min_detect_px must be 8..min_face_px ({self.min_face_px}) (got {self.min_detect_px})"
+            )
         if not self.face_time_limit > 0:
             raise ConfigError(f"face_time_limit must be positive (got {self.face_time_limit})")
         for label, value in (
@@ -131,9 +204,16 @@ class Settings:
             ("max_faces", self.max_faces),
             ("max_pixels", self.max_pixels),
             ("max_bytes", self.max_bytes),
+            ("session_minutes", self.session_minutes),
         ):
             if value <= 0:
                 raise ConfigError(f"{label} must be positive (got {value})")
+
+    def long_edge(self, channel: str) -> int | None:
+        """The longest edge of a copy on `channel` (else its parent's); None: full size."""
+        sizes = dict(self.output_sizes)
+        edge = sizes.get(channel, sizes.get(channel.split(":")[0]))
+        return edge or None
 
     @property
     def instance_path(self) -> Path:
@@ -146,8 +226,8 @@ class Settings:
         env = os.environ if environ is None else environ
         get = env.get
         kwargs: dict[str, object] = {}
-        if (v := get("GATEKEEPER_HOME")) is not None:
-            kwargs["home"] = Path(v)
+        home = get("GATEKEEPER_HOME")
+        kwargs["home"] = Path(home) if home else default_home(env)
         for key, name in (
             ("database_url", "GATEKEEPER_DATABASE_URL"),
             ("originals_url", "GATEKEEPER_ORIGINALS_URL"),
@@ -159,9 +239,21 @@ class Settings:
             ("recheck_schedule", "GATEKEEPER_RECHECK_SCHEDULE"),
             ("timezone", "GATEKEEPER_TIMEZONE"),
             ("purge_schedule", "GATEKEEPER_PURGE_SCHEDULE"),
+            ("public_url", "GATEKEEPER_PUBLIC_URL"),
+            ("rate_limit_url", "GATEKEEPER_RATE_LIMIT_URL"),
+            ("withdraw_rate_limit", "GATEKEEPER_WITHDRAW_RATE_LIMIT"),
+            ("public_page_rate_limit", "GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT"),
         ):
             if (v := get(name)) is not None and v != "":
                 kwargs[key] = v
+        if (v := get("GATEKEEPER_BIOMETRIC_RULES")) is not None and v.strip():
+            kwargs["biometric_rules"] = v.strip()
+        if (v := get("GATEKEEPER_UNKNOWN_FACES")) is not None and v.strip():
+            kwargs["unknown_faces"] = v.strip()
+        if (v := get("GATEKEEPER_LAWFUL_BASES")) is not None and v.strip():
+            kwargs["lawful_bases"] = parse_lawful_bases(v)
+        if (v := get("GATEKEEPER_DPIA_REQUIRED")) is not None:
+            kwargs["dpia_required"] = _parse_bool("GATEKEEPER_DPIA_REQUIRED", v)
         if (v := get("GATEKEEPER_CHANNELS")) is not None:
             kwargs["channels"] = parse_channels(v)
         if (v := get("GATEKEEPER_COVER_CHANNELS")) is not None and v.strip():
@@ -175,7 +267,14 @@ class Settings:
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_float(name, v)
+        if (v := get("GATEKEEPER_OUTPUT_SIZES")) is not None:
+            # Given channels override the defaults; the others keep theirs.
+            kwargs["output_sizes"] = tuple(
+                {**dict(DEFAULT_OUTPUT_SIZES), **dict(parse_output_sizes(v))}.items()
+            )
         for key, name in (
+            ("min_detect_px", "GATEKEEPER_MIN_DETECT_PX"),
+            ("probe_step", "GATEKEEPER_PROBE_STEP"),
             ("min_face_px", "GATEKEEPER_MIN_FACE_PX"),
             ("max_faces", "GATEKEEPER_MAX_FACES"),
             ("age_threshold", "GATEKEEPER_AGE_THRESHOLD"),
@@ -189,6 +288,9 @@ class Settings:
             ("retention_taken_down_days", "GATEKEEPER_RETENTION_TAKEN_DOWN_DAYS"),
             ("retention_template_days", "GATEKEEPER_RETENTION_TEMPLATE_DAYS"),
             ("worker_face_cores", "GATEKEEPER_WORKER_FACE_CORES"),
+            ("session_minutes", "GATEKEEPER_SESSION_MINUTES"),
+            ("proxy_hops", "GATEKEEPER_PROXY_HOPS"),
+            ("reconsent_grace_days", "GATEKEEPER_RECONSENT_GRACE_DAYS"),
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_int(name, v)
@@ -203,6 +305,39 @@ def parse_channels(value: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ConfigError(f"channel list repeats a channel: {value!r}")
     return names
+
+
+def parse_output_sizes(value: str) -> tuple[tuple[str, int], ...]:
+    """Parse `channel=PX,...` (0: full size); raises ConfigError."""
+    sizes = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        name, sep, px = item.partition("=")
+        if not sep or not _CHANNEL_RE.match(name.strip()):
+            raise ConfigError(f"GATEKEEPER_OUTPUT_SIZES: expected channel=PX, got {item!r}")
+        sizes.append((name.strip(), _parse_int("GATEKEEPER_OUTPUT_SIZES", px.strip())))
+    return tuple(sizes)
+
+
+def parse_lawful_bases(value: str) -> tuple[tuple[str, str], ...]:
+    """Parse `channel=basis,channel=basis`; raises ConfigError."""
+    pairs = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        name, sep, basis = part.partition("=")
+        if not sep:
+            raise ConfigError(f"lawful basis {part!r} must be written channel=basis")
+        pairs.append((name.strip(), basis.strip()))
+    return tuple(pairs)
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (got {value!r})")
 
 
 def _parse_int(name: str, value: str) -> int:

@@ -64,6 +64,16 @@ class FaceNotFoundError(NotFoundError):
         self.face_id = face_id
 
 
+class PhotoNotFoundError(NotFoundError):
+    """No photo has the given id."""
+
+    code = "photo_not_found"
+
+    def __init__(self, photo_id: int) -> None:
+        super().__init__(f"no photo with id {photo_id}")
+        self.photo_id = photo_id
+
+
 # --- input and configuration ---------------------------------------------------------------------
 
 
@@ -95,6 +105,30 @@ class UnknownChannelError(InvalidInputError):
         )
         self.channel = channel
         self.allowed = allowed
+
+
+class StaleDecisionError(InvalidInputError):
+    """A review was given against a decision that is no longer the photo's latest."""
+
+    code = "stale_decision"
+
+    def __init__(self, decision_id: int, latest_id: int) -> None:
+        super().__init__(
+            f"decision {decision_id} is no longer the photo's latest (decision {latest_id} is): "
+            "look at the photo again",
+            field="decision",
+        )
+        self.decision_id = decision_id
+        self.latest_id = latest_id
+
+
+class DpiaRequiredError(GatekeeperError):
+    """Face matching or enrolment was asked for before a DPIA was recorded."""
+
+    code = "dpia_required"
+
+    def __init__(self) -> None:
+        super().__init__("no DPIA is recorded: faces are not matched and nobody is enrolled until one is")
 
 
 # --- media -----------------------------------------------------------------------------------------
@@ -197,3 +231,26 @@ class InvalidKeyError(StorageError):
 
     code = "invalid_key"
     transient = False
+
+
+# --- staff accounts and the public form ------------------------------------------------------------
+
+
+class StaffUserNotFoundError(NotFoundError):
+    """No staff account has the given username."""
+
+    code = "user_not_found"
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"no staff account named {username!r}")
+        self.username = username
+
+
+class WithdrawalRequestNotFoundError(NotFoundError):
+    """No withdrawal request has the given reference."""
+
+    code = "request_not_found"
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"no withdrawal request with reference {reference!r}")
+        self.reference = reference

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
-from typing import Final, Literal
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Final, Literal, get_args
 
 # --- reason codes ----------------------------------------------------------------------------------
 
@@ -27,6 +27,7 @@ FACES_COVERED: Final = "faces_covered"
 COVER_FAILED: Final = "cover_failed"
 CLEAN_COPY_FAILED: Final = "clean_copy_failed"
 CONSENT_CHANGED: Final = "consent_changed"
+ANALYSIS_TOO_COARSE: Final = "analysis_too_coarse"
 NO_CONSENT_FOR_CHANNEL: Final = "no_consent_for_channel"
 CONSENT_WITHDRAWN: Final = "consent_withdrawn"
 CONSENT_EXPIRED: Final = "consent_expired"
@@ -36,6 +37,10 @@ DATE_OF_BIRTH_UNKNOWN: Final = "date_of_birth_unknown"
 SAFEGUARDING: Final = "safeguarding"
 PERSON_ERASED: Final = "person_erased"
 UNREADABLE_IMAGE: Final = "unreadable_image"
+RECONSENT_REQUIRED: Final = "reconsent_required"
+OBJECTED: Final = "objected"
+PERSON_LEFT: Final = "person_left"
+MATCHING_DISABLED: Final = "matching_disabled"
 
 REASON_CODES: Final = (
     UNKNOWN_FACE,
@@ -48,6 +53,7 @@ REASON_CODES: Final = (
     COVER_FAILED,
     CLEAN_COPY_FAILED,
     CONSENT_CHANGED,
+    ANALYSIS_TOO_COARSE,
     NO_CONSENT_FOR_CHANNEL,
     CONSENT_WITHDRAWN,
     CONSENT_EXPIRED,
@@ -57,21 +63,99 @@ REASON_CODES: Final = (
     SAFEGUARDING,
     PERSON_ERASED,
     UNREADABLE_IMAGE,
+    RECONSENT_REQUIRED,
+    OBJECTED,
+    PERSON_LEFT,
+    MATCHING_DISABLED,
+)
+
+# Why a person's face may not be matched (their templates may not be made or used).
+BIOMETRIC_REFUSED: Final = "biometric_refused"
+BIOMETRIC_OBJECTION: Final = "biometric_objection"
+BIOMETRIC_CONSENT_REQUIRED: Final = "biometric_consent_required"
+PARENT_BIOMETRIC_CONSENT_REQUIRED: Final = "parent_biometric_consent_required"
+BIOMETRIC_REASON_CODES: Final = (
+    BIOMETRIC_REFUSED,
+    BIOMETRIC_OBJECTION,
+    BIOMETRIC_CONSENT_REQUIRED,
+    PARENT_BIOMETRIC_CONSENT_REQUIRED,
+    DATE_OF_BIRTH_UNKNOWN,
 )
 # Work limits: analysis stopped early, so some of the photo was never examined.
 LIMIT_REASONS: Final = frozenset({TOO_MANY_FACES, TIME_LIMIT})
 
 Verdict = Literal["publishable", "blocked", "review"]
-Outcome = Literal["consented", "no_consent", "unknown", "uncertain"]
-Action = Literal["grant", "withdraw"]
+Outcome = Literal["consented", "no_consent", "unknown", "uncertain", "not_a_face"]
+Action = Literal["grant", "withdraw", "object"]
+BiometricAction = Literal["grant", "withdraw", "object", "refuse"]
 GrantedBy = Literal["self", "parent", "guardian"]
 Named = Literal["yes", "first_name", "no"]
 PersonStatus = Literal["active", "left", "erased"]
+LawfulBasis = Literal["consent", "public_task", "legitimate_interests"]
+BiometricRules = Literal["pofa", "gdpr"]
+UnknownFaces = Literal["block", "review"]
+# A reviewer's word on a face: it is this person, someone not enrolled, or no face at all.
+Resolution = Literal["person", "stranger", "not_a_face"]
+
+# The vocabularies, each defined once: the Literal types above are the source, these tuples are what
+# parsers, command-line choices and documentation list.
+VERDICTS: Final[tuple[str, ...]] = get_args(Verdict)
+OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
+ACTIONS: Final[tuple[str, ...]] = get_args(Action)
+BIOMETRIC_ACTIONS: Final[tuple[str, ...]] = get_args(BiometricAction)
+LAWFUL_BASES: Final[tuple[str, ...]] = get_args(LawfulBasis)
+BIOMETRIC_RULES: Final[tuple[str, ...]] = get_args(BiometricRules)
+UNKNOWN_FACES: Final[tuple[str, ...]] = get_args(UnknownFaces)
+RESOLUTIONS: Final[tuple[str, ...]] = get_args(Resolution)
+GRANTED_BY: Final[tuple[str, ...]] = get_args(GrantedBy)
+NAMED: Final[tuple[str, ...]] = get_args(Named)
+PERSON_STATUSES: Final[tuple[str, ...]] = get_args(PersonStatus)
 
 PUBLISHABLE: Final = "publishable"
 BLOCKED: Final = "blocked"
 REVIEW: Final = "review"
 GUARDIANS: Final = frozenset({"parent", "guardian"})
+# POFA 2012 s. 26 applies to children, i.e. under-18s, whatever the publication age threshold.
+POFA_ADULT_AGE: Final = 18
+
+
+# --- thresholds: the defaults, defined here once (Settings, Policy and the face engine use them) -------
+
+# Face distances (dlib 128-d, Euclidean), stricter than face_recognition's 0.6: docs/faces.md.
+ACCEPT_DISTANCE: Final = 0.55
+REVIEW_DISTANCE: Final = 0.65
+MARGIN: Final = 0.08
+# A face whose shorter side is under this many pixels (of the analysed copy) is never identified.
+MIN_FACE_PX: Final = 40
+# The smallest face searched for, at any angle, in pixels of the copy that will be published.
+MIN_DETECT_PX: Final = 32
+# Photos are searched turned by every multiple of this many degrees: at 45° every corpus face from
+# 32 px is found at every angle; 90° is about 2.8x cheaper and misses some small faces tilted
+# near 45° (docs/faces.md, "Faces at any angle").
+PROBE_STEP: Final = 45
+PROBE_STEPS: Final = (45, 90)
+# Work limits per photo: past either, analysis stops and the photo goes to review.
+MAX_FACES: Final = 200
+# Searching every 45° costs about 13x an upright search: a 12 MP photo for print takes about 40 s
+# on two cores (docs/faces.md).
+FACE_TIME_LIMIT_S: Final = 90.0
+
+
+def smallest_face_found(analysis_scale: float, min_detect_px: int) -> float:
+    """The smallest face (px of the full photo) an analysis at `analysis_scale` is sure to have found."""
+    return min_detect_px / analysis_scale
+
+
+def is_fine_enough(
+    analysis_scale: float, analysed_min_px: int, output_scale: float, output_min_px: int
+) -> bool:
+    """Whether an analysis found every face that the copy at `output_scale` must be searched for.
+
+    A photo analysed for a channel with small copies must be analysed again, at the finer scale,
+    before it goes to a channel with larger ones.
+    """
+    needed = smallest_face_found(output_scale, output_min_px)
+    return smallest_face_found(analysis_scale, analysed_min_px) <= needed * (1 + 1e-9)
 
 
 # --- inputs ----------------------------------------------------------------------------------------
@@ -81,12 +165,26 @@ GUARDIANS: Final = frozenset({"parent", "guardian"})
 class Policy:
     """The organisation's rules that the decision applies."""
 
-    accept_distance: float = 0.55
-    review_distance: float = 0.65
-    margin: float = 0.08
+    accept_distance: float = ACCEPT_DISTANCE
+    review_distance: float = REVIEW_DISTANCE
+    margin: float = MARGIN
     age_threshold: int = 18
     # Channels (and their sub-channels) on which unconsented faces may be covered instead of blocking.
     cover_channels: frozenset[str] = frozenset()
+    # Days after reaching the age threshold during which a parent's consent still holds.
+    reconsent_grace_days: int = 30
+    # Lawful basis of each channel that is not `consent` (a sub-channel takes its parent's).
+    lawful_bases: tuple[tuple[str, LawfulBasis], ...] = ()
+    # False until a DPIA is recorded (when one is required): no face is matched.
+    matching_enabled: bool = True
+    # What an unknown face does to a photo: blocks it, or sends it to a reviewer.
+    unknown_faces: UnknownFaces = "block"
+    biometric_rules: BiometricRules = "pofa"
+
+    def lawful_basis(self, channel: str) -> LawfulBasis:
+        """The lawful basis for publishing on `channel` (a sub-channel inherits its parent's)."""
+        bases = dict(self.lawful_bases)
+        return bases.get(channel) or bases.get(parent_channel(channel) or "", "consent")
 
     def allows_cover(self, channel: str) -> bool:
         """True when unconsented faces may be covered on `channel`."""
@@ -102,15 +200,41 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Review:
+    """A reviewer's identification of a face by eye, made without face matching.
+
+    `person`: the face is that person (`person` is their key), whatever the distances say and
+    whether or not their face may be matched. `stranger`: someone who is not enrolled, or not
+    recognised; the face stays unknown and blocks. `not_a_face`: the detection is not a face and
+    plays no part in the decision.
+    """
+
+    resolution: Resolution
+    person: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.resolution == "person") != (self.person is not None):
+            raise ValueError("a review names a person exactly when its resolution is `person`")
+
+
+@dataclass(frozen=True)
 class FaceInput:
     """A detected face: candidates are best-per-person, nearest first.
 
-    Faces that cannot be identified (too small, or only probably a face) have no candidates.
+    Faces that cannot be identified (too small, or only probably a face) have no candidates. A face
+    a reviewer has identified carries the `review`, which decides who it is.
     """
 
     candidates: tuple[Candidate, ...] = ()
     too_small: bool = False
     possible: bool = False
+    review: Review | None = None
+
+    @property
+    def people(self) -> tuple[str, ...]:
+        """Every person this face may be: its candidates and the person a reviewer named."""
+        named = (self.review.person,) if self.review is not None and self.review.person else ()
+        return (*(c.person for c in self.candidates), *named)
 
 
 @dataclass(frozen=True)
@@ -128,6 +252,23 @@ class ConsentRecord:
     granted_by: GrantedBy = "self"
     valid_until: datetime | None = None
     named: Named = "no"
+    # A grant that explicitly continues after the person leaves (an alumni consent, say).
+    survives_leaving: bool = False
+
+
+@dataclass(frozen=True)
+class BiometricRecord:
+    """One answer about face matching from one person: the learner (`self`) or a named parent.
+
+    Each giver's latest answer counts: `grant` is written consent, `withdraw` takes it back,
+    `object` is a parent's objection, `refuse` the learner's refusal.
+    """
+
+    action: BiometricAction
+    by: GrantedBy
+    at: datetime
+    by_name: str | None = None
+    sequence: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +280,11 @@ class PersonState:
     records: tuple[ConsentRecord, ...] = ()
     status: PersonStatus = "active"
     safeguarding: bool = False
+    # The day the person left; their consent ends with it unless a grant says otherwise.
+    left_on: date | None = None
+    # False when the person's face may not be matched (biometric consent refused, objected to or
+    # lapsed): a face nearest to them is treated as unknown, never as them.
+    matchable: bool = True
 
 
 # --- outputs ---------------------------------------------------------------------------------------
@@ -153,6 +299,8 @@ class FaceVerdict:
     distance: float | None
     reasons: tuple[str, ...]
     covered: bool = False
+    # True when a reviewer identified the face (or dismissed it); the distance rules played no part.
+    reviewed: bool = False
 
     @property
     def is_publishable(self) -> bool:
@@ -199,6 +347,27 @@ def current_record(records: Iterable[ConsentRecord], channel: str, moment: datet
     return max(applicable, key=lambda r: (r.at, r.sequence))
 
 
+def start_of_day(day: date) -> datetime:
+    """Midnight UTC at the start of `day`."""
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def coming_of_age(date_of_birth: date, age: int) -> date:
+    """The day a person born on `date_of_birth` reaches `age` (29 February: 1 March)."""
+    try:
+        return date_of_birth.replace(year=date_of_birth.year + age)
+    except ValueError:
+        return date(date_of_birth.year + age, 3, 1)
+
+
+def reconsent_due(state: PersonState, policy: Policy) -> datetime | None:
+    """When a parent's or guardian's consent for this person lapses; None when it never does."""
+    if state.date_of_birth is None:
+        return None
+    reached = coming_of_age(state.date_of_birth, policy.age_threshold)
+    return start_of_day(reached + timedelta(days=policy.reconsent_grace_days))
+
+
 def consent_reasons(state: PersonState, channel: str, moment: datetime, policy: Policy) -> tuple[str, ...]:
     """Why `state`'s person may not appear on `channel` at `moment`; empty when they may."""
     if state.status == "erased":
@@ -212,6 +381,10 @@ def consent_reasons(state: PersonState, channel: str, moment: datetime, policy: 
         reasons.append(CONSENT_NOT_YET_VALID if future else NO_CONSENT_FOR_CHANNEL)
     elif record.action == "withdraw":
         reasons.append(CONSENT_WITHDRAWN)
+    elif record.action == "object":
+        # An objection blocks whatever the channel's lawful basis: on a consent channel it is
+        # recorded as a withdrawal, so only public-task and legitimate-interest channels see it.
+        reasons.append(OBJECTED)
     else:
         if record.valid_until is not None and moment >= record.valid_until:
             reasons.append(CONSENT_EXPIRED)
@@ -220,6 +393,52 @@ def consent_reasons(state: PersonState, channel: str, moment: datetime, policy: 
                 reasons.append(DATE_OF_BIRTH_UNKNOWN)
             elif age_on(state.date_of_birth, record.at.date()) < policy.age_threshold:
                 reasons.append(GUARDIAN_CONSENT_REQUIRED)
+        else:
+            lapses = reconsent_due(state, policy)
+            if lapses is not None and moment >= lapses:
+                reasons.append(RECONSENT_REQUIRED)
+        if (
+            state.left_on is not None
+            and not record.survives_leaving
+            and moment >= start_of_day(state.left_on + timedelta(days=1))
+        ):
+            reasons.append(PERSON_LEFT)
+    return tuple(reasons)
+
+
+def objection_action(channel: str, policy: Policy) -> Action:
+    """How an objection to publication on `channel` is recorded: an objection where the lawful basis
+    is public task or legitimate interests, a withdrawal where it is consent."""
+    return "withdraw" if policy.lawful_basis(channel) == "consent" else "object"
+
+
+def biometric_reasons(
+    date_of_birth: date | None, records: Iterable[BiometricRecord], moment: datetime, rules: BiometricRules
+) -> tuple[str, ...]:
+    """Why a person's face may not be matched at `moment`; empty when it may.
+
+    Each giver's latest answer counts and the most restrictive wins: a learner's refusal (at any
+    age) or any parent's objection stops matching. Under `pofa`, a child (under 18, or of unknown
+    age) needs at least one parent's or guardian's written consent; an adult, and everyone under
+    `gdpr`, needs their own.
+    """
+    answers: dict[tuple[str, str | None], BiometricRecord] = {}
+    for record in sorted((r for r in records if r.at <= moment), key=lambda r: (r.at, r.sequence)):
+        giver = (record.by, record.by_name if record.by in GUARDIANS else None)
+        answers[giver] = record
+    current = list(answers.values())
+    reasons: list[str] = []
+    if any(r.by == "self" and r.action in ("refuse", "object") for r in current):
+        reasons.append(BIOMETRIC_REFUSED)
+    if any(r.by in GUARDIANS and r.action in ("object", "refuse") for r in current):
+        reasons.append(BIOMETRIC_OBJECTION)
+    own = any(r.by == "self" and r.action == "grant" for r in current)
+    parental = any(r.by in GUARDIANS and r.action == "grant" for r in current)
+    if rules == "pofa" and (date_of_birth is None or age_on(date_of_birth, moment.date()) < POFA_ADULT_AGE):
+        if not parental:
+            reasons.append(PARENT_BIOMETRIC_CONSENT_REQUIRED)
+    elif not own:
+        reasons.append(BIOMETRIC_CONSENT_REQUIRED)
     return tuple(reasons)
 
 
@@ -244,7 +463,15 @@ def identify(face: FaceInput, policy: Policy) -> tuple[Outcome | None, Candidate
 def decide_face(
     face: FaceInput, people: Mapping[str, PersonState], channel: str, moment: datetime, policy: Policy
 ) -> FaceVerdict:
-    """The verdict for one face on `channel` at `moment`."""
+    """The verdict for one face on `channel` at `moment`.
+
+    A reviewer's identification decides who the face is, never whether it may appear: the consent
+    rules decide that as for any identified face.
+    """
+    if face.review is not None:
+        return decide_reviewed(face.review, people, channel, moment, policy)
+    if not policy.matching_enabled:
+        return FaceVerdict("uncertain", None, None, (MATCHING_DISABLED,))
     outcome, best, reasons = identify(face, policy)
     distance = best.distance if best is not None else None
     if outcome is not None:
@@ -255,10 +482,32 @@ def decide_face(
     if state is None:
         # A template without a person record is a data fault: fail closed.
         return FaceVerdict("no_consent", best.person, distance, (NO_CONSENT_FOR_CHANNEL,))
+    if not state.matchable:
+        return FaceVerdict("unknown", None, None, (UNKNOWN_FACE,))
     blockers = consent_reasons(state, channel, moment, policy)
     if blockers:
         return FaceVerdict("no_consent", best.person, distance, blockers)
     return FaceVerdict("consented", best.person, distance, ())
+
+
+def decide_reviewed(
+    review: Review, people: Mapping[str, PersonState], channel: str, moment: datetime, policy: Policy
+) -> FaceVerdict:
+    """The verdict for a face a reviewer identified by eye: their word on who, the rules on whether.
+
+    Identified by eye is not face matching, so it holds for a person whose face may not be matched
+    (biometric consent refused) and before a DPIA is recorded.
+    """
+    if review.resolution == "not_a_face":
+        return FaceVerdict("not_a_face", None, None, (), reviewed=True)
+    if review.resolution == "stranger" or review.person is None:
+        return FaceVerdict("unknown", None, None, (UNKNOWN_FACE,), reviewed=True)
+    state = people.get(review.person)
+    if state is None:
+        return FaceVerdict("no_consent", review.person, None, (NO_CONSENT_FOR_CHANNEL,), reviewed=True)
+    blockers = consent_reasons(state, channel, moment, policy)
+    outcome: Outcome = "no_consent" if blockers else "consented"
+    return FaceVerdict(outcome, review.person, None, blockers, reviewed=True)
 
 
 def decide(
@@ -274,23 +523,31 @@ def decide(
     On a channel that allows covering, faces that may not appear are covered instead of blocking,
     except a safeguarding-flagged person, who is never published in any form. `limit` is set when
     analysis stopped early (too many faces, time): part of the photo was never examined, so it is
-    never publishable.
+    never publishable. A face a reviewer marked `not_a_face` plays no part; one marked a stranger
+    blocks even where unknown faces go to review (a reviewer has looked: there is nothing to review).
     """
+    if not policy.matching_enabled and not any(face.review is not None for face in faces):
+        verdicts = tuple(FaceVerdict("uncertain", None, None, (MATCHING_DISABLED,)) for _ in faces)
+        disabled = (MATCHING_DISABLED,) if faces else ()
+        return PhotoVerdict("review" if faces else "publishable", disabled, verdicts)
     verdicts = tuple(decide_face(face, people, channel, moment, policy) for face in faces)
     if policy.allows_cover(channel):
         verdicts = tuple(
             replace(v, covered=True) if _excluded(v) and SAFEGUARDING not in v.reasons else v
             for v in verdicts
         )
-    visible = [v for v in verdicts if not v.covered]
+    visible = [v for v in verdicts if not v.covered and v.outcome != "not_a_face"]
     reasons = list(_unique(reason for v in visible for reason in v.reasons))
     if any(v.covered for v in verdicts):
         reasons.append(FACES_COVERED)
     if limit is not None:
         reasons.append(limit)
-    if any(_excluded(v) for v in visible):
+    review_unknown = policy.unknown_faces == "review"
+    if any(
+        _excluded(v) and not (review_unknown and v.outcome == "unknown" and not v.reviewed) for v in visible
+    ):
         verdict: Verdict = "blocked"
-    elif any(v.outcome == "uncertain" for v in visible) or limit is not None:
+    elif any(v.outcome in ("uncertain", "unknown") for v in visible) or limit is not None:
         verdict = "review"
     else:
         verdict = "publishable"

@@ -67,6 +67,8 @@ class Runtime:
         settings = self.settings
         return DlibFaceEngine(
             min_face_px=settings.min_face_px,
+            min_detect_px=settings.min_detect_px,
+            probe_step=settings.probe_step,
             max_faces=settings.max_faces,
             time_limit_s=settings.face_time_limit,
             workers=self.face_workers,

@@ -215,7 +215,13 @@ def settings(tmp_home: Path, database_url: str) -> Any:
     """Default settings on an empty instance folder and a fresh database."""
     from gatekeeper.config import Settings
 
-    return Settings(home=tmp_home, database_url=database_url)
+    # Face matching without a recorded DPIA, as a demo would run; tests of the switch turn it on.
+    # Gating tests check verdicts, not the search: they search at 90° steps (about a third of the
+    # work of the default 45°, which tests/faces/test_face_angles.py and test_face_gate_angles.py
+    # use), and the time limit is far off so a loaded machine never turns a verdict into review.
+    return Settings(
+        home=tmp_home, database_url=database_url, dpia_required=False, probe_step=90, face_time_limit=600.0
+    )
 
 
 @pytest.fixture

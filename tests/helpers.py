@@ -11,7 +11,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from gatekeeper.cli import main
-from gatekeeper.services.people import REQUIRED_COLUMNS as COLUMNS
+from gatekeeper.services.people_csv import COLUMNS
 
 # One enrolment photo per identity, never from group/.
 ENROLMENT = {
@@ -77,21 +77,25 @@ def gate_json(runtime: Any, channel: str, *paths: Path, out: Path | None = None)
 
 
 def add_people(runtime: Any, now: Any, *external_ids: str, channels: str = "website") -> dict[str, int]:
-    """Adults without templates who consented to `channels`; their database ids by external id."""
+    """Adults without templates who consented to `channels` and to face matching; their database ids
+    by external id."""
     from sqlalchemy import select
 
     from consent_db.models import Person
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people as people_service
+    from gatekeeper.services import people_csv, people_import
 
     tmp = runtime.settings.instance_path
     csv_path = write_csv(
-        tmp / "seed-people.csv", [person_row(e, None, tmp, channels=channels) for e in external_ids]
+        tmp / "seed-people.csv",
+        [person_row(e, None, tmp, channels=channels, biometric_consent="yes") for e in external_ids],
     )
-    rows, problems = people_service.parse_people_csv(csv_path.read_bytes(), tmp, runtime.settings)
+    rows, problems = people_csv.parse_people_csv(
+        csv_path.read_bytes(), tmp, runtime.settings, today=now.date()
+    )
     assert problems == []
     with unit_of_work(runtime.sessions) as session:
-        people_service.import_people(
+        people_import.import_people(
             session, rows, engine=None, settings=runtime.settings, now=now, actor="t", source="t"
         )
         found = session.scalars(select(Person).where(Person.external_id.in_(external_ids)))

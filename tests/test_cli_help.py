@@ -41,6 +41,11 @@ def test_the_expected_commands_exist() -> None:
         "worker",
         "jobs",
         "db upgrade",
+        "audit show",
+        "audit export",
+        "audit head",
+        "review list",
+        "review resolve",
     } <= names
 
 

@@ -68,6 +68,11 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         ({"GATEKEEPER_JPEG_QUALITY": "101"}, "JPEG quality"),
         ({"GATEKEEPER_ENV": "staging"}, "GATEKEEPER_ENV"),
         ({"GATEKEEPER_ENV": "production"}, "development secret"),
+        ({"GATEKEEPER_PROBE_STEP": "30"}, "probe step must be one of"),
+        ({"GATEKEEPER_MIN_DETECT_PX": "48"}, "min_detect_px must be 8..min_face_px"),
+        ({"GATEKEEPER_OUTPUT_SIZES": "website"}, "expected channel=PX"),
+        ({"GATEKEEPER_OUTPUT_SIZES": "billboards=4000"}, "not in the channel list"),
+        ({"GATEKEEPER_OUTPUT_SIZES": "website=100"}, "at least 256 px"),
     ],
 )
 def test_bad_values_stop_start_up_with_a_clear_message(
@@ -75,6 +80,31 @@ def test_bad_values_stop_start_up_with_a_clear_message(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({"GATEKEEPER_HOME": str(tmp_path), **env})
+
+
+def test_each_channel_has_its_largest_copy_and_sub_channels_follow_their_parent(tmp_path: Path) -> None:
+    defaults = Settings.from_env({"GATEKEEPER_HOME": str(tmp_path)})
+    changed = Settings.from_env(
+        {
+            "GATEKEEPER_HOME": str(tmp_path),
+            "GATEKEEPER_OUTPUT_SIZES": "website=1600, print=3000, social_media=0",
+        }
+    )
+
+    assert [defaults.long_edge(c) for c in ("website", "social_media:instagram", "print", "press")] == [
+        2048,
+        2048,
+        None,
+        None,
+    ]
+    # Given channels change; the others keep their defaults (internal stays 2048).
+    assert [changed.long_edge(c) for c in ("website", "social_media", "print", "internal")] == [
+        1600,
+        None,
+        3000,
+        2048,
+    ]
+    assert (defaults.min_detect_px, defaults.probe_step) == (32, 45)
 
 
 def test_production_runs_with_a_real_secret(tmp_path: Path) -> None:

@@ -41,9 +41,9 @@ def test_workers_killed_mid_publish_then_recovered_leave_a_consistent_state(
     ]
     # Ann withdrew before any publish job ran: none of her photos may appear, whatever happens.
     with unit_of_work(on_s3.sessions) as session:
-        from gatekeeper.services import people as people_service
+        from gatekeeper.services import consent as consent_service
 
-        people_service.withdraw_consent(session, "ann", [], settings=on_s3.settings, now=now, actor="t")
+        consent_service.withdraw_consent(session, "ann", [], settings=on_s3.settings, now=now, actor="t")
     queue = JobQueue(on_s3)
     with unit_of_work(on_s3.sessions) as session:
         for photo_id in photos:

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import io
 import json
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,12 @@ def test_withdrawing_consent_flips_the_verdict(enrolled: Any, corpus: Any) -> No
     assert result.exit_code == 0, result.output
     [line] = gate_json(enrolled, "website", photo)
     assert (line["verdict"], line["reasons"]) == ("blocked", ["consent_withdrawn"])
-    assert run(enrolled, "consent", "grant", "kit_harington", "--channel", "website").exit_code == 0
+    assert (
+        run(
+            enrolled, "consent", "grant", "kit_harington", "--channel", "website", "--granted-by", "self"
+        ).exit_code
+        == 0
+    )
     assert gate_json(enrolled, "website", photo)[0]["verdict"] == "publishable"
 
 
@@ -113,10 +119,19 @@ def test_expired_consent_blocks(runtime: Any, corpus: Any, tmp_path: Path) -> No
 def test_a_sixteen_year_old_consenting_alone_is_blocked_under_an_eighteen_threshold(
     runtime: Any, corpus: Any, tmp_path: Path
 ) -> None:
+    # Dates relative to today (the command line reads the clock): sixteen and a month now, and when
+    # consenting ten days ago, whatever day the test runs.
+    today = date.today()
     csv = enrolment_csv(
         corpus.faces_dir,
         tmp_path,
-        alex_lacamoire={"date_of_birth": "2009-03-01", "granted_on": "2025-09-01", "granted_by": "self"},
+        alex_lacamoire={
+            "date_of_birth": (today - timedelta(days=16 * 365 + 40)).isoformat(),
+            "granted_on": (today - timedelta(days=10)).isoformat(),
+            "granted_by": "self",
+            # Face matching of a learner needs a parent's consent (POFA 2012 s. 26).
+            "biometric_granted_by": "parent",
+        },
     )
     result = run(runtime, "people", "import", csv)
     assert result.exit_code == 0, result.output

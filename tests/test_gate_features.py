@@ -18,8 +18,8 @@ from consent_db.models import Face, Photo
 from consent_db.session import unit_of_work
 from gatekeeper import media
 from gatekeeper.runtime import Runtime
+from gatekeeper.services import consent as consent_service
 from gatekeeper.services import gate as gate_service
-from gatekeeper.services import people as people_service
 from gatekeeper.services import publish as publish_service
 from gatekeeper.storage import LocalBlobStore
 from helpers import enrolment_csv, gate_json, run
@@ -119,7 +119,7 @@ def test_a_covered_copy_is_not_published_once_another_face_needs_covering(
     assert result.verdict == "publishable" and result.clean is not None
     later = now + timedelta(minutes=1)
     with unit_of_work(covering.sessions) as session:
-        people_service.withdraw_consent(
+        consent_service.withdraw_consent(
             session, "biden", ["social_media"], settings=covering.settings, now=later, actor="t"
         )
     with unit_of_work(covering.sessions) as session:

@@ -207,18 +207,19 @@ def test_the_recheck_job_takes_down_a_copy_whose_consent_has_since_expired(
 ) -> None:
     from datetime import date
 
-    from gatekeeper.services import people as people_service
+    from gatekeeper.services import consent as consent_service
     from gatekeeper.services import publish as publish_service
 
     ids = add_people(runtime, now, "ann", "bob")
     with unit_of_work(runtime.sessions) as session:
-        people_service.grant_consent(
+        consent_service.grant_consent(
             session,
             "ann",
             "website",
             settings=runtime.settings,
             now=now,
             actor="t",
+            granted_by="self",
             valid_until=date(2026, 6, 20),
         )
     expiring = seed_gated_photo(runtime, photo_bytes, now=now, person_ids=(ids["ann"],))

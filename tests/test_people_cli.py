@@ -185,7 +185,8 @@ def test_templates_are_made_only_with_biometric_consent_and_deleted_when_it_goes
 
 
 def test_grant_and_withdraw_one_person_from_the_command_line(runtime: Any, tmp_path: Path) -> None:
-    rows = [person_row("L001", None, tmp_path, channels="")]
+    # A learner: a parent's grant holds until the age threshold (an adult needs their own).
+    rows = [person_row("L001", None, tmp_path, channels="", date_of_birth="2020-05-05")]
     assert run(runtime, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
     result = run(
         runtime,
@@ -204,7 +205,10 @@ def test_grant_and_withdraw_one_person_from_the_command_line(runtime: Any, tmp_p
         "first_name",
     )
     assert result.exit_code == 0, result.output
-    assert run(runtime, "consent", "grant", "L001", "--channel", "website").exit_code == 0
+    assert (
+        run(runtime, "consent", "grant", "L001", "--channel", "website", "--granted-by", "parent").exit_code
+        == 0
+    )
     summary = show(runtime, "L001")
     assert channel(summary, "print")["publishable"] is True
     assert channel(summary, "print")["valid_until"].startswith("2100-01-01")
@@ -219,7 +223,7 @@ def test_grant_and_withdraw_one_person_from_the_command_line(runtime: Any, tmp_p
 
 
 def test_consent_commands_refuse_unknown_people_and_channels(runtime: Any, tmp_path: Path) -> None:
-    result = run(runtime, "consent", "grant", "NOPE", "--channel", "website")
+    result = run(runtime, "consent", "grant", "NOPE", "--channel", "website", "--granted-by", "self")
     assert result.exit_code == 1
     assert "no person with external id 'NOPE'" in result.output
     assert (
@@ -228,10 +232,21 @@ def test_consent_commands_refuse_unknown_people_and_channels(runtime: Any, tmp_p
         ).exit_code
         == 0
     )
-    result = run(runtime, "consent", "grant", "L001", "--channel", "billboards")
+    result = run(runtime, "consent", "grant", "L001", "--channel", "billboards", "--granted-by", "self")
     assert result.exit_code == 1
     assert "unknown channel 'billboards'" in result.output
-    result = run(runtime, "consent", "grant", "L001", "--channel", "website", "--until", "2001-01-01")
+    result = run(
+        runtime,
+        "consent",
+        "grant",
+        "L001",
+        "--channel",
+        "website",
+        "--granted-by",
+        "self",
+        "--until",
+        "2001-01-01",
+    )
     assert result.exit_code == 1 and "in the past" in result.output
     assert run(runtime, "people", "show", "NOPE").exit_code == 1
 

@@ -16,7 +16,7 @@ from consent_db.models import AuditEvent, Publication, TakedownTask
 from consent_db.session import unit_of_work
 from gatekeeper import media
 from gatekeeper.errors import InvalidInputError, RecordNotFoundError
-from gatekeeper.services import people as people_service
+from gatekeeper.services import consent as consent_service
 from gatekeeper.services import publish as publish_service
 from gatekeeper.storage import LocalBlobStore, open_store
 from helpers import add_people, gate_json, run, seed_gated_photo
@@ -70,7 +70,7 @@ def test_a_withdrawal_before_publishing_writes_nothing_and_audits_the_refusal(
     ids = add_people(runtime, now, "ann")
     photo_id = seed_gated_photo(runtime, photo_bytes, now=now, person_ids=(ids["ann"],))
     with unit_of_work(runtime.sessions) as session:
-        people_service.withdraw_consent(
+        consent_service.withdraw_consent(
             session, "ann", ["website"], settings=runtime.settings, now=now, actor="t"
         )
     outcome = _publish(runtime, photo_id, runtime.published, now + timedelta(seconds=1))
@@ -176,7 +176,7 @@ def test_a_withdrawal_takes_down_every_copy_we_control_and_opens_tasks_for_exter
         assert task is None
     later = now + timedelta(hours=1)
     with unit_of_work(runtime.sessions) as session:
-        people_service.withdraw_consent(session, "ann", [], settings=runtime.settings, now=later, actor="t")
+        consent_service.withdraw_consent(session, "ann", [], settings=runtime.settings, now=later, actor="t")
     with unit_of_work(runtime.sessions) as session:
         report = publish_service.recheck_publications(
             session, settings=runtime.settings, now=later, actor="t", person_id=ids["ann"]
@@ -206,7 +206,7 @@ def test_staff_list_and_close_takedown_tasks_from_the_command_line(
     ids = add_people(runtime, now, "ann")
     photo_id = seed_gated_photo(runtime, photo_bytes, now=now, person_ids=(ids["ann"],))
     with unit_of_work(runtime.sessions) as session:
-        people_service.withdraw_consent(session, "ann", [], settings=runtime.settings, now=now, actor="t")
+        consent_service.withdraw_consent(session, "ann", [], settings=runtime.settings, now=now, actor="t")
     added = run(runtime, "publications", "add", photo_id, "--channel", "website", "--where", "insta:post/42")
     assert added.exit_code == 0 and "takedown task" in added.stderr
     listed = run(runtime, "takedowns", "list", "--open", "--json")
@@ -256,7 +256,7 @@ def test_a_withdrawal_while_a_publish_is_deciding_leaves_nothing_of_the_person_p
     def withdraw_then_take_down() -> None:
         try:
             with unit_of_work(runtime.sessions) as session:
-                people_service.withdraw_consent(
+                consent_service.withdraw_consent(
                     session, "ann", [], settings=runtime.settings, now=later, actor="t"
                 )
             with unit_of_work(runtime.sessions) as session:

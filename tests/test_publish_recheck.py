@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from consent_db.models import AuditEvent, Publication
 from consent_db.session import unit_of_work
+from gatekeeper.services import consent as consent_service
 from gatekeeper.services import gate as gate_service
-from gatekeeper.services import people as people_service
+from gatekeeper.services import people_csv, people_import
 from gatekeeper.services import publish as publish_service
 from gatekeeper.storage import LocalBlobStore
 from helpers import person_row, write_csv
@@ -24,10 +25,12 @@ pytestmark = pytest.mark.slow
 def gated(runtime: Any, corpus: Any, tmp_path: Path, now: datetime) -> tuple[Any, gate_service.GateResult]:
     """biden enrolled and consenting to the website; biden2.jpg gated and found publishable at `now`."""
     csv = write_csv(tmp_path / "p.csv", [person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path)])
-    rows, problems = people_service.parse_people_csv(csv.read_bytes(), tmp_path, runtime.settings)
+    rows, problems = people_csv.parse_people_csv(
+        csv.read_bytes(), tmp_path, runtime.settings, today=now.date()
+    )
     assert problems == []
     with unit_of_work(runtime.sessions) as session:
-        report = people_service.import_people(
+        report = people_import.import_people(
             session, rows, engine=runtime.faces, settings=runtime.settings, now=now, actor="t", source="t"
         )
         assert report.ok
@@ -52,7 +55,7 @@ def test_a_withdrawal_between_gating_and_publishing_stops_the_publication(
     runtime, result = gated
     later = now + timedelta(minutes=5)
     with unit_of_work(runtime.sessions) as session:
-        people_service.withdraw_consent(
+        consent_service.withdraw_consent(
             session, "biden", ["website"], settings=runtime.settings, now=later, actor="t"
         )
     out = tmp_path / "out"
@@ -71,13 +74,14 @@ def test_consent_that_expires_before_publishing_stops_the_publication(
 ) -> None:
     runtime, result = gated
     with unit_of_work(runtime.sessions) as session:
-        people_service.grant_consent(
+        consent_service.grant_consent(
             session,
             "biden",
             "website",
             settings=runtime.settings,
             now=now + timedelta(seconds=1),
             actor="t",
+            granted_by="self",
             valid_until=now.date(),
         )
     tomorrow = now + timedelta(days=1)

@@ -16,7 +16,7 @@ from consent_db import audit
 from consent_db.models import ConsentRecord, FaceTemplate, Person, Photo, PurgeReport
 from consent_db.session import unit_of_work
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import people as people_service
+from gatekeeper.services import consent as consent_service
 from gatekeeper.services import publish as publish_service
 from helpers import add_people, run, seed_gated_photo
 from workers import run_purge
@@ -76,13 +76,14 @@ def test_purge_deletes_a_due_photo_everywhere_with_one_audited_report(
     for on_s3 in _on(runtime, published_url=f"s3://{s3.bucket}/{prefix}"):
         ids = add_people(on_s3, now, "ann")
         with unit_of_work(on_s3.sessions) as session:
-            people_service.grant_consent(
+            consent_service.grant_consent(
                 session,
                 "ann",
                 "website",
                 settings=on_s3.settings,
                 now=now,
                 actor="t",
+                granted_by="self",
                 valid_until=date(2026, 8, 31),
             )
         photo_id = seed_gated_photo(on_s3, photo_bytes, now=now, person_ids=(ids["ann"],))
@@ -187,16 +188,12 @@ def test_a_left_on_column_in_the_people_csv_records_the_last_day(runtime: Runtim
     from helpers import person_row, write_csv
 
     home = runtime.settings.instance_path
-    rows = [person_row("ann", None, home), person_row("bob", None, home)]
+    rows = [person_row("ann", None, home, left_on="2026-07-31"), person_row("bob", None, home)]
     path = write_csv(home / "people.csv", rows)
-    text = path.read_text().splitlines()
-    text = [text[0] + ",left_on", text[1] + ",2026-07-31", text[2] + ","]
-    path.write_text("\n".join(text) + "\n")
     assert run(runtime, "people", "import", path).exit_code == 0
     with unit_of_work(runtime.sessions) as session:
         left = {p.external_id: p.left_on for p in session.scalars(select(Person))}
     assert left == {"ann": date(2026, 7, 31), "bob": None}
-    bad = home / "bad.csv"
-    bad.write_text("\n".join([text[0], text[1].replace("2026-07-31", "31/07/2026")]) + "\n")
+    bad = write_csv(home / "bad.csv", [person_row("ann", None, home, left_on="31/07/2026")])
     result = run(runtime, "people", "import", bad)
     assert result.exit_code == 1 and "left_on" in result.output

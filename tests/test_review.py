@@ -13,7 +13,7 @@ from consent_db.models import AuditEvent, Face, FaceTemplate
 from consent_db.session import unit_of_work
 from gatekeeper.errors import FaceNotFoundError
 from gatekeeper.services import gate as gate_service
-from gatekeeper.services import people as people_service
+from gatekeeper.services import people_csv, people_import
 from gatekeeper.services.review import confirm_face
 from helpers import person_row, write_csv
 
@@ -36,12 +36,12 @@ def setup(runtime: Any, corpus: Any, tmp_path: Path, now: datetime) -> tuple[Any
         person_row("obama", corpus.faces_dir / "obama/obama.jpg", tmp_path),
         person_row("biden", None, tmp_path),
     ]
-    parsed, problems = people_service.parse_people_csv(
-        write_csv(tmp_path / "p.csv", rows).read_bytes(), tmp_path, runtime.settings
+    parsed, problems = people_csv.parse_people_csv(
+        write_csv(tmp_path / "p.csv", rows).read_bytes(), tmp_path, runtime.settings, today=now.date()
     )
     assert problems == []
     with unit_of_work(runtime.sessions) as session:
-        assert people_service.import_people(
+        assert people_import.import_people(
             session, parsed, engine=runtime.faces, settings=runtime.settings, now=now, actor="t", source="t"
         ).ok
     result = gate(runtime, corpus.faces_dir / "group/two_people.jpg", now)

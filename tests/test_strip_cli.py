@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +102,102 @@ def test_strip_usage_errors_are_explained(runtime: Runtime, tmp_path: Path) -> N
     result = run(runtime, "strip", tmp_path / "only-one.jpg")
     assert result.exit_code == 2
     assert "strip IN OUT" in result.output
+
+
+# --- one file: OUT must be a new file, named for the format written ---------------------------------
+
+
+def test_strip_into_an_existing_folder_is_a_clear_error(
+    runtime: Runtime, corpus: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    result = run(runtime, "strip", corpus.metadata_dir / GPS_JPEG, folder)
+    assert result.exit_code == 2
+    assert "is a folder" in result.output and "strip --out" in result.output
+    assert "Traceback" not in result.output
+    assert list(folder.iterdir()) == []
+
+
+def test_strip_heic_to_a_heic_name_is_refused_naming_the_jpeg_extension(
+    runtime: Runtime, corpus: Any, tmp_path: Path
+) -> None:
+    target = tmp_path / "out.heic"
+    result = run(runtime, "strip", corpus.metadata_dir / "apple_iphone11promax_gps.heic", target)
+    assert result.exit_code == 1
+    assert "is JPEG" in result.output and "out.jpg" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_strip_heic_to_a_jpeg_name_writes_a_jpeg(runtime: Runtime, corpus: Any, tmp_path: Path) -> None:
+    target = tmp_path / "out.JPEG"
+    result = run(runtime, "strip", corpus.metadata_dir / "apple_iphone11promax_gps.heic", target)
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_strip_never_overwrites_an_existing_file_without_force(
+    runtime: Runtime, corpus: Any, tmp_path: Path
+) -> None:
+    target = tmp_path / "clean.jpg"
+    target.write_bytes(b"keep me")
+    result = run(runtime, "strip", corpus.metadata_dir / GPS_JPEG, target)
+    assert result.exit_code == 1
+    assert "exists" in result.output and "--force" in result.output
+    assert target.read_bytes() == b"keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["clean.jpg"]
+    forced = run(runtime, "strip", "--force", corpus.metadata_dir / GPS_JPEG, target)
+    assert forced.exit_code == 0, forced.output
+    assert target.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["without --force", "with --force"])
+@pytest.mark.parametrize("how", ["same path", "hard link"])
+def test_strip_never_replaces_its_input(
+    runtime: Runtime, corpus: Any, tmp_path: Path, force: bool, how: str
+) -> None:
+    source = tmp_path / "photo.jpg"
+    original = (corpus.metadata_dir / GPS_JPEG).read_bytes()
+    source.write_bytes(original)
+    target = source if how == "same path" else tmp_path / "link.jpg"
+    if how == "hard link":
+        os.link(source, target)
+    result = run(runtime, "strip", *(["--force"] if force else []), source, target)
+    assert result.exit_code == 2
+    assert "same file" in result.output
+    assert source.read_bytes() == original
+
+
+def test_strip_batch_skips_and_reports_a_named_pipe_without_waiting(tmp_path: Path, corpus: Any) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes((corpus.metadata_dir / GPS_JPEG).read_bytes())
+    os.mkfifo(folder / "pipe.jpg")
+    (folder / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gatekeeper.cli",
+            "strip",
+            "--json",
+            "--out",
+            str(tmp_path / "out"),
+            str(folder),
+        ],
+        env={**os.environ, "GATEKEEPER_HOME": str(tmp_path / "instance")},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1  # two files could not be stripped
+    lines = {Path(line["source"]).name: line for line in map(json.loads, result.stdout.splitlines())}
+    assert lines["a.jpg"]["error"] is None
+    assert lines["pipe.jpg"] == {
+        "source": str(folder / "pipe.jpg"),
+        "output": None,
+        "error": "not a regular file: a named pipe (FIFO)",
+    }
+    assert lines["gone.jpg"]["error"] == "broken symbolic link"
+    assert len(list((tmp_path / "out").iterdir())) == 1

@@ -36,6 +36,7 @@ from gatekeeper.errors import BackendError
 from gatekeeper.runtime import Runtime
 from gatekeeper.services import gate as gate_service
 from gatekeeper.services import jobs as jobs_service
+from gatekeeper.services import leaving as leaving_service
 from gatekeeper.services import publish as publish_service
 from gatekeeper.services import purge as purge_service
 
@@ -130,7 +131,7 @@ def run_erasure(runtime: Runtime, external_id: str, *, now: datetime, actor: str
     """Erase a person, then take down and purge every photo showing them; one report."""
     sessions = runtime.sessions
     with unit_of_work(sessions) as session:
-        person = purge_service.erase_person(session, external_id, now=now, actor=actor)
+        person = leaving_service.erase_person(session, external_id, now=now, actor=actor)
         photo_ids = purge_service.photos_showing(session, person.id)
     results = []
     for photo_id in photo_ids:

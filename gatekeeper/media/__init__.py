@@ -9,7 +9,7 @@ from __future__ import annotations
 from gatekeeper.media.base import CleanCopy, DecodedImage, DecodedSource
 from gatekeeper.media.cleaning import encode_clean, sanitise, verify_clean
 from gatekeeper.media.covering import cover
-from gatekeeper.media.decoding import decode, decode_source, frames
+from gatekeeper.media.decoding import decode, decode_source, frames, output_size
 from gatekeeper.media.registry import sniff_format
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "decode_source",
     "encode_clean",
     "frames",
+    "output_size",
     "sanitise",
     "sniff_format",
     "verify_clean",

@@ -62,6 +62,16 @@ class DecodedSource:
 
     image: DecodedImage
     icc_profile: bytes | None
+    # The upright size of the full image when `image` is a downscaled copy of it (decoded for a
+    # channel whose copies are smaller); None when `image` is the full image.
+    full_size: tuple[int, int] | None = None
+
+    @property
+    def scale(self) -> float:
+        """The size of `image` relative to the full upright image (1.0: full size)."""
+        if self.full_size is None:
+            return 1.0
+        return self.image.pixels.shape[1] / self.full_size[0]
 
 
 @dataclass(frozen=True, eq=False)

@@ -40,6 +40,21 @@ def sanitise(
             verify_clean(copy.data)
             return copy
         source = decode_source(data, max_pixels=max_pixels)
+    if source.full_size is not None:
+        # A downscaled copy: every pixel changes, so it is encoded once from the scaled pixels,
+        # upright, in the source's colour space (or sRGB when that is not a standard one).
+        pixels = source.image.pixels
+        profile = source.icc_profile
+        if not is_standard(profile):
+            converted = srgb_pixels(data, source)
+            if converted.shape != pixels.shape:  # CMYK: converted from the full-size ink values
+                converted = numpy.asarray(
+                    Image.fromarray(converted).resize(
+                        (pixels.shape[1], pixels.shape[0]), Image.Resampling.LANCZOS
+                    )
+                )
+            pixels, profile = converted, SRGB.profile
+        return encode_clean(pixels, fmt=handler.output, jpeg_quality=jpeg_quality, icc_profile=profile)
     if not is_standard(source.icc_profile):
         # A profile we do not recognise by its colorimetry is never passed through (it can carry
         # any text): the pixels are converted to sRGB and the copy carries our sRGB profile.

@@ -9,12 +9,13 @@ Encodings of faces live only in memory here; only boxes, candidates and distance
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
@@ -23,7 +24,8 @@ from gatekeeper import media, policy
 from gatekeeper.config import Settings
 from gatekeeper.errors import ImageTooLargeError, MediaError
 from gatekeeper.faces import DetectedFace, FaceEngine, TemplateIndex, encoding_from_bytes
-from gatekeeper.services.consent_state import check_channel, person_state, policy_for
+from gatekeeper.services.consent_state import check_channel, decision_state, policy_for, stored_face_input
+from gatekeeper.services.dpia import matching_enabled
 from gatekeeper.storage import BlobStore
 
 
@@ -36,6 +38,8 @@ class GateTools:
     originals: BlobStore
     index: TemplateIndex
     known_names: tuple[policy.KnownName, ...] = ()
+    # False before a DPIA is recorded: faces are detected but never matched.
+    matching_enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -88,14 +92,23 @@ def load_known_names(session: Session) -> tuple[policy.KnownName, ...]:
 
 def load_tools(session: Session, settings: Settings, engine: FaceEngine, originals: BlobStore) -> GateTools:
     """The collaborators for a gating run, with templates and names loaded once."""
-    return GateTools(
-        settings, engine, originals, load_template_index(session, engine.model), load_known_names(session)
-    )
+    enabled = matching_enabled(session, settings)
+    index = load_template_index(session, engine.model) if enabled else TemplateIndex.empty()
+    return GateTools(settings, engine, originals, index, load_known_names(session), enabled)
 
 
 def original_key(sha256: str) -> str:
-    """The private-store key of an original: content-addressed, so storing twice is harmless."""
-    return f"originals/{sha256[:2]}/{sha256}"
+    """The private-store key of an original: content-addressed, so storing twice is harmless.
+
+    Keys are relative to the originals store itself. Photos recorded before keys lost their
+    `originals/` prefix keep the key in their row (`Photo.original_key`), which is always used.
+    """
+    return f"{sha256[:2]}/{sha256}"
+
+
+def count_templates(session: Session) -> int:
+    """How many face templates are enrolled: with none, every face is unknown."""
+    return session.scalar(select(func.count()).select_from(FaceTemplate)) or 0
 
 
 def gate_photo(
@@ -119,13 +132,16 @@ def gate_photo(
     try:
         if len(data) > settings.max_bytes:
             raise ImageTooLargeError(f"file is {len(data)} bytes; the limit is {settings.max_bytes}")
-        source = media.decode_source(data, max_pixels=settings.max_pixels)
+        source = media.decode_source(
+            data, max_pixels=settings.max_pixels, long_edge=settings.long_edge(channel)
+        )
     except MediaError as exc:
         return record_unreadable(session, sha256, channel, exc, tools=tools, now=now, actor=actor)
 
     image = source.image
     # Detection and matching need no database: done before the transaction's first statement, so
-    # the write lock (SQLite) is held only for the short bookkeeping that follows.
+    # the write lock (SQLite) is held only for the short bookkeeping that follows. The photo is
+    # analysed at the size it will be published on this channel.
     analysis = tools.engine.analyse(image.pixels)
     detected = analysis.faces
     face_inputs = [
@@ -138,14 +154,24 @@ def gate_photo(
         )
         for f in detected
     ]
-    tools.originals.put(original_key(sha256), data)
+    # Boxes are reported and recorded in pixels of the full upright photo.
+    full_boxes = [_full_box(f.box, source) for f in detected]
     photo = _photo_row(session, sha256, channel, now=now, actor=actor)
-    photo.original_key, photo.media_format = original_key(sha256), image.format
-    photo.width, photo.height = image.width, image.height
+    key = photo.original_key or original_key(sha256)
+    tools.originals.put(key, data)
+    photo.original_key, photo.media_format = key, image.format
+    photo.width, photo.height = source.full_size or (image.width, image.height)
 
     people = _people(session, {c.person for fi in face_inputs for c in fi.candidates})
-    states = {k: person_state(p) for k, p in people.items()}
-    verdict = policy.decide(face_inputs, states, channel, now, policy_for(settings), limit=analysis.limit)
+    states = {k: decision_state(p, settings, now) for k, p in people.items()}
+    verdict = policy.decide(
+        face_inputs,
+        states,
+        channel,
+        now,
+        policy_for(settings, matching_enabled=tools.matching_enabled),
+        limit=analysis.limit,
+    )
     clean = None
     error = None
     if verdict.verdict == policy.PUBLISHABLE:
@@ -169,23 +195,24 @@ def gate_photo(
         session,
         photo,
         verdict,
-        detected,
+        full_boxes,
         face_inputs,
         now=now,
         actor=actor,
         tools=tools,
         details={"error": error} if error else None,
+        analysis=(source.scale, analysis.min_detect_px),
     )
     faces = tuple(
         FaceReport(
-            box=f.box,
+            box=box,
             person=people[v.person].external_id if v.person is not None and v.person in people else None,
             distance=v.distance,
             outcome=v.outcome,
             reasons=v.reasons,
             covered=v.covered,
         )
-        for f, v in zip(detected, verdict.faces, strict=True)
+        for box, v in zip(full_boxes, verdict.faces, strict=True)
     )
     return GateResult(
         verdict.verdict, verdict.reasons, faces, photo.id, decision.id, sha256, clean, error, photo.caption
@@ -206,7 +233,16 @@ def record_unreadable(
     photo = _photo_row(session, sha256, channel, now=now, actor=actor)
     verdict = policy.unreadable()
     decision = _record(
-        session, photo, verdict, [], [], now=now, actor=actor, tools=tools, details={"error": error.code}
+        session,
+        photo,
+        verdict,
+        [],
+        [],
+        now=now,
+        actor=actor,
+        tools=tools,
+        details={"error": error.code},
+        analysis=(1.0, tools.engine.min_detect_px),
     )
     return GateResult(verdict.verdict, verdict.reasons, (), photo.id, decision.id, sha256, error=str(error))
 
@@ -252,6 +288,21 @@ def _covered_copy(
     return clean
 
 
+def _full_box(box: tuple[int, int, int, int], source: media.DecodedSource) -> tuple[int, int, int, int]:
+    """A box in the analysed copy as a box in the full upright photo (rounded outwards)."""
+    if source.full_size is None:
+        return box
+    width, height = source.full_size
+    factor = 1 / source.scale
+    left, top, right, bottom = box
+    return (
+        max(0, math.floor(left * factor)),
+        max(0, math.floor(top * factor)),
+        min(width, math.ceil(right * factor)),
+        min(height, math.ceil(bottom * factor)),
+    )
+
+
 def _photo_row(session: Session, sha256: str, channel: str, *, now: datetime, actor: str) -> Photo:
     photo = session.scalar(select(Photo).where(Photo.sha256 == sha256, Photo.channel == channel))
     if photo is None:
@@ -281,16 +332,19 @@ def _record(
     session: Session,
     photo: Photo,
     verdict: policy.PhotoVerdict,
-    detected: Sequence[DetectedFace],
+    boxes: Sequence[tuple[int, int, int, int]],
     inputs: Sequence[policy.FaceInput],
     *,
     now: datetime,
     actor: str,
     tools: GateTools,
     details: dict[str, object] | None = None,
+    analysis: tuple[float, int],
 ) -> Decision:
     settings = tools.settings
     decision = Decision(
+        analysis_scale=analysis[0],
+        min_detect_px=analysis[1],
         photo=photo,
         verdict=verdict.verdict,
         reasons=list(verdict.reasons),
@@ -303,12 +357,13 @@ def _record(
             "margin": settings.margin,
             "age_threshold": settings.age_threshold,
             "min_face_px": settings.min_face_px,
+            "long_edge": settings.long_edge(photo.channel),
         },
     )
-    for position, (face, face_input, result) in enumerate(zip(detected, inputs, verdict.faces, strict=True)):
+    for position, (box, face_input, result) in enumerate(zip(boxes, inputs, verdict.faces, strict=True)):
         best = face_input.candidates[0] if face_input.candidates else None
         second = face_input.candidates[1] if len(face_input.candidates) > 1 else None
-        left, top, right, bottom = face.box
+        left, top, right, bottom = box
         decision.faces.append(
             Face(
                 covered=result.covered,
@@ -341,8 +396,8 @@ def _record(
             "verdict": verdict.verdict,
             "reasons": list(verdict.reasons),
             "faces": [
-                {"box": list(f.box), "outcome": v.outcome, "person": v.person, "reasons": list(v.reasons)}
-                for f, v in zip(detected, verdict.faces, strict=True)
+                {"box": list(b), "outcome": v.outcome, "person": v.person, "reasons": list(v.reasons)}
+                for b, v in zip(boxes, verdict.faces, strict=True)
             ],
             **(details or {}),
         },
@@ -353,37 +408,39 @@ def _record(
 # --- publishing ------------------------------------------------------------------------------------
 
 
-def recheck(session: Session, decision_id: int, *, settings: Settings, now: datetime) -> policy.PhotoVerdict:
-    """Decide again from a recorded decision's faces and the consent in force at `now`.
+def recheck(
+    session: Session, decision_id: int, *, settings: Settings, now: datetime, channel: str | None = None
+) -> policy.PhotoVerdict:
+    """Decide again from a recorded decision's faces and the consent in force at `now`, for `channel`
+    (the photo's own when None).
 
     A copy made with some faces covered is publishable only if no further face needs covering now.
+    A decision whose analysis was coarser than `channel`'s copies need is blocked with
+    `analysis_too_coarse`: the photo must be gated again for that channel.
     """
     decision = session.get(Decision, decision_id, options=[selectinload(Decision.faces)])
     if decision is None:
         return policy.unreadable()
+    channel = channel or decision.photo.channel
+    photo = decision.photo
+    if photo.width and photo.height:
+        width, _ = media.output_size(photo.width, photo.height, settings.long_edge(channel))
+        if not policy.is_fine_enough(
+            decision.analysis_scale, decision.min_detect_px, width / photo.width, settings.min_detect_px
+        ):
+            return policy.PhotoVerdict("blocked", (policy.ANALYSIS_TOO_COARSE,), ())
     if policy.UNREADABLE_IMAGE in decision.reasons:
         return policy.unreadable()
     failed = [r for r in decision.reasons if r in (policy.COVER_FAILED, policy.CLEAN_COPY_FAILED)]
     if failed:
         return policy.PhotoVerdict("blocked", tuple(failed), ())
-    inputs = []
-    for face in decision.faces:
-        candidates = []
-        if face.person_id is not None and face.distance is not None:
-            candidates.append(policy.Candidate(str(face.person_id), face.distance))
-        if face.second_person_id is not None and face.second_distance is not None:
-            candidates.append(policy.Candidate(str(face.second_person_id), face.second_distance))
-        inputs.append(
-            policy.FaceInput(
-                tuple(candidates),
-                too_small=policy.FACE_TOO_SMALL in face.reasons,
-                possible=policy.POSSIBLE_FACE in face.reasons,
-            )
-        )
-    people = _people(session, {c.person for fi in inputs for c in fi.candidates})
-    states = {k: person_state(p) for k, p in people.items()}
+    # A face a reviewer identified is decided as that person (their consent today), whoever it matched.
+    inputs = [stored_face_input(face) for face in decision.faces]
+    people = _people(session, {key for fi in inputs for key in fi.people})
+    states = {k: decision_state(p, settings, now) for k, p in people.items()}
     limit = next((r for r in decision.reasons if r in policy.LIMIT_REASONS), None)
-    fresh = policy.decide(inputs, states, decision.photo.channel, now, policy_for(settings), limit=limit)
+    rules = policy_for(settings, matching_enabled=matching_enabled(session, settings))
+    fresh = policy.decide(inputs, states, channel, now, rules, limit=limit)
     newly_covered = [
         stored.position
         for stored, now_face in zip(decision.faces, fresh.faces, strict=True)

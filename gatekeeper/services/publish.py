@@ -10,6 +10,7 @@ placement cannot be deleted by us and becomes a takedown task for staff.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class PublishOutcome:
     publication_id: int | None = None
     store: str | None = None
     key: str | None = None
+    # True when the photo was already live under `key` and nothing new was written.
+    reused: bool = False
 
     @property
     def published(self) -> bool:
@@ -100,18 +103,29 @@ def _check_photo_channel(settings: Settings, photo: Photo, channel: str) -> None
 
 
 def rebuild_clean(
-    original: bytes, decision: Decision, *, settings: Settings, engine: FaceEngine | None
+    original: bytes,
+    decision: Decision,
+    *,
+    channel: str,
+    settings: Settings,
+    engine: FaceEngine | None,
 ) -> media.CleanCopy:
-    """The clean copy of a decision made again from the original; raises MediaError.
+    """The clean copy of a decision made again from the original, at `channel`'s published size;
+    raises MediaError.
 
     A copy with covered faces is verified by detecting again, so it needs the face engine.
     """
-    boxes = [(f.left, f.top, f.right, f.bottom) for f in decision.faces if f.covered]
+    source = media.decode_source(
+        original, max_pixels=settings.max_pixels, long_edge=settings.long_edge(channel)
+    )
+    # Faces are recorded in pixels of the full upright photo; the copy may be smaller.
+    boxes = [_scaled_box((f.left, f.top, f.right, f.bottom), source) for f in decision.faces if f.covered]
     if not boxes:
-        return media.sanitise(original, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality)
+        return media.sanitise(
+            original, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality, source=source
+        )
     if engine is None:
         raise MediaError("a copy with covered faces must be checked by face detection; no engine given")
-    source = media.decode_source(original, max_pixels=settings.max_pixels)
     clean = media.encode_clean(
         media.cover(source.image.pixels, boxes),
         fmt="jpeg",
@@ -124,6 +138,21 @@ def rebuild_clean(
         if any(left <= cx <= right and top <= cy <= bottom for left, top, right, bottom in boxes):
             raise MediaError("detection still finds a face where one was covered")
     return clean
+
+
+def _scaled_box(box: tuple[int, int, int, int], source: media.DecodedSource) -> tuple[int, int, int, int]:
+    """A box in the full upright photo as a box in the decoded copy (rounded outwards)."""
+    if source.full_size is None:
+        return box
+    height, width = source.image.pixels.shape[:2]
+    scale = source.scale
+    left, top, right, bottom = box
+    return (
+        max(0, math.floor(left * scale)),
+        max(0, math.floor(top * scale)),
+        min(width, math.ceil(right * scale)),
+        min(height, math.ceil(bottom * scale)),
+    )
 
 
 def publish_photo(
@@ -143,8 +172,8 @@ def publish_photo(
     """Decide again now; if publishable, write the clean copy to `store` and record the publication.
 
     The copy is visible under its key only after the session commits (a rollback removes it).
-    With `once` (jobs, which may run twice), a photo already live in `store` on `channel` is left
-    as it is and its publication returned.
+    With `once` (jobs, which may run twice; `gate --out`), a photo already live in `store` on
+    `channel`, its copy still there, is left as it is and its publication returned (`reused`).
     A refusal is a value, audited. Raises RecordNotFoundError, UnknownChannelError,
     InvalidInputError (a channel the photo was not gated for), StorageError.
     """
@@ -152,26 +181,19 @@ def publish_photo(
     photo = decision.photo
     _check_photo_channel(settings, photo, channel)
     lock_people(session, _people_in(decision))
-    fresh = recheck(session, decision.id, settings=settings, now=now)
+    fresh = recheck(session, decision.id, settings=settings, now=now, channel=channel)
     if once and fresh.verdict == policy.PUBLISHABLE:
-        existing = session.scalar(
-            select(Publication).where(
-                Publication.photo_id == photo_id,
-                Publication.channel == channel,
-                Publication.store == store.url,
-                Publication.taken_down_at.is_(None),
-            )
-        )
+        existing = _live_in(session, store, photo_id, channel)
         if existing is not None:
             return PublishOutcome(
-                photo_id, fresh.verdict, fresh.reasons, existing.id, existing.store, existing.key
+                photo_id, fresh.verdict, fresh.reasons, existing.id, existing.store, existing.key, reused=True
             )
     if fresh.verdict == policy.PUBLISHABLE and clean is None:
         try:
             if photo.original_key is None:
                 raise MediaError("no original was kept")
             clean = rebuild_clean(
-                originals.get(photo.original_key), decision, settings=settings, engine=engine
+                originals.get(photo.original_key), decision, channel=channel, settings=settings, engine=engine
             )
         except (MediaError, BlobNotFoundError) as exc:
             fresh = policy.PhotoVerdict("blocked", (*fresh.reasons, policy.CLEAN_COPY_FAILED), fresh.faces)
@@ -228,6 +250,25 @@ def publish_photo(
         },
     )
     return PublishOutcome(photo_id, fresh.verdict, fresh.reasons, publication.id, store.url, key)
+
+
+def _live_in(session: Session, store: BlobStore, photo_id: int, channel: str) -> Publication | None:
+    """The photo's publication on `channel` in `store` that is not taken down and whose copy is
+    still there (a copy deleted by hand is published again)."""
+    candidates = session.scalars(
+        select(Publication)
+        .where(
+            Publication.photo_id == photo_id,
+            Publication.channel == channel,
+            Publication.store == store.url,
+            Publication.taken_down_at.is_(None),
+        )
+        .order_by(Publication.id)
+    )
+    for publication in candidates:
+        if publication.key is not None and store.exists(publication.key):
+            return publication
+    return None
 
 
 def record_external(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
 from consent_db.models import (
-    ConsentRecord,
     Decision,
     Face,
     Person,
@@ -29,9 +28,9 @@ from consent_db.models import (
 )
 from gatekeeper import policy, retention
 from gatekeeper.config import Settings
-from gatekeeper.errors import InvalidInputError, StorageError
-from gatekeeper.services import people as people_service
+from gatekeeper.errors import StorageError
 from gatekeeper.services import publish as publish_service
+from gatekeeper.services.enrolment import delete_templates
 from gatekeeper.storage import BlobStore, open_store
 
 
@@ -205,7 +204,7 @@ def purge_templates(session: Session, person_id: int, *, now: datetime, actor: s
     result = PurgeResult()
     person = session.get(Person, person_id, options=[selectinload(Person.templates)])
     if person is not None:
-        result.deleted["templates"] += people_service.delete_templates(
+        result.deleted["templates"] += delete_templates(
             session, person, now=now, actor=actor, why="retention"
         )
     return result
@@ -293,23 +292,7 @@ def list_reports(session: Session, limit: int = 50) -> list[PurgeReport]:
     return list(session.scalars(select(PurgeReport).order_by(PurgeReport.id.desc()).limit(limit)))
 
 
-# --- people leaving and erasure ----------------------------------------------------------------
-
-
-def record_leaving(session: Session, external_id: str, on: date, *, now: datetime, actor: str) -> Person:
-    """Record a person's last day; it starts their retention clocks. Raises PersonNotFoundError."""
-    person = people_service.find_person(session, external_id)
-    person.left_on, person.updated_at = on, now
-    session.flush()
-    audit.append(
-        session,
-        at=now,
-        actor=actor,
-        action="person.left",
-        subject=f"person:{person.id}",
-        details={"on": on.isoformat()},
-    )
-    return person
+# --- photos of a person ----------------------------------------------------------------
 
 
 def photos_showing(session: Session, person_id: int) -> list[int]:
@@ -322,32 +305,3 @@ def photos_showing(session: Session, person_id: int) -> list[int]:
         .order_by(Decision.photo_id)
     )
     return list(session.scalars(query))
-
-
-def erase_person(session: Session, external_id: str, *, now: datetime, actor: str) -> Person:
-    """Erase a person: templates and consent history deleted, name and birth date blanked.
-
-    The external id stays, so a later MIS import refuses to bring the person back; the audit chain
-    keeps what it already holds (the minimum: ids and actions). Their photos are
-    then taken down and purged by the caller, one unit of work each (`photos_showing`).
-    Raises PersonNotFoundError, InvalidInputError (already erased).
-    """
-    person = people_service.find_person(session, external_id)
-    if person.status == "erased":
-        raise InvalidInputError(f"{external_id} is already erased")
-    templates = people_service.delete_templates(session, person, now=now, actor=actor, why="erasure")
-    records = len(person.consents)
-    session.execute(delete(ConsentRecord).where(ConsentRecord.person_id == person.id))
-    session.expire(person, ["consents"])
-    person.status, person.display_name, person.date_of_birth = "erased", "(erased)", None
-    person.updated_at = now
-    session.flush()
-    audit.append(
-        session,
-        at=now,
-        actor=actor,
-        action="person.erased",
-        subject=f"person:{person.id}",
-        details={"templates": templates, "consent_records": records},
-    )
-    return person

@@ -6,6 +6,7 @@ with no metadata beyond its content type.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -85,8 +86,12 @@ def opaque_name(extension: str) -> str:
     return f"{secrets.token_hex(16)}{extension}"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and a rename."""
+def write_atomic(path: Path, data: bytes, *, replace: bool = True) -> None:
+    """Write `data` to `path` via a temporary file in the same folder and a rename.
+
+    With `replace=False` an existing `path` is never replaced, not even one that appears while
+    writing: raises FileExistsError.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
@@ -94,7 +99,22 @@ def write_atomic(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    finally:
         tmp.unlink(missing_ok=True)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Give `tmp`'s content the name `path` only if that name is free (a hard link cannot replace)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
         raise
+    except OSError:
+        # A file system without hard links (FAT on a USB stick): check, then rename.
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
+        os.replace(tmp, path)

@@ -1,9 +1,22 @@
-"""The web layer: blueprints and the one mapping from gatekeeper errors to HTTP."""
+"""The web layer: the app factory, its blueprints and the one mapping from gatekeeper errors to HTTP.
+
+Blueprints: `auth` (sign-in, password), `staff` (pages for signed-in staff), `public` (the
+withdrawal form, no sign-in) and `api` (`/api/v1`, bearer tokens, JSON only).
+"""
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from datetime import timedelta
+
+from flask import Flask, jsonify, render_template, request, session
 from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from limits import parse_many
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
 
 from gatekeeper import errors
 from gatekeeper.runtime import Runtime
@@ -14,18 +27,116 @@ STATUS = {
     errors.MediaError: 422,
     errors.BackendError: 503,
 }
+LOGIN_RATE_LIMIT = "10 per minute;100 per hour"
+API_RATE_LIMIT = "600 per minute"
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+)
 
 
 def build_app(runtime: Runtime) -> Flask:
-    """A Flask app bound to `runtime` (its collaborators are built on first use)."""
-    app = Flask("gatekeeper")
-    app.config["SECRET_KEY"] = runtime.settings.secret_key
+    """A Flask app bound to `runtime` (its collaborators are built on first use).
+
+    Raises ConfigError for a rate limit that does not parse.
+    """
+    settings = runtime.settings
+    for name, value in (
+        ("GATEKEEPER_WITHDRAW_RATE_LIMIT", settings.withdraw_rate_limit),
+        ("GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT", settings.public_page_rate_limit),
+    ):
+        try:
+            parse_many(value)
+        except ValueError:
+            raise errors.ConfigError(
+                f"{name} does not parse: {value!r} (e.g. '5 per minute;30 per hour')"
+            ) from None
+    app = Flask("gatekeeper", root_path=__path__[0])
+    production = settings.env == "production"
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="gatekeeper_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=production,
+        REMEMBER_COOKIE_SECURE=production,
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
+        SESSION_REFRESH_EACH_REQUEST=True,
+        MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=production,
+    )
     app.extensions["gatekeeper"] = runtime
+    if settings.proxy_hops:
+        # Behind a reverse proxy: the client's address (rate limits) and scheme come from its headers.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops, x_host=settings.proxy_hops
+        )
+
+    from gatekeeper.web import api, auth, public, staff
+
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=settings.rate_limit_url,
+        strategy="fixed-window",
+        headers_enabled=True,
+    )
+    limiter.limit(LOGIN_RATE_LIMIT, methods=["POST"])(auth.bp)
+    limiter.limit(settings.withdraw_rate_limit, methods=["POST"])(public.bp)
+    limiter.limit(settings.public_page_rate_limit)(public.bp)
+    limiter.limit(API_RATE_LIMIT)(api.bp)
+    # After the limiter, so a client over its limit is refused before anything else is checked.
+    csrf = CSRFProtect(app)
+    csrf.exempt(api.bp)
+    auth.login_manager.init_app(app)
+    for blueprint in (auth.bp, staff.bp, public.bp, api.bp):
+        app.register_blueprint(blueprint)
+
+    @app.before_request
+    def _idle_timeout() -> None:
+        # A permanent session expires after session_minutes without a request (refreshed each one).
+        session.permanent = True
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        if production:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if not request.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _is_api() -> bool:
+        return request.path.startswith("/api/")
 
     @app.errorhandler(errors.GatekeeperError)
     def _error(exc: errors.GatekeeperError) -> ResponseReturnValue:
         status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 500)
-        return jsonify(error=exc.code, message=str(exc)), status
+        if _is_api() or request.path == "/healthz":
+            return jsonify(error=exc.code, message=str(exc)), status
+        return render_template("error.html", status=status, message=str(exc)), status
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> ResponseReturnValue:
+        message = (
+            "This form has expired or was not sent from this site. Go back, reload the page and try again."
+        )
+        return render_template("error.html", status=400, message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> ResponseReturnValue:
+        status = exc.code or 500
+        if _is_api():
+            code = (exc.name or "error").lower().replace(" ", "_")
+            return jsonify(error=code, message=exc.description or exc.name), status
+        return render_template(
+            "error.html", status=status, message=_MESSAGES.get(status, exc.description)
+        ), status
 
     @app.get("/healthz")
     def healthz() -> ResponseReturnValue:
@@ -36,3 +147,12 @@ def build_app(runtime: Runtime) -> Flask:
         return jsonify(status="ok")
 
     return app
+
+
+_MESSAGES = {
+    403: "Your role does not give access to this page.",
+    404: "There is no page at this address.",
+    405: "This page cannot be used that way.",
+    413: "The file is too large.",
+    429: "Too many requests from your connection. Please wait a few minutes and try again.",
+}

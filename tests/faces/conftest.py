@@ -24,7 +24,7 @@ def decode_rgb(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def engine() -> DlibFaceEngine:
     """The dlib engine at its default settings (models load once per process)."""
-    return DlibFaceEngine(min_face_px=MIN_FACE_PX)
+    return DlibFaceEngine(min_face_px=MIN_FACE_PX, time_limit_s=600.0)
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +90,50 @@ def crowd_montage(corpus, sizes: list[int]) -> tuple[np.ndarray, list[Box]]:
 def montage() -> Callable[..., tuple[np.ndarray, list[Box]]]:
     """The crowd montage builder, as a fixture so test modules need not import conftest."""
     return crowd_montage
+
+
+def turned_face(pixels: np.ndarray, box: Box, face_px: int, angle: float) -> np.ndarray:
+    """The face at `box` with context, face_px wide, turned counter-clockwise by `angle` on grey."""
+    crop = Image.fromarray(face_crop(pixels, box, face_px))
+    return np.asarray(
+        crop.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(128, 128, 128))
+    )
+
+
+def scene(parts: list[np.ndarray], gap: int) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The parts side by side on grey, `gap` px apart and around; each part's centre."""
+    height = max(p.shape[0] for p in parts) + 2 * gap
+    width = sum(p.shape[1] for p in parts) + gap * (len(parts) + 1)
+    canvas = np.full((height, width, 3), 128, dtype=np.uint8)
+    centres = []
+    x = gap
+    for part in parts:
+        y = (height - part.shape[0]) // 2
+        canvas[y : y + part.shape[0], x : x + part.shape[1]] = part
+        centres.append((x + part.shape[1] / 2, y + part.shape[0] / 2))
+        x += part.shape[1] + gap
+    return canvas, centres
+
+
+@pytest.fixture(scope="session")
+def turned_scene(corpus) -> Callable[..., tuple[np.ndarray, list[tuple[float, float]]]]:
+    """Builds a scene of an upright biden face and obama (then kit_harington) faces turned by angles.
+
+    Returns the pixels and the centres: the upright face's first, then each turned face's.
+    """
+    faces = corpus.faces_dir
+    sources = {
+        "biden": (decode_rgb(faces / "biden" / "biden.jpg"), (433, 230, 741, 537)),
+        "obama": (decode_rgb(faces / "obama" / "obama.jpg"), (349, 142, 617, 409)),
+        "kit": (decode_rgb(faces / "kit_harington" / "kit_harington_john2.jpeg"), (283, 98, 469, 284)),
+    }
+
+    def build(face_px: int, *angles: float) -> tuple[np.ndarray, list[tuple[float, float]]]:
+        upright = turned_face(*sources["biden"], face_px, 0)
+        turned = [
+            turned_face(*sources[name], face_px, angle)
+            for name, angle in zip(("obama", "kit"), angles, strict=False)
+        ]
+        return scene([upright, *turned], face_px // 2)
+
+    return build

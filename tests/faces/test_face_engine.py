@@ -116,7 +116,7 @@ def test_large_image_searched_in_tiles_gives_the_same_face_once_in_full_size_pix
     (full_size,) = engine.analyse(pixels).faces
 
     # Tiles of 256 detector pixels: a coarse pass plus many overlapping tiles, merged to one face.
-    (face,) = DlibFaceEngine(tile_px=256).analyse(pixels).faces
+    (face,) = DlibFaceEngine(tile_px=256, probe_step=0).analyse(pixels).faces
 
     assert iou(face.box, (349, 142, 617, 409)) > 0.7
     assert face.encoding is not None and full_size.encoding is not None
@@ -143,7 +143,8 @@ def test_pixels_that_are_not_hxwx3_uint8_are_refused(engine, pixels):
     [
         {"min_face_px": 0},
         {"min_detect_px": 4},
-        {"turned_min_detect_px": 4},
+        {"probe_step": 7},
+        {"probe_step": -45},
         {"tile_px": 100},
         {"max_faces": 0},
         {"time_limit_s": 0},

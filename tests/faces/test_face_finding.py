@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from gatekeeper.faces import DlibFaceEngine
-from gatekeeper.faces.engine import TIME_LIMIT, TOO_MANY_FACES
+from gatekeeper.faces.search import orientations
+from gatekeeper.policy import TIME_LIMIT, TOO_MANY_FACES
 
 # 36 faces, 40 to 120 px wide: more than a class photo's worth, in every size the gate must see.
 CROWD_SIZES = [40 + (i * 16) % 81 for i in range(36)]
@@ -99,7 +100,7 @@ def test_crowd_of_36_faces_from_40_to_120_px_shows_every_face(engine, crowd):
 def test_crowd_upscaled_past_the_tile_size_is_searched_in_tiles_and_still_shows_every_face(crowd):
     pixels, expected = crowd
     # Tiles of 1024 detector pixels on a 1.5x upscale: a coarse pass plus about 20 overlapping tiles.
-    engine = DlibFaceEngine(tile_px=1024, probe_rotations=False)
+    engine = DlibFaceEngine(tile_px=1024, probe_step=0)
     size = (pixels.shape[1] * 3 // 2, pixels.shape[0] * 3 // 2)
     large = np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
     scaled = [tuple(v * 3 // 2 for v in box) for box in expected]
@@ -134,7 +135,7 @@ def test_faces_found_before_the_time_limit_are_reported_as_possible_not_dropped(
     # Enough time to detect in one pass, none left to encode: the found faces must still come back.
     engine = DlibFaceEngine(time_limit_s=1e-9)
     grey = np.asarray(Image.fromarray(pixels).convert("L"))
-    found, _ = engine._search(grey, _forever(), lambda c: c, 32, -0.3)
+    found, _ = engine._search(orientations(grey, 0), _forever())
     faces, limit = engine._faces(pixels, found, _expired())
 
     assert limit == TIME_LIMIT

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from gatekeeper.faces.engine import _Candidate, _merged
+from gatekeeper.faces.merging import Candidate, merged
 
 
-def box(left, top, right, bottom, score=0.5, turned=False) -> _Candidate:
-    return _Candidate(left, top, right, bottom, score, turned)
+def box(left, top, right, bottom, score=0.5, turned=False) -> Candidate:
+    return Candidate(left, top, right, bottom, score, 90 if turned else 0)
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,7 @@ def box(left, top, right, bottom, score=0.5, turned=False) -> _Candidate:
     ],
 )
 def test_overlapping_boxes_merge_to_the_best_one(candidates, kept):
-    result = _merged(candidates)
+    result = merged(candidates)
 
     assert sorted(result, key=lambda c: (c.left, c.top)) == sorted(
         (candidates[i] for i in kept), key=lambda c: (c.left, c.top)

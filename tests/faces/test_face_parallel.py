@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from gatekeeper.faces import DlibFaceEngine, FaceAnalysis
-from gatekeeper.faces.engine import _run_all
+from gatekeeper.faces.pool import run_all
 
 
 def same(a: FaceAnalysis, b: FaceAnalysis) -> bool:
@@ -33,9 +33,9 @@ def same(a: FaceAnalysis, b: FaceAnalysis) -> bool:
 def test_a_tiled_group_photo_gives_the_same_analysis_with_one_process_or_two(corpus, load_rgb):
     pixels = load_rgb(corpus.faces_dir / "group" / "kit_with_rose.jpg")  # 501x700, two faces
     # Tiles of 256 detector pixels: a coarse pass and a dozen tiles to share out, two encodings.
-    one = DlibFaceEngine(tile_px=256, workers=1).analyse(pixels)
-    two = DlibFaceEngine(tile_px=256, workers=2).analyse(pixels)
-    three = DlibFaceEngine(tile_px=256, workers=3).analyse(pixels)
+    one = DlibFaceEngine(tile_px=256, workers=1, probe_step=90).analyse(pixels)
+    two = DlibFaceEngine(tile_px=256, workers=2, probe_step=90).analyse(pixels)
+    three = DlibFaceEngine(tile_px=256, workers=3, probe_step=90).analyse(pixels)
 
     assert len(one.faces) == 2 and all(f.encoding is not None for f in one.faces)
     assert same(one, two) and same(one, three)
@@ -98,23 +98,23 @@ def _fails(value: int) -> int:
 def test_jobs_shared_among_processes_come_back_in_order():
     jobs = [functools.partial(_square, i) for i in range(20)]
 
-    assert _run_all(jobs, 2) == [i * i for i in range(20)]
-    assert _run_all(jobs, 1) == [i * i for i in range(20)]
-    assert _run_all(jobs[:1], 4) == [0]
-    assert _run_all([], 2) == []
+    assert run_all(jobs, 2) == [i * i for i in range(20)]
+    assert run_all(jobs, 1) == [i * i for i in range(20)]
+    assert run_all(jobs[:1], 4) == [0]
+    assert run_all([], 2) == []
 
 
 def test_jobs_of_a_child_that_dies_are_run_again_here():
     jobs = [functools.partial(_dies_in_a_child, i, os.getpid()) for i in range(8)]
 
-    assert _run_all(jobs, 3) == [i * i for i in range(8)]
+    assert run_all(jobs, 3) == [i * i for i in range(8)]
 
 
 def test_an_error_in_a_job_reaches_the_caller():
     jobs = [functools.partial(_fails, i) for i in range(4)]
 
     with pytest.raises(RuntimeError):
-        _run_all(jobs, 2)
+        run_all(jobs, 2)
 
 
 def test_when_no_process_can_be_forked_the_jobs_run_here(monkeypatch):
@@ -124,4 +124,4 @@ def test_when_no_process_can_be_forked_the_jobs_run_here(monkeypatch):
     monkeypatch.setattr(os, "fork", refuse)
     jobs = [functools.partial(_square, i) for i in range(5)]
 
-    assert _run_all(jobs, 2) == [i * i for i in range(5)]
+    assert run_all(jobs, 2) == [i * i for i in range(5)]

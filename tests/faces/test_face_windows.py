@@ -14,7 +14,8 @@ import random
 import pytest
 
 from gatekeeper.faces import DlibFaceEngine
-from gatekeeper.faces.engine import DETECTOR_FACE_PX
+from gatekeeper.faces.search import DETECTOR_FACE_PX
+from gatekeeper.faces.search import windows as plan
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def inside(face, window) -> bool:
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
 def test_every_face_from_the_smallest_up_lies_whole_in_a_window_that_finds_it(engine, width, height):
-    windows = engine._windows((height, width), engine.min_detect_px)
+    windows = plan((height, width), engine.min_detect_px, engine.tile_px)
     rng = random.Random(width * height)
     # The hardest faces: just too small for the coarse pass, so only a tile can find them.
     hardest = DETECTOR_FACE_PX / windows[0][1]
@@ -50,7 +51,7 @@ def test_every_face_from_the_smallest_up_lies_whole_in_a_window_that_finds_it(en
 
 @pytest.mark.parametrize(("width", "height"), SIZES)
 def test_windows_stay_within_the_tile_size_and_the_photo(engine, width, height):
-    windows = engine._windows((height, width), engine.min_detect_px)
+    windows = plan((height, width), engine.min_detect_px, engine.tile_px)
     scale = DETECTOR_FACE_PX / engine.min_detect_px
 
     assert len(windows) > 1  # all of these are searched in tiles
@@ -66,4 +67,4 @@ def test_windows_stay_within_the_tile_size_and_the_photo(engine, width, height):
 
 
 def test_a_photo_that_fits_one_window_is_searched_once_at_full_scale(engine):
-    assert engine._windows((1000, 1500), engine.min_detect_px) == [((0, 0, 1500, 1000), 2.0)]
+    assert plan((1000, 1500), engine.min_detect_px, engine.tile_px) == [((0, 0, 1500, 1000), 2.0)]

@@ -1,7 +1,7 @@
-"""Publications in stores and outside them, takedown tasks, jobs, purge reports, leaving dates.
+"""Publications in stores and outside them, takedown tasks, jobs, purge reports.
 
-Revision ID: 0004
-Revises: 0002
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-29
 """
 
@@ -10,15 +10,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0002"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("people") as batch_op:
-        batch_op.add_column(sa.Column("left_on", sa.Date(), nullable=True))
     with op.batch_alter_table("publications") as batch_op:
         batch_op.alter_column("sha256", existing_type=sa.String(length=64), nullable=True)
         batch_op.add_column(sa.Column("store", sa.Text(), nullable=True))
@@ -93,5 +91,3 @@ def downgrade() -> None:
         batch_op.drop_column("key")
         batch_op.drop_column("store")
         batch_op.alter_column("sha256", existing_type=sa.String(length=64), nullable=False)
-    with op.batch_alter_table("people") as batch_op:
-        batch_op.drop_column("left_on")

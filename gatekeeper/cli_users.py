@@ -1,0 +1,165 @@
+"""Commands for the web app: `serve`, staff accounts (`users ...`) and `people link`.
+
+`serve` is a composition root like wsgi.py: it is the one command that builds the web app.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from datetime import UTC, datetime
+from typing import NoReturn
+
+import click
+
+from gatekeeper.config import Settings
+from gatekeeper.errors import GatekeeperError
+from gatekeeper.runtime import Runtime
+
+ROLES = ("uploader", "reviewer", "consent_admin", "auditor", "admin")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def _fail(exc: GatekeeperError) -> NoReturn:
+    raise click.ClickException(str(exc)) from exc
+
+
+def _runtime(ctx: click.Context) -> Runtime:
+    runtime = ctx.find_object(Runtime)
+    if runtime is None:
+        try:
+            runtime = Runtime(Settings.from_env())
+        except GatekeeperError as exc:
+            _fail(exc)
+        ctx.obj = runtime
+    return runtime
+
+
+def first_start(runtime: Runtime) -> str | None:
+    """On a database without accounts, create `admin` and return its one-time password; else None."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import accounts
+
+    with unit_of_work(runtime.sessions) as session:
+        created = accounts.ensure_first_admin(session, now=_now())
+    return created.password if created is not None else None
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64), help="Request threads.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
+    """Run the web app (staff pages, the public withdrawal form, the API) with waitress.
+
+    On the first start with an empty database an `admin` account is created and its one-time
+    password printed; it must be changed at the first sign-in.
+    """
+    import waitress
+
+    from gatekeeper import create_app
+
+    runtime = _runtime(ctx)
+    try:
+        password = first_start(runtime)
+        app = create_app(runtime.settings)
+    except GatekeeperError as exc:
+        _fail(exc)
+    # Bound before anything is printed: whoever reads "serving on" can connect at once.
+    server = waitress.create_server(app, host=host, port=port, threads=threads, ident="gatekeeper")
+    if password is not None:
+        click.echo(
+            "first start: created the account 'admin'; sign in and change this one-time password: " + password
+        )
+    click.echo(f"serving on http://{host}:{port}/ (withdrawal form: http://{host}:{port}/withdraw)")
+    sys.stdout.flush()
+    server.run()
+
+
+@click.group()
+def users() -> None:
+    """Staff accounts of the web app and the API."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="What the account may do.")
+@click.pass_context
+def users_add(ctx: click.Context, name: str, role: str) -> None:
+    """Create account NAME and print its one-time password (changed at the first sign-in)."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import accounts
+
+    runtime = _runtime(ctx)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            created = accounts.create_user(session, name, role, now=_now(), actor=_actor())
+    except GatekeeperError as exc:
+        _fail(exc)
+    click.echo(
+        f"created {name} ({role}); one-time password, to be changed at the first sign-in: {created.password}"
+    )
+
+
+@users.command("token")
+@click.argument("name")
+@click.pass_context
+def users_token(ctx: click.Context, name: str) -> None:
+    """Issue an API token for NAME (replacing any earlier one); it is shown only this once."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import accounts
+
+    runtime = _runtime(ctx)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            token = accounts.issue_api_token(session, name, now=_now(), actor=_actor())
+    except GatekeeperError as exc:
+        _fail(exc)
+    click.echo(f"API token for {name} (shown once; send it as 'Authorization: Bearer TOKEN'): {token}")
+
+
+@users.command("list")
+@click.pass_context
+def users_list(ctx: click.Context) -> None:
+    """List staff accounts with their roles."""
+    from sqlalchemy import select
+
+    from consent_db.models import StaffUser
+    from consent_db.session import unit_of_work
+
+    runtime = _runtime(ctx)
+    with unit_of_work(runtime.sessions) as session:
+        for user in session.scalars(select(StaffUser).order_by(StaffUser.username)):
+            state = "active" if user.active else "disabled"
+            token = "token" if user.api_token_hash else "no token"
+            click.echo(f"{user.username:<24} {user.role:<14} {state}, {token}")
+
+
+@click.command("link")
+@click.argument("external_id")
+@click.pass_context
+def people_link(ctx: click.Context, external_id: str) -> None:
+    """Issue a withdrawal link for EXTERNAL_ID and print it (earlier links keep working)."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import withdrawals
+
+    runtime = _runtime(ctx)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            url = withdrawals.issue_link(
+                session, external_id, settings=runtime.settings, now=_now(), actor=_actor()
+            )
+    except GatekeeperError as exc:
+        _fail(exc)
+    click.echo(url)

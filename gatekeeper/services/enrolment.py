@@ -1,0 +1,118 @@
+"""Biometric templates: made from enrolment photos or a reviewer's confirmed face, and deleted.
+
+Templates exist only with biometric consent; every creation and deletion is audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy.orm import Session
+
+from consent_db import audit
+from consent_db.models import FaceTemplate, Person
+from gatekeeper import media
+from gatekeeper.config import Settings
+from gatekeeper.errors import GatekeeperError, InvalidInputError
+from gatekeeper.faces import FaceEngine, encoding_to_bytes
+from gatekeeper.services.dpia import require_matching
+from gatekeeper.services.people import subject
+
+
+def enrol(
+    session: Session,
+    person: Person,
+    photos: Sequence[Path],
+    *,
+    engine: FaceEngine | None,
+    settings: Settings,
+    now: datetime,
+    actor: str,
+) -> int:
+    """Make a template from each new enrolment photo (the caller has checked biometric consent).
+
+    Raises InvalidInputError unless each shows one face, DpiaRequiredError before a DPIA is recorded.
+    """
+    known = {t.source_sha256 for t in person.templates}
+    added = 0
+    for path in photos:
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in known:
+            continue
+        if engine is None:
+            raise InvalidInputError("no face engine available to enrol photos")
+        require_matching(session, settings)
+        try:
+            encoding = engine.encode_single(media.decode(data, max_pixels=settings.max_pixels).pixels)
+        except GatekeeperError as exc:
+            raise InvalidInputError(f"enrolment photo {path.name}: {exc}") from exc
+        add_template(
+            session,
+            person,
+            encoding,
+            model=engine.model,
+            source_sha256=digest,
+            now=now,
+            actor=actor,
+            details={"source_sha256": digest},
+        )
+        known.add(digest)
+        added += 1
+    return added
+
+
+def add_template(
+    session: Session,
+    person: Person,
+    encoding: NDArray[np.float64],
+    *,
+    model: str,
+    source_sha256: str,
+    now: datetime,
+    actor: str,
+    details: dict[str, Any],
+) -> FaceTemplate:
+    """Store one template of `person` and audit it; the caller has checked biometric consent."""
+    template = FaceTemplate(
+        person=person,
+        encoding=encoding_to_bytes(encoding),
+        model=model,
+        source_sha256=source_sha256,
+        created_at=now,
+    )
+    session.add(template)
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="template.created",
+        subject=subject(person),
+        details={"template": template.id, "model": model, **details},
+    )
+    return template
+
+
+def delete_templates(session: Session, person: Person, *, now: datetime, actor: str, why: str) -> int:
+    """Delete every biometric template of `person`, auditing the deletion."""
+    count = len(person.templates)
+    if count:
+        ids = [t.id for t in person.templates]
+        person.templates.clear()
+        session.flush()
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="template.deleted",
+            subject=subject(person),
+            details={"templates": ids, "why": why},
+        )
+    return count

@@ -1,0 +1,152 @@
+"""The JSON API under /api/v1: bearer tokens (`gatekeeper users token NAME`), JSON errors.
+
+docs/openapi.yaml describes every route here; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from consent_db import audit
+from gatekeeper.errors import InvalidInputError
+from gatekeeper.services import people, people_admin, person_summary, withdrawals
+from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN
+from gatekeeper.services.people_import import ImportReport
+from gatekeeper.web.auth import actor, api_roles
+from gatekeeper.web.common import now, runtime, unit
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _report(report: ImportReport, dry_run: bool) -> dict[str, Any]:
+    return {
+        "dry_run": dry_run,
+        "rows": report.rows,
+        "imported": report.imported,
+        "unchanged": report.unchanged,
+        "people_created": report.people_created,
+        "consent_records_added": report.consent_records_added,
+        "templates_added": report.templates_added,
+        "templates_deleted": report.templates_deleted,
+        "problems": [{"line": p.line, "reason": p.reason} for p in report.problems],
+    }
+
+
+@bp.post("/people/import")
+@api_roles(CONSENT_ADMIN)
+def people_import() -> ResponseReturnValue:
+    upload = request.files.get("file")
+    if upload is None:
+        raise InvalidInputError("send the CSV (or a zip of it and its photos) as the multipart field 'file'")
+    dry_run = request.form.get("dry_run", request.args.get("dry_run", "0")) in ("1", "true", "yes")
+    rt = runtime()
+    with unit() as db:
+        report = people_admin.import_upload(
+            db,
+            upload.read(),
+            engine=lambda: rt.faces,
+            settings=rt.settings,
+            now=now(),
+            actor=actor(),
+            source=f"api:{upload.filename or 'upload'}",
+            dry_run=dry_run,
+        )
+    return jsonify(_report(report, dry_run)), 200 if report.ok else 422
+
+
+@bp.get("/people/<external_id>")
+@api_roles(CONSENT_ADMIN)
+def person(external_id: str) -> ResponseReturnValue:
+    with unit() as db:
+        summary = person_summary.summarise_person(db, external_id, settings=runtime().settings, now=now())
+        safeguarding = people.find_person(db, external_id).safeguarding
+    return jsonify(
+        external_id=summary.external_id,
+        name=summary.name,
+        date_of_birth=summary.date_of_birth.isoformat() if summary.date_of_birth else None,
+        status=summary.status,
+        safeguarding=safeguarding,
+        templates=summary.templates,
+        biometric_consent=summary.biometric_consent,
+        channels=[
+            {
+                "channel": c.channel,
+                "publishable": c.publishable,
+                "reasons": list(c.reasons),
+                "granted_by": c.granted_by,
+                "named": c.named,
+                "valid_until": c.valid_until.isoformat() if c.valid_until else None,
+            }
+            for c in summary.channels
+        ],
+    )
+
+
+@bp.post("/people/<external_id>/withdraw")
+@api_roles(CONSENT_ADMIN)
+def withdraw(external_id: str) -> ResponseReturnValue:
+    body = request.get_json(silent=True) if request.is_json else None
+    if request.is_json and not isinstance(body, dict):
+        raise InvalidInputError("the body must be a JSON object")
+    channels: Any = (body or {}).get("channels")
+    if channels is None:
+        channels = request.form.getlist("channels")
+    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+        raise InvalidInputError("channels must be a list of channel names", field="channels")
+    with unit() as db:
+        added = withdrawals.withdraw(
+            db, external_id, channels, settings=runtime().settings, now=now(), actor=actor(), how="api"
+        )
+    return jsonify(external_id=external_id, withdrawn=[r.channel for r in added])
+
+
+@bp.post("/people/<external_id>/link")
+@api_roles(CONSENT_ADMIN)
+def link(external_id: str) -> ResponseReturnValue:
+    with unit() as db:
+        url = withdrawals.issue_link(db, external_id, settings=runtime().settings, now=now(), actor=actor())
+    return jsonify(external_id=external_id, url=url), 201
+
+
+@bp.get("/withdrawals")
+@api_roles(CONSENT_ADMIN)
+def pending() -> ResponseReturnValue:
+    with unit() as db:
+        found = [
+            {
+                "reference": r.reference,
+                "created_at": r.created_at.isoformat(),
+                "name": r.claimed_name,
+                "date_of_birth": r.claimed_date_of_birth.isoformat() if r.claimed_date_of_birth else None,
+                "relationship": r.relationship_to_person,
+                "contact_email": r.contact_email,
+                "people": [p.external_id for p in withdrawals.people_of(db, r)],
+            }
+            for r in withdrawals.pending_requests(db)
+        ]
+    return jsonify(requests=found)
+
+
+@bp.post("/withdrawals/<reference>/<decision>")
+@api_roles(CONSENT_ADMIN)
+def decide(reference: str, decision: str) -> ResponseReturnValue:
+    if decision not in ("confirm", "reject"):
+        return jsonify(error="not_found", message="decision must be confirm or reject"), 404
+    body = request.get_json(silent=True) if request.is_json else None
+    note = str((body or {}).get("note", "")) if isinstance(body, dict) else ""
+    act = withdrawals.confirm_request if decision == "confirm" else withdrawals.reject_request
+    with unit() as db:
+        req = act(db, reference, now=now(), actor=actor(), note=note)
+        status = req.status
+    return jsonify(reference=reference, status=status)
+
+
+@bp.get("/audit/verify")
+@api_roles(AUDITOR, ADMIN)
+def audit_verify() -> ResponseReturnValue:
+    with unit() as db:
+        check = audit.verify(db)
+    return jsonify(ok=check.ok, events=check.events, first_bad_id=check.first_bad_id)

@@ -1,0 +1,178 @@
+"""Staff sign-in (Flask-Login sessions), API tokens, and the role checks every route declares."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
+
+from consent_db.models import StaffUser
+from gatekeeper.errors import InvalidInputError
+from gatekeeper.services import accounts
+from gatekeeper.web.common import now, unit
+from gatekeeper.web.forms import LoginForm, PasswordForm
+
+F = TypeVar("F", bound=Callable[..., Any])
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please sign in to see that page."
+login_manager.session_protection = "strong"
+
+
+@dataclass(frozen=True)
+class Principal(UserMixin):  # type: ignore[misc]
+    """The signed-in member of staff, as the web layer sees them (no ORM object outlives a request)."""
+
+    user_id: int
+    username: str
+    role: str
+    must_change_password: bool
+    stamp: str
+
+    def get_id(self) -> str:
+        # The stamp changes with the password, so changing it signs out every other session.
+        return f"{self.user_id}:{self.stamp}"
+
+    def has_role(self, *roles: str) -> bool:
+        return self.role in roles
+
+
+def _stamp(user: StaffUser) -> str:
+    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
+
+
+def principal(user: StaffUser) -> Principal:
+    """The session's view of an account."""
+    return Principal(user.id, user.username, user.role, user.must_change_password, _stamp(user))
+
+
+@login_manager.user_loader
+def _load(user_id: str) -> Principal | None:
+    raw_id, _, stamp = user_id.partition(":")
+    if not raw_id.isdigit():
+        return None
+    with unit() as db:
+        user = db.get(StaffUser, int(raw_id))
+        if user is None or not user.active or _stamp(user) != stamp:
+            return None
+        return principal(user)
+
+
+def roles_required(*roles: str) -> Callable[[F], F]:
+    """Signed-in staff with one of `roles` only: others get 403, anonymous visitors the sign-in page."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        @login_required
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not cast(Principal, current_user).has_role(*roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def api_roles(*roles: str) -> Callable[[F], F]:
+    """A bearer API token of an account with one of `roles`: 401 without a valid token, 403 wrong role."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return _api_error(
+                    401, "unauthorized", "an API token is required (Authorization: Bearer TOKEN)"
+                )
+            with unit() as db:
+                user = accounts.user_for_token(db, token.strip())
+                found = principal(user) if user is not None else None
+            if found is None:
+                return _api_error(401, "unauthorized", "the API token is not valid")
+            if not found.has_role(*roles):
+                return _api_error(403, "forbidden", f"the {found.role} role may not do this")
+            g.api_user = found
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def _api_error(status: int, code: str, message: str) -> ResponseReturnValue:
+    response = jsonify(error=code, message=message)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="gatekeeper"'
+    return response, status
+
+
+def _local(target: str) -> str | None:
+    """`target` if it is a path on this site (never another host: no open redirect), else None."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target and "\n" not in target:
+        return target
+    return None
+
+
+def actor() -> str:
+    """Who is acting, as the audit log names them."""
+    user = g.get("api_user") or current_user
+    return f"user:{cast(Principal, user).username}"
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    form = LoginForm()
+    if form.validate_on_submit():
+        with unit() as db:
+            user = accounts.authenticate(db, form.username.data or "", form.password.data or "", now=now())
+            found = principal(user) if user is not None else None
+        if found is None:
+            flash("That username and password do not match an account.", "error")
+        else:
+            session.clear()
+            login_user(found)
+            session.permanent = True
+            if found.must_change_password:
+                return redirect(url_for("auth.password"))
+            return redirect(_local(request.args.get("next", "")) or url_for("staff.home"))
+    return render_template("login.html", form=form)
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> ResponseReturnValue:
+    logout_user()
+    session.clear()
+    flash("You have signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def password() -> ResponseReturnValue:
+    form = PasswordForm()
+    me = cast(Principal, current_user)
+    if form.validate_on_submit():
+        try:
+            with unit() as db:
+                user = accounts.change_password(
+                    db, me.user_id, form.current.data or "", form.new.data or "", now=now()
+                )
+                updated = principal(user)
+        except InvalidInputError as exc:
+            flash(str(exc), "error")
+        else:
+            login_user(updated)
+            session.permanent = True
+            flash("Your password has been changed.", "info")
+            return redirect(url_for("staff.home"))
+    return render_template("password.html", form=form, forced=me.must_change_password)

@@ -1,0 +1,115 @@
+"""Every HTML form (Flask-WTF: each carries a CSRF token and is validated on the server)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
+
+from gatekeeper.services.accounts import MIN_PASSWORD_LENGTH
+
+
+def options(*pairs: tuple[str, str]) -> list[SelectChoice]:
+    """Choices for a select, radio or checkbox list: (value, label) pairs."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=120)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired()])
+    new = PasswordField(
+        f"New password (at least {MIN_PASSWORD_LENGTH} characters)",
+        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)],
+    )
+    confirm = PasswordField(
+        "New password again",
+        validators=[DataRequired(), EqualTo("new", message="The two new passwords differ.")],
+    )
+
+
+class CheckboxList(SelectMultipleField):
+    """A list of checkboxes: usable with a keyboard and a screen reader, no script needed."""
+
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+class LinkWithdrawForm(FlaskForm):
+    channels = CheckboxList("Stop using photos on", choices=[], validate_choice=True)
+    everything = BooleanField("Withdraw from everything")
+
+
+class NoLinkWithdrawForm(FlaskForm):
+    name = StringField("Learner's full name", validators=[DataRequired(), Length(max=200)])
+    date_of_birth = DateField("Learner's date of birth", validators=[DataRequired()])
+    relationship = RadioField(
+        "You are the learner's",
+        choices=options(
+            ("parent", "Parent"),
+            ("guardian", "Guardian"),
+            ("self", "I am the learner"),
+            ("other", "Other"),
+        ),
+        validators=[DataRequired()],
+    )
+    contact_email = EmailField(
+        "Your email address (we use it only to confirm this request)",
+        validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+    )
+
+
+class GrantForm(FlaskForm):
+    channel = SelectField("Channel", choices=[])
+    granted_by = SelectField(
+        "Given by",
+        choices=options(("parent", "Parent"), ("guardian", "Guardian"), ("self", "The person themselves")),
+    )
+    granted_by_name = StringField("Name of the parent or guardian", validators=[Optional(), Length(max=200)])
+    valid_until = DateField("Valid until (last day, optional)", validators=[Optional()])
+    named = SelectField(
+        "May be named in captions",
+        choices=options(("no", "No"), ("first_name", "First name only"), ("yes", "Full name")),
+    )
+
+
+class StaffWithdrawForm(FlaskForm):
+    channels = CheckboxList("Withdraw from", choices=[])
+
+
+class SafeguardingForm(FlaskForm):
+    flag = HiddenField()
+    reason = StringField("Reason (recorded in the audit log)", validators=[DataRequired(), Length(max=500)])
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only its CSRF token."""
+
+
+class DecisionForm(FlaskForm):
+    note = TextAreaField("Note (how you checked)", validators=[Optional(), Length(max=2000)])
+
+
+class ImportForm(FlaskForm):
+    file = FileField("People CSV, or a zip of the CSV and its enrolment photos", validators=[FileRequired()])
+
+
+class ConfirmImportForm(FlaskForm):
+    upload = HiddenField(validators=[DataRequired(), Length(max=80)])

@@ -1,0 +1,376 @@
+"""Pages for signed-in staff: home, people and consent, verification of withdrawals, the audit log.
+
+Each route names the roles allowed to use it (the README lists them); nothing is shown to a role
+that may not act on it. The safeguarding flag appears only on consent admins' pages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import time
+from datetime import date
+from pathlib import Path
+from typing import cast
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+
+from consent_db import audit
+from gatekeeper.errors import GatekeeperError, InvalidInputError
+from gatekeeper.services import (
+    audit_log,
+    consent,
+    people,
+    people_admin,
+    person_summary,
+    withdrawals,
+)
+from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN
+from gatekeeper.services.people_import import ImportReport
+from gatekeeper.web.auth import Principal, actor, roles_required
+from gatekeeper.web.common import now, runtime, unit
+from gatekeeper.web.forms import (
+    ActionForm,
+    ConfirmImportForm,
+    DecisionForm,
+    GrantForm,
+    ImportForm,
+    SafeguardingForm,
+    StaffWithdrawForm,
+    options,
+)
+
+bp = Blueprint("staff", __name__)
+AUDIT_ROLES = (AUDITOR, ADMIN)
+PAGE = 50
+PREVIEW_HOURS = 24
+_UPLOAD_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
+
+
+@bp.before_request
+def _password_first() -> ResponseReturnValue | None:
+    # A one-time password opens nothing but the page that replaces it.
+    user = cast(Principal, current_user)
+    if user.is_authenticated and user.must_change_password:
+        return redirect(url_for("auth.password"))
+    return None
+
+
+@bp.get("/")
+@login_required
+def home() -> ResponseReturnValue:
+    me = cast(Principal, current_user)
+    pending = 0
+    if me.has_role(CONSENT_ADMIN):
+        with unit() as db:
+            pending = len(withdrawals.pending_requests(db))
+    return render_template("home.html", pending=pending)
+
+
+# --- people and consent ------------------------------------------------------------------------------
+
+
+@bp.get("/people")
+@roles_required(CONSENT_ADMIN)
+def people_list() -> ResponseReturnValue:
+    query = request.args.get("q", "")[:200]
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    with unit() as db:
+        found = people_admin.search_people(db, query, limit=PAGE + 1, offset=(page - 1) * PAGE)
+    return render_template("people.html", people=found[:PAGE], query=query, page=page, more=len(found) > PAGE)
+
+
+def _person_page(external_id: str, *, new_link: str | None = None, status: int = 200) -> ResponseReturnValue:
+    settings = runtime().settings
+    with unit() as db:
+        summary = person_summary.summarise_person(db, external_id, settings=settings, now=now())
+        person = people.find_person(db, external_id)
+        safeguarding = person.safeguarding
+        consented = withdrawals.consented_channels(db, person, settings=settings, now=now())
+    grant = GrantForm(prefix="grant")
+    grant.channel.choices = options(*((c, c) for c in settings.channels))
+    withdraw = StaffWithdrawForm(prefix="withdraw")
+    withdraw.channels.choices = options(*((c, c) for c in consented))
+    return (
+        render_template(
+            "person.html",
+            summary=summary,
+            safeguarding=safeguarding,
+            grant=grant,
+            withdraw=withdraw,
+            flag_form=SafeguardingForm(prefix="flag"),
+            action=ActionForm(prefix="link"),
+            new_link=new_link,
+        ),
+        status,
+    )
+
+
+@bp.get("/people/<external_id>")
+@roles_required(CONSENT_ADMIN)
+def person(external_id: str) -> ResponseReturnValue:
+    return _person_page(external_id)
+
+
+@bp.post("/people/<external_id>/grant")
+@roles_required(CONSENT_ADMIN)
+def grant(external_id: str) -> ResponseReturnValue:
+    settings = runtime().settings
+    form = GrantForm(prefix="grant")
+    form.channel.choices = options(*((c, c) for c in settings.channels))
+    if not form.validate_on_submit():
+        flash("The grant was not recorded: " + _form_errors(form), "error")
+        return _person_page(external_id, status=400)
+    try:
+        with unit() as db:
+            consent.grant_consent(
+                db,
+                external_id,
+                form.channel.data or "",
+                settings=settings,
+                now=now(),
+                actor=actor(),
+                granted_by=form.granted_by.data or "",
+                granted_by_name=(form.granted_by_name.data or "").strip() or None,
+                valid_until=form.valid_until.data,
+                named=form.named.data or "no",
+            )
+    except InvalidInputError as exc:
+        flash(f"The grant was not recorded: {exc}", "error")
+        return _person_page(external_id, status=400)
+    flash(f"Consent recorded for {form.channel.data}.", "info")
+    return redirect(url_for("staff.person", external_id=external_id))
+
+
+@bp.post("/people/<external_id>/withdraw")
+@roles_required(CONSENT_ADMIN)
+def withdraw(external_id: str) -> ResponseReturnValue:
+    settings = runtime().settings
+    form = StaffWithdrawForm(prefix="withdraw")
+    form.channels.choices = options(*((c, c) for c in request.form.getlist("withdraw-channels")))
+    if not form.validate_on_submit() or not form.channels.data:
+        flash("Choose at least one channel to withdraw.", "error")
+        return _person_page(external_id, status=400)
+    with unit() as db:
+        added = withdrawals.withdraw(
+            db, external_id, form.channels.data, settings=settings, now=now(), actor=actor(), how="staff"
+        )
+    flash(
+        "Withdrawn: " + (", ".join(r.channel for r in added) or "nothing (already withdrawn)") + ".", "info"
+    )
+    return redirect(url_for("staff.person", external_id=external_id))
+
+
+@bp.post("/people/<external_id>/safeguarding")
+@roles_required(CONSENT_ADMIN)
+def safeguarding(external_id: str) -> ResponseReturnValue:
+    form = SafeguardingForm(prefix="flag")
+    if form.flag.data not in ("on", "off"):
+        abort(400)
+    if not form.validate_on_submit():
+        flash("The flag was not changed: give the reason.", "error")
+        return _person_page(external_id, status=400)
+    with unit() as db:
+        people.set_safeguarding(
+            db, external_id, form.flag.data == "on", reason=form.reason.data or "", now=now(), actor=actor()
+        )
+    flash("Safeguarding flag " + ("set: never published." if form.flag.data == "on" else "cleared."), "info")
+    return redirect(url_for("staff.person", external_id=external_id))
+
+
+@bp.post("/people/<external_id>/link")
+@roles_required(CONSENT_ADMIN)
+def issue_link(external_id: str) -> ResponseReturnValue:
+    if not ActionForm(prefix="link").validate_on_submit():
+        abort(400)
+    with unit() as db:
+        url = withdrawals.issue_link(db, external_id, settings=runtime().settings, now=now(), actor=actor())
+    return _person_page(external_id, new_link=url)
+
+
+def _uploads() -> Path:
+    folder = runtime().settings.instance_path / "uploads" / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _forget_stale_previews(folder: Path) -> None:
+    # A preview never confirmed is not kept: its file (people's data) goes after PREVIEW_HOURS.
+    limit = time.time() - PREVIEW_HOURS * 3600
+    for path in folder.iterdir():
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < limit:
+                path.unlink()
+
+
+def _import(data: bytes, *, dry_run: bool, source: str) -> ImportReport:
+    rt = runtime()
+    with unit() as db:
+        return people_admin.import_upload(
+            db,
+            data,
+            engine=lambda: rt.faces,
+            settings=rt.settings,
+            now=now(),
+            actor=actor(),
+            source=source,
+            dry_run=dry_run,
+        )
+
+
+@bp.route("/people/import", methods=["GET", "POST"])
+@roles_required(CONSENT_ADMIN)
+def people_import() -> ResponseReturnValue:
+    form = ImportForm()
+    if not form.validate_on_submit():
+        return render_template("import.html", form=form, report=None, confirm=None)
+    data = form.file.data.read()
+    try:
+        report = _import(data, dry_run=True, source="web-preview")
+    except GatekeeperError as exc:
+        flash(f"The file cannot be imported: {exc}", "error")
+        return render_template("import.html", form=form, report=None, confirm=None), 400
+    me = cast(Principal, current_user)
+    key = f"{me.user_id}-{secrets.token_urlsafe(16)}"
+    folder = _uploads()
+    _forget_stale_previews(folder)
+    (folder / key).write_bytes(data)
+    confirm = ConfirmImportForm(upload=key)
+    return render_template("import.html", form=ImportForm(formdata=None), report=report, confirm=confirm)
+
+
+@bp.post("/people/import/confirm")
+@roles_required(CONSENT_ADMIN)
+def people_import_confirm() -> ResponseReturnValue:
+    form = ConfirmImportForm()
+    me = cast(Principal, current_user)
+    key = form.upload.data or ""
+    owner, _, token = key.partition("-")
+    if not form.validate_on_submit() or owner != str(me.user_id) or not _UPLOAD_TOKEN.match(token):
+        abort(400)
+    path = _uploads() / key
+    if not path.is_file():
+        flash("That preview has already been imported or has expired; upload the file again.", "error")
+        return redirect(url_for("staff.people_import"))
+    try:
+        report = _import(path.read_bytes(), dry_run=False, source="web-import")
+    finally:
+        path.unlink(missing_ok=True)
+    return render_template(
+        "import.html", form=ImportForm(formdata=None), report=report, confirm=None, done=True
+    )
+
+
+# --- withdrawals without a link ----------------------------------------------------------------------
+
+
+@bp.get("/withdrawals")
+@roles_required(CONSENT_ADMIN)
+def requests_list() -> ResponseReturnValue:
+    with unit() as db:
+        pending = withdrawals.pending_requests(db)
+        matched = {r.reference: withdrawals.people_of(db, r) for r in pending}
+    return render_template("requests.html", pending=pending, matched=matched)
+
+
+@bp.get("/withdrawals/<reference>")
+@roles_required(CONSENT_ADMIN)
+def request_page(reference: str) -> ResponseReturnValue:
+    with unit() as db:
+        req = withdrawals.find_request(db, reference)
+        matched = withdrawals.people_of(db, req)
+    return render_template("request.html", req=req, matched=matched, form=DecisionForm())
+
+
+@bp.post("/withdrawals/<reference>/<decision>")
+@roles_required(CONSENT_ADMIN)
+def decide_request(reference: str, decision: str) -> ResponseReturnValue:
+    form = DecisionForm()
+    if decision not in ("confirm", "reject") or not form.validate_on_submit():
+        abort(400)
+    act = withdrawals.confirm_request if decision == "confirm" else withdrawals.reject_request
+    try:
+        with unit() as db:
+            act(db, reference, now=now(), actor=actor(), note=form.note.data or "")
+    except InvalidInputError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("staff.request_page", reference=reference))
+    flash(
+        f"Request {reference} "
+        + (
+            "confirmed: the withdrawal stands."
+            if decision == "confirm"
+            else "rejected: the suspension is lifted."
+        ),
+        "info",
+    )
+    return redirect(url_for("staff.requests_list"))
+
+
+# --- audit ---------------------------------------------------------------------------------------------
+
+
+def _audit_filter() -> audit_log.AuditFilter:
+    def day(name: str) -> date | None:
+        value = request.args.get(name, "")
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError:
+            raise InvalidInputError(f"{name} must be a date YYYY-MM-DD", field=name) from None
+
+    return audit_log.AuditFilter(
+        action=request.args.get("action", "").strip()[:60],
+        actor=request.args.get("actor", "").strip()[:120],
+        subject=request.args.get("subject", "").strip()[:200],
+        since=day("since"),
+        until=day("until"),
+    )
+
+
+@bp.get("/audit")
+@roles_required(*AUDIT_ROLES)
+def audit_page() -> ResponseReturnValue:
+    flt = _audit_filter()
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    with unit() as db:
+        check = audit.verify(db)
+        events = audit_log.find_events(db, flt, limit=PAGE + 1, offset=(page - 1) * PAGE)
+    return render_template(
+        "audit.html", events=events[:PAGE], more=len(events) > PAGE, page=page, flt=flt, check=check
+    )
+
+
+@bp.get("/audit.csv")
+@roles_required(*AUDIT_ROLES)
+def audit_csv() -> ResponseReturnValue:
+    flt = _audit_filter()
+
+    def lines() -> object:
+        with unit() as db:
+            yield from audit_log.export_csv(db, flt)
+
+    return Response(
+        stream_with_context(lines()),  # type: ignore[arg-type]
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=audit.csv"},
+    )
+
+
+def _form_errors(form: object) -> str:
+    errors = getattr(form, "errors", {})
+    return (
+        "; ".join(f"{name}: {', '.join(map(str, msgs))}" for name, msgs in errors.items()) or "invalid form"
+    )

@@ -1,0 +1,339 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright against `gatekeeper serve`.
+
+Each step is photographed into test-artifacts/web/ (git-ignored) and checked with axe-core: no
+serious or critical accessibility violation on any page. The browser is never downloaded: the
+system's /usr/bin/chromium is launched (scripts/test installs it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+}
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+ARTIFACTS = Path(
+    os.environ.get("GATEKEEPER_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
+)
+NEW_PASSWORD = "a long new password 42"
+PEOPLE = (
+    "external_id,name,date_of_birth,photos,biometric_consent,channels,granted_by,granted_on,valid_until,named\n"
+    "L001,Amy Pond,2014-03-27,,no,website;social_media,parent,2025-09-01,,first_name\n"
+    "L002,Rory Williams,2013-11-02,,no,website,parent,2025-09-01,,no\n"
+)
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+    process: subprocess.Popen[str]
+    admin_password: str | None
+
+    def cli(self, *args: str) -> str:
+        """Run a `gatekeeper` command against the server's instance; its stdout."""
+        result = subprocess.run(
+            [sys.executable, "-m", "gatekeeper.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(home: Path) -> Iterator[Server]:
+    port = _free_port()
+    env = dict(os.environ)
+    for name in [n for n in env if n.startswith("GATEKEEPER_") and n != "GATEKEEPER_CORPUS"]:
+        env.pop(name, None)
+    env.update(
+        GATEKEEPER_HOME=str(home),
+        GATEKEEPER_DATABASE_URL=f"sqlite:///{home / 'gatekeeper.db'}",
+        GATEKEEPER_PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gatekeeper.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    password = None
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("first start:"):
+            password = line.split()[-1]
+        if line.startswith("serving on"):
+            break
+    else:
+        pytest.fail("the server did not start")
+    try:
+        yield Server(f"http://127.0.0.1:{port}", env, process, password)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path, browser: Any) -> Iterator[Server]:
+    yield from _start(tmp_path / "instance")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Server]:
+    yield from _start(tmp_path_factory.mktemp("live") / "instance")
+
+
+def check(page: Any, step: str) -> None:
+    """Photograph the page and assert axe-core finds no serious or critical violation on it."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    folder = ARTIFACTS / "web"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{step}.png"), full_page=True)
+    # Usable on a phone: nothing wider than the screen (wide tables scroll inside their own region).
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
+        f"{step}: scrolls sideways"
+    )
+    results = Axe().run(page)
+    bad = [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert bad == [], f"{step}: {bad}"
+
+
+def sign_in(page: Any, server: Server, username: str, password: str) -> None:
+    page.goto(server.url + "/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def nav(page: Any, name: str) -> None:
+    """Follow a link of the main navigation."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True).click()
+
+
+def new_staff(server: Server, page: Any, name: str, role: str) -> None:
+    """An account made with the real command, signed in, its one-time password replaced."""
+    password = server.cli("users", "add", name, "--role", role).split()[-1]
+    sign_in(page, server, name, password)
+    page.get_by_label("Current password").fill(password)
+    page.get_by_label("New password (at least 12 characters)").fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    assert page.get_by_role("heading", name=f"Hello, {name}").is_visible()
+
+
+def test_first_start_and_the_forced_password_change(browser: Any, fresh_server: Server) -> None:
+    assert fresh_server.admin_password
+    page = browser.new_page(**DESKTOP)
+    page.goto(fresh_server.url + "/")
+    assert page.url.endswith("/login?next=%2F")
+    check(page, "01-login")
+    # Keyboard first: the skip link is the first stop.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    sign_in(page, fresh_server, "admin", fresh_server.admin_password)
+    assert page.get_by_role("heading", name="Change your password").is_visible()
+    assert page.get_by_text("one-time password").is_visible()
+    check(page, "02-password-change-forced")
+    page.goto(fresh_server.url + "/audit")
+    assert page.url.endswith("/account/password")
+    page.get_by_label("Current password").fill(fresh_server.admin_password)
+    page.get_by_label("New password (at least 12 characters)").fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    assert page.get_by_role("heading", name="Hello, admin").is_visible()
+    check(page, "03-admin-home")
+    nav(page, "Audit log")
+    assert page.get_by_text("Hash chain intact").is_visible()
+    check(page, "04-audit")
+    page.get_by_role("button", name="Sign out admin").click()
+    sign_in(page, fresh_server, "admin", NEW_PASSWORD)
+    assert page.get_by_role("heading", name="Hello, admin").is_visible()
+    page.close()
+
+
+def test_a_consent_admin_imports_people_with_their_photos(
+    browser: Any, server: Server, corpus: Any, tmp_path: Path
+) -> None:
+    # Enrolment matches faces: only after a DPIA is recorded.
+    server.cli("dpia", "record", "--ref", "DPIA-TEST", "--approved-by", "J. Smith, DPO", "--on", "2026-01-05")
+    page = browser.new_page(**DESKTOP)
+    new_staff(server, page, "dpo-import", "consent_admin")
+    check(page, "10-consent-admin-home")
+    bundle = tmp_path / "people.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.writestr(
+            "people.csv",
+            PEOPLE.replace("L001,", "E001,").replace("L002,", "E002,")
+            + "E003,Barack Obama,1961-08-04,photos/obama.jpg,yes,website,self,2025-09-01,,yes\n",
+        )
+        archive.write(corpus.faces_dir / "obama" / "obama.jpg", "photos/obama.jpg")
+    nav(page, "Import")
+    check(page, "11-import")
+    page.get_by_label("People CSV, or a zip of the CSV and its enrolment photos").set_input_files(str(bundle))
+    page.get_by_role("button", name="Preview").click()
+    assert page.get_by_role("heading", name="Preview: nothing has been saved yet").is_visible()
+    assert page.get_by_text("3 would be imported").is_visible()
+    check(page, "12-import-preview")
+    page.get_by_role("button", name="Import these rows").click()
+    assert page.get_by_text("3 imported").is_visible()
+    assert page.get_by_text("1 face templates").is_visible()
+    nav(page, "People")
+    page.get_by_label("Search by name or MIS id").fill("obama")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="Barack Obama").click()
+    assert page.get_by_text("biometric consent yes · 1 face template").is_visible()
+    check(page, "13-person")
+    page.close()
+
+
+def _receipt_reference(page: Any) -> str:
+    assert page.get_by_role("heading", name="Thank you: your request is recorded").is_visible()
+    match = re.search(r"WD-[A-Z0-9]{10}", page.inner_text("main"))
+    assert match is not None
+    return match.group(0)
+
+
+def test_a_parent_withdraws_with_their_link_on_a_phone(browser: Any, server: Server, tmp_path: Path) -> None:
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text(PEOPLE.replace("L00", "P00"))
+    server.cli("people", "import", str(csv_path))
+    link = server.cli("people", "link", "P001").strip()
+    assert link.startswith(server.url + "/withdraw/")
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(link)
+    assert page.get_by_role("heading", name="Photos of Amy").is_visible()
+    assert "Rory" not in page.content() and "Pond" not in page.content()
+    boxes = page.get_by_role("checkbox")
+    assert boxes.count() == 3  # website, social media, and "everything"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    check(page, "20-phone-link-form")
+    page.get_by_label("Social media").check()
+    page.get_by_role("button", name="Withdraw consent").click()
+    _receipt_reference(page)
+    check(page, "21-phone-link-receipt")
+    shown = json.loads(server.cli("people", "show", "P001", "--json"))
+    state = {c["channel"]: c["reasons"] for c in shown["channels"]}
+    assert state["social_media"] == ["consent_withdrawn"] and state["website"] == []
+    context.close()
+
+
+def test_the_no_link_path_suspends_and_a_consent_admin_verifies(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text(PEOPLE.replace("L00", "N00").replace("Amy Pond", "Clara Oswald"))
+    server.cli("people", "import", str(csv_path))
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(server.url + "/withdraw")
+    check(page, "30-phone-no-link-form")
+    page.get_by_role("button", name="Stop publishing photos").click()
+    assert page.locator("[aria-invalid=true]").count() == 3
+    check(page, "31-phone-no-link-errors")
+    page.get_by_label("Learner's full name").fill("clara oswald")
+    page.get_by_label("Learner's date of birth").fill("2014-03-27")
+    page.get_by_label("Parent", exact=True).check()
+    page.get_by_label("Your email address").fill("parent@example.org")
+    page.get_by_label("Your email address").press("Enter")
+    reference = _receipt_reference(page)
+    check(page, "32-phone-no-link-receipt")
+    shown = json.loads(server.cli("people", "show", "N001", "--json"))
+    assert not any(c["publishable"] for c in shown["channels"])
+    context.close()
+
+    page = browser.new_page(**DESKTOP)
+    new_staff(server, page, "dpo-verify", "consent_admin")
+    nav(page, "Withdrawal requests")
+    check(page, "33-verification-tasks")
+    page.get_by_role("link", name=reference).click()
+    assert page.get_by_text("Clara Oswald (N001)").is_visible()
+    check(page, "34-verification-task")
+    page.get_by_label("Note (how you checked)").fill("No such request from the family (phoned).")
+    page.get_by_role("button", name="Reject: lift the suspension").click()
+    assert page.get_by_text(f"Request {reference} rejected").is_visible()
+    shown = json.loads(server.cli("people", "show", "N001", "--json"))
+    assert [c["channel"] for c in shown["channels"] if c["publishable"]] == ["website", "social_media"]
+    page.close()
+
+
+def test_every_other_page_passes_axe(browser: Any, server: Server, tmp_path: Path) -> None:
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text(PEOPLE.replace("L00", "A00"))
+    server.cli("people", "import", str(csv_path))
+    for name, options in (("phone", PHONE), ("desktop", DESKTOP)):
+        context = browser.new_context(**options)
+        page = context.new_page()
+        for path in ("/privacy", "/withdraw/not-a-real-link", "/no-such-page"):
+            page.goto(server.url + path)
+            check(page, f"40-{name}-{path.strip('/').replace('/', '-')}")
+        new_staff(server, page, f"audit-{name}", "auditor")
+        page.goto(server.url + "/audit?action=consent.")
+        check(page, f"41-{name}-audit-filtered")
+        page.goto(server.url + "/people")
+        check(page, f"42-{name}-forbidden")
+        context.close()
+        context = browser.new_context(**options)
+        page = context.new_page()
+        new_staff(server, page, f"dpo-{name}", "consent_admin")
+        page.goto(server.url + "/people")
+        check(page, f"43-{name}-people")
+        page.goto(server.url + "/people/A001")
+        page.get_by_role("button", name="Issue a new withdrawal link").click()
+        assert page.get_by_text("shown only now").is_visible()
+        check(page, f"44-{name}-person-with-link")
+        page.get_by_label("Reason (recorded in the audit log)").fill("DSL decision")
+        page.get_by_role("button", name=re.compile("safeguarding flag")).click()
+        check(page, f"45-{name}-person-safeguarding")
+        page.goto(server.url + "/account/password")
+        check(page, f"46-{name}-password")
+        context.close()

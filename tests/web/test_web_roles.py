@@ -1,0 +1,311 @@
+"""The route x role matrix: every route of the app, every role; only the documented pairs succeed.
+
+Staff pages: anonymous visitors are sent to sign in, other roles get 403. API: no or a bad token
+gets 401, a wrong role 403. The public pages answer everyone. A route added to the app without a
+row here fails `test_every_route_is_in_the_matrix`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from web_helpers import CLOCK, PASSWORD, PEOPLE_CSV, ROLES, csrf, import_people, make_account, sign_in
+
+from consent_db.session import unit_of_work
+from gatekeeper.services import withdrawals
+
+STAFF = frozenset(ROLES)
+CONSENT = frozenset({"consent_admin"})
+AUDIT = frozenset({"auditor", "admin"})
+EVERYONE = frozenset({"anonymous", *ROLES})
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    rule: str
+    url: str
+    allowed: frozenset[str]
+    ok: int = 200
+    form: dict[str, Any] = field(default_factory=dict)
+    csrf_from: str | None = None
+
+
+def _pending_reference(rt: Any) -> str:
+    with unit_of_work(rt.sessions) as session:
+        request = withdrawals.request_withdrawal(
+            session,
+            name="Amy Pond",
+            date_of_birth=__import__("datetime").date(2014, 3, 27),
+            relationship="parent",
+            contact_email="parent@example.org",
+            settings=rt.settings,
+            now=CLOCK,
+        )
+        return request.reference
+
+
+def _link_token(rt: Any) -> str:
+    with unit_of_work(rt.sessions) as session:
+        url = withdrawals.issue_link(session, "L001", settings=rt.settings, now=CLOCK, actor="test")
+    return url.rsplit("/", 1)[1]
+
+
+def html_cases(ref: Callable[[], str], token: str) -> list[Case]:
+    person = "/people/L001"
+    return [
+        Case("GET", "/", "/", STAFF),
+        Case("GET", "/account/password", "/account/password", STAFF),
+        Case("GET", "/people", "/people?q=amy", CONSENT),
+        Case("GET", "/people/<external_id>", person, CONSENT),
+        Case(
+            "POST",
+            "/people/<external_id>/grant",
+            person + "/grant",
+            CONSENT,
+            302,
+            {"grant-channel": "print", "grant-granted_by": "parent", "grant-named": "no"},
+            person,
+        ),
+        Case(
+            "POST",
+            "/people/<external_id>/withdraw",
+            person + "/withdraw",
+            CONSENT,
+            302,
+            {"withdraw-channels": "website"},
+            person,
+        ),
+        Case(
+            "POST",
+            "/people/<external_id>/safeguarding",
+            person + "/safeguarding",
+            CONSENT,
+            302,
+            {"flag-flag": "on", "flag-reason": "DSL decision"},
+            person,
+        ),
+        Case("POST", "/people/<external_id>/link", person + "/link", CONSENT, 200, {}, person),
+        Case("GET", "/people/import", "/people/import", CONSENT),
+        Case(
+            "POST",
+            "/people/import",
+            "/people/import",
+            CONSENT,
+            200,
+            {"file": (io.BytesIO(PEOPLE_CSV.encode()), "people.csv")},
+            "/people/import",
+        ),
+        Case(
+            "POST",
+            "/people/import/confirm",
+            "/people/import/confirm",
+            CONSENT,
+            400,
+            {"upload": "1-nosuchupload"},
+            "/people/import",
+        ),
+        Case("GET", "/withdrawals", "/withdrawals", CONSENT),
+        Case("GET", "/withdrawals/<reference>", "/withdrawals/{ref}", CONSENT),
+        Case(
+            "POST",
+            "/withdrawals/<reference>/<decision>",
+            "/withdrawals/{ref}/confirm",
+            CONSENT,
+            302,
+            {"note": "phoned the parent"},
+            "/withdrawals/{ref}",
+        ),
+        Case("GET", "/audit", "/audit?action=consent.", AUDIT),
+        Case("GET", "/audit.csv", "/audit.csv", AUDIT),
+        Case("POST", "/logout", "/logout", STAFF, 302, {}, "/"),
+        Case("GET", "/login", "/login", EVERYONE),
+        # A failed sign-in shows the form again, to anyone.
+        Case(
+            "POST", "/login", "/login", EVERYONE, 200, {"username": "nobody", "password": "x" * 12}, "/login"
+        ),
+        Case("GET", "/withdraw", "/withdraw", EVERYONE),
+        Case(
+            "POST",
+            "/withdraw",
+            "/withdraw",
+            EVERYONE,
+            302,
+            {
+                "name": "Amy Pond",
+                "date_of_birth": "2014-03-27",
+                "relationship": "parent",
+                "contact_email": "p@example.org",
+            },
+            "/withdraw",
+        ),
+        Case("GET", "/withdraw/<token>", f"/withdraw/{token}", EVERYONE),
+        Case(
+            "POST",
+            "/withdraw/<token>",
+            f"/withdraw/{token}",
+            EVERYONE,
+            302,
+            {"everything": "y"},
+            f"/withdraw/{token}",
+        ),
+        Case(
+            "GET",
+            "/withdraw/receipt/<kind>/<reference>",
+            "/withdraw/receipt/withdrawn/WD-ABCDEFGHJK",
+            EVERYONE,
+        ),
+        Case("GET", "/privacy", "/privacy", EVERYONE),
+        Case("GET", "/healthz", "/healthz", EVERYONE),
+        Case("GET", "/static/<path:filename>", "/static/gatekeeper.css", EVERYONE),
+        # Last: it changes each account's password.
+        Case(
+            "POST",
+            "/account/password",
+            "/account/password",
+            STAFF,
+            302,
+            {"current": PASSWORD, "new": PASSWORD + " 2", "confirm": PASSWORD + " 2"},
+        ),
+    ]
+
+
+def _clients(app: Flask, rt: Any) -> dict[str, FlaskClient]:
+    clients = {"anonymous": app.test_client()}
+    clients["anonymous"].environ_base["REMOTE_ADDR"] = "192.0.2.100"
+    for number, role in enumerate(ROLES):
+        client = app.test_client()
+        # Each its own address, as separate people are: rate limits count per client.
+        client.environ_base["REMOTE_ADDR"] = f"192.0.2.{number + 1}"
+        sign_in(client, make_account(rt, role))
+        clients[role] = client
+    return clients
+
+
+def test_every_html_route_answers_only_the_documented_roles(app: Flask, rt: Any, tmp_path: Path) -> None:
+    import_people(rt, tmp_path)
+    clients = _clients(app, rt)
+    token = _link_token(rt)
+    failures = []
+    for case in html_cases(lambda: "", token):
+        for who, client in clients.items():
+            # A fresh pending request for each attempt: a confirmed one cannot be confirmed twice.
+            ref = _pending_reference(rt)
+            url = case.url.format(ref=ref)
+            data = dict(case.form)
+            if "file" in data:
+                data["file"] = (io.BytesIO(PEOPLE_CSV.encode()), "people.csv")
+            if case.method == "POST":
+                # One token per session serves every form; the sign-in page shows it to anyone.
+                data["csrf_token"] = csrf(client, "/login")
+            response = client.open(url, method=case.method, data=data)
+            if case.rule == "/logout" and who != "anonymous":
+                sign_in(client, _account_for(rt, who))
+            if who in case.allowed:
+                expected = case.ok
+            elif who == "anonymous":
+                expected = 302
+            else:
+                expected = 403
+            if response.status_code != expected:
+                failures.append(f"{case.method} {url} as {who}: {response.status_code}, expected {expected}")
+            if who == "anonymous" and expected == 302 and who not in case.allowed:
+                assert "/login" in response.headers["Location"]
+            response.close()
+    assert failures == []
+
+
+def _account_for(rt: Any, role: str) -> Any:
+    from web_helpers import PASSWORD, Account
+
+    return Account(role.replace("_", "-"), role, PASSWORD)
+
+
+def test_every_route_is_in_the_matrix(app: Flask) -> None:
+    covered = {(c.method, c.rule) for c in html_cases(lambda: "", "t")}
+    covered |= {(c.method, c.rule) for c in api_cases()}
+    routes = {
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods or ()
+        if method not in ("HEAD", "OPTIONS")
+    }
+    assert routes - covered == set()
+
+
+@pytest.mark.parametrize("role", ["uploader", "reviewer", "auditor", "admin"])
+def test_only_consent_admins_see_people_or_safeguarding(
+    app: Flask, rt: Any, tmp_path: Path, role: str
+) -> None:
+    import_people(rt, tmp_path)
+    client = app.test_client()
+    sign_in(client, make_account(rt, role))
+    home = client.get("/").get_data(as_text=True)
+    assert "People and consent" not in home
+    assert client.get("/people/L001").status_code == 403
+    assert "safeguarding" not in client.get("/people/L001").get_data(as_text=True).lower()
+
+
+# --- the API -----------------------------------------------------------------------------------------
+
+
+def api_cases() -> list[Case]:
+    return [
+        Case(
+            "POST",
+            "/api/v1/people/import",
+            "/api/v1/people/import?dry_run=1",
+            CONSENT,
+            200,
+            {"file": (io.BytesIO(PEOPLE_CSV.encode()), "people.csv")},
+        ),
+        Case("GET", "/api/v1/people/<external_id>", "/api/v1/people/L001", CONSENT),
+        Case(
+            "POST",
+            "/api/v1/people/<external_id>/withdraw",
+            "/api/v1/people/L001/withdraw",
+            CONSENT,
+            200,
+            {"channels": "website"},
+        ),
+        Case("POST", "/api/v1/people/<external_id>/link", "/api/v1/people/L001/link", CONSENT, 201),
+        Case("GET", "/api/v1/withdrawals", "/api/v1/withdrawals", CONSENT),
+        Case(
+            "POST", "/api/v1/withdrawals/<reference>/<decision>", "/api/v1/withdrawals/{ref}/reject", CONSENT
+        ),
+        Case("GET", "/api/v1/audit/verify", "/api/v1/audit/verify", AUDIT),
+    ]
+
+
+def test_every_api_route_answers_only_the_documented_roles(app: Flask, rt: Any, tmp_path: Path) -> None:
+    from web_helpers import api_token
+
+    import_people(rt, tmp_path)
+    tokens: dict[str, str | None] = {"no token": None, "bad token": "gk_not-a-real-token"}
+    for role in ROLES:
+        tokens[role] = api_token(rt, make_account(rt, role))
+    client = app.test_client()
+    failures = []
+    for case in api_cases():
+        for who, token in tokens.items():
+            url = case.url.format(ref=_pending_reference(rt))
+            data = dict(case.form)
+            if "file" in data:
+                data["file"] = (io.BytesIO(PEOPLE_CSV.encode()), "people.csv")
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            response = client.open(url, method=case.method, data=data, headers=headers)
+            expected = case.ok if who in case.allowed else 401 if who in ("no token", "bad token") else 403
+            if response.status_code != expected:
+                failures.append(f"{case.method} {url} as {who}: {response.status_code}, expected {expected}")
+            body = response.get_json()
+            assert isinstance(body, dict), f"{url} as {who} did not answer JSON"
+            if expected >= 400:
+                assert set(body) == {"error", "message"}
+    assert failures == []
