@@ -54,6 +54,8 @@ def test_workers_killed_mid_publish_then_recovered_leave_a_consistent_state(
         "GATEKEEPER_HOME": str(settings.home),
         "GATEKEEPER_DATABASE_URL": settings.database_url,
         "GATEKEEPER_PUBLISHED_URL": settings.published_url,
+        # As the test's own settings: faces are matched without a recorded DPIA.
+        "GATEKEEPER_DPIA_REQUIRED": "0",
     }
     command = [str(Path(sys.executable).parent / "gatekeeper"), "worker", "--drain"]
     kills = 0
