@@ -64,6 +64,26 @@ def test_publishing_writes_the_rebuilt_clean_copy_under_an_opaque_key_and_record
         assert audit.verify(session).ok
 
 
+def test_a_rebuilt_copy_is_made_at_the_size_published_on_its_channel(runtime: Any, now: datetime) -> None:
+    import dataclasses
+    import io
+
+    from PIL import Image
+
+    from gatekeeper.runtime import Runtime
+
+    small = Runtime(dataclasses.replace(runtime.settings, output_sizes=(("website", 512),)))
+    buffer = io.BytesIO()
+    Image.new("RGB", (1200, 900), (90, 140, 60)).save(buffer, "JPEG", quality=90)
+    photo_id = seed_gated_photo(small, buffer.getvalue(), now=now)
+    outcome = _publish(small, photo_id, small.published, now)
+    assert outcome.published and outcome.key is not None
+    copy = media.decode(small.published.get(outcome.key), max_pixels=small.settings.max_pixels)
+    assert (copy.width, copy.height) == (512, 384)
+    if "db" in small.__dict__:
+        small.db.dispose()
+
+
 def test_a_withdrawal_before_publishing_writes_nothing_and_audits_the_refusal(
     runtime: Any, photo_bytes: bytes, now: datetime
 ) -> None:
