@@ -18,6 +18,7 @@ from consent_db.session import unit_of_work
 from gatekeeper.runtime import Runtime
 from gatekeeper.services import consent as consent_service
 from gatekeeper.services import publish as publish_service
+from gatekeeper.services.purge import consent_end
 from helpers import add_people, run, seed_gated_photo
 from workers import run_purge
 
@@ -197,3 +198,34 @@ def test_a_left_on_column_in_the_people_csv_records_the_last_day(runtime: Runtim
     bad = write_csv(home / "bad.csv", [person_row("ann", None, home, left_on="31/07/2026")])
     result = run(runtime, "people", "import", bad)
     assert result.exit_code == 1 and "left_on" in result.output
+
+
+@pytest.mark.parametrize(
+    ("action", "survives_leaving", "expected"),
+    [
+        ("grant", False, datetime(2026, 7, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("grant", True, None),
+        ("withdraw", False, datetime(2026, 3, 1, tzinfo=UTC)),
+        ("object", False, datetime(2026, 3, 1, tzinfo=UTC)),
+    ],
+)
+def test_consent_ends_on_leaving_unless_the_grant_continues_and_at_once_on_an_objection(
+    action: str, survives_leaving: bool, expected: datetime | None
+) -> None:
+    record = ConsentRecord(
+        id=1,
+        kind="publication",
+        channel="website",
+        action=action,
+        at=datetime(2026, 3, 1, tzinfo=UTC),
+        valid_until=None,
+        survives_leaving=survives_leaving,
+    )
+    person = Person(
+        external_id="ann",
+        status="left",
+        left_on=date(2026, 7, 31),
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        consents=[record],
+    )
+    assert consent_end(person, "website") == expected

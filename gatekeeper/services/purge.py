@@ -47,18 +47,22 @@ def schedule_for(settings: Settings) -> retention.Schedule:
 
 
 def consent_end(person: Person, channel: str) -> datetime | None:
-    """When `person`'s consent for `channel` ends: withdrawal, expiry or leaving; None if open."""
+    """When `person`'s consent for `channel` ends: withdrawal or objection, expiry, or leaving (unless
+    the grant continues after it); None if open."""
     ends: list[datetime] = []
     records = [r for r in person.consents if r.kind == "publication" and policy.covers(r.channel, channel)]
+    survives_leaving = False
     if records:
         last = max(records, key=lambda r: (r.at, r.id))
-        if last.action == "withdraw":
+        if last.action in ("withdraw", "object"):
             ends.append(last.at)
-        elif last.valid_until is not None:
-            ends.append(last.valid_until)
+        else:
+            survives_leaving = last.survives_leaving
+            if last.valid_until is not None:
+                ends.append(last.valid_until)
     else:
         ends.append(person.created_at)  # never consented: nothing to keep it for
-    if person.left_on is not None:
+    if person.left_on is not None and not survives_leaving:
         ends.append(datetime.combine(person.left_on, time.max, tzinfo=UTC))
     if person.status == "erased":
         ends.append(person.updated_at)
