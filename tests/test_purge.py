@@ -229,3 +229,23 @@ def test_consent_ends_on_leaving_unless_the_grant_continues_and_at_once_on_an_ob
         consents=[record],
     )
     assert consent_end(person, "website") == expected
+
+
+def test_a_face_a_reviewer_identified_counts_as_that_person_for_erasure_and_retention(
+    runtime: Runtime, photo_bytes: bytes, now: datetime
+) -> None:
+    from consent_db.models import Face
+    from gatekeeper.services.purge import photo_facts, photos_showing
+
+    ids = add_people(runtime, now, "ann", "bob")
+    photo_id = seed_gated_photo(runtime, photo_bytes, now=now, person_ids=(ids["bob"],))
+    with unit_of_work(runtime.sessions) as session:
+        consent_service.withdraw_consent(session, "ann", [], settings=runtime.settings, now=now, actor="t")
+        face = session.scalars(select(Face)).one()
+        face.review_resolution, face.reviewed_person_id = "person", ids["ann"]
+    with unit_of_work(runtime.sessions) as session:
+        assert photos_showing(session, ids["ann"]) == [photo_id]
+        photo = session.get(Photo, photo_id)
+        assert photo is not None
+        # Ann withdrew at `now`: the photo's consent ends with hers, not with Bob's open consent.
+        assert photo_facts(session, photo).consent_ends == (now,)

@@ -76,7 +76,7 @@ def _people_in(decision: Decision) -> set[int]:
     return {
         person_id
         for face in decision.faces
-        for person_id in (face.person_id, face.second_person_id)
+        for person_id in (face.person_id, face.second_person_id, face.reviewed_person_id)
         if person_id is not None
     }
 
@@ -441,14 +441,21 @@ def _open_task(
 def live_publications(session: Session, person_id: int | None = None) -> list[Publication]:
     """Publications still live: copies in our stores not taken down, external ones without a task.
 
-    With `person_id`, only those of photos whose recorded faces name that person as a candidate.
+    With `person_id`, only those of photos whose recorded faces name that person as a candidate or
+    were identified as them by a reviewer.
     """
     query = select(Publication).where(Publication.taken_down_at.is_(None)).order_by(Publication.id)
     if person_id is not None:
         photos = (
             select(Decision.photo_id)
             .join(Face, Face.decision_id == Decision.id)
-            .where(or_(Face.person_id == person_id, Face.second_person_id == person_id))
+            .where(
+                or_(
+                    Face.person_id == person_id,
+                    Face.second_person_id == person_id,
+                    Face.reviewed_person_id == person_id,
+                )
+            )
         )
         query = query.where(Publication.photo_id.in_(photos))
     return list(session.scalars(query))

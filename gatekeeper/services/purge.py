@@ -89,12 +89,19 @@ def photo_facts(session: Session, photo: Photo) -> retention.PhotoFacts:
         decision = session.scalar(
             select(Decision).where(Decision.photo_id == photo.id).order_by(Decision.id.desc()).limit(1)
         )
-        ids = sorted({f.person_id for f in decision.faces if f.person_id is not None}) if decision else []
+        ids = sorted({pid for f in decision.faces if (pid := _shown(f)) is not None}) if decision else []
         people = session.scalars(
             select(Person).where(Person.id.in_(ids)).options(selectinload(Person.consents))
         )
         ends = tuple(consent_end(p, photo.channel) for p in people)
     return retention.PhotoFacts(state, photo.decided_at, ends, taken_down_at)
+
+
+def _shown(face: Face) -> int | None:
+    """The person a recorded face is decided as: a reviewer's identification, else its match."""
+    if face.review_resolution is not None:
+        return face.reviewed_person_id if face.review_resolution == "person" else None
+    return face.person_id
 
 
 @dataclass(frozen=True)
@@ -300,11 +307,16 @@ def list_reports(session: Session, limit: int = 50) -> list[PurgeReport]:
 
 
 def photos_showing(session: Session, person_id: int) -> list[int]:
-    """Ids of every photo whose recorded faces name the person as a candidate."""
+    """Ids of every photo whose recorded faces name the person as a candidate, or a reviewer
+    identified as them."""
     query = (
         select(Decision.photo_id)
         .join(Face, Face.decision_id == Decision.id)
-        .where((Face.person_id == person_id) | (Face.second_person_id == person_id))
+        .where(
+            (Face.person_id == person_id)
+            | (Face.second_person_id == person_id)
+            | (Face.reviewed_person_id == person_id)
+        )
         .distinct()
         .order_by(Decision.photo_id)
     )
