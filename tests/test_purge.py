@@ -249,3 +249,24 @@ def test_a_face_a_reviewer_identified_counts_as_that_person_for_erasure_and_rete
         assert photo is not None
         # Ann withdrew at `now`: the photo's consent ends with hers, not with Bob's open consent.
         assert photo_facts(session, photo).consent_ends == (now,)
+
+
+def test_the_orphan_sweep_deletes_originals_no_photo_refers_to_and_keeps_the_rest(
+    runtime: Runtime, photo_bytes: bytes, now: datetime
+) -> None:
+    from gatekeeper.services.gate import original_key
+    from gatekeeper.services.purge import sweep_orphans
+
+    photo_id = seed_gated_photo(runtime, photo_bytes, now=now)
+    orphan = original_key("0" * 64)
+    legacy = f"originals/{original_key('1' * 64)}"
+    runtime.originals.put(orphan, b"left by a crash")
+    runtime.originals.put(legacy, b"left by a crash, older layout")
+    later = datetime.now(UTC) + timedelta(hours=2)
+    with unit_of_work(runtime.sessions) as session:
+        photo = session.get(Photo, photo_id)
+        assert photo is not None and photo.original_key is not None
+        kept = photo.original_key
+        result = sweep_orphans(session, runtime.originals, originals=True, now=later, actor="t")
+    assert result.deleted["orphans"] == 2 and result.failures == []
+    assert sorted(runtime.originals.iter_keys()) == [kept]

@@ -264,18 +264,17 @@ def sweep_orphans(
     """
     result = PurgeResult()
     if originals:
+        # Keys sit directly in the originals store (older photos' under `originals/`, kept in their row).
         query = select(Photo.original_key).where(Photo.original_key.is_not(None))
-        prefix = "originals/"
     else:
         query = select(Publication.key).where(
             Publication.store == store.url, Publication.taken_down_at.is_(None)
         )
-        prefix = ""
     referenced = set(session.scalars(query))
     cutoff = now - ORPHAN_GRACE
     try:
         orphans = [
-            key for key, written in store.iter_entries(prefix) if key not in referenced and written <= cutoff
+            key for key, written in store.iter_entries() if key not in referenced and written <= cutoff
         ]
     except StorageError as exc:
         result.failures.append({"kind": "store", "id": store.url, "why": str(exc)})
