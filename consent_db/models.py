@@ -72,7 +72,8 @@ class Person(Base):
     safeguarding: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    # The day the person left; consent ends with it unless a grant says otherwise.
+    # The last day at the organisation (UTC day, like consent dates): consent ends with it unless a
+    # grant says otherwise, and it starts retention clocks.
     left_on: Mapped[date | None] = mapped_column(Date)
 
     templates: Mapped[list[FaceTemplate]] = relationship(
@@ -204,7 +205,11 @@ class Face(Base):
 
 
 class Publication(Base):
-    """Where a clean copy went: a store key, a folder, or an external post reference."""
+    """Where a clean copy went: a key in a store we control, or an external placement.
+
+    A copy in our store has `store` (the URL that opens it) and `key`; an external placement (a page,
+    a social post) has neither, only `target`, and is taken down by staff through a takedown task.
+    """
 
     __tablename__ = "publications"
 
@@ -213,9 +218,61 @@ class Publication(Base):
     decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(80))
     target: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64))
     published_at: Mapped[datetime]
     taken_down_at: Mapped[datetime | None]
+    store: Mapped[str | None] = mapped_column(Text)
+    key: Mapped[str | None] = mapped_column(String(200))
+    external: Mapped[bool] = mapped_column(Boolean, default=False)
+    published_by: Mapped[str | None] = mapped_column(String(120))
+
+
+class TakedownTask(Base):
+    """An external placement staff must remove by hand: who, what, where, since when."""
+
+    __tablename__ = "takedown_tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publication_id: Mapped[int | None] = mapped_column(
+        ForeignKey("publications.id", ondelete="SET NULL"), index=True
+    )
+    photo_id: Mapped[int] = mapped_column(Integer)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(80))
+    target: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    since: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    done_by: Mapped[str | None] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class PurgeReport(Base):
+    """One purge run: what was deleted (kind -> count) and what could not be, and why."""
+
+    __tablename__ = "purge_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    actor: Mapped[str] = mapped_column(String(120))
+    deleted: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    failures: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Job(Base):
+    """A background job as operators see it: queued, running, done or failed (payload: ids only)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task: Mapped[str] = mapped_column(String(60))
+    args: Mapped[list[Any]] = mapped_column(default=list)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    enqueued_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class AuditEvent(Base):

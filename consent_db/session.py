@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,15 +49,57 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+_AFTER_COMMIT = "gatekeeper.after_commit"
+_AFTER_ROLLBACK = "gatekeeper.after_rollback"
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the unit of work has committed; a rollback drops it.
+
+    For effects that must follow the data that makes them right: enqueueing a job, making a staged
+    file visible. Callbacks run in the order they were added, after the session has closed.
+    """
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def after_rollback(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` if the unit of work rolls back (to undo an effect made before the commit)."""
+    session.info.setdefault(_AFTER_ROLLBACK, []).append(callback)
+
+
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session that commits when the block succeeds and rolls back when it raises."""
+    """A session that commits when the block succeeds and rolls back when it raises.
+
+    After a commit the `after_commit` callbacks run; after a rollback the `after_rollback` ones do.
+    Every callback runs even if an earlier one raises; the first error is raised afterwards.
+    """
     session = factory()
     try:
         yield session
         session.commit()
-    except BaseException:
+    except BaseException as exc:
         session.rollback()
-        raise
-    finally:
+        hooks = session.info.pop(_AFTER_ROLLBACK, [])
+        session.info.pop(_AFTER_COMMIT, None)
         session.close()
+        try:
+            _run(hooks)
+        except Exception as cleanup:
+            exc.add_note(f"undoing after the rollback failed: {cleanup}")
+        raise
+    hooks = session.info.pop(_AFTER_COMMIT, [])
+    session.info.pop(_AFTER_ROLLBACK, None)
+    session.close()
+    _run(hooks)
+
+
+def _run(hooks: list[Callable[[], None]]) -> None:
+    first: BaseException | None = None
+    for hook in hooks:
+        try:
+            hook()
+        except Exception as exc:  # every hook gets its turn; the first failure is reported
+            first = first or exc
+    if first is not None:
+        raise first

@@ -455,7 +455,9 @@ def consent_grant(
 def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, ...]) -> None:
     """Withdraw EXTERNAL_ID's consent for some or all channels, from now."""
     from consent_db.session import unit_of_work
+    from gatekeeper.cli_jobs import job_queue
     from gatekeeper.services import consent as consent_service
+    from gatekeeper.services import people as people_service
 
     runtime = _runtime(ctx)
     try:
@@ -463,10 +465,13 @@ def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, 
             added = consent_service.withdraw_consent(
                 session, external_id, channels, settings=runtime.settings, now=_now(), actor=_actor()
             )
+            job_id = job_queue(ctx).enqueue_takedown(
+                session, people_service.find_person(session, external_id).id
+            )
     except GatekeeperError as exc:
         _fail(exc)
     names = ", ".join(r.channel for r in added) or "nothing (already withdrawn)"
-    click.echo(f"withdrawn: {external_id} from {names}")
+    click.echo(f"withdrawn: {external_id} from {names}; takedown job {job_id} queued")
 
 
 @consent.command("biometric")
@@ -601,6 +606,7 @@ def consent_due(ctx: click.Context, within: int, as_json: bool) -> None:
     show_default=True,
     help="Gate photos in this many parallel processes (each loads the face models once).",
 )
+@click.option("--queue", "queued", is_flag=True, help="Queue a gate job per photo and return (see `worker`).")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_context
 def gate(
@@ -610,6 +616,7 @@ def gate(
     as_json: bool,
     caption: str | None,
     workers: int,
+    queued: bool,
     paths: tuple[Path, ...],
 ) -> None:
     """Check every face in PATHS (files or folders) against consent for CHANNEL.
@@ -638,6 +645,15 @@ def gate(
             err=True,
         )
     files, skipped = _iter_files(paths)
+    if queued:
+        from gatekeeper.cli_jobs import enqueue_files
+
+        if out_dir is not None:
+            raise click.UsageError("--queue gates in the background: publish afterwards with `publish`")
+        for path, reason in skipped:
+            _report_skipped(_skipped_line(path, reason), as_json)
+        enqueue_files(ctx, files, channel, caption, as_json)
+        return
     job = GateJob(channel=channel, out_dir=out_dir, actor=_actor(), caption=caption)
     counts: dict[str, int] = {}
     for path, reason in skipped:
@@ -791,22 +807,8 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
                 session, data, channel=job.channel, tools=tools, now=now, actor=job.actor, caption=job.caption
             )
         if job.out_dir is not None and result.clean is not None:
-            published = gate_service.publish_to_folder(
-                session, result, job.out_dir, settings=runtime.settings, now=now, actor=job.actor
-            )
-    output = None
-    if published is not None and published.staged is None:
-        output = str(published.path)
-    elif published is not None and published.staged is not None:
-        try:
-            published.staged.commit()
-            output = str(published.staged.final)
-        except OSError as exc:
-            published.staged.abort()
-            with unit_of_work(runtime.sessions) as session:
-                gate_service.record_failed_publication(
-                    session, published.publication.id, now=_now(), actor=job.actor, error=str(exc)
-                )
+            published = _publish_to_folder(runtime, session, result, job, now)
+    output = published.output if published is not None else None
     faces = [
         {
             "box": list(f.box),
@@ -818,11 +820,53 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
         for f in result.faces
     ]
     line = _line(
-        path, result.verdict, list(result.reasons), faces, output, job, result.caption, error=result.error
+        path,
+        result.verdict,
+        list(result.reasons),
+        faces,
+        output,
+        job,
+        result.caption,
+        result.photo_id,
+        error=result.error,
     )
-    if published is not None and published.staged is None:
+    if published is not None and published.reused:
         line["already_published"] = True
     return line
+
+
+@dataclass(frozen=True)
+class _FolderCopy:
+    """Where `gate --out` put a photo's clean copy, and whether it was already there."""
+
+    output: str | None
+    reused: bool
+
+
+def _publish_to_folder(
+    runtime: Runtime, session: Any, result: Any, job: GateJob, now: datetime
+) -> _FolderCopy:
+    """Publish a gated photo's clean copy into `--out` (a store we control), once per folder and
+    channel while its copy is still there."""
+    from gatekeeper.services import publish as publish_service
+    from gatekeeper.storage import LocalBlobStore
+
+    assert job.out_dir is not None
+    folder = LocalBlobStore(job.out_dir)
+    outcome = publish_service.publish_photo(
+        session,
+        result.photo_id,
+        channel=job.channel,
+        store=folder,
+        originals=runtime.originals,
+        settings=runtime.settings,
+        now=now,
+        actor=job.actor,
+        clean=result.clean,
+        once=True,
+    )
+    output = str(folder.root / outcome.key) if outcome.key is not None else None
+    return _FolderCopy(output, outcome.reused)
 
 
 def _line(
@@ -833,11 +877,13 @@ def _line(
     output: str | None,
     job: GateJob,
     caption: str | None = None,
+    photo_id: int | None = None,
     *,
     error: str | None = None,
 ) -> dict[str, Any]:
-    """One photo's JSON line (`caption` only when the job has one)."""
+    """One photo's JSON line (`caption` only when the job has one; `id` null for an unreadable file)."""
     line: dict[str, Any] = {
+        "id": photo_id,
         "source": str(path),
         "verdict": verdict,
         "reasons": reasons,
@@ -987,5 +1033,21 @@ main.add_command(serve)
 main.add_command(users)
 people.add_command(people_link)
 
+
+def _register_after_the_verdict() -> None:
+    from gatekeeper import cli_jobs
+
+    for command in cli_jobs.COMMANDS:
+        main.add_command(command)
+    for command in cli_jobs.PEOPLE_COMMANDS:
+        people.add_command(command)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # `python -m gatekeeper.cli`: run the imported module's group, which registers every command
+    # (cli_jobs imports gatekeeper.cli, so registering from this copy would import it in a circle).
+    from gatekeeper.cli import main as _main
+
+    _main()
+else:
+    _register_after_the_verdict()

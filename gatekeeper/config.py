@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gatekeeper import policy
 from gatekeeper.errors import ConfigError
@@ -67,6 +68,21 @@ class Settings:
     output_sizes: tuple[tuple[str, int], ...] = DEFAULT_OUTPUT_SIZES
     env: str = "development"
     secret_key: str = DEV_SECRET
+    # Background jobs: empty queue_url means SqliteHuey in the instance folder.
+    queue_url: str = ""
+    queue_name: str = "gatekeeper"
+    job_retries: int = 5
+    job_retry_delay: float = 2.0
+    recheck_schedule: str = "*/15 * * * *"
+    timezone: str = "Europe/London"
+    # Retention (days of the organisation's calendar; see gatekeeper/retention.py for the reasons).
+    purge_schedule: str = "30 2 * * *"
+    retention_blocked_days: int = 30
+    retention_review_days: int = 90
+    retention_grace_days: int = 30
+    retention_taken_down_days: int = 30
+    retention_template_days: int = 0
+    worker_face_cores: int = 1
     # The web app: where people reach it (withdrawal links), idle session timeout, rate limits.
     public_url: str = "http://127.0.0.1:8000"
     session_minutes: int = 30
@@ -137,6 +153,35 @@ class Settings:
                 raise ConfigError(f"lawful basis of {name!r} must be one of {LAWFUL_BASES} (got {basis!r})")
         if not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"JPEG quality must be 1..100 (got {self.jpeg_quality})")
+        if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://")):
+            raise ConfigError(
+                f"GATEKEEPER_QUEUE_URL must be a redis:// URL or empty (got {self.queue_url!r})"
+            )
+        if self.job_retries < 0 or self.job_retry_delay < 0:
+            raise ConfigError("job retries and retry delay must not be negative")
+        for label, schedule in (
+            ("GATEKEEPER_RECHECK_SCHEDULE", self.recheck_schedule),
+            ("GATEKEEPER_PURGE_SCHEDULE", self.purge_schedule),
+        ):
+            if len(schedule.split()) != 5:
+                raise ConfigError(f"{label} must be a 5-field crontab (got {schedule!r})")
+        for label, days in (
+            ("GATEKEEPER_RETENTION_BLOCKED_DAYS", self.retention_blocked_days),
+            ("GATEKEEPER_RETENTION_REVIEW_DAYS", self.retention_review_days),
+            ("GATEKEEPER_RETENTION_GRACE_DAYS", self.retention_grace_days),
+            ("GATEKEEPER_RETENTION_TAKEN_DOWN_DAYS", self.retention_taken_down_days),
+            ("GATEKEEPER_RETENTION_TEMPLATE_DAYS", self.retention_template_days),
+        ):
+            if days < 0:
+                raise ConfigError(f"{label} must not be negative (got {days})")
+        if self.worker_face_cores < 1:
+            raise ConfigError(
+                f"GATEKEEPER_WORKER_FACE_CORES must be at least 1 (got {self.worker_face_cores})"
+            )
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"unknown time zone {self.timezone!r} (GATEKEEPER_TIMEZONE)") from None
         for name, edge in self.output_sizes:
             if (name, edge) in DEFAULT_OUTPUT_SIZES:
                 continue  # a default for a channel this organisation may not use
@@ -189,6 +234,11 @@ class Settings:
             ("published_url", "GATEKEEPER_PUBLISHED_URL"),
             ("env", "GATEKEEPER_ENV"),
             ("secret_key", "GATEKEEPER_SECRET_KEY"),
+            ("queue_url", "GATEKEEPER_QUEUE_URL"),
+            ("queue_name", "GATEKEEPER_QUEUE_NAME"),
+            ("recheck_schedule", "GATEKEEPER_RECHECK_SCHEDULE"),
+            ("timezone", "GATEKEEPER_TIMEZONE"),
+            ("purge_schedule", "GATEKEEPER_PURGE_SCHEDULE"),
             ("public_url", "GATEKEEPER_PUBLIC_URL"),
             ("rate_limit_url", "GATEKEEPER_RATE_LIMIT_URL"),
             ("withdraw_rate_limit", "GATEKEEPER_WITHDRAW_RATE_LIMIT"),
@@ -213,6 +263,7 @@ class Settings:
             ("review_distance", "GATEKEEPER_REVIEW_DISTANCE"),
             ("margin", "GATEKEEPER_MARGIN"),
             ("face_time_limit", "GATEKEEPER_FACE_TIME_LIMIT"),
+            ("job_retry_delay", "GATEKEEPER_JOB_RETRY_DELAY"),
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_float(name, v)
@@ -230,6 +281,13 @@ class Settings:
             ("max_pixels", "GATEKEEPER_MAX_PIXELS"),
             ("max_bytes", "GATEKEEPER_MAX_BYTES"),
             ("jpeg_quality", "GATEKEEPER_JPEG_QUALITY"),
+            ("job_retries", "GATEKEEPER_JOB_RETRIES"),
+            ("retention_blocked_days", "GATEKEEPER_RETENTION_BLOCKED_DAYS"),
+            ("retention_review_days", "GATEKEEPER_RETENTION_REVIEW_DAYS"),
+            ("retention_grace_days", "GATEKEEPER_RETENTION_GRACE_DAYS"),
+            ("retention_taken_down_days", "GATEKEEPER_RETENTION_TAKEN_DOWN_DAYS"),
+            ("retention_template_days", "GATEKEEPER_RETENTION_TEMPLATE_DAYS"),
+            ("worker_face_cores", "GATEKEEPER_WORKER_FACE_CORES"),
             ("session_minutes", "GATEKEEPER_SESSION_MINUTES"),
             ("proxy_hops", "GATEKEEPER_PROXY_HOPS"),
             ("reconsent_grace_days", "GATEKEEPER_RECONSENT_GRACE_DAYS"),

@@ -32,6 +32,28 @@ class PersonNotFoundError(NotFoundError):
         self.external_id = external_id
 
 
+class BlobNotFoundError(NotFoundError):
+    """A blob store holds nothing under the key (idempotent jobs treat this as already done)."""
+
+    code = "blob_not_found"
+
+    def __init__(self, store: str, key: str) -> None:
+        super().__init__(f"nothing stored under {key!r} in {store}")
+        self.store = store
+        self.key = key
+
+
+class RecordNotFoundError(NotFoundError):
+    """No photo, publication, takedown task or job has the given id."""
+
+    code = "record_not_found"
+
+    def __init__(self, kind: str, record_id: int) -> None:
+        super().__init__(f"no {kind} with id {record_id}")
+        self.kind = kind
+        self.record_id = record_id
+
+
 class FaceNotFoundError(NotFoundError):
     """No recorded face has the given id."""
 
@@ -194,6 +216,8 @@ class BackendError(GatekeeperError):
     """A storage, database or queue backend failed; may be transient."""
 
     code = "backend_error"
+    # Jobs retry (with backoff) only errors that may pass by themselves.
+    transient = True
 
 
 class StorageError(BackendError):
@@ -206,6 +230,7 @@ class InvalidKeyError(StorageError):
     """A storage key is malformed or resolves outside the store's root."""
 
     code = "invalid_key"
+    transient = False
 
 
 # --- staff accounts and the public form ------------------------------------------------------------

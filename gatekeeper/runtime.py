@@ -6,6 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from gatekeeper.config import Settings
+from gatekeeper.errors import ConfigError
 from gatekeeper.faces import DlibFaceEngine, FaceEngine
 from gatekeeper.storage import BlobStore, open_store
 
@@ -17,17 +18,30 @@ if TYPE_CHECKING:
 class Runtime:
     """Builds each collaborator once, on first use (the face models load only when needed)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, migrate: bool = True, face_workers: int | None = None) -> None:
         self.settings = settings
+        # Processes one photo's face analysis may use: None, every core (the command line);
+        # long-lived workers pass their setting (default 1), so N workers never fork N x cores.
+        self.face_workers = face_workers
+        # Long-lived processes (workers) never migrate: `gatekeeper db upgrade` is the explicit step,
+        # so several processes starting together never race to change the schema.
+        self.migrate = migrate
 
     @cached_property
     def db(self) -> Engine:
-        """The database engine, with the schema migrated to head on first use."""
-        from consent_db.schema import ensure_current
+        """The database engine; with `migrate`, the schema is migrated to head on first use.
+
+        Raises ConfigError when the schema is behind and this process may not migrate it.
+        """
+        from consent_db.schema import ensure_current, is_current
         from consent_db.session import make_engine
 
         engine = make_engine(self.settings.database_url)
-        ensure_current(engine)
+        if self.migrate:
+            ensure_current(engine)
+        elif not is_current(engine):
+            engine.dispose()
+            raise ConfigError("the database schema is not current: run `gatekeeper db upgrade` first")
         return engine
 
     @cached_property
@@ -57,4 +71,5 @@ class Runtime:
             probe_step=settings.probe_step,
             max_faces=settings.max_faces,
             time_limit_s=settings.face_time_limit,
+            workers=self.face_workers,
         )

@@ -233,3 +233,91 @@ def runtime(settings: Any) -> Iterator[Any]:
     yield rt
     if "db" in rt.__dict__:
         rt.db.dispose()
+
+
+# --- S3 (moto's server mode on 127.0.0.1) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    """A real S3 HTTP endpoint and a versioned bucket on it; AWS_* variables point at it."""
+
+    endpoint_url: str
+    bucket: str
+    client: Any
+
+    def versions(self, prefix: str = "") -> list[tuple[str, str]]:
+        """(key, version id) of every object version and delete marker under `prefix`."""
+        found = []
+        for page in self.client.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                found.append((entry["Key"], entry["VersionId"]))
+        return found
+
+
+def _cap_memory() -> None:
+    import resource
+
+    limit = 4 * 1024**3
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Endpoint]:
+    """moto's S3 server on a free port of 127.0.0.1, with one versioned bucket, for the whole run."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    binary = Path(sys.executable).parent / "moto_server"
+    require(binary.is_file(), "moto_server not installed (dev dependency moto[server])")
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_cap_memory,  # moto holds every object version in memory
+    )
+    try:
+        deadline = time.monotonic() + 30
+        up = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                up = True
+                break
+            except OSError:
+                time.sleep(0.1)
+        require(up, f"moto_server did not start on {endpoint}")
+        with pytest.MonkeyPatch.context() as mp:
+            for name, value in {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_REGION": "us-east-1",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }.items():
+                mp.setenv(name, value)
+            mp.delenv("AWS_PROFILE", raising=False)
+            import boto3
+
+            client = boto3.client("s3")
+            bucket = "gatekeeper-test"
+            client.create_bucket(Bucket=bucket)
+            client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+            yield S3Endpoint(endpoint, bucket, client)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

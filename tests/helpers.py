@@ -74,3 +74,83 @@ def gate_json(runtime: Any, channel: str, *paths: Path, out: Path | None = None)
     result = run(runtime, *args, *paths)
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def add_people(runtime: Any, now: Any, *external_ids: str, channels: str = "website") -> dict[str, int]:
+    """Adults without templates who consented to `channels` and to face matching; their database ids
+    by external id."""
+    from sqlalchemy import select
+
+    from consent_db.models import Person
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import people_csv, people_import
+
+    tmp = runtime.settings.instance_path
+    csv_path = write_csv(
+        tmp / "seed-people.csv",
+        [person_row(e, None, tmp, channels=channels, biometric_consent="yes") for e in external_ids],
+    )
+    rows, problems = people_csv.parse_people_csv(
+        csv_path.read_bytes(), tmp, runtime.settings, today=now.date()
+    )
+    assert problems == []
+    with unit_of_work(runtime.sessions) as session:
+        people_import.import_people(
+            session, rows, engine=None, settings=runtime.settings, now=now, actor="t", source="t"
+        )
+        found = session.scalars(select(Person).where(Person.external_id.in_(external_ids)))
+        return {p.external_id: p.id for p in found}
+
+
+def seed_gated_photo(
+    runtime: Any,
+    data: bytes,
+    *,
+    now: Any,
+    person_ids: tuple[int, ...] = (),
+    channel: str = "website",
+    status: str = "publishable",
+) -> int:
+    """A photo recorded as the gate records it: original kept, one decision, one face per person.
+
+    Stands in for the face engine (which these tests do not exercise): each face is an accepted
+    match at distance 0.3, so the verdict depends only on the people's consent.
+    """
+    import hashlib
+
+    from consent_db.models import Decision, Face, Photo
+    from consent_db.session import unit_of_work
+    from gatekeeper.services.gate import original_key
+
+    sha = hashlib.sha256(data + channel.encode()).hexdigest()
+    runtime.originals.put(original_key(sha), data)
+    with unit_of_work(runtime.sessions) as session:
+        photo = Photo(
+            sha256=sha,
+            channel=channel,
+            original_key=original_key(sha),
+            media_format="jpeg",
+            status=status,
+            reasons=[],
+            uploaded_by="t",
+            created_at=now,
+            decided_at=now,
+        )
+        decision = Decision(photo=photo, verdict=status, reasons=[], decided_at=now, decided_by="t")
+        for position, person_id in enumerate(person_ids):
+            decision.faces.append(
+                Face(
+                    position=position,
+                    left=10 + 100 * position,
+                    top=10,
+                    right=90 + 100 * position,
+                    bottom=90,
+                    outcome="consented",
+                    reasons=[],
+                    person_id=person_id,
+                    distance=0.3,
+                )
+            )
+        session.add(decision)
+        session.flush()
+        return photo.id

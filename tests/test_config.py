@@ -112,3 +112,39 @@ def test_production_runs_with_a_real_secret(tmp_path: Path) -> None:
         {"GATEKEEPER_HOME": str(tmp_path), "GATEKEEPER_ENV": "production", "GATEKEEPER_SECRET_KEY": "s3cr3t"}
     )
     assert settings.secret_key != DEV_SECRET
+
+
+def test_queue_and_schedule_settings_are_read(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "GATEKEEPER_HOME": str(tmp_path),
+            "GATEKEEPER_QUEUE_URL": "redis://127.0.0.1:6379/2",
+            "GATEKEEPER_QUEUE_NAME": "school",
+            "GATEKEEPER_JOB_RETRIES": "3",
+            "GATEKEEPER_JOB_RETRY_DELAY": "0.5",
+            "GATEKEEPER_RECHECK_SCHEDULE": "0 * * * *",
+            "GATEKEEPER_TIMEZONE": "Europe/Dublin",
+        }
+    )
+    assert (settings.queue_url, settings.queue_name, settings.job_retries, settings.job_retry_delay) == (
+        "redis://127.0.0.1:6379/2",
+        "school",
+        3,
+        0.5,
+    )
+    assert (settings.recheck_schedule, settings.timezone) == ("0 * * * *", "Europe/Dublin")
+    assert Settings(home=tmp_path).timezone == "Europe/London"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("GATEKEEPER_QUEUE_URL", "amqp://broker", "redis://"),
+        ("GATEKEEPER_RECHECK_SCHEDULE", "hourly", "crontab"),
+        ("GATEKEEPER_TIMEZONE", "Mars/Olympus", "unknown time zone"),
+        ("GATEKEEPER_JOB_RETRIES", "-1", "must not be negative"),
+    ],
+)
+def test_bad_queue_settings_stop_start_up(tmp_path: Path, name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"GATEKEEPER_HOME": str(tmp_path), name: value})

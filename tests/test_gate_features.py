@@ -20,6 +20,8 @@ from gatekeeper import media
 from gatekeeper.runtime import Runtime
 from gatekeeper.services import consent as consent_service
 from gatekeeper.services import gate as gate_service
+from gatekeeper.services import publish as publish_service
+from gatekeeper.storage import LocalBlobStore
 from helpers import enrolment_csv, gate_json, run
 
 pytestmark = pytest.mark.slow
@@ -122,11 +124,20 @@ def test_a_covered_copy_is_not_published_once_another_face_needs_covering(
         )
     with unit_of_work(covering.sessions) as session:
         fresh = gate_service.recheck(session, result.decision_id, settings=covering.settings, now=later)
-        published = gate_service.publish_to_folder(
-            session, result, tmp_path / "out", settings=covering.settings, now=later, actor="t"
+        published = publish_service.publish_photo(
+            session,
+            result.photo_id,
+            channel="social_media",
+            store=LocalBlobStore(tmp_path / "out"),
+            originals=covering.originals,
+            settings=covering.settings,
+            now=later,
+            actor="t",
+            clean=result.clean,
         )
     assert (fresh.verdict, fresh.reasons[-1]) == ("blocked", "consent_changed")
-    assert published is None
+    assert not published.published and published.reasons[-1] == "consent_changed"
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ from consent_db.session import unit_of_work
 from gatekeeper.services import consent as consent_service
 from gatekeeper.services import gate as gate_service
 from gatekeeper.services import people_csv, people_import
+from gatekeeper.services import publish as publish_service
+from gatekeeper.storage import LocalBlobStore
 from helpers import person_row, write_csv
 
 pytestmark = pytest.mark.slow
@@ -58,10 +60,8 @@ def test_a_withdrawal_between_gating_and_publishing_stops_the_publication(
         )
     out = tmp_path / "out"
     with unit_of_work(runtime.sessions) as session:
-        published = gate_service.publish_to_folder(
-            session, result, out, settings=runtime.settings, now=later + timedelta(seconds=1), actor="t"
-        )
-    assert published is None
+        published = _publish(session, runtime, result, out, later + timedelta(seconds=1))
+    assert not published.published
     assert not out.exists() or list(out.iterdir()) == []
     with unit_of_work(runtime.sessions) as session:
         assert session.scalar(select(func.count()).select_from(Publication)) == 0
@@ -89,10 +89,8 @@ def test_consent_that_expires_before_publishing_stops_the_publication(
         assert gate_service.recheck(
             session, result.decision_id, settings=runtime.settings, now=tomorrow
         ).reasons == ("consent_expired",)
-        published = gate_service.publish_to_folder(
-            session, result, tmp_path / "out", settings=runtime.settings, now=tomorrow, actor="t"
-        )
-    assert published is None
+        published = _publish(session, runtime, result, tmp_path / "out", tomorrow)
+    assert not published.published
 
 
 def test_a_still_valid_decision_publishes_only_when_committed(
@@ -101,12 +99,25 @@ def test_a_still_valid_decision_publishes_only_when_committed(
     runtime, result = gated
     out = tmp_path / "out"
     with unit_of_work(runtime.sessions) as session:
-        published = gate_service.publish_to_folder(
-            session, result, out, settings=runtime.settings, now=now, actor="t"
-        )
-        assert published is not None
+        published = _publish(session, runtime, result, out, now)
+        assert published.published
         # Before the record commits, only a hidden partial file exists.
         assert [p.name.startswith(".") for p in out.iterdir()] == [True]
-    published.staged.commit()
-    assert [p.name for p in out.iterdir()] == [published.staged.final.name]
-    assert published.staged.final.read_bytes() == result.clean.data  # type: ignore[union-attr]
+    assert [p.name for p in out.iterdir()] == [published.key]
+    assert (out / str(published.key)).read_bytes() == result.clean.data  # type: ignore[union-attr]
+
+
+def _publish(
+    session: Any, runtime: Any, result: gate_service.GateResult, out: Path, now: datetime
+) -> publish_service.PublishOutcome:
+    return publish_service.publish_photo(
+        session,
+        result.photo_id,
+        channel="website",
+        store=LocalBlobStore(out),
+        originals=runtime.originals,
+        settings=runtime.settings,
+        now=now,
+        actor="t",
+        clean=result.clean,
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.errors import InvalidKeyError, StorageError
+from gatekeeper.errors import BlobNotFoundError, InvalidKeyError, NotFoundError, StorageError
 from gatekeeper.storage import LocalBlobStore, StagedFile, opaque_name, open_store, write_atomic
 
 
@@ -19,8 +19,9 @@ def test_put_get_delete_round_trip(tmp_path: Path) -> None:
     store.delete("originals/ab/abc")
     store.delete("originals/ab/abc")  # idempotent
     assert not store.exists("originals/ab/abc")
-    with pytest.raises(StorageError):
+    with pytest.raises(BlobNotFoundError) as caught:
         store.get("originals/ab/abc")
+    assert isinstance(caught.value, NotFoundError) and caught.value.key == "originals/ab/abc"
 
 
 @pytest.mark.parametrize("key", ["../escape", "/etc/passwd", "a/../../b", "Name With Spaces.jpg", "", "a//b"])
@@ -65,7 +66,20 @@ def test_opaque_names_say_nothing_and_do_not_repeat() -> None:
     assert all(len(n) == 36 and n.endswith(".jpg") for n in names)
 
 
-def test_store_urls(tmp_path: Path) -> None:
-    assert isinstance(open_store(f"file://{tmp_path}"), LocalBlobStore)
+def test_store_urls_choose_the_store_by_scheme(tmp_path: Path) -> None:
+    local = open_store(f"file://{tmp_path}")
+    assert isinstance(local, LocalBlobStore) and local.root == tmp_path.resolve()
+    plain = open_store(str(tmp_path / "folder"))
+    assert isinstance(plain, LocalBlobStore) and plain.url == f"file://{tmp_path.resolve()}/folder"
+    s3 = open_store("s3://bucket/some/prefix")
+    assert s3.url == "s3://bucket/some/prefix"
     with pytest.raises(StorageError, match="unsupported store URL"):
         open_store("ftp://example/x")
+    with pytest.raises(StorageError, match="names no bucket"):
+        open_store("s3:///prefix")
+
+
+def test_the_store_url_opens_the_same_store_again(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path))
+    store.put("a/b", b"x")
+    assert open_store(store.url).get("a/b") == b"x"

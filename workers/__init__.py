@@ -1,1 +1,295 @@
-"""Background jobs: thin Huey tasks, each calling one service."""
+"""Background jobs on Huey: thin tasks, each calling one service; payloads are job ids.
+
+The enqueue API is `JobQueue` (one per process, built from a `Runtime`):
+
+    queue = JobQueue(runtime)
+    with unit_of_work(runtime.sessions) as session:
+        ...change something...
+        queue.enqueue_publish(session, photo_id, "website")   # sent only if this commits
+
+`enqueue_gate`, `enqueue_publish`, `enqueue_takedown` (a person's photos after a withdrawal) and
+`enqueue_recheck` (every live publication) each write a job row in the caller's transaction and
+send the message after the commit; a rollback sends nothing. Embedded default: `SqliteHuey` in the
+instance folder; `GATEKEEPER_QUEUE_URL=redis://...`: `RedisHuey`, any number of workers.
+
+Every job reads templates and consent from the database when it runs (nothing is loaded at start
+and kept), so a worker started before an enrolment or a withdrawal decides with today's data.
+Only transient backend errors are retried, with exponential backoff; any other failure marks the
+job failed (audited, visible in `gatekeeper jobs`) at once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from huey import RedisHuey, SqliteHuey, crontab
+from huey.api import Huey
+from sqlalchemy.exc import OperationalError
+
+from consent_db.models import PurgeReport
+from consent_db.session import after_commit, unit_of_work
+from gatekeeper.errors import BackendError
+from gatekeeper.runtime import Runtime
+from gatekeeper.services import gate as gate_service
+from gatekeeper.services import jobs as jobs_service
+from gatekeeper.services import leaving as leaving_service
+from gatekeeper.services import publish as publish_service
+from gatekeeper.services import purge as purge_service
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, BackendError):
+        return exc.transient
+    # A database that went away or is locked may come back; a constraint violation will not.
+    return isinstance(exc, OperationalError)
+
+
+# --- the tasks: one service each ---------------------------------------------------------------
+
+
+def run_gate(
+    runtime: Runtime, session: Any, actor: str, sha256: str, channel: str, caption: str | None
+) -> None:
+    """Gate a stored original with today's templates and consent."""
+    tools = gate_service.load_tools(session, runtime.settings, runtime.faces, runtime.originals)
+    jobs_service.gate_original(
+        session, sha256, channel, tools=tools, now=_now(), actor=actor, caption=caption
+    )
+
+
+def run_publish(runtime: Runtime, session: Any, actor: str, photo_id: int, channel: str) -> None:
+    """Publish a gated photo to the published store (deciding again now)."""
+    # The face models load only for a copy with covered faces, which is checked by detection.
+    covered = any(f.covered for f in publish_service.latest_decision(session, photo_id).faces)
+    publish_service.publish_photo(
+        session,
+        photo_id,
+        channel=channel,
+        store=runtime.published,
+        originals=runtime.originals,
+        settings=runtime.settings,
+        now=_now(),
+        actor=actor,
+        engine=runtime.faces if covered else None,
+        once=True,
+    )
+
+
+def run_takedown(runtime: Runtime, session: Any, actor: str, person_id: int) -> None:
+    """Decide every publication of a person's photos again and take down what fails."""
+    publish_service.recheck_publications(
+        session, settings=runtime.settings, now=_now(), actor=actor, person_id=person_id
+    )
+
+
+def run_recheck(runtime: Runtime, session: Any, actor: str) -> None:
+    """Decide every live publication again and take down what fails."""
+    publish_service.recheck_publications(session, settings=runtime.settings, now=_now(), actor=actor)
+
+
+def run_purge_job(runtime: Runtime, session: Any, actor: str) -> None:
+    """Purge everything past its retention deadline (committed per item, see run_purge; `session` unused)."""
+    run_purge(runtime, now=_now(), actor=actor)
+
+
+def run_purge(runtime: Runtime, *, now: datetime, actor: str) -> PurgeReport:
+    """Purge what is due at `now`, one unit of work per item (resumable), then write the report."""
+    sessions = runtime.sessions
+    with unit_of_work(sessions) as session:
+        due = purge_service.find_due(session, runtime.settings, now)
+    results = []
+    for item in due:
+        with unit_of_work(sessions) as session:
+            if item.kind == "photo":
+                result = purge_service.purge_photo(
+                    session, item.id, originals=runtime.originals, now=now, actor=actor
+                )
+            else:
+                result = purge_service.purge_templates(session, item.id, now=now, actor=actor)
+        results.append(result)
+    stores = [(runtime.originals, True)]
+    if runtime.published.url != runtime.originals.url:
+        stores.append((runtime.published, False))
+    for store, originals in stores:
+        with unit_of_work(sessions) as session:
+            results.append(
+                purge_service.sweep_orphans(session, store, originals=originals, now=now, actor=actor)
+            )
+    with unit_of_work(sessions) as session:
+        return purge_service.write_report(session, started_at=now, now=_now(), actor=actor, results=results)
+
+
+def run_erasure(runtime: Runtime, external_id: str, *, now: datetime, actor: str) -> PurgeReport:
+    """Erase a person, then take down and purge every photo showing them; one report."""
+    sessions = runtime.sessions
+    with unit_of_work(sessions) as session:
+        person = leaving_service.erase_person(session, external_id, now=now, actor=actor)
+        photo_ids = purge_service.photos_showing(session, person.id)
+    results = []
+    for photo_id in photo_ids:
+        with unit_of_work(sessions) as session:
+            results.append(
+                purge_service.purge_photo(
+                    session, photo_id, originals=runtime.originals, now=now, actor=actor, why="erasure"
+                )
+            )
+    with unit_of_work(sessions) as session:
+        return purge_service.write_report(session, started_at=now, now=_now(), actor=actor, results=results)
+
+
+TASKS: dict[str, Callable[..., None]] = {
+    "gate": run_gate,
+    "publish": run_publish,
+    "takedown": run_takedown,
+    "recheck": run_recheck,
+    "purge": run_purge_job,
+}
+
+
+class JobQueue:
+    """The Huey queue of one process, with every task registered on it."""
+
+    def __init__(self, runtime: Runtime, *, immediate: bool = False) -> None:
+        self.runtime = runtime
+        settings = runtime.settings
+        self.huey: Huey
+        if settings.queue_url:
+            self.huey = RedisHuey(settings.queue_name, url=settings.queue_url, immediate=immediate)
+        else:
+            path = settings.instance_path / "queue.db"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.huey = SqliteHuey(settings.queue_name, filename=str(path), immediate=immediate)
+        self._tasks: dict[str, Any] = {}
+        for name in TASKS:
+            self._tasks[name] = self.huey.task(
+                retries=settings.job_retries,
+                retry_delay=settings.job_retry_delay,
+                retry_backoff=2,
+                context=True,
+                name=name,
+            )(self._runner(name))
+        self.huey.periodic_task(crontab(*settings.recheck_schedule.split()), name="periodic-recheck")(
+            self._periodic("recheck")
+        )
+        self.huey.periodic_task(crontab(*settings.purge_schedule.split()), name="periodic-purge")(
+            self._periodic("purge")
+        )
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def enqueue(self, session: Any, task: str, *args: Any) -> int:
+        """Record a job for `task` in the caller's transaction; send it after the commit."""
+        job = jobs_service.record_job(session, task, args, now=_now())
+        job_id = job.id
+        after_commit(session, lambda: self.send(task, job_id))
+        return job_id
+
+    def send(self, task: str, job_id: int) -> None:
+        """Put a recorded job's id on the queue (already committed); raises BackendError."""
+        try:
+            self._tasks[task](job_id)
+        except Exception as exc:  # the queue's backend (Redis, SQLite) is down or refusing
+            if self.huey.immediate:
+                raise
+            raise BackendError(
+                f"job {job_id} is recorded but could not be queued ({exc}); "
+                f"send it with `gatekeeper jobs --retry {job_id}`"
+            ) from exc
+
+    def enqueue_gate(self, session: Any, sha256: str, channel: str, caption: str | None = None) -> int:
+        """Gate an original already in the private store."""
+        return self.enqueue(session, "gate", sha256, channel, caption)
+
+    def enqueue_publish(self, session: Any, photo_id: int, channel: str) -> int:
+        """Publish a gated photo to the published store."""
+        return self.enqueue(session, "publish", photo_id, channel)
+
+    def enqueue_takedown(self, session: Any, person_id: int) -> int:
+        """Take down every copy of a person's photos that no longer passes."""
+        return self.enqueue(session, "takedown", person_id)
+
+    def enqueue_recheck(self, session: Any) -> int:
+        """Re-decide every live publication."""
+        return self.enqueue(session, "recheck")
+
+    def enqueue_purge(self, session: Any) -> int:
+        """Purge everything past its retention deadline."""
+        return self.enqueue(session, "purge")
+
+    # --- running -----------------------------------------------------------------------------
+
+    def _runner(self, name: str) -> Callable[..., None]:
+        def run(job_id: int, task: Any = None) -> None:
+            self.execute(name, job_id, retries_left=task.retries if task is not None else 0)
+
+        run.__name__ = name
+        return run
+
+    def _periodic(self, name: str) -> Callable[[], None]:
+        def periodic() -> None:
+            with unit_of_work(self.runtime.sessions) as session:
+                job_id = jobs_service.record_job(session, name, [], now=_now()).id
+            self.execute(name, job_id, retries_left=0)
+
+        periodic.__name__ = f"periodic_{name}"
+        return periodic
+
+    def execute(self, name: str, job_id: int, *, retries_left: int) -> None:
+        """Run one job in its own unit of work and record how it ended.
+
+        A transient backend error with retries left is raised again, so Huey retries it after a
+        growing delay; any other error marks the job failed and is not retried.
+        """
+        sessions = self.runtime.sessions
+        actor = f"worker:{os.getpid()}"
+        with unit_of_work(sessions) as session:
+            job = jobs_service.start_job(session, job_id, now=_now())
+            args = list(job.args) if job is not None else None
+        if args is None:
+            return
+        try:
+            with unit_of_work(sessions) as session:
+                TASKS[name](self.runtime, session, actor, *args)
+        except Exception as exc:
+            retrying = _is_transient(exc) and retries_left > 0
+            with unit_of_work(sessions) as session:
+                jobs_service.finish_job(
+                    session, job_id, now=_now(), error=f"{type(exc).__name__}: {exc}", retrying=retrying
+                )
+            if retrying:
+                raise
+            return
+        with unit_of_work(sessions) as session:
+            jobs_service.finish_job(session, job_id, now=_now())
+
+    def drain(self, *, max_wait: float = 60.0) -> int:
+        """Run queued jobs (and retries as they fall due) until none is left; how many ran."""
+        ran = 0
+        idle_since: float | None = None
+        while True:
+            for due in self.huey.read_schedule(datetime.now(UTC).replace(tzinfo=None)):
+                self.huey.enqueue(due)
+            task = self.huey.dequeue()
+            if task is not None:
+                idle_since = None
+                self.huey.execute(task)
+                ran += 1
+                continue
+            if self.huey.scheduled_count() == 0:
+                return ran
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > max_wait:
+                return ran
+            time.sleep(0.1)
+
+    def counts(self) -> dict[str, int]:
+        """Messages waiting in the queue and in the schedule (retries not yet due)."""
+        return {"pending": self.huey.pending_count(), "scheduled": self.huey.scheduled_count()}

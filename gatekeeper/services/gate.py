@@ -1,4 +1,4 @@
-"""Gating a photo for a channel, and publishing a clean copy only after a fresh re-check.
+"""Gating a photo for a channel, and the fresh re-check that publishing runs (services/publish.py).
 
 The image path (DESIGN §5): validate, keep the original privately, decode upright, detect, encode,
 match, decide, record, then (publishable only) sanitise. Publishing is a separate step that decides
@@ -13,21 +13,20 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
-from consent_db.models import Decision, Face, FaceTemplate, Person, Photo, Publication
+from consent_db.models import Decision, Face, FaceTemplate, Person, Photo
 from gatekeeper import media, policy
 from gatekeeper.config import Settings
 from gatekeeper.errors import ImageTooLargeError, MediaError
 from gatekeeper.faces import DetectedFace, FaceEngine, TemplateIndex, encoding_from_bytes
 from gatekeeper.services.consent_state import check_channel, decision_state, policy_for, stored_face_input
 from gatekeeper.services.dpia import matching_enabled
-from gatekeeper.storage import BlobStore, StagedFile, opaque_name
+from gatekeeper.storage import BlobStore
 
 
 @dataclass(frozen=True)
@@ -451,120 +450,3 @@ def recheck(
         # Someone's consent lapsed since the copy was made: that copy shows their face uncovered.
         return _blocked(fresh, policy.CONSENT_CHANGED)
     return fresh
-
-
-@dataclass(frozen=True)
-class Published:
-    """A publication recorded in the session, and its file staged but not yet visible.
-
-    `staged` is None when the photo was already published in that folder for the channel and its
-    file is still there: the existing publication is reused and nothing new is written.
-    """
-
-    publication: Publication
-    staged: StagedFile | None
-
-    @property
-    def path(self) -> Path:
-        """Where the clean copy is (or will be, once staged and committed)."""
-        return Path(self.publication.target.removeprefix("folder:"))
-
-
-def publish_to_folder(
-    session: Session,
-    result: GateResult,
-    folder: Path,
-    *,
-    settings: Settings,
-    now: datetime,
-    actor: str,
-) -> Published | None:
-    """Re-check consent now; if still publishable, stage the clean copy in `folder` and record it.
-
-    Returns None (and audits the refusal) when the re-check no longer allows publication. The caller
-    commits the session and then `staged.commit()`s, so a file never appears without its record. A
-    photo already published in `folder` for the channel, with its file still there, is published
-    once: the existing publication comes back with nothing staged.
-    """
-    if result.clean is None or result.verdict != policy.PUBLISHABLE:
-        return None
-    fresh = recheck(session, result.decision_id, settings=settings, now=now)
-    if fresh.verdict != policy.PUBLISHABLE:
-        audit.append(
-            session,
-            at=now,
-            actor=actor,
-            action="publication.refused",
-            subject=f"photo:{result.photo_id}",
-            details={
-                "decision": result.decision_id,
-                "verdict": fresh.verdict,
-                "reasons": list(fresh.reasons),
-            },
-        )
-        return None
-    existing = _live_publication(session, result.photo_id, folder.resolve())
-    if existing is not None:
-        return Published(existing, None)
-    final = folder.resolve() / opaque_name(result.clean.extension)
-    staged = StagedFile(final, result.clean.data)
-    decision = session.get(Decision, result.decision_id)
-    assert decision is not None
-    publication = Publication(
-        photo_id=result.photo_id,
-        decision_id=result.decision_id,
-        channel=decision.photo.channel,
-        target=f"folder:{final}",
-        sha256=hashlib.sha256(result.clean.data).hexdigest(),
-        published_at=now,
-    )
-    session.add(publication)
-    session.flush()
-    audit.append(
-        session,
-        at=now,
-        actor=actor,
-        action="photo.published",
-        subject=f"photo:{result.photo_id}",
-        details={
-            "publication": publication.id,
-            "target": publication.target,
-            "sha256": publication.sha256,
-            "lossless": result.clean.lossless,
-        },
-    )
-    return Published(publication, staged)
-
-
-def _live_publication(session: Session, photo_id: int, folder: Path) -> Publication | None:
-    """The photo's publication in `folder` that is not taken down and whose file still exists."""
-    candidates = session.scalars(
-        select(Publication)
-        .where(Publication.photo_id == photo_id, Publication.taken_down_at.is_(None))
-        .order_by(Publication.id)
-    )
-    for publication in candidates:
-        if not publication.target.startswith("folder:"):
-            continue
-        path = Path(publication.target.removeprefix("folder:"))
-        if path.parent == folder and path.is_file():
-            return publication
-    return None
-
-
-def record_failed_publication(
-    session: Session, publication_id: int, *, now: datetime, actor: str, error: str
-) -> None:
-    """Mark a publication whose file could not be moved into place as never visible."""
-    publication = session.get(Publication, publication_id)
-    if publication is None:
-        return
-    publication.taken_down_at = now
-    audit.append(
-        session,
-        at=now,
-        actor=actor,
-        action="publication.failed",
-        subject=f"photo:{publication.photo_id}",
-        details={"publication": publication_id, "error": error},
-    )

@@ -8,11 +8,12 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from consent_db import audit
 from consent_db.models import AuditEvent, Base, Person
 from consent_db.schema import is_current
-from consent_db.session import make_engine, make_session_factory, unit_of_work
+from consent_db.session import after_commit, after_rollback, make_engine, make_session_factory, unit_of_work
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -134,4 +135,65 @@ def test_the_audit_chain_detects_a_deleted_event(database_url: str) -> None:
         session.delete(session.get(AuditEvent, ids[1]))
     with unit_of_work(factory) as session:
         assert audit.verify(session).first_bad_id == ids[2]
+    engine.dispose()
+
+
+def _person(external_id: str) -> Person:
+    return Person(
+        external_id=external_id,
+        display_name="Ann",
+        status="active",
+        safeguarding=False,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def test_after_commit_callbacks_run_only_once_the_commit_succeeded(database_url: str) -> None:
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    seen: list[tuple[str, int]] = []
+
+    def count_people() -> None:
+        with unit_of_work(factory) as other:
+            seen.append(("committed", len(other.scalars(select(Person)).all())))
+
+    with unit_of_work(factory) as session:
+        session.add(_person("p1"))
+        session.flush()
+        after_commit(session, count_people)
+        after_rollback(session, lambda: seen.append(("rolled back", 0)))
+        assert seen == []
+    # The callback saw the committed row from another session; the rollback callback was dropped.
+    assert seen == [("committed", 1)]
+    engine.dispose()
+
+
+def test_a_rollback_drops_after_commit_callbacks_and_runs_the_undo_ones(database_url: str) -> None:
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    seen: list[str] = []
+    with pytest.raises(RuntimeError), unit_of_work(factory) as session:
+        session.add(_person("p1"))
+        session.flush()
+        after_commit(session, lambda: seen.append("enqueued"))
+        after_rollback(session, lambda: seen.append("undone"))
+        raise RuntimeError("boom")
+    assert seen == ["undone"]
+    with unit_of_work(factory) as session:
+        after_commit(session, lambda: seen.append("next unit"))
+    assert seen == ["undone", "next unit"]
+    engine.dispose()
+
+
+def test_a_failed_commit_runs_no_after_commit_callback(database_url: str) -> None:
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    with unit_of_work(factory) as session:
+        session.add(_person("p1"))
+    seen: list[str] = []
+    with pytest.raises(IntegrityError), unit_of_work(factory) as session:
+        session.add(_person("p1"))  # the unique external id fails at commit time
+        after_commit(session, lambda: seen.append("enqueued"))
+    assert seen == []
     engine.dispose()

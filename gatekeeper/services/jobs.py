@@ -1,0 +1,107 @@
+"""Background jobs as operators see them, and gating an original already in the private store.
+
+A job row is written in the same transaction as the change that made it necessary; the queue
+message (carrying only the job's id) is sent after that transaction commits. The row says whether
+the job is queued, running, done or failed, how many attempts it took and the last error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from consent_db import audit
+from consent_db.models import Job
+from gatekeeper.errors import InvalidInputError, RecordNotFoundError
+from gatekeeper.services import gate as gate_service
+
+STATES = ("queued", "running", "done", "failed")
+
+
+def record_job(session: Session, task: str, args: Sequence[Any], *, now: datetime) -> Job:
+    """A queued job row for `task` with id-only `args` (flushes, never commits)."""
+    job = Job(task=task, args=list(args), state="queued", attempts=0, enqueued_at=now, updated_at=now)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def start_job(session: Session, job_id: int, *, now: datetime) -> Job | None:
+    """Mark a job running and count the attempt; None when it is already done (a duplicate message)."""
+    job = session.get(Job, job_id)
+    if job is None or job.state == "done":
+        return None
+    job.state, job.attempts, job.updated_at = "running", job.attempts + 1, now
+    session.flush()
+    return job
+
+
+def finish_job(
+    session: Session, job_id: int, *, now: datetime, error: str | None = None, retrying: bool = False
+) -> None:
+    """Record a job's end: done, queued again for a retry, or failed (audited)."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return
+    job.updated_at, job.error = now, error
+    if error is None:
+        job.state = "done"
+    elif retrying:
+        job.state = "queued"
+    else:
+        job.state = "failed"
+        audit.append(
+            session,
+            at=now,
+            actor="worker",
+            action="job.failed",
+            subject=f"job:{job.id}",
+            details={"task": job.task, "args": job.args, "attempts": job.attempts, "error": error},
+        )
+    session.flush()
+
+
+def list_jobs(session: Session, states: Sequence[str] = STATES, limit: int = 100) -> list[Job]:
+    """The newest jobs in `states`."""
+    query = select(Job).where(Job.state.in_(list(states))).order_by(Job.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def requeue_failed(session: Session, job_id: int, *, now: datetime, actor: str) -> Job:
+    """Send a job again: a failed one, or one whose message a worker that died took with it.
+
+    A worker killed after taking a message leaves its job `queued` or `running` with nothing in
+    the queue. The caller sends the job after commit; jobs are idempotent, so one that was in fact
+    still waiting or running ends in the same state. Raises RecordNotFoundError, InvalidInputError
+    (the job is done).
+    """
+    job = session.get(Job, job_id)
+    if job is None:
+        raise RecordNotFoundError("job", job_id)
+    if job.state == "done":
+        raise InvalidInputError(f"job {job_id} is done")
+    job.state, job.updated_at = "queued", now
+    audit.append(session, at=now, actor=actor, action="job.retried", subject=f"job:{job.id}", details={})
+    session.flush()
+    return job
+
+
+def gate_original(
+    session: Session,
+    sha256: str,
+    channel: str,
+    *,
+    tools: gate_service.GateTools,
+    now: datetime,
+    actor: str,
+    caption: str | None = None,
+) -> gate_service.GateResult:
+    """Gate an original already kept in the private store; raises BlobNotFoundError, StorageError."""
+    data = tools.originals.get(gate_service.original_key(sha256))
+    return gate_service.gate_photo(
+        session, data, channel=channel, tools=tools, now=now, actor=actor, caption=caption
+    )

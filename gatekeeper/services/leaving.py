@@ -1,0 +1,61 @@
+"""People leaving and being erased: the last day that starts retention clocks, and erasure."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from consent_db import audit
+from consent_db.models import ConsentRecord, Person
+from gatekeeper.errors import InvalidInputError
+from gatekeeper.services.enrolment import delete_templates
+from gatekeeper.services.people import find_person, subject
+
+
+def record_leaving(session: Session, external_id: str, on: date, *, now: datetime, actor: str) -> Person:
+    """Record a person's last day; it starts their retention clocks. Raises PersonNotFoundError."""
+    person = find_person(session, external_id)
+    person.left_on, person.updated_at = on, now
+    if person.status != "erased":
+        person.status = "left" if on <= now.date() else "active"
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="person.left",
+        subject=subject(person),
+        details={"on": on.isoformat()},
+    )
+    return person
+
+
+def erase_person(session: Session, external_id: str, *, now: datetime, actor: str) -> Person:
+    """Erase a person: templates and consent history deleted, name and birth date blanked.
+
+    The external id stays, so a later MIS import refuses to bring the person back; the audit chain
+    keeps what it already holds (the minimum: ids and actions). Their photos are
+    then taken down and purged by the caller, one unit of work each (`purge.photos_showing`).
+    Raises PersonNotFoundError, InvalidInputError (already erased).
+    """
+    person = find_person(session, external_id)
+    if person.status == "erased":
+        raise InvalidInputError(f"{external_id} is already erased")
+    templates = delete_templates(session, person, now=now, actor=actor, why="erasure")
+    records = len(person.consents)
+    session.execute(delete(ConsentRecord).where(ConsentRecord.person_id == person.id))
+    session.expire(person, ["consents"])
+    person.status, person.display_name, person.date_of_birth = "erased", "(erased)", None
+    person.updated_at = now
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="person.erased",
+        subject=subject(person),
+        details={"templates": templates, "consent_records": records},
+    )
+    return person
