@@ -8,7 +8,8 @@ faces pasted on it, a quarter of them turned by a random angle, some at the mini
 (just above 32 px in a 2048 px website copy). Then, on the same two cores and the same files:
   - ours for `website` (copies of 2048 px): decode at the published size (JPEG DCT scaling), search
     every angle for faces from 32 published px, encode, match; a 2-process pool (`gate --workers 2`);
-  - the same searching upright only (the cost of the all-angle search on its own);
+  - the same turned in 90° steps only (GATEKEEPER_PROBE_STEP=90), and upright only (the cost of
+    the all-angle search on its own);
   - ours for `print` (full size), which the face time limit may cut short on the largest photos;
   - `face_recognition --cpus 2` on the same folder (it shrinks photos to 1600 px and searches upright).
 Faces found are counted against where faces were placed (a hit is a box centred within half a
@@ -254,11 +255,13 @@ def main() -> None:
             "faces": sum(len(p) for p in placed.values()),
         }
         report["website"] = summarise(run_ours(known, photos, WEBSITE_EDGE, 45), placed, mp)
+        report["website_probe_step_90"] = summarise(run_ours(known, photos, WEBSITE_EDGE, 90), placed, mp)
         report["website_upright_only"] = summarise(run_ours(known, photos, WEBSITE_EDGE, 0), placed, mp)
         if not args.skip_tool:
             report["face_recognition_cpus_2"] = summarise(run_tool(known, photos), placed, mp)
             tool = report["face_recognition_cpus_2"]["photos_per_s"]
-            report["website_vs_tool_throughput"] = round(report["website"]["photos_per_s"] / tool, 2)
+            for key in ("website", "website_probe_step_90", "website_upright_only"):
+                report[f"{key}_vs_tool_throughput"] = round(report[key]["photos_per_s"] / tool, 2)
         if not args.skip_print:
             report["print"] = summarise(run_ours(known, photos, None, 45), placed, mp)
         big = next(photos / n for n in sorted(placed) if "24mp" in n)
