@@ -175,7 +175,9 @@ def test_two_worker_processes_drain_one_redis_queue_each_job_once(
             e.actor for e in session.scalars(select(AuditEvent).where(AuditEvent.action == "photo.published"))
         }
     assert sorted(p.photo_id for p in publications) == photo_ids  # each photo published exactly once
-    assert len(actors) == 2  # both workers took jobs
+    # Which worker takes which job is up to the queue: on a busy machine the first worker to start
+    # may drain all of them. What must hold is above: each job done once, both exit cleanly.
+    assert 1 <= len(actors) <= 2 and all(a.startswith("worker:") for a in actors)
 
 
 @pytest.mark.slow
