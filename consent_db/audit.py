@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -94,14 +94,21 @@ def head(session: Session) -> ChainHead:
 
 
 def events(
-    session: Session, *, since: datetime | None = None, subject: str | None = None
+    session: Session,
+    *,
+    since: datetime | None = None,
+    subject: str | None = None,
+    subjects: Collection[str] | None = None,
 ) -> Iterator[AuditEvent]:
-    """Events in chain order, optionally only those at or after `since` and about `subject`."""
+    """Events in chain order, optionally only those at or after `since`, about `subject` and
+    about any of `subjects` (both filters apply when both are given)."""
     query = select(AuditEvent).order_by(AuditEvent.id)
     if since is not None:
         query = query.where(AuditEvent.at >= since)
     if subject is not None:
         query = query.where(AuditEvent.subject == subject)
+    if subjects is not None:
+        query = query.where(AuditEvent.subject.in_(sorted(set(subjects))))
     yield from session.scalars(query)
 
 

@@ -28,6 +28,24 @@ _subject_option = click.option(
     "--subject",
     help="Only events about this subject, e.g. photo:12, person:3, face:40, channel:website.",
 )
+_person_option = click.option(
+    "--person",
+    metavar="EXTERNAL_ID",
+    help="Only events about this person: their record and every photo and face matched to them.",
+)
+
+
+def _person_subjects(session: Any, external_id: str | None) -> set[str] | None:
+    from gatekeeper.cli import _fail
+    from gatekeeper.errors import GatekeeperError
+    from gatekeeper.services.audit_log import person_subjects
+
+    if external_id is None:
+        return None
+    try:
+        return person_subjects(session, external_id)
+    except GatekeeperError as exc:
+        _fail(exc)
 
 
 @click.group("audit")
@@ -55,9 +73,12 @@ def _event_json(event: Any) -> dict[str, Any]:
 @audit_group.command("show")
 @_since_option
 @_subject_option
+@_person_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event per line, hashes included.")
 @click.pass_context
-def audit_show(ctx: click.Context, since: datetime | None, subject: str | None, as_json: bool) -> None:
+def audit_show(
+    ctx: click.Context, since: datetime | None, subject: str | None, person: str | None, as_json: bool
+) -> None:
     """Print audit events, oldest first."""
     from consent_db import audit
     from consent_db.session import unit_of_work
@@ -66,7 +87,9 @@ def audit_show(ctx: click.Context, since: datetime | None, subject: str | None, 
     runtime = _runtime(ctx)
     shown = 0
     with unit_of_work(runtime.sessions) as session:
-        for event in audit.events(session, since=_utc(since), subject=subject):
+        for event in audit.events(
+            session, since=_utc(since), subject=subject, subjects=_person_subjects(session, person)
+        ):
             shown += 1
             if as_json:
                 click.echo(json.dumps(_event_json(event), ensure_ascii=False))
@@ -90,6 +113,7 @@ def audit_show(ctx: click.Context, since: datetime | None, subject: str | None, 
 @click.option("--force", is_flag=True, help="Replace --output if it exists.")
 @_since_option
 @_subject_option
+@_person_option
 @click.pass_context
 def audit_export(
     ctx: click.Context,
@@ -98,6 +122,7 @@ def audit_export(
     force: bool,
     since: datetime | None,
     subject: str | None,
+    person: str | None,
 ) -> None:
     """Export audit events, oldest first, with their hashes (so the chain can be checked elsewhere).
 
@@ -117,7 +142,9 @@ def audit_export(
         writer.writerow(_CSV_COLUMNS)
     count = 0
     with unit_of_work(runtime.sessions) as session:
-        for event in audit.events(session, since=_utc(since), subject=subject):
+        for event in audit.events(
+            session, since=_utc(since), subject=subject, subjects=_person_subjects(session, person)
+        ):
             count += 1
             row = _event_json(event)
             if writer is not None:

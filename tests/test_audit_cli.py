@@ -184,3 +184,41 @@ def test_verify_refuses_a_head_that_is_not_a_hash(runtime: Runtime, bad: str) ->
     result = run(runtime, "audit", "verify", "--head", bad)
     assert result.exit_code == 2
     assert "64 hexadecimal characters" in result.output
+
+
+def test_audit_show_person_gathers_their_record_photos_and_faces(runtime: Runtime, now: datetime) -> None:
+    """--person EXTERNAL_ID: the person's own events, and those of every photo and face matched to
+    them, and nothing about anyone else's photos."""
+    from consent_db.models import Face
+    from gatekeeper.services import consent
+    from helpers import add_people, seed_gated_photo
+
+    ids = add_people(runtime, now, "P1", "P2")
+    mine = seed_gated_photo(runtime, b"photo of P1", now=now, person_ids=(ids["P1"],))
+    both = seed_gated_photo(runtime, b"P1 and P2", now=now, person_ids=(ids["P2"], ids["P1"]))
+    theirs = seed_gated_photo(runtime, b"photo of P2", now=now, person_ids=(ids["P2"],))
+    with unit_of_work(runtime.sessions) as session:
+        consent.withdraw_consent(
+            session, "P1", ("website",), settings=runtime.settings, now=now, actor="cli:dpo"
+        )
+        p1_faces = session.scalars(select(Face.id).where(Face.person_id == ids["P1"])).all()
+        for photo_id in (mine, both, theirs):
+            audit.append(session, at=now, actor="t", action="photo.seen", subject=f"photo:{photo_id}")
+        for face_id in p1_faces:
+            audit.append(session, at=now, actor="t", action="face.seen", subject=f"face:{face_id}")
+
+    subjects = {e["subject"] for e in events_json(runtime, "--person", "P1")}
+
+    assert subjects == {f"person:{ids['P1']}", f"photo:{mine}", f"photo:{both}"} | {
+        f"face:{f}" for f in p1_faces
+    }
+    assert "consent.withdraw" in {e["action"] for e in events_json(runtime, "--person", "P1")}
+    exported = run(runtime, "audit", "export", "--json", "--person", "P2")
+    assert exported.exit_code == 0, exported.output
+    assert f"photo:{theirs}" in exported.output and f'photo:{mine}"' not in exported.output
+
+
+def test_audit_show_person_unknown_is_a_clear_error(runtime: Runtime) -> None:
+    result = run(runtime, "audit", "show", "--person", "NOBODY")
+    assert result.exit_code != 0
+    assert "NOBODY" in result.output

@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from consent_db.models import AuditEvent
+from consent_db.models import AuditEvent, Decision, Face
 from gatekeeper.services.consent import end_of, start_of
+from gatekeeper.services.people import find_person, subject
 
 CSV_COLUMNS = ("id", "at", "actor", "action", "subject", "details", "prev_hash", "hash")
 
@@ -77,3 +78,27 @@ def export_csv(session: Session, flt: AuditFilter) -> Iterator[str]:
             ]
         )
         yield buffer.getvalue()
+
+
+def person_subjects(session: Session, external_id: str) -> set[str]:
+    """Every audit subject that concerns one person: the person, each photo in which a face was
+    matched to them or identified as them by a reviewer, and each of those faces.
+
+    What a data protection officer needs to answer "what happened to this learner's data?" in one
+    filter. Raises NotFoundError for an unknown external id.
+    """
+    person = find_person(session, external_id)
+    subjects = {subject(person)}
+    rows = session.execute(
+        select(Decision.photo_id, Face.id)
+        .join(Face, Face.decision_id == Decision.id)
+        .where(
+            (Face.person_id == person.id)
+            | (Face.second_person_id == person.id)
+            | (Face.reviewed_person_id == person.id)
+        )
+    )
+    for photo_id, face_id in rows:
+        subjects.add(f"photo:{photo_id}")
+        subjects.add(f"face:{face_id}")
+    return subjects
