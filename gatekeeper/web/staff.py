@@ -235,7 +235,7 @@ def person_new() -> ResponseReturnValue:
     external_id = (form.external_id.data or "").strip()
     try:
         with unit() as db:
-            people_edit.add_person(
+            added = people_edit.add_person(
                 db,
                 external_id,
                 form.name.data or "",
@@ -246,7 +246,7 @@ def person_new() -> ResponseReturnValue:
     except InvalidInputError as exc:
         getattr(form, exc.field or "name", form.name).errors = [str(exc)]
         return render_template("person_edit.html", form=form, creating=True), 400
-    flash(f"{form.name.data} ({external_id}) added. No consent is recorded yet.", "info")
+    flash(f"{added.display_name} ({external_id}) added. No consent is recorded yet.", "info")
     return redirect(url_for("staff.person", external_id=external_id))
 
 
