@@ -219,3 +219,25 @@ def test_a_confirmed_face_becomes_a_template_only_when_chosen_and_consent_allows
             select(func.count()).select_from(FaceTemplate).join(Person).where(Person.external_id == "kim")
         )
     assert count == (1 if learn else 0)
+
+
+def test_a_page_showing_an_older_decision_changes_nothing(app: Flask, rt: Any, corpus: Any) -> None:
+    # Nobody enrolled: both faces are unknown and wait; two reviewers open the same photo.
+    photo = _gate(rt, corpus.faces_dir / "group/two_people.jpg")
+    first, second = _reviewer(app, rt), app.test_client()
+    sign_in(second, make_account(rt, "reviewer", username="reviewer-two"))
+    stale = _decision(second.get(f"/review/{photo}/1").get_data(as_text=True))
+    _resolve(first, photo, 0, resolution="stranger", reason="a visiting parent")
+    response = second.post(
+        f"/review/{photo}/1",
+        data={
+            "csrf_token": csrf(second, "/review"),
+            "decision": stale,
+            "resolution": "not_a_face",
+            "reason": "a poster",
+        },
+        follow_redirects=True,
+    )
+    assert "Someone changed this photo" in response.get_data(as_text=True)
+    assert [(e.actor, e.details["resolution"]) for e in _reviews(rt)] == [("user:reviewer", "stranger")]
+    assert _status(rt, photo) == "blocked"
