@@ -347,6 +347,8 @@ def _record_json(record: Any) -> dict[str, Any]:
         "last_valid_day": _last_day(record.valid_until),
         "how": record.how,
         "recorded_by": record.recorded_by,
+        "evidence": record.evidence_ref,
+        "wording": record.wording_version,
     }
 
 
@@ -402,6 +404,8 @@ def consent() -> None:
 @click.option(
     "--after-leaving", is_flag=True, help="The consent continues after the person leaves (otherwise it ends)."
 )
+@click.option("--evidence", help="Where the evidence is kept (a form number, a document or email reference).")
+@click.option("--wording", help="The version of the consent wording that was agreed to.")
 @click.pass_context
 def consent_grant(
     ctx: click.Context,
@@ -412,6 +416,8 @@ def consent_grant(
     until: datetime | None,
     named: str | None,
     after_leaving: bool,
+    evidence: str | None,
+    wording: str | None,
 ) -> None:
     """Record that EXTERNAL_ID consents to appear on a channel, from now.
 
@@ -435,6 +441,8 @@ def consent_grant(
                 valid_until=until.date() if until else None,
                 named=named,
                 survives_leaving=after_leaving,
+                evidence_ref=evidence,
+                wording_version=wording,
             )
     except GatekeeperError as exc:
         _fail(exc)

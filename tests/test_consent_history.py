@@ -375,6 +375,8 @@ def test_withdrawing_biometric_consent_deletes_templates_and_an_import_does_not_
         "last_valid_day": None,
         "how": "staff",
         "recorded_by": summary["history"][-1]["recorded_by"],
+        "evidence": None,
+        "wording": None,
     }
     assert audit_actions(runtime)[-2:] == ["consent.withdraw", "template.deleted"]
     code, report = import_json(runtime, csv)

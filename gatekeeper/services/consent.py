@@ -68,6 +68,8 @@ def add_record(
     valid_until: datetime | None = None,
     named: str = "no",
     survives_leaving: bool = False,
+    evidence_ref: str | None = None,
+    wording_version: str | None = None,
 ) -> ConsentRecord:
     """Add one immutable consent record and its audit event (flushes, never commits)."""
     record = ConsentRecord(
@@ -84,6 +86,8 @@ def add_record(
         recorded_at=now,
         recorded_by=actor,
         survives_leaving=survives_leaving,
+        evidence_ref=evidence_ref,
+        wording_version=wording_version,
     )
     session.add(record)
     session.flush()
@@ -94,6 +98,10 @@ def add_record(
             details["survives_leaving"] = True
     if granted_by_name:
         details["by"] = granted_by_name
+    if evidence_ref:
+        details["evidence"] = evidence_ref
+    if wording_version:
+        details["wording"] = wording_version
     if source:
         details["source"] = source
     audit.append(
@@ -123,11 +131,15 @@ def grant_consent(
     valid_until: date | None = None,
     named: str | None = None,
     survives_leaving: bool = False,
+    evidence_ref: str | None = None,
+    wording_version: str | None = None,
 ) -> Grant:
     """Record a grant for one channel, effective now, and say whether it makes the person publishable.
 
     `named` None keeps what the person's last grant for the channel said (no grant yet: "no").
-    `survives_leaving` lets the consent continue after the person leaves.
+    `survives_leaving` lets the consent continue after the person leaves. `evidence_ref` (where the
+    signed form or email is kept) and `wording_version` (which consent text was agreed to) are kept
+    on the record.
     Raises PersonNotFoundError, InvalidInputError.
     """
     check_channel(settings, channel)
@@ -157,6 +169,8 @@ def grant_consent(
         now=now,
         actor=actor,
         survives_leaving=survives_leaving,
+        evidence_ref=(evidence_ref or "").strip() or None,
+        wording_version=(wording_version or "").strip() or None,
     )
     blockers = policy.consent_reasons(person_state(person), channel, now, policy_for(settings))
     return Grant(record, blockers)

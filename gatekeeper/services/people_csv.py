@@ -29,6 +29,8 @@ COLUMNS = (
     "biometric_granted_by",
     "biometric_objection",
     "left_on",
+    "evidence_ref",
+    "wording_version",
 )
 REQUIRED_COLUMNS = ("external_id", "name")
 
@@ -71,6 +73,9 @@ class PersonRow:
     biometric_objection: str | None = None
     left_on: date | None = None
     has_left_on: bool = False
+    # Where the signed form is kept, and which consent wording it carried (publication grants).
+    evidence_ref: str | None = None
+    wording_version: str | None = None
     warnings: tuple[RowWarning, ...] = ()
 
 
@@ -219,8 +224,17 @@ def _parse_row(
         biometric_objection=biometric_objection,
         left_on=left_on,
         has_left_on="left_on" in present,
+        evidence_ref=_text("evidence_ref", raw.get("evidence_ref", ""), 200),
+        wording_version=_text("wording_version", raw.get("wording_version", ""), 80),
         warnings=tuple(warnings),
     )
+
+
+def _text(column: str, value: str, limit: int) -> str | None:
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidInputError(f"{column} is longer than {limit} characters", field=column)
+    return value or None
 
 
 def _date(column: str, value: str) -> date | None:

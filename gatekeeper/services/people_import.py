@@ -253,6 +253,8 @@ def _sync_publication(ctx: _RowContext, channels: Sequence[str], settings: Setti
             granted_by=row.granted_by,
             valid_until=valid_until,
             named=row.named,
+            evidence_ref=row.evidence_ref,
+            wording_version=row.wording_version,
         )
         detail = f"granted by {row.granted_by}, named {row.named}"
         if row.granted_on:
@@ -313,6 +315,7 @@ def _kept(record: ConsentRecord) -> str:
 
 def _same_grant(record: ConsentRecord, row: PersonRow, valid_until: datetime | None) -> bool:
     same = (record.granted_by, record.valid_until, record.named) == (row.granted_by, valid_until, row.named)
+    same = same and (record.evidence_ref, record.wording_version) == (row.evidence_ref, row.wording_version)
     return same and (row.granted_on is None or record.at == start_of(row.granted_on))
 
 

@@ -147,6 +147,7 @@ def resolve_face(
     originals: BlobStore,
     now: datetime,
     actor: str,
+    learn: bool = True,
 ) -> ReviewResult:
     """Record a reviewer's identification of face `position` of a photo, and decide the photo again.
 
@@ -156,9 +157,9 @@ def resolve_face(
     decision runs again on today's consent: an identified person without consent for the channel
     still blocks. `decision_id`, when given, must still be the photo's latest decision (a screen
     showing an older one is stale). With the person's biometric consent (allowed by the rules, and
-    face matching on), the face also becomes a template through `confirm_face`; never otherwise.
-    Audited with the reason. Raises PhotoNotFoundError, PersonNotFoundError, StaleDecisionError,
-    InvalidInputError.
+    face matching on), the face also becomes a template through `confirm_face` unless `learn` is
+    False; never otherwise. Audited with the reason. Raises PhotoNotFoundError,
+    PersonNotFoundError, StaleDecisionError, InvalidInputError.
     """
     check_choice("resolution", resolution, policy.RESOLUTIONS)
     why = reason.strip()
@@ -227,7 +228,7 @@ def resolve_face(
     )
 
     template_id, note = None, None
-    if person is not None and person.status != "erased":
+    if learn and person is not None and person.status != "erased":
         try:
             template = confirm_face(
                 session,

@@ -93,6 +93,10 @@ def build_app(runtime: Runtime) -> Flask:
     auth.login_manager.init_app(app)
     for blueprint in (auth.bp, staff.bp, public.bp, api.bp):
         app.register_blueprint(blueprint)
+    from gatekeeper.web import publications, review
+
+    app.register_blueprint(review.bp)
+    app.register_blueprint(publications.bp)
 
     @app.before_request
     def _idle_timeout() -> None:

@@ -88,6 +88,11 @@ class GrantForm(FlaskForm):
         "May be named in captions",
         choices=options(("no", "No"), ("first_name", "First name only"), ("yes", "Full name")),
     )
+    evidence_ref = StringField(
+        "Evidence reference (where the signed form or email is kept)",
+        validators=[Optional(), Length(max=200)],
+    )
+    wording_version = StringField("Consent wording version", validators=[Optional(), Length(max=80)])
 
 
 class StaffWithdrawForm(FlaskForm):
@@ -113,3 +118,61 @@ class ImportForm(FlaskForm):
 
 class ConfirmImportForm(FlaskForm):
     upload = HiddenField(validators=[DataRequired(), Length(max=80)])
+
+
+class PersonForm(FlaskForm):
+    """Add a person (with their MIS id) or correct one (the MIS id never changes)."""
+
+    external_id = StringField("MIS id", validators=[DataRequired(), Length(max=120)])
+    name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
+    date_of_birth = DateField("Date of birth", validators=[Optional()])
+    left_on = DateField("Last day at the organisation (optional)", validators=[Optional()])
+
+
+class EnrolForm(FlaskForm):
+    photo = FileField("Enrolment photo (one face, looking at the camera)", validators=[FileRequired()])
+
+
+class BiometricForm(FlaskForm):
+    answer = SelectField(
+        "Answer",
+        choices=options(
+            ("grant", "Consent given"),
+            ("object", "A parent or guardian objects"),
+            ("refuse", "The person refuses"),
+            ("withdraw", "Consent withdrawn"),
+        ),
+    )
+    role = SelectField(
+        "Given by",
+        choices=options(("parent", "Parent"), ("guardian", "Guardian"), ("self", "The person themselves")),
+    )
+    by = StringField("Name of the parent or guardian", validators=[Optional(), Length(max=200)])
+
+
+class ResolveForm(FlaskForm):
+    """A reviewer's identification of one face."""
+
+    decision = HiddenField(validators=[DataRequired(), Length(max=20)])
+    resolution = RadioField(
+        "Who is this?",
+        choices=options(
+            ("person", "This is the person chosen below"),
+            ("stranger", "Someone else, or I do not know who"),
+            ("not_a_face", "Not a face"),
+        ),
+        validators=[DataRequired(message="Choose one answer.")],
+    )
+    person = RadioField("Person", choices=[], validate_choice=False)
+    reason = TextAreaField(
+        "Reason (how you know; kept in the audit log)",
+        validators=[DataRequired(message="Give the reason."), Length(max=1000)],
+    )
+    learn = BooleanField("Use this face as a template for the person when their biometric consent allows it")
+
+
+class TakedownDoneForm(FlaskForm):
+    note = TextAreaField(
+        "What was done (kept in the audit log)",
+        validators=[DataRequired(message="Say what was done."), Length(max=2000)],
+    )

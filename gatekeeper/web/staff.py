@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -29,25 +30,32 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from consent_db import audit
-from gatekeeper.errors import GatekeeperError, InvalidInputError
+from gatekeeper.errors import DpiaRequiredError, GatekeeperError, InvalidInputError
 from gatekeeper.services import (
     audit_log,
     consent,
+    enrolment,
     people,
     people_admin,
+    people_edit,
     person_summary,
+    subject_access,
     withdrawals,
 )
 from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN
+from gatekeeper.services.consent_state import matching_reasons
 from gatekeeper.services.people_import import ImportReport
 from gatekeeper.web.auth import Principal, actor, roles_required
 from gatekeeper.web.common import now, runtime, unit
 from gatekeeper.web.forms import (
     ActionForm,
+    BiometricForm,
     ConfirmImportForm,
     DecisionForm,
+    EnrolForm,
     GrantForm,
     ImportForm,
+    PersonForm,
     SafeguardingForm,
     StaffWithdrawForm,
     options,
@@ -114,6 +122,8 @@ def _person_page(external_id: str, *, new_link: str | None = None, status: int =
             flag_form=SafeguardingForm(prefix="flag"),
             action=ActionForm(prefix="link"),
             new_link=new_link,
+            enrol_form=EnrolForm(prefix="enrol"),
+            biometric_form=BiometricForm(prefix="bio"),
         ),
         status,
     )
@@ -147,6 +157,8 @@ def grant(external_id: str) -> ResponseReturnValue:
                 granted_by_name=(form.granted_by_name.data or "").strip() or None,
                 valid_until=form.valid_until.data,
                 named=form.named.data or "no",
+                evidence_ref=form.evidence_ref.data,
+                wording_version=form.wording_version.data,
             )
     except InvalidInputError as exc:
         flash(f"The grant was not recorded: {exc}", "error")
@@ -199,6 +211,185 @@ def issue_link(external_id: str) -> ResponseReturnValue:
     with unit() as db:
         url = withdrawals.issue_link(db, external_id, settings=runtime().settings, now=now(), actor=actor())
     return _person_page(external_id, new_link=url)
+
+
+# Plain English for why a face may not be matched (policy.biometric_reasons codes).
+BIOMETRIC_WORDS = {
+    "biometric_refused": "the person refuses face matching",
+    "biometric_objection": "a parent or guardian objects to face matching",
+    "biometric_consent_required": "the person's own biometric consent is not recorded",
+    "parent_biometric_consent_required": (
+        "a learner under 18 needs a parent's or guardian's written biometric consent "
+        "(Protection of Freedoms Act 2012), and none is recorded"
+    ),
+}
+
+
+@bp.route("/people/new", methods=["GET", "POST"])
+@roles_required(CONSENT_ADMIN)
+def person_new() -> ResponseReturnValue:
+    form = PersonForm()
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("person_edit.html", form=form, creating=True), status
+    external_id = (form.external_id.data or "").strip()
+    try:
+        with unit() as db:
+            added = people_edit.add_person(
+                db,
+                external_id,
+                form.name.data or "",
+                date_of_birth=form.date_of_birth.data,
+                now=now(),
+                actor=actor(),
+            )
+    except InvalidInputError as exc:
+        getattr(form, exc.field or "name", form.name).errors = [str(exc)]
+        return render_template("person_edit.html", form=form, creating=True), 400
+    flash(f"{added.display_name} ({external_id}) added. No consent is recorded yet.", "info")
+    return redirect(url_for("staff.person", external_id=external_id))
+
+
+@bp.route("/people/<external_id>/edit", methods=["GET", "POST"])
+@roles_required(CONSENT_ADMIN)
+def person_edit(external_id: str) -> ResponseReturnValue:
+    with unit() as db:
+        person = people.find_person(db, external_id)
+        current = {
+            "external_id": person.external_id,
+            "name": person.display_name,
+            "date_of_birth": person.date_of_birth,
+            "left_on": person.left_on,
+        }
+    form = PersonForm(data=current) if request.method == "GET" else PersonForm()
+    # The MIS id is shown, never taken from the form.
+    form.external_id.data = external_id
+    if request.method == "GET" or not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("person_edit.html", form=form, creating=False), status
+    try:
+        with unit() as db:
+            changed = people_edit.update_person(
+                db,
+                external_id,
+                name=form.name.data or "",
+                date_of_birth=form.date_of_birth.data,
+                left_on=form.left_on.data,
+                now=now(),
+                actor=actor(),
+            )
+    except InvalidInputError as exc:
+        getattr(form, exc.field or "name", form.name).errors = [str(exc)]
+        return render_template("person_edit.html", form=form, creating=False), 400
+    words = {"display_name": "name", "date_of_birth": "date of birth", "left_on": "last day"}
+    flash(
+        ("Changed: " + ", ".join(words[c] for c in changed) + ".") if changed else "Nothing was changed.",
+        "info",
+    )
+    return redirect(url_for("staff.person", external_id=external_id))
+
+
+@bp.post("/people/<external_id>/biometric")
+@roles_required(CONSENT_ADMIN)
+def biometric(external_id: str) -> ResponseReturnValue:
+    form = BiometricForm(prefix="bio")
+    if not form.validate_on_submit():
+        flash("The biometric answer was not recorded: " + _form_errors(form), "error")
+        return _person_page(external_id, status=400)
+    answer, role = form.answer.data or "", form.role.data or ""
+    try:
+        with unit() as db:
+            change = consent.record_biometric_answer(
+                db,
+                external_id,
+                answer,
+                given_by=None if answer in ("refuse", "withdraw") else role,
+                name=((form.by.data or "").strip() or None) if answer in ("grant", "object") else None,
+                settings=runtime().settings,
+                now=now(),
+                actor=actor(),
+            )
+    except InvalidInputError as exc:
+        flash(f"The biometric answer was not recorded: {exc}", "error")
+        return _person_page(external_id, status=400)
+    message = "Biometric answer recorded."
+    if change.templates_deleted:
+        message += f" {change.templates_deleted} face template(s) deleted."
+    if change.blockers:
+        message += (
+            " Face matching is still not allowed: "
+            + "; ".join(BIOMETRIC_WORDS.get(b, b) for b in change.blockers)
+            + "."
+        )
+    flash(message, "info")
+    return redirect(url_for("staff.person", external_id=external_id))
+
+
+@bp.post("/people/<external_id>/enrol")
+@roles_required(CONSENT_ADMIN)
+def enrol(external_id: str) -> ResponseReturnValue:
+    form = EnrolForm(prefix="enrol")
+    if not form.validate_on_submit():
+        flash("Choose a photo to enrol.", "error")
+        return _person_page(external_id, status=400)
+    rt = runtime()
+    data = form.photo.data.read()
+    try:
+        with unit() as db:
+            person = people.find_person(db, external_id)
+            blockers = matching_reasons(person, rt.settings, now())
+            if person.status == "erased" or blockers:
+                why = "; ".join(BIOMETRIC_WORDS.get(b, b) for b in blockers) or "the person was erased"
+                raise InvalidInputError(f"No photo was enrolled: {why}.")
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "enrolment"
+                path.write_bytes(data)
+                added = enrolment.enrol(
+                    db, person, [path], engine=rt.faces, settings=rt.settings, now=now(), actor=actor()
+                )
+    except DpiaRequiredError as exc:
+        flash(f"No photo was enrolled: {exc}", "error")
+        return _person_page(external_id, status=409)
+    except InvalidInputError as exc:
+        message = str(exc)
+        flash(message if message.startswith("No photo") else f"No photo was enrolled: {message}", "error")
+        return _person_page(external_id, status=400)
+    flash("Enrolled: a face template was made." if added else "That photo was already enrolled.", "info")
+    return redirect(url_for("staff.person", external_id=external_id))
+
+
+@bp.get("/people/<external_id>/photos")
+@roles_required(CONSENT_ADMIN)
+def person_photos(external_id: str) -> ResponseReturnValue:
+    with unit() as db:
+        person, items = subject_access.photos_of(db, external_id)
+    return render_template(
+        "person_photos.html", person=person, items=items, export=ActionForm(prefix="export")
+    )
+
+
+@bp.post("/people/<external_id>/export")
+@roles_required(CONSENT_ADMIN)
+def person_export(external_id: str) -> ResponseReturnValue:
+    if not ActionForm(prefix="export").validate_on_submit():
+        abort(400)
+    rt = runtime()
+    with unit() as db:
+        data = subject_access.export_person(
+            db,
+            external_id,
+            originals=rt.originals,
+            settings=rt.settings,
+            engine=rt.faces,
+            now=now(),
+            actor=actor(),
+        )
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", external_id)
+    return Response(
+        data,
+        mimetype="application/zip",
+        headers={"Content-Disposition": f"attachment; filename=subject-access-{name}.zip"},
+    )
 
 
 def _uploads() -> Path:

@@ -24,6 +24,8 @@ from gatekeeper.services import withdrawals
 STAFF = frozenset(ROLES)
 CONSENT = frozenset({"consent_admin"})
 AUDIT = frozenset({"auditor", "admin"})
+REVIEW = frozenset({"reviewer", "consent_admin", "admin"})
+PLACEMENTS = frozenset({"consent_admin", "admin"})
 EVERYONE = frozenset({"anonymous", *ROLES})
 
 
@@ -165,6 +167,60 @@ def html_cases(ref: Callable[[], str], token: str) -> list[Case]:
         Case("GET", "/privacy", "/privacy", EVERYONE),
         Case("GET", "/healthz", "/healthz", EVERYONE),
         Case("GET", "/static/<path:filename>", "/static/gatekeeper.css", EVERYONE),
+        # The review queue, publications and takedowns, people added and edited, subject access.
+        Case("GET", "/review", "/review", REVIEW),
+        # Nothing waits for review here: the page sends the reviewer back to the queue.
+        Case("GET", "/review/<int:photo_id>/<int:position>", "/review/1/0", REVIEW, 302),
+        Case(
+            "POST",
+            "/review/<int:photo_id>/<int:position>",
+            "/review/1/0",
+            REVIEW,
+            302,
+            {"decision": "1", "resolution": "stranger", "reason": "not one of ours"},
+        ),
+        Case("GET", "/review/crops/<int:photo_id>/<int:position>.jpg", "/review/crops/1/0.jpg", REVIEW, 404),
+        Case("GET", "/review/references/<external_id>.jpg", "/review/references/L001.jpg", REVIEW, 404),
+        Case("GET", "/publications", "/publications", PLACEMENTS),
+        Case("GET", "/takedowns", "/takedowns?done=1", PLACEMENTS),
+        Case(
+            "POST",
+            "/takedowns/<int:task_id>/done",
+            "/takedowns/999/done",
+            PLACEMENTS,
+            302,
+            {"t999-note": "gone"},
+        ),
+        Case("GET", "/people/new", "/people/new", CONSENT),
+        Case(
+            "POST",
+            "/people/new",
+            "/people/new",
+            CONSENT,
+            302,
+            {"external_id": "L900", "name": "River Song", "date_of_birth": "2012-05-05"},
+        ),
+        Case("GET", "/people/<external_id>/edit", person + "/edit", CONSENT),
+        Case(
+            "POST",
+            "/people/<external_id>/edit",
+            person + "/edit",
+            CONSENT,
+            302,
+            {"name": "Amelia Pond", "date_of_birth": "2014-03-27"},
+        ),
+        Case(
+            "POST",
+            "/people/<external_id>/biometric",
+            person + "/biometric",
+            CONSENT,
+            302,
+            {"bio-answer": "grant", "bio-role": "parent", "bio-by": "Mrs Pond"},
+        ),
+        # No photo chosen: refused with the person page.
+        Case("POST", "/people/<external_id>/enrol", person + "/enrol", CONSENT, 400, {}),
+        Case("GET", "/people/<external_id>/photos", person + "/photos", CONSENT),
+        Case("POST", "/people/<external_id>/export", person + "/export", CONSENT, 200, {}),
         # Last: it changes each account's password.
         Case(
             "POST",

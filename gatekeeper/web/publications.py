@@ -1,0 +1,74 @@
+"""Publications and takedowns: where each photo went, and the external copies staff must remove."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from gatekeeper.errors import InvalidInputError, NotFoundError
+from gatekeeper.services import placements, publish
+from gatekeeper.services.accounts import ADMIN, CONSENT_ADMIN
+from gatekeeper.web.auth import actor, roles_required
+from gatekeeper.web.common import now, unit
+from gatekeeper.web.forms import TakedownDoneForm
+from gatekeeper.web.staff import _password_first
+
+bp = Blueprint("publications", __name__)
+bp.before_request(_password_first)
+PLACEMENT_ROLES = (CONSENT_ADMIN, ADMIN)
+
+
+@bp.get("/publications")
+@roles_required(*PLACEMENT_ROLES)
+def publications() -> ResponseReturnValue:
+    live_only = request.args.get("live") == "1"
+    with unit() as db:
+        rows = placements.all_publications(db, live_only=live_only)
+    return render_template("publications.html", publications=rows, live_only=live_only)
+
+
+def _takedowns(
+    form: TakedownDoneForm | None = None, failed: int | None = None, status: int = 200
+) -> ResponseReturnValue:
+    show_done = request.args.get("done") == "1"
+    with unit() as db:
+        open_tasks = placements.task_views(db, open_only=True)
+        done = (
+            [v for v in placements.task_views(db, open_only=False) if v.task.done_at is not None]
+            if show_done
+            else []
+        )
+    forms = {
+        v.task.id: (
+            form
+            if failed == v.task.id and form is not None
+            else TakedownDoneForm(formdata=None, prefix=f"t{v.task.id}")
+        )
+        for v in open_tasks
+    }
+    return render_template(
+        "takedowns.html", open_tasks=open_tasks, done=done, show_done=show_done, forms=forms
+    ), status
+
+
+@bp.get("/takedowns")
+@roles_required(*PLACEMENT_ROLES)
+def takedowns() -> ResponseReturnValue:
+    return _takedowns()
+
+
+@bp.post("/takedowns/<int:task_id>/done")
+@roles_required(*PLACEMENT_ROLES)
+def takedown_done(task_id: int) -> ResponseReturnValue:
+    form = TakedownDoneForm(prefix=f"t{task_id}")
+    if not form.validate_on_submit():
+        return _takedowns(form, task_id, 400)
+    try:
+        with unit() as db:
+            task = publish.complete_task(db, task_id, note=form.note.data or "", now=now(), actor=actor())
+            where = task.target
+    except (InvalidInputError, NotFoundError) as exc:
+        flash(f"Takedown task {task_id} was not changed: {exc}", "error")
+        return redirect(url_for("publications.takedowns"))
+    flash(f"Takedown task {task_id} marked done ({where}).", "info")
+    return redirect(url_for("publications.takedowns"))

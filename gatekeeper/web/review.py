@@ -1,0 +1,170 @@
+"""The review queue: faces a reviewer identifies by eye, and the crops they look at.
+
+A reviewer says who a face is (a person, someone else, not a face) with a reason; the consent rules
+then decide the photo again (services/review.py). Crops are cut from the private original on
+request, re-encoded without metadata and never cached.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from gatekeeper.errors import GatekeeperError, InvalidInputError, NotFoundError, StaleDecisionError
+from gatekeeper.services import face_crops, people_admin
+from gatekeeper.services import review as review_service
+from gatekeeper.services.accounts import ADMIN, CONSENT_ADMIN, REVIEWER
+from gatekeeper.web.auth import actor, roles_required
+from gatekeeper.web.common import now, runtime, unit
+from gatekeeper.web.forms import ResolveForm, options
+from gatekeeper.web.staff import _password_first
+
+bp = Blueprint("review", __name__)
+bp.before_request(_password_first)
+REVIEW_ROLES = (REVIEWER, CONSENT_ADMIN, ADMIN)
+SEARCH_LIMIT = 20
+RESOLUTION_WORDS = {"person": "identified as", "stranger": "someone else", "not_a_face": "not a face"}
+
+
+def _jpeg(data: bytes) -> Response:
+    response = Response(data, mimetype="image/jpeg")
+    response.headers["Cache-Control"] = "no-store, private"
+    response.headers["Content-Disposition"] = "inline"
+    return response
+
+
+@bp.get("/review")
+@roles_required(*REVIEW_ROLES)
+def queue() -> ResponseReturnValue:
+    with unit() as db:
+        items = review_service.open_reviews(db)
+    return render_template("review.html", items=items)
+
+
+def _item(photo_id: int, position: int) -> review_service.ReviewItem | None:
+    with unit() as db:
+        return next(
+            (i for i in review_service.open_reviews(db) if (i.photo_id, i.position) == (photo_id, position)),
+            None,
+        )
+
+
+def _item_page(
+    photo_id: int, position: int, form: ResolveForm | None = None, status: int = 200
+) -> ResponseReturnValue:
+    item = _item(photo_id, position)
+    if item is None:
+        flash(f"Photo {photo_id}, face {position} is not waiting for review (already resolved?).", "info")
+        return redirect(url_for("review.queue"))
+    query = request.args.get("q", "").strip()[:200]
+    with unit() as db:
+        found = people_admin.search_people(db, query, limit=SEARCH_LIMIT) if query else []
+        candidate = None
+        has_reference = False
+        if item.candidate is not None:
+            candidate = people_admin.search_people(db, item.candidate, limit=1)
+            candidate = next((p for p in candidate if p.external_id == item.candidate), None)
+            has_reference = face_crops.reference_face(db, item.candidate, exclude_photo=photo_id) is not None
+        people = ([candidate] if candidate is not None else []) + [
+            p for p in found if candidate is None or p.id != candidate.id
+        ]
+        choices = [
+            (p.external_id, f"{p.display_name} ({p.external_id})") for p in people if p.status != "erased"
+        ]
+    form = form or ResolveForm(formdata=None, decision=str(item.decision_id), learn=True)
+    form.person.choices = options(*choices)
+    if item.candidate and not form.person.data:
+        form.person.data = item.candidate
+    return (
+        render_template(
+            "review_item.html",
+            item=item,
+            form=form,
+            query=query,
+            has_reference=has_reference,
+            searched=bool(query),
+        ),
+        status,
+    )
+
+
+@bp.get("/review/<int:photo_id>/<int:position>")
+@roles_required(*REVIEW_ROLES)
+def item(photo_id: int, position: int) -> ResponseReturnValue:
+    return _item_page(photo_id, position)
+
+
+@bp.post("/review/<int:photo_id>/<int:position>")
+@roles_required(*REVIEW_ROLES)
+def resolve(photo_id: int, position: int) -> ResponseReturnValue:
+    form = ResolveForm()
+    if not form.validate_on_submit():
+        return _item_page(photo_id, position, form, 400)
+    resolution = form.resolution.data or ""
+    person = (form.person.data or "").strip() or None
+    if resolution == "person" and person is None:
+        form.person.errors = ["Choose the person (search by name or MIS id)."]
+        return _item_page(photo_id, position, form, 400)
+    rt = runtime()
+    try:
+        with unit() as db:
+            result = review_service.resolve_face(
+                db,
+                photo_id,
+                position,
+                resolution,
+                person_external_id=person if resolution == "person" else None,
+                reason=form.reason.data or "",
+                decision_id=int(form.decision.data or 0),
+                settings=rt.settings,
+                engine=rt.faces,
+                originals=rt.originals,
+                now=now(),
+                actor=actor(),
+                learn=bool(form.learn.data),
+            )
+    except StaleDecisionError:
+        flash("Someone changed this photo's decision while you looked at it; here it is again.", "error")
+        return redirect(url_for("review.queue"))
+    except (InvalidInputError, NotFoundError) as exc:
+        form.reason.errors = [*form.reason.errors, str(exc)]
+        return _item_page(photo_id, position, form, 400)
+    who = f" {person}" if resolution == "person" else ""
+    reasons = f" ({', '.join(result.reasons).replace('_', ' ')})" if result.reasons else ""
+    flash(
+        f"Photo {photo_id}, face {position}: {RESOLUTION_WORDS[resolution]}{who}. "
+        f"The consent rules decided again: {result.verdict}{reasons}.",
+        "info",
+    )
+    if result.template_id is not None:
+        flash("The face was added as a template: the person's biometric consent allows it.", "info")
+    elif result.template_note:
+        flash(f"No template was made: {result.template_note}", "info")
+    return redirect(url_for("review.queue"))
+
+
+@bp.get("/review/crops/<int:photo_id>/<int:position>.jpg")
+@roles_required(*REVIEW_ROLES)
+def face_crop(photo_id: int, position: int) -> ResponseReturnValue:
+    rt = runtime()
+    try:
+        with unit() as db:
+            data = face_crops.face_crop(db, photo_id, position, originals=rt.originals, settings=rt.settings)
+    except GatekeeperError:
+        abort(404)
+    return _jpeg(data)
+
+
+@bp.get("/review/references/<external_id>.jpg")
+@roles_required(*REVIEW_ROLES)
+def reference_crop(external_id: str) -> ResponseReturnValue:
+    rt = runtime()
+    exclude = request.args.get("not_photo", type=int)
+    try:
+        with unit() as db:
+            data = face_crops.reference_crop(
+                db, external_id, originals=rt.originals, settings=rt.settings, exclude_photo=exclude
+            )
+    except GatekeeperError:
+        abort(404)
+    return _jpeg(data)

@@ -1,0 +1,251 @@
+"""End to end in Chromium: a reviewer resolves a face, a consent admin adds a person and records
+consent with its evidence, and marks a takedown done. Screenshots go to test-artifacts/web/ and
+every page is checked with axe-core (no serious or critical violation). Debian's /usr/bin/chromium
+is launched; no browser is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+ARTIFACTS = Path(
+    os.environ.get("GATEKEEPER_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
+)
+NEW_PASSWORD = "a long new password 42"
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "gatekeeper.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("review") / "instance"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_") or k == "GATEKEEPER_CORPUS"}
+    env.update(
+        GATEKEEPER_HOME=str(home),
+        GATEKEEPER_DATABASE_URL=f"sqlite:///{home / 'gatekeeper.db'}",
+        GATEKEEPER_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        # Unknown faces wait for a reviewer instead of blocking at once.
+        GATEKEEPER_UNKNOWN_FACES="review",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gatekeeper.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("serving on"):
+            break
+    else:
+        pytest.fail("the server did not start")
+    try:
+        yield Server(f"http://127.0.0.1:{port}", env)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def check(page: Any, step: str) -> None:
+    """Photograph the page and assert axe-core finds no serious or critical violation on it."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    folder = ARTIFACTS / "web"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{step}.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
+        f"{step}: scrolls sideways"
+    )
+    results = Axe().run(page)
+    bad = [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert bad == [], f"{step}: {bad}"
+
+
+def new_staff(server: Server, page: Any, name: str, role: str) -> None:
+    password = server.cli("users", "add", name, "--role", role).split()[-1]
+    page.goto(server.url + "/login")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Current password").fill(password)
+    page.get_by_label("New password (at least 12 characters)").fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    assert page.get_by_role("heading", name=f"Hello, {name}").is_visible()
+
+
+def nav(page: Any, name: str) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True).click()
+
+
+def test_a_reviewer_resolves_a_face_and_the_consent_rules_decide(
+    browser: Any, server: Server, corpus: Any, tmp_path: Path
+) -> None:
+    shutil.copy(corpus.faces_dir / "obama/obama.jpg", tmp_path / "obama.jpg")
+    (tmp_path / "people.csv").write_text(
+        "external_id,name,date_of_birth,photos,biometric_consent,channels,granted_by,biometric_objection\n"
+        "R1,Barack Obama,1961-08-04,obama.jpg,yes,website,self,\n"
+        "R2,Kim Learner,2015-05-05,,no,website,parent,parent\n"
+    )
+    server.cli("dpia", "record", "--ref", "DPIA-TEST", "--approved-by", "J. Smith, DPO", "--on", "2026-01-05")
+    server.cli("people", "import", str(tmp_path / "people.csv"))
+    [gated] = [
+        json.loads(line)
+        for line in server.cli(
+            "gate", "--channel", "website", "--json", str(corpus.faces_dir / "group/two_people.jpg")
+        ).splitlines()
+    ]
+    assert gated["verdict"] == "review"
+    photo = gated["id"]
+
+    page = browser.new_page(**DESKTOP)
+    new_staff(server, page, "reviewer-e2e", "reviewer")
+    nav(page, "Review queue")
+    assert page.get_by_role("link", name=f"Photo {photo}, face 1").is_visible()
+    assert page.get_by_role("img", name=f"Face 1 of photo {photo}").evaluate("i => i.naturalWidth") > 0
+    check(page, "50-review-queue")
+    page.get_by_role("link", name=f"Photo {photo}, face 1").click()
+    page.get_by_label("Find the person by name or MIS id").fill("kim")
+    page.get_by_role("button", name="Find").click()
+    page.get_by_label("This is the person chosen below").check()
+    page.get_by_label("Kim Learner (R2)").check()
+    page.get_by_label("Reason (how you know; kept in the audit log)").fill("Kim, Year 7, seen by eye")
+    check(page, "51-review-item")
+    page.get_by_role("button", name="Record and decide again").click()
+    assert page.get_by_text("The consent rules decided again: publishable").is_visible()
+    assert page.get_by_text("Nothing is waiting for review.").is_visible()
+    check(page, "52-review-resolved")
+    events = [
+        json.loads(line)
+        for line in server.cli("audit", "show", "--json", "--subject", f"photo:{photo}").splitlines()
+    ]
+    reviewed = [e for e in events if e["action"] == "face.reviewed"]
+    assert len(reviewed) == 1 and reviewed[0]["actor"] == "user:reviewer-e2e"
+    assert reviewed[0]["details"]["reason"] == "Kim, Year 7, seen by eye"
+    page.close()
+
+
+def test_a_consent_admin_adds_a_person_records_consent_and_marks_a_takedown_done(
+    browser: Any, server: Server, corpus: Any, tmp_path: Path
+) -> None:
+    for name, options in (("desktop", DESKTOP), ("phone", PHONE)):
+        context = browser.new_context(**options)
+        page = context.new_page()
+        new_staff(server, page, f"dpo-{name}", "consent_admin")
+        nav(page, "People")
+        page.get_by_role("link", name="Add a person").click()
+        check(page, f"53-{name}-add-person")
+        page.get_by_label("MIS id").fill(f"NEW-{name}")
+        page.get_by_label("Full name").fill(f"River Song {name}")
+        page.get_by_label("Date of birth").fill("2012-05-05")
+        page.get_by_role("button", name="Add the person").click()
+        assert page.get_by_text(f"River Song {name} (NEW-{name}) added").is_visible()
+        page.get_by_label("Channel").select_option("website")
+        page.get_by_label("Given by").first.select_option("parent")
+        page.get_by_label("Name of the parent or guardian").first.fill("Mrs Song")
+        page.get_by_label("Evidence reference (where the signed form or email is kept)").fill("FORM-117")
+        page.get_by_label("Consent wording version").fill("v3")
+        page.get_by_role("button", name="Record consent").click()
+        assert page.get_by_text("Consent recorded for website.").is_visible()
+        assert page.get_by_role("cell", name="FORM-117").is_visible()
+        check(page, f"54-{name}-person-with-evidence")
+        shown = json.loads(server.cli("people", "show", f"NEW-{name}", "--json"))
+        assert (shown["history"][-1]["evidence"], shown["history"][-1]["wording"]) == ("FORM-117", "v3")
+        context.close()
+
+    # A placement outside our stores of a photo that does not pass: a takedown task opens at once.
+    shutil.copy(corpus.faces_dir / "obama/obama.jpg", tmp_path / "obama.jpg")
+    (tmp_path / "people.csv").write_text(
+        "external_id,name,date_of_birth,photos,biometric_consent,channels,granted_by\n"
+        "T1,Rose Leslie,1987-02-09,rose.jpg,yes,print,self\n"
+    )
+    shutil.copy(corpus.faces_dir / "rose_leslie/rose_leslie_img1.jpg", tmp_path / "rose.jpg")
+    server.cli("dpia", "record", "--ref", "DPIA-TEST", "--approved-by", "J. Smith, DPO", "--on", "2026-01-05")
+    server.cli("people", "import", str(tmp_path / "people.csv"))
+    [gated] = [
+        json.loads(line)
+        for line in server.cli(
+            "gate",
+            "--channel",
+            "website",
+            "--json",
+            str(corpus.faces_dir / "rose_leslie/rose_leslie_img2.jpg"),
+        ).splitlines()
+    ]
+    assert gated["verdict"] == "blocked"
+    where = "https://social.example/posts/77"
+    server.cli("publications", "add", str(gated["id"]), "--channel", "website", "--where", where)
+
+    page = browser.new_page(**DESKTOP)
+    new_staff(server, page, "dpo-takedowns", "consent_admin")
+    nav(page, "Publications")
+    assert page.get_by_role("cell", name=f"{where} (external)").is_visible()
+    check(page, "55-publications")
+    page.get_by_role("link", name="Takedown tasks").click()
+    assert page.get_by_text(where).is_visible()
+    check(page, "56-takedowns")
+    page.get_by_label("What was done (kept in the audit log)").fill("Post deleted by the comms office")
+    page.get_by_role("button", name="Mark task").click()
+    assert page.get_by_text("marked done").is_visible()
+    assert page.get_by_text("No takedown is waiting.").is_visible()
+    check(page, "57-takedown-done")
+    tasks = [json.loads(line) for line in server.cli("takedowns", "list", "--json").splitlines()]
+    assert [(t["note"]) for t in tasks] == ["Post deleted by the comms office"]
+    page.close()
