@@ -204,14 +204,7 @@ def takedowns_done(ctx: click.Context, task_id: int, note: str) -> None:
 
 def job_queue(ctx: click.Context) -> Any:
     """This process's job queue (built once, on the command's runtime)."""
-    from workers import JobQueue
-
-    runtime = _runtime(ctx)
-    queue = getattr(runtime, "job_queue", None)
-    if queue is None:
-        queue = JobQueue(runtime)
-        runtime.job_queue = queue  # type: ignore[attr-defined]
-    return queue
+    return _runtime(ctx).queue()
 
 
 def enqueue_files(

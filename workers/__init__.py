@@ -159,6 +159,8 @@ class JobQueue:
 
     def __init__(self, runtime: Runtime, *, immediate: bool = False) -> None:
         self.runtime = runtime
+        # Jobs that services record (a takedown after a withdrawal) are sent through this queue.
+        runtime.job_queue = self
         settings = runtime.settings
         self.huey: Huey
         if settings.queue_url:

@@ -11,6 +11,7 @@ from consent_db import audit
 from consent_db.models import ConsentRecord, Person
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.services.enrolment import delete_templates
+from gatekeeper.services.jobs import request_takedown
 from gatekeeper.services.people import find_person, subject
 
 
@@ -29,6 +30,9 @@ def record_leaving(session: Session, external_id: str, on: date, *, now: datetim
         subject=subject(person),
         details={"on": on.isoformat()},
     )
+    if on <= now.date():
+        # Consent that does not outlast leaving has ended: take down what no longer passes.
+        request_takedown(session, person.id, now=now)
     return person
 
 
