@@ -41,7 +41,8 @@ def erase_person(session: Session, external_id: str, *, now: datetime, actor: st
 
     The external id stays, so a later MIS import refuses to bring the person back; the audit chain
     keeps what it already holds (the minimum: ids and actions). Their photos are
-    then taken down and purged by the caller, one unit of work each (`purge.photos_showing`).
+    then taken down and purged by the caller, one unit of work each (`purge.photos_showing`),
+    except those under a hold (another lawful reason), which are kept and reported.
     Raises PersonNotFoundError, InvalidInputError (already erased).
     """
     person = find_person(session, external_id)
@@ -62,4 +63,6 @@ def erase_person(session: Session, external_id: str, *, now: datetime, actor: st
         subject=subject(person),
         details={"templates": templates, "consent_records": records},
     )
+    # With no consent left, a takedown re-decides every copy still up (held photos' included).
+    request_takedown(session, person.id, now=now)
     return person

@@ -9,6 +9,7 @@ placement cannot be deleted by us and becomes a takedown task for staff.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Iterable
@@ -232,6 +233,7 @@ def publish_photo(
         key=key,
         external=False,
         published_by=actor,
+        long_edge=settings.long_edge(channel) or 0,
     )
     session.add(publication)
     session.flush()
@@ -461,6 +463,22 @@ def live_publications(session: Session, person_id: int | None = None) -> list[Pu
     return list(session.scalars(query))
 
 
+def settings_as_published(settings: Settings, publication: Publication) -> Settings:
+    """`settings` with the publication's channel at the size its copy was made at.
+
+    A copy is re-decided for what it shows: raising a channel's output size later must not make
+    an existing smaller copy read as `analysis_too_coarse`. Copies from before the size was kept
+    are decided at today's size.
+    """
+    if publication.long_edge is None or settings.long_edge(publication.channel) == (
+        publication.long_edge or None
+    ):
+        return settings
+    # Later entries win (`Settings.long_edge` reads them into a dict).
+    sizes = (*settings.output_sizes, (publication.channel, publication.long_edge))
+    return dataclasses.replace(settings, output_sizes=sizes)
+
+
 def recheck_publications(
     session: Session,
     *,
@@ -480,7 +498,9 @@ def recheck_publications(
     failing: list[tuple[Publication, list[str]]] = []
     for publication in live_publications(session, person_id):
         report.checked += 1
-        fresh = recheck(session, publication.decision_id, settings=settings, now=now)
+        fresh = recheck(
+            session, publication.decision_id, settings=settings_as_published(settings, publication), now=now
+        )
         if fresh.verdict == policy.PUBLISHABLE:
             report.kept += 1
         elif publication.external:

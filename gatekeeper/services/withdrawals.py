@@ -25,8 +25,8 @@ from consent_db.models import ConsentRecord, Person, WithdrawalLink, WithdrawalR
 from gatekeeper.config import Settings
 from gatekeeper.errors import InvalidInputError, WithdrawalRequestNotFoundError
 from gatekeeper.services import consent, people, person_summary
-from gatekeeper.services.jobs import request_takedown
 from gatekeeper.services.accounts import token_hash
+from gatekeeper.services.jobs import request_takedown
 
 LINK_HOW = "public_form_link"
 UNVERIFIED_HOW = "public_form_unverified"
