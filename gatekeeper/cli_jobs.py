@@ -245,12 +245,18 @@ def enqueue_files(
 @click.command("worker")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option("--drain", is_flag=True, help="Run until the queue is empty, then exit (for cron and scripts).")
-@click.option("--periodic/--no-periodic", default=True, show_default=True, help="Run the scheduler here.")
+@click.option(
+    "--periodic/--no-periodic",
+    default=True,
+    show_default=True,
+    help="Run the scheduler (periodic re-check and purge) here.",
+)
 @click.pass_context
 def worker(ctx: click.Context, workers: int, drain: bool, periodic: bool) -> None:
-    """Run background jobs: gate, publish, takedown, re-check (and the periodic re-check).
+    """Run background jobs: gate, publish, takedown, re-check (and the periodic re-check and purge).
 
-    Run the scheduler (--periodic) in exactly one worker when several run on one queue.
+    Give --no-periodic to all workers but one when several run on one queue. Should two
+    schedulers fire anyway, each periodic run is claimed in the database and runs once per tick.
     """
     from gatekeeper.runtime import Runtime
 
@@ -264,9 +270,19 @@ def worker(ctx: click.Context, workers: int, drain: bool, periodic: bool) -> Non
     queue = job_queue(ctx)
     try:
         if drain:
-            ran = queue.drain()
+            if workers > 1:
+                from workers import drain_in_processes
+
+                runtime.db.dispose()
+                ran = drain_in_processes(settings, workers)
+            else:
+                ran = queue.drain()
             click.echo(f"{ran} jobs run; queue empty", err=True)
             return
+        import logging
+
+        # The consumer logs what it takes and what the scheduler enqueues, for operators.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s")
         consumer = queue.huey.create_consumer(
             workers=workers, worker_type="process" if workers > 1 else "thread", periodic=periodic
         )

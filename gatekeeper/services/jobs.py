@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from consent_db import audit
@@ -68,6 +68,27 @@ def takedown_requested(session: Session, person_id: int) -> int | None:
     """The takedown job this unit of work has requested for `person_id`, if any."""
     pending: dict[int, int] = session.info.get(_TAKEDOWNS, {})
     return pending.get(person_id)
+
+
+# One Postgres advisory lock for claiming periodic ticks (SQLite writes are serialised already).
+_TICK_LOCK = 0x6761_7465_6B70  # "gatekp"
+
+
+def claim_tick(session: Session, task: str, tick: datetime, *, now: datetime) -> Job | None:
+    """The job of periodic `task`'s run due at `tick`, recorded by the first scheduler to claim it.
+
+    Several schedulers (workers started without --no-periodic on several machines) each fire the
+    same tick; only the first claim records a job (enqueued at `tick`), the others get None.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TICK_LOCK})
+    taken = session.scalar(select(Job.id).where(Job.task == task, Job.enqueued_at == tick).limit(1))
+    if taken is not None:
+        return None
+    job = Job(task=task, args=[], state="queued", attempts=0, enqueued_at=tick, updated_at=now)
+    session.add(job)
+    session.flush()
+    return job
 
 
 def start_job(session: Session, job_id: int, *, now: datetime) -> Job | None:
