@@ -296,13 +296,15 @@ def sweep_orphans(
     except StorageError as exc:
         result.failures.append({"kind": "store", "id": store.url, "why": str(exc)})
         return result
-    for key in orphans:
-        try:
-            result.deleted["object_versions"] += store.delete(key)
-            result.deleted["orphans"] += 1
-        except StorageError as exc:
-            result.failures.append({"kind": "orphan", "id": f"{store.url}/{key}", "why": str(exc)})
     if orphans:
+        try:
+            deleted, errors = store.delete_many(orphans)
+        except StorageError as exc:  # the store could not even be listed
+            deleted, errors = {}, dict.fromkeys(orphans, str(exc))
+        result.deleted["object_versions"] += sum(deleted.values())
+        result.deleted["orphans"] += len(deleted)
+        for key, why in sorted(errors.items()):
+            result.failures.append({"kind": "orphan", "id": f"{store.url}/{key}", "why": why})
         audit.append(
             session,
             at=now,
