@@ -221,3 +221,64 @@ def test_several_withdrawals_in_one_unit_of_work_queue_one_takedown(
     assert len(_takedowns(rt)) == 1
     assert _drain(rt) == 1
     assert list(rt.published.iter_keys()) == []
+
+
+def test_a_takedown_of_many_copies_deletes_them_together_and_keeps_a_refused_one_live(
+    runtime: Runtime, corpus: Any, now: datetime, s3: Any
+) -> None:
+    import dataclasses
+    import secrets
+
+    from gatekeeper.errors import StorageError
+    from gatekeeper.services import publish as publish_service
+
+    bucket = f"takedown-{secrets.token_hex(4)}"
+    s3.client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    on_s3 = Runtime(dataclasses.replace(runtime.settings, published_url=f"s3://{bucket}/pub"))
+    ids = add_people(on_s3, now, ANN)
+    data = (corpus.faces_dir / "biden/biden2.jpg").read_bytes()
+    count = publish_service.DELETE_MANY_FROM + 5
+    for i in range(count):
+        photo_id = seed_gated_photo(on_s3, data + i.to_bytes(2, "big"), now=now, person_ids=(ids[ANN],))
+        with unit_of_work(on_s3.sessions) as session:
+            outcome = publish_service.publish_photo(
+                session,
+                photo_id,
+                channel="website",
+                store=on_s3.published,
+                originals=on_s3.originals,
+                settings=on_s3.settings,
+                now=now,
+                actor="t",
+            )
+            assert outcome.published
+    held_key = f"pub/{outcome.key}"
+    held_version = s3.client.list_object_versions(Bucket=bucket, Prefix=held_key)["Versions"][0]["VersionId"]
+    s3.client.put_object_legal_hold(
+        Bucket=bucket, Key=held_key, VersionId=held_version, LegalHold={"Status": "ON"}
+    )
+    with unit_of_work(on_s3.sessions) as session:
+        consent_service.withdraw_consent(session, ANN, (), settings=on_s3.settings, now=now, actor="t")
+    with (
+        pytest.raises(StorageError, match="1 copies could not be taken down"),
+        unit_of_work(on_s3.sessions) as session,
+    ):
+        publish_service.recheck_publications(
+            session, settings=on_s3.settings, now=now, actor="t", person_id=ids[ANN]
+        )
+    # The refusal rolled the record back: every copy is still recorded live, and only the held one
+    # remains in the bucket; the retry records the rest and, once the hold is lifted, that one too.
+    assert [k for k in on_s3.published.iter_keys()] == [outcome.key]
+    s3.client.put_object_legal_hold(
+        Bucket=bucket, Key=held_key, VersionId=held_version, LegalHold={"Status": "OFF"}
+    )
+    with unit_of_work(on_s3.sessions) as session:
+        report = publish_service.recheck_publications(
+            session, settings=on_s3.settings, now=now, actor="t", person_id=ids[ANN]
+        )
+    assert len(report.deleted) == count
+    assert s3.client.list_object_versions(Bucket=bucket).get("Versions", []) == []
+    with unit_of_work(on_s3.sessions) as session:
+        assert publish_service.live_publications(session) == []
+    if "db" in on_s3.__dict__:
+        on_s3.db.dispose()
