@@ -225,6 +225,8 @@ class Publication(Base):
     key: Mapped[str | None] = mapped_column(String(200))
     external: Mapped[bool] = mapped_column(Boolean, default=False)
     published_by: Mapped[str | None] = mapped_column(String(120))
+    # The longest edge the copy was made at (0: full size; None: published before this was kept).
+    long_edge: Mapped[int | None] = mapped_column(Integer)
 
 
 class TakedownTask(Base):
@@ -258,6 +260,22 @@ class PurgeReport(Base):
     actor: Mapped[str] = mapped_column(String(120))
     deleted: Mapped[dict[str, Any]] = mapped_column(default=dict)
     failures: Mapped[list[Any]] = mapped_column(default=list)
+    # Photos past their time kept by a hold (another lawful reason): id and reason.
+    held: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class PhotoHold(Base):
+    """Another lawful reason to keep a photo: it is kept from erasure and purge while not released."""
+
+    __tablename__ = "photo_holds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    held_at: Mapped[datetime]
+    held_by: Mapped[str] = mapped_column(String(120))
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(String(120))
 
 
 class Job(Base):

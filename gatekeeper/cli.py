@@ -463,23 +463,23 @@ def consent_grant(
 def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, ...]) -> None:
     """Withdraw EXTERNAL_ID's consent for some or all channels, from now."""
     from consent_db.session import unit_of_work
-    from gatekeeper.cli_jobs import job_queue
     from gatekeeper.services import consent as consent_service
-    from gatekeeper.services import people as people_service
+    from gatekeeper.services import jobs as jobs_service
 
     runtime = _runtime(ctx)
+    job_id = None
     try:
         with unit_of_work(runtime.sessions) as session:
             added = consent_service.withdraw_consent(
                 session, external_id, channels, settings=runtime.settings, now=_now(), actor=_actor()
             )
-            job_id = job_queue(ctx).enqueue_takedown(
-                session, people_service.find_person(session, external_id).id
-            )
+            if added:  # the takedown job, sent after the commit
+                job_id = jobs_service.takedown_requested(session, added[0].person_id)
     except GatekeeperError as exc:
         _fail(exc)
     names = ", ".join(r.channel for r in added) or "nothing (already withdrawn)"
-    click.echo(f"withdrawn: {external_id} from {names}; takedown job {job_id} queued")
+    queued = f"; takedown job {job_id} queued" if job_id is not None else ""
+    click.echo(f"withdrawn: {external_id} from {names}{queued}")
 
 
 @consent.command("biometric")

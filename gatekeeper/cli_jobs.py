@@ -204,14 +204,7 @@ def takedowns_done(ctx: click.Context, task_id: int, note: str) -> None:
 
 def job_queue(ctx: click.Context) -> Any:
     """This process's job queue (built once, on the command's runtime)."""
-    from workers import JobQueue
-
-    runtime = _runtime(ctx)
-    queue = getattr(runtime, "job_queue", None)
-    if queue is None:
-        queue = JobQueue(runtime)
-        runtime.job_queue = queue  # type: ignore[attr-defined]
-    return queue
+    return _runtime(ctx).queue()
 
 
 def enqueue_files(
@@ -252,12 +245,18 @@ def enqueue_files(
 @click.command("worker")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 @click.option("--drain", is_flag=True, help="Run until the queue is empty, then exit (for cron and scripts).")
-@click.option("--periodic/--no-periodic", default=True, show_default=True, help="Run the scheduler here.")
+@click.option(
+    "--periodic/--no-periodic",
+    default=True,
+    show_default=True,
+    help="Run the scheduler (periodic re-check and purge) here.",
+)
 @click.pass_context
 def worker(ctx: click.Context, workers: int, drain: bool, periodic: bool) -> None:
-    """Run background jobs: gate, publish, takedown, re-check (and the periodic re-check).
+    """Run background jobs: gate, publish, takedown, re-check (and the periodic re-check and purge).
 
-    Run the scheduler (--periodic) in exactly one worker when several run on one queue.
+    Give --no-periodic to all workers but one when several run on one queue. Should two
+    schedulers fire anyway, each periodic run is claimed in the database and runs once per tick.
     """
     from gatekeeper.runtime import Runtime
 
@@ -271,9 +270,19 @@ def worker(ctx: click.Context, workers: int, drain: bool, periodic: bool) -> Non
     queue = job_queue(ctx)
     try:
         if drain:
-            ran = queue.drain()
+            if workers > 1:
+                from workers import drain_in_processes
+
+                runtime.db.dispose()
+                ran = drain_in_processes(settings, workers)
+            else:
+                ran = queue.drain()
             click.echo(f"{ran} jobs run; queue empty", err=True)
             return
+        import logging
+
+        # The consumer logs what it takes and what the scheduler enqueues, for operators.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s")
         consumer = queue.huey.create_consumer(
             workers=workers, worker_type="process" if workers > 1 else "thread", periodic=periodic
         )
@@ -369,6 +378,7 @@ def _report_json(report: Any) -> dict[str, Any]:
         "actor": report.actor,
         "deleted": report.deleted,
         "failures": report.failures,
+        "held": report.held,
     }
 
 
@@ -380,6 +390,8 @@ def _echo_report(report: Any, as_json: bool) -> None:
     click.echo(f"purge report {report.id} ({report.started_at:%Y-%m-%d %H:%M} UTC): deleted {deleted}")
     for failure in report.failures:
         click.echo(f"  NOT deleted {failure['kind']} {failure['id']}: {failure['why']}")
+    for kept in report.held:
+        click.echo(f"  held {kept['kind']} {kept['id']}: {kept['reason']}")
 
 
 @click.group("purge", invoke_without_command=True)
@@ -415,12 +427,14 @@ def purge(ctx: click.Context, dry_run: bool, as_of: datetime | None, as_json: bo
                 "id": item.id,
                 "state": item.state,
                 "deadline": item.deadline.isoformat(),
+                "held": item.held,
             }
             if as_json:
                 _emit(line)
             else:
                 since = f"{item.deadline:%Y-%m-%d %H:%M}"
-                click.echo(f"due {item.kind:<9} {item.id:>6} {item.state:<12} since {since} UTC")
+                held = f" (held: {item.held})" if item.held else ""
+                click.echo(f"due {item.kind:<9} {item.id:>6} {item.state:<12} since {since} UTC{held}")
         if not as_json:
             click.echo(f"{len(due)} due at {moment:%Y-%m-%d %H:%M} UTC (dry run: nothing deleted)", err=True)
         return
@@ -488,5 +502,37 @@ def people_erase(ctx: click.Context, external_id: str, as_json: bool) -> None:
         ctx.exit(1)
 
 
-COMMANDS = (publish, publications, takedowns, worker, jobs, db, purge)
+@click.group("photos")
+def photos() -> None:
+    """Photos kept for another lawful reason (holds)."""
+
+
+@photos.command("hold")
+@click.argument("photo_id", type=int)
+@click.option("--reason", help="The lawful reason to keep the photo (recorded and audited).")
+@click.option("--release", is_flag=True, help="End the photo's hold: retention applies again.")
+@click.pass_context
+def photos_hold(ctx: click.Context, photo_id: int, reason: str | None, release: bool) -> None:
+    """Keep PHOTO_ID from erasure and retention purge while held (`--release` ends the hold).
+
+    Publishing still follows the consent in force; purge reports list the photo as held.
+    """
+    from consent_db.session import unit_of_work
+    from gatekeeper.services import purge as purge_service
+
+    if release == (reason is not None):
+        raise click.UsageError("give either --reason TEXT (hold) or --release")
+    runtime = _runtime(ctx)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            if release:
+                purge_service.release_hold(session, photo_id, now=_now(), actor=_actor())
+            else:
+                purge_service.hold_photo(session, photo_id, reason or "", now=_now(), actor=_actor())
+    except GatekeeperError as exc:
+        _fail(exc)
+    click.echo(f"photo {photo_id} " + ("released: retention applies again" if release else "held"))
+
+
+COMMANDS = (publish, publications, takedowns, worker, jobs, db, purge, photos)
 PEOPLE_COMMANDS: tuple[click.Command, ...] = (people_leave, people_erase)

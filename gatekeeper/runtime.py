@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gatekeeper.config import Settings
 from gatekeeper.errors import ConfigError
@@ -26,6 +26,8 @@ class Runtime:
         # Long-lived processes (workers) never migrate: `gatekeeper db upgrade` is the explicit step,
         # so several processes starting together never race to change the schema.
         self.migrate = migrate
+        # This process's job queue (workers.JobQueue): built on first send, or the last one built.
+        self.job_queue: Any = None
 
     @cached_property
     def db(self) -> Engine:
@@ -48,8 +50,24 @@ class Runtime:
     def sessions(self) -> sessionmaker[Session]:
         """The session factory for units of work."""
         from consent_db.session import make_session_factory
+        from gatekeeper.services.jobs import SEND_JOB
 
-        return make_session_factory(self.db)
+        factory = make_session_factory(self.db)
+        # Use cases that make a job necessary record it; this sends it once their work commits.
+        factory.configure(info={SEND_JOB: self.send_job})
+        return factory
+
+    def queue(self) -> Any:
+        """This process's job queue (`workers.JobQueue`), built on first use."""
+        if self.job_queue is None:
+            from workers import JobQueue
+
+            JobQueue(self)  # registers itself as this runtime's queue
+        return self.job_queue
+
+    def send_job(self, task: str, job_id: int) -> None:
+        """Put a committed job on the queue; raises BackendError."""
+        self.queue().send(task, job_id)
 
     @cached_property
     def originals(self) -> BlobStore:

@@ -86,3 +86,36 @@ def test_keys_are_checked_before_anything_is_sent(s3: Any) -> None:
     store = open_store(f"s3://{s3.bucket}/{_prefix()}")
     with pytest.raises(InvalidKeyError):
         store.put("../escape", b"x")
+
+
+def test_deleting_many_keys_lists_once_deletes_every_version_and_reports_refusals(s3: Any) -> None:
+    bucket = f"many-{secrets.token_hex(4)}"
+    s3.client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    store = open_store(f"s3://{bucket}/p")
+    keys = [f"k{i:03d}.jpg" for i in range(60)]  # enough to delete from one listing
+    for key in keys:
+        store.put(key, b"v1")
+        store.put(key, b"v2")
+    s3.client.delete_object(Bucket=bucket, Key="p/k001.jpg")  # a delete marker on top
+    store.put("kept.jpg", b"not asked for")
+    held = s3.client.list_object_versions(Bucket=bucket, Prefix="p/k002.jpg")["Versions"][0]["VersionId"]
+    s3.client.put_object_legal_hold(
+        Bucket=bucket, Key="p/k002.jpg", VersionId=held, LegalHold={"Status": "ON"}
+    )
+    deleted, failed = store.delete_many(keys)
+    assert list(failed) == ["k002.jpg"] and "AccessDenied" in failed["k002.jpg"]
+    assert deleted["k001.jpg"] == 3 and deleted["k000.jpg"] == 2 and len(deleted) == 59
+    left = s3.client.list_object_versions(Bucket=bucket)
+    assert sorted((v["Key"], v["VersionId"]) for v in left.get("Versions", [])) == sorted(
+        [
+            ("p/k002.jpg", held),
+            *(("p/kept.jpg", v["VersionId"]) for v in left["Versions"] if v["Key"] == "p/kept.jpg"),
+        ]
+    )
+    assert left.get("DeleteMarkers", []) == []
+    s3.client.put_object_legal_hold(
+        Bucket=bucket, Key="p/k002.jpg", VersionId=held, LegalHold={"Status": "OFF"}
+    )
+    deleted, failed = store.delete_many(keys)
+    assert failed == {} and deleted["k002.jpg"] == 1 and sum(deleted.values()) == 1
+    assert list(store.iter_keys()) == ["kept.jpg"]

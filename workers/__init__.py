@@ -20,10 +20,12 @@ job failed (audited, visible in `gatekeeper jobs`) at once.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from huey import RedisHuey, SqliteHuey, crontab
@@ -32,6 +34,7 @@ from sqlalchemy.exc import OperationalError
 
 from consent_db.models import PurgeReport
 from consent_db.session import after_commit, unit_of_work
+from gatekeeper.config import Settings
 from gatekeeper.errors import BackendError
 from gatekeeper.runtime import Runtime
 from gatekeeper.services import gate as gate_service
@@ -50,6 +53,20 @@ def _is_transient(exc: BaseException) -> bool:
         return exc.transient
     # A database that went away or is locked may come back; a constraint violation will not.
     return isinstance(exc, OperationalError)
+
+
+def last_tick(cron: Callable[[datetime], bool], now: datetime) -> datetime:
+    """The latest minute at or before `now` that `cron` (a Huey crontab, naive UTC) matches.
+
+    A tick run late (a busy queue) still counts as that tick, so two schedulers agree on it.
+    Schedules that match less than once in eight days count each run as its own minute.
+    """
+    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
+    for back in range(8 * 24 * 60):
+        candidate = minute - timedelta(minutes=back)
+        if cron(candidate.replace(tzinfo=None)):
+            return candidate
+    return minute
 
 
 # --- the tasks: one service each ---------------------------------------------------------------
@@ -159,6 +176,8 @@ class JobQueue:
 
     def __init__(self, runtime: Runtime, *, immediate: bool = False) -> None:
         self.runtime = runtime
+        # Jobs that services record (a takedown after a withdrawal) are sent through this queue.
+        runtime.job_queue = self
         settings = runtime.settings
         self.huey: Huey
         if settings.queue_url:
@@ -168,6 +187,8 @@ class JobQueue:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.huey = SqliteHuey(settings.queue_name, filename=str(path), immediate=immediate)
         self._tasks: dict[str, Any] = {}
+        # The periodic tasks by job name ("recheck", "purge"), as Huey's scheduler fires them.
+        self.periodic: dict[str, Any] = {}
         for name in TASKS:
             self._tasks[name] = self.huey.task(
                 retries=settings.job_retries,
@@ -176,12 +197,11 @@ class JobQueue:
                 context=True,
                 name=name,
             )(self._runner(name))
-        self.huey.periodic_task(crontab(*settings.recheck_schedule.split()), name="periodic-recheck")(
-            self._periodic("recheck")
-        )
-        self.huey.periodic_task(crontab(*settings.purge_schedule.split()), name="periodic-purge")(
-            self._periodic("purge")
-        )
+        for name, schedule in (("recheck", settings.recheck_schedule), ("purge", settings.purge_schedule)):
+            cron = crontab(*schedule.split())
+            self.periodic[name] = self.huey.periodic_task(cron, name=f"periodic-{name}")(
+                self._periodic(name, cron)
+            )
 
     # --- sending -----------------------------------------------------------------------------
 
@@ -233,11 +253,15 @@ class JobQueue:
         run.__name__ = name
         return run
 
-    def _periodic(self, name: str) -> Callable[[], None]:
+    def _periodic(self, name: str, cron: Callable[[datetime], bool]) -> Callable[[], None]:
         def periodic() -> None:
+            # Every scheduler that fires this tick gets here; the first to claim it runs the job.
+            now = _now()
             with unit_of_work(self.runtime.sessions) as session:
-                job_id = jobs_service.record_job(session, name, [], now=_now()).id
-            self.execute(name, job_id, retries_left=0)
+                job = jobs_service.claim_tick(session, name, last_tick(cron, now), now=now)
+                job_id = job.id if job is not None else None
+            if job_id is not None:
+                self.execute(name, job_id, retries_left=0)
 
         periodic.__name__ = f"periodic_{name}"
         return periodic
@@ -293,3 +317,23 @@ class JobQueue:
     def counts(self) -> dict[str, int]:
         """Messages waiting in the queue and in the schedule (retries not yet due)."""
         return {"pending": self.huey.pending_count(), "scheduled": self.huey.scheduled_count()}
+
+
+def _drain_one(settings: Settings) -> int:
+    runtime = Runtime(settings, migrate=False, face_workers=settings.worker_face_cores)
+    try:
+        return JobQueue(runtime).drain()
+    finally:
+        if "db" in runtime.__dict__:
+            runtime.db.dispose()
+
+
+def drain_in_processes(settings: Settings, processes: int) -> int:
+    """Drain the queue with `processes` worker processes at once; how many jobs ran in all.
+
+    Each process is started fresh (spawned, not forked: no database connection or face model is
+    shared) and exits when the queue is empty.
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        return sum(pool.map(_drain_one, [settings] * processes))

@@ -29,6 +29,7 @@ from gatekeeper.services.consent_state import (
     policy_for,
 )
 from gatekeeper.services.enrolment import delete_templates
+from gatekeeper.services.jobs import request_takedown
 from gatekeeper.services.people import find_person, subject
 
 # How a record was made: by an import, or in the gatekeeper (staff on the command line or web).
@@ -71,7 +72,11 @@ def add_record(
     evidence_ref: str | None = None,
     wording_version: str | None = None,
 ) -> ConsentRecord:
-    """Add one immutable consent record and its audit event (flushes, never commits)."""
+    """Add one immutable consent record and its audit event (flushes, never commits).
+
+    Any record but a grant (a withdrawal, an objection, a refusal) queues a takedown of the
+    person's photos, sent once the caller's unit of work commits.
+    """
     record = ConsentRecord(
         person=person,
         kind=kind,
@@ -107,6 +112,8 @@ def add_record(
     audit.append(
         session, at=now, actor=actor, action=f"consent.{action}", subject=subject(person), details=details
     )
+    if action != "grant":
+        request_takedown(session, person.id, now=now)
     return record
 
 

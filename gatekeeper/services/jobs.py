@@ -7,24 +7,85 @@ the job is queued, running, done or failed, how many attempts it took and the la
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from consent_db import audit
 from consent_db.models import Job
+from consent_db.session import after_commit
 from gatekeeper.errors import InvalidInputError, RecordNotFoundError
 from gatekeeper.services import gate as gate_service
 
 STATES = ("queued", "running", "done", "failed")
 
+# Session.info key of the callable `(task, job_id) -> None` that puts a committed job on this
+# process's queue; the composition root (Runtime) sets it on every session it makes.
+SEND_JOB = "gatekeeper.send_job"
+_TAKEDOWNS = "gatekeeper.takedowns"
+
 
 def record_job(session: Session, task: str, args: Sequence[Any], *, now: datetime) -> Job:
     """A queued job row for `task` with id-only `args` (flushes, never commits)."""
     job = Job(task=task, args=list(args), state="queued", attempts=0, enqueued_at=now, updated_at=now)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def request_job(session: Session, task: str, args: Sequence[Any], *, now: datetime) -> Job:
+    """Record a job in the caller's transaction; it is sent to the queue only after the commit.
+
+    For use cases that make a job necessary (a withdrawal makes a takedown necessary) without
+    knowing the queue: the session's sender (`SEND_JOB`) sends it. If sending fails, the change
+    stands, the job row stays `queued` (sent again with `gatekeeper jobs --retry`) and the
+    sender's BackendError is raised after the commit. A session without a sender (no queue in
+    this process) only records the job.
+    """
+    job = record_job(session, task, args, now=now)
+    sender: Callable[[str, int], None] | None = session.info.get(SEND_JOB)
+    if sender is not None:
+        job_id = job.id
+        after_commit(session, lambda: sender(task, job_id))
+    return job
+
+
+def request_takedown(session: Session, person_id: int, *, now: datetime) -> int:
+    """Queue a takedown of `person_id`'s photos after this unit of work commits; the job's id.
+
+    One job per person per unit of work, however many withdrawals it records.
+    """
+    pending: dict[int, int] = session.info.setdefault(_TAKEDOWNS, {})
+    if person_id not in pending:
+        pending[person_id] = request_job(session, "takedown", [person_id], now=now).id
+    return pending[person_id]
+
+
+def takedown_requested(session: Session, person_id: int) -> int | None:
+    """The takedown job this unit of work has requested for `person_id`, if any."""
+    pending: dict[int, int] = session.info.get(_TAKEDOWNS, {})
+    return pending.get(person_id)
+
+
+# One Postgres advisory lock for claiming periodic ticks (SQLite writes are serialised already).
+_TICK_LOCK = 0x6761_7465_6B70  # "gatekp"
+
+
+def claim_tick(session: Session, task: str, tick: datetime, *, now: datetime) -> Job | None:
+    """The job of periodic `task`'s run due at `tick`, recorded by the first scheduler to claim it.
+
+    Several schedulers (workers started without --no-periodic on several machines) each fire the
+    same tick; only the first claim records a job (enqueued at `tick`), the others get None.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TICK_LOCK})
+    taken = session.scalar(select(Job.id).where(Job.task == task, Job.enqueued_at == tick).limit(1))
+    if taken is not None:
+        return None
+    job = Job(task=task, args=[], state="queued", attempts=0, enqueued_at=tick, updated_at=now)
     session.add(job)
     session.flush()
     return job

@@ -11,6 +11,7 @@ from consent_db import audit
 from consent_db.models import ConsentRecord, Person
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.services.enrolment import delete_templates
+from gatekeeper.services.jobs import request_takedown
 from gatekeeper.services.people import find_person, subject
 
 
@@ -29,6 +30,9 @@ def record_leaving(session: Session, external_id: str, on: date, *, now: datetim
         subject=subject(person),
         details={"on": on.isoformat()},
     )
+    if on <= now.date():
+        # Consent that does not outlast leaving has ended: take down what no longer passes.
+        request_takedown(session, person.id, now=now)
     return person
 
 
@@ -37,7 +41,8 @@ def erase_person(session: Session, external_id: str, *, now: datetime, actor: st
 
     The external id stays, so a later MIS import refuses to bring the person back; the audit chain
     keeps what it already holds (the minimum: ids and actions). Their photos are
-    then taken down and purged by the caller, one unit of work each (`purge.photos_showing`).
+    then taken down and purged by the caller, one unit of work each (`purge.photos_showing`),
+    except those under a hold (another lawful reason), which are kept and reported.
     Raises PersonNotFoundError, InvalidInputError (already erased).
     """
     person = find_person(session, external_id)
@@ -58,4 +63,6 @@ def erase_person(session: Session, external_id: str, *, now: datetime, actor: st
         subject=subject(person),
         details={"templates": templates, "consent_records": records},
     )
+    # With no consent left, a takedown re-decides every copy still up (held photos' included).
+    request_takedown(session, person.id, now=now)
     return person

@@ -23,12 +23,13 @@ from consent_db.models import (
     Face,
     Person,
     Photo,
+    PhotoHold,
     Publication,
     PurgeReport,
 )
 from gatekeeper import policy, retention
 from gatekeeper.config import Settings
-from gatekeeper.errors import StorageError
+from gatekeeper.errors import InvalidInputError, RecordNotFoundError, StorageError
 from gatekeeper.services import publish as publish_service
 from gatekeeper.services.enrolment import delete_templates
 from gatekeeper.storage import BlobStore, open_store
@@ -112,17 +113,20 @@ class DueItem:
     id: int
     deadline: datetime
     state: str
+    # A photo kept by a hold (another lawful reason): its reason; it is listed, never purged.
+    held: str | None = None
 
 
 def find_due(session: Session, settings: Settings, as_of: datetime) -> list[DueItem]:
     """Every photo and every person's templates due at `as_of`, oldest deadline first."""
     schedule = schedule_for(settings)
+    holds = held_photos(session)
     due: list[DueItem] = []
     for photo in session.scalars(select(Photo).order_by(Photo.id)):
         facts = photo_facts(session, photo)
         deadline = retention.photo_deadline(facts, schedule)
         if deadline is not None and retention.is_due(deadline, as_of):
-            due.append(DueItem("photo", photo.id, deadline, facts.state))
+            due.append(DueItem("photo", photo.id, deadline, facts.state, holds.get(photo.id)))
     with_templates = select(Person).where(Person.templates.any()).options(selectinload(Person.consents))
     for person in session.scalars(with_templates):
         deadline = retention.template_deadline(_biometric_end(person), person.left_on, schedule)
@@ -145,6 +149,12 @@ class PurgeResult:
 
     deleted: Counter[str] = field(default_factory=Counter)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    held: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def kept(cls, photo_id: int, reason: str) -> PurgeResult:
+        """A photo left alone because a hold keeps it."""
+        return cls(held=[{"kind": "photo", "id": photo_id, "reason": reason}])
 
 
 def purge_photo(
@@ -159,12 +169,16 @@ def purge_photo(
     """Delete a photo's copies (every version), its original and its rows; audited.
 
     If a store refuses a deletion, or an external placement is still up, nothing is recorded as
-    purged: the failure is returned and the photo stays due for the next run.
+    purged: the failure is returned and the photo stays due for the next run. A photo under a
+    hold is left as it is and returned as held.
     """
     result = PurgeResult()
     photo = session.get(Photo, photo_id)
     if photo is None:
         return result
+    hold = active_hold(session, photo_id)
+    if hold is not None:
+        return PurgeResult.kept(photo_id, hold.reason)
     publications = list(session.scalars(select(Publication).where(Publication.photo_id == photo_id)))
     outside = [p for p in publications if p.external and p.taken_down_at is None]
     if outside:
@@ -227,15 +241,18 @@ def write_report(
     """One audited report of a purge run: deletions by kind and what could not be deleted, and why."""
     deleted: Counter[str] = Counter()
     failures: list[dict[str, Any]] = []
+    held: list[dict[str, Any]] = []
     for result in results:
         deleted.update(result.deleted)
         failures.extend(result.failures)
+        held.extend(result.held)
     report = PurgeReport(
         started_at=started_at,
         finished_at=now,
         actor=actor,
         deleted=dict(sorted(deleted.items())),
         failures=failures,
+        held=held,
     )
     session.add(report)
     session.flush()
@@ -245,7 +262,7 @@ def write_report(
         actor=actor,
         action="purge.report",
         subject=f"purge:{report.id}",
-        details={"deleted": report.deleted, "failures": failures},
+        details={"deleted": report.deleted, "failures": failures, "held": held},
     )
     return report
 
@@ -279,13 +296,15 @@ def sweep_orphans(
     except StorageError as exc:
         result.failures.append({"kind": "store", "id": store.url, "why": str(exc)})
         return result
-    for key in orphans:
-        try:
-            result.deleted["object_versions"] += store.delete(key)
-            result.deleted["orphans"] += 1
-        except StorageError as exc:
-            result.failures.append({"kind": "orphan", "id": f"{store.url}/{key}", "why": str(exc)})
     if orphans:
+        try:
+            deleted, errors = store.delete_many(orphans)
+        except StorageError as exc:  # the store could not even be listed
+            deleted, errors = {}, dict.fromkeys(orphans, str(exc))
+        result.deleted["object_versions"] += sum(deleted.values())
+        result.deleted["orphans"] += len(deleted)
+        for key, why in sorted(errors.items()):
+            result.failures.append({"kind": "orphan", "id": f"{store.url}/{key}", "why": why})
         audit.append(
             session,
             at=now,
@@ -320,3 +339,73 @@ def photos_showing(session: Session, person_id: int) -> list[int]:
         .order_by(Decision.photo_id)
     )
     return list(session.scalars(query))
+
+
+# --- holds: another lawful reason to keep a photo ------------------------------------------
+
+
+def active_hold(session: Session, photo_id: int) -> PhotoHold | None:
+    """The photo's hold in force, if any."""
+    return session.scalar(
+        select(PhotoHold)
+        .where(PhotoHold.photo_id == photo_id, PhotoHold.released_at.is_(None))
+        .order_by(PhotoHold.id.desc())
+        .limit(1)
+    )
+
+
+def held_photos(session: Session) -> dict[int, str]:
+    """Every photo under a hold in force, with the hold's reason."""
+    rows = session.execute(
+        select(PhotoHold.photo_id, PhotoHold.reason)
+        .where(PhotoHold.released_at.is_(None))
+        .order_by(PhotoHold.id)
+    )
+    return {photo_id: reason for photo_id, reason in rows}
+
+
+def hold_photo(session: Session, photo_id: int, reason: str, *, now: datetime, actor: str) -> PhotoHold:
+    """Record another lawful reason to keep a photo: erasure and purge leave it while held.
+
+    Publishing still follows the consent in force. Raises RecordNotFoundError, InvalidInputError
+    (no reason given, or already held).
+    """
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInputError("say why the photo must be kept (the lawful reason)", field="reason")
+    if session.get(Photo, photo_id) is None:
+        raise RecordNotFoundError("photo", photo_id)
+    if active_hold(session, photo_id) is not None:
+        raise InvalidInputError(f"photo {photo_id} is already held; release it first")
+    hold = PhotoHold(photo_id=photo_id, reason=reason, held_at=now, held_by=actor)
+    session.add(hold)
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="photo.held",
+        subject=f"photo:{photo_id}",
+        details={"hold": hold.id, "reason": reason},
+    )
+    return hold
+
+
+def release_hold(session: Session, photo_id: int, *, now: datetime, actor: str) -> PhotoHold:
+    """End a photo's hold: retention applies again. Raises RecordNotFoundError, InvalidInputError."""
+    if session.get(Photo, photo_id) is None:
+        raise RecordNotFoundError("photo", photo_id)
+    hold = active_hold(session, photo_id)
+    if hold is None:
+        raise InvalidInputError(f"photo {photo_id} is not held")
+    hold.released_at, hold.released_by = now, actor
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="photo.released",
+        subject=f"photo:{photo_id}",
+        details={"hold": hold.id},
+    )
+    return hold

@@ -26,6 +26,7 @@ from gatekeeper.config import Settings
 from gatekeeper.errors import InvalidInputError, WithdrawalRequestNotFoundError
 from gatekeeper.services import consent, people, person_summary
 from gatekeeper.services.accounts import token_hash
+from gatekeeper.services.jobs import request_takedown
 
 LINK_HOW = "public_form_link"
 UNVERIFIED_HOW = "public_form_unverified"
@@ -153,6 +154,7 @@ def withdraw(
             subject=f"person:{person.id}",
             details={"record": record.id, "kind": "publication", "channel": channel, "how": how},
         )
+        request_takedown(session, person.id, now=now)
     return added
 
 
@@ -315,8 +317,14 @@ def _pending(session: Session, reference: str) -> WithdrawalRequest:
 def confirm_request(
     session: Session, reference: str, *, now: datetime, actor: str, note: str = ""
 ) -> WithdrawalRequest:
-    """The requester was verified: the suspension stands as their withdrawal; raises InvalidInputError."""
+    """The requester was verified: the suspension stands as their withdrawal; raises InvalidInputError.
+
+    Each matched person's photos are taken down again (the suspension already queued a takedown;
+    this one also catches a copy published between the two).
+    """
     request = _pending(session, reference)
+    for person_id in request.person_ids:
+        request_takedown(session, person_id, now=now)
     request.status, request.decided_by, request.decided_at = CONFIRMED, actor, now
     request.decision_note = note.strip() or None
     session.flush()

@@ -10,7 +10,7 @@ import errno
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -55,6 +55,10 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> int:
         """Remove `key` entirely; how many objects or versions went (0: absent); raises StorageError."""
+        ...
+
+    def delete_many(self, keys: Sequence[str]) -> tuple[dict[str, int], dict[str, str]]:
+        """Remove many keys entirely: (objects or versions gone by key, why by key that failed)."""
         ...
 
     def exists(self, key: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,6 +64,17 @@ class LocalBlobStore:
             return removed
         except OSError as exc:
             raise StorageError(f"cannot delete {key!r}: {exc.strerror}") from exc
+
+    def delete_many(self, keys: Sequence[str]) -> tuple[dict[str, int], dict[str, str]]:
+        """Remove each key (see `delete`): (files gone by key, why by key that failed)."""
+        deleted: dict[str, int] = {}
+        errors: dict[str, str] = {}
+        for key in keys:
+            try:
+                deleted[key] = self.delete(key)
+            except StorageError as exc:
+                errors[key] = str(exc)
+        return deleted, errors
 
     def exists(self, key: str) -> bool:
         """True when `key` holds a blob."""

@@ -8,7 +8,7 @@ marker of the key, and is reported done only once a listing finds none left.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,8 @@ from gatekeeper.storage.base import OCTET_STREAM, check_key
 _NOT_FOUND = ("NoSuchKey", "404", "NotFound")
 # A delete that still finds versions after this many rounds gives up rather than loop forever.
 _DELETE_ROUNDS = 5
+# More keys than this at once are deleted from one listing of the store (see `delete_many`).
+_LIST_ONCE_FROM = 50
 
 
 class S3BlobStore:
@@ -143,6 +145,69 @@ class S3BlobStore:
         if self.versions(key):
             raise StorageError(f"versions of {full!r} remain in s3://{self.bucket} after deleting them")
         return deleted
+
+    def delete_many(self, keys: Sequence[str]) -> tuple[dict[str, int], dict[str, str]]:
+        """Delete every version and delete marker of each key: (versions gone by key, why by key
+        that failed). A key counts as deleted only once a listing finds none of its versions left.
+
+        A few keys are deleted one by one. Many are deleted from one listing of the store's
+        versions (a request per 1,000), 1,000 versions per DeleteObjects request, its per-key
+        errors read, then listed again to confirm.
+        """
+        if len(keys) < _LIST_ONCE_FROM:
+            deleted: dict[str, int] = {}
+            failed: dict[str, str] = {}
+            for key in keys:
+                try:
+                    deleted[key] = self.delete(key)
+                except StorageError as exc:
+                    failed[key] = str(exc)
+            return deleted, failed
+        wanted = {self._key(key): key for key in keys}
+        deleted = dict.fromkeys(keys, 0)
+        errors: dict[str, list[str]] = {}
+        for _ in range(_DELETE_ROUNDS):
+            remaining = [(full, vid) for full, vid in self._all_versions() if full in wanted]
+            remaining = [(full, vid) for full, vid in remaining if wanted[full] not in errors]
+            if not remaining:
+                break
+            for start in range(0, len(remaining), 1000):
+                batch = remaining[start : start + 1000]
+                objects = [{"Key": full, "VersionId": vid} for full, vid in batch]
+                try:
+                    answer = self.client.delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    for full, _ in batch:
+                        errors.setdefault(wanted[full], []).append(f"cannot delete: {exc}")
+                    continue
+                refused = set()
+                for error in answer.get("Errors", []):
+                    refused.add((error.get("Key"), error.get("VersionId")))
+                    full = error.get("Key", "")
+                    errors.setdefault(wanted.get(full, full), []).append(_describe(error, full))
+                for full, vid in batch:
+                    if (full, vid) not in refused:
+                        deleted[wanted[full]] += 1
+        else:
+            left = {wanted[full] for full, _ in self._all_versions() if full in wanted}
+            for key in left - set(errors):
+                errors[key] = [f"versions remain in s3://{self.bucket} after deleting them"]
+        failed = {key: "; ".join(why) for key, why in errors.items()}
+        return {key: n for key, n in deleted.items() if key not in failed}, failed
+
+    def _all_versions(self) -> Iterator[tuple[str, str]]:
+        """(full key, version id) of every version and delete marker under the store's prefix."""
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            )
+            for page in pages:
+                for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    yield entry["Key"], entry["VersionId"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"cannot list versions in s3://{self.bucket}/{self.prefix}: {exc}") from exc
 
     def iter_entries(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
         """Every current key with its LastModified; raises StorageError."""
