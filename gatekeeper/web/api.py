@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from consent_db import audit
-from gatekeeper.errors import InvalidInputError
+from gatekeeper.errors import InvalidInputError, RecordNotFoundError
 from gatekeeper.services import people, people_admin, person_summary, withdrawals
 from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN, UPLOADER
 from gatekeeper.services.people_import import ImportReport
@@ -157,6 +157,13 @@ def audit_verify() -> ResponseReturnValue:
 PHOTO_API_ROLES = (UPLOADER, CONSENT_ADMIN, ADMIN)
 
 
+def _photo_id(raw: str) -> int:
+    """A photo id from the path (numbers only: anything else is a photo that does not exist)."""
+    if not raw.isdigit() or len(raw) > 18:
+        raise RecordNotFoundError("photo", 0)
+    return int(raw)
+
+
 @bp.post("/photos")
 @api_roles(*PHOTO_API_ROLES)
 def photos_upload() -> ResponseReturnValue:
@@ -184,33 +191,34 @@ def photos_upload() -> ResponseReturnValue:
     return jsonify(id=result.photo_ids[0], batch=result.batch_id), 202
 
 
-@bp.get("/photos/<int:photo_id>")
+@bp.get("/photos/<photo_id>")
 @api_roles(*PHOTO_API_ROLES)
-def photos_show(photo_id: int) -> ResponseReturnValue:
+def photos_show(photo_id: str) -> ResponseReturnValue:
     from gatekeeper.services import uploads
     from gatekeeper.web.photos import photo_json, role
 
     with unit() as db:
-        view = uploads.photo_view(db, photo_id, role=role())
+        view = uploads.photo_view(db, _photo_id(photo_id), role=role())
     return jsonify(photo_json(view))
 
 
-@bp.get("/photos/<int:photo_id>/clean")
+@bp.get("/photos/<photo_id>/clean")
 @api_roles(*PHOTO_API_ROLES)
-def photos_clean(photo_id: int) -> ResponseReturnValue:
+def photos_clean(photo_id: str) -> ResponseReturnValue:
     from flask import Response
 
     from gatekeeper.services import uploads
     from gatekeeper.web.photos import role
 
     rt = runtime()
+    number = _photo_id(photo_id)
     with unit() as db:
-        view = uploads.photo_view(db, photo_id, role=role(), with_faces=False)
+        view = uploads.photo_view(db, number, role=role(), with_faces=False)
         if view.status != "done":
             return jsonify(error="not_ready", message=f"photo {photo_id} is {view.status}, not checked yet"), 409
         got = uploads.clean_download(
             db,
-            photo_id,
+            number,
             settings=rt.settings,
             originals=rt.originals,
             engine=lambda: rt.faces,
