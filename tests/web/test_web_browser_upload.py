@@ -167,7 +167,7 @@ def test_a_comms_officer_uploads_a_batch_sees_each_face_downloads_and_publishes(
     assert page.locator("svg.preview g.face.red").count() == 1
     assert page.get_by_role("button", name="Download the clean copy").count() == 0
     # The preview is private and never cached.
-    preview = page.request.get(page.locator("svg.preview image").get_attribute("href") or "")
+    preview = page.request.get(server.url + (page.locator("svg.preview image").get_attribute("href") or ""))
     assert preview.ok and "no-store" in preview.headers["cache-control"]
     check(page, "63-photo-blocked")
 
