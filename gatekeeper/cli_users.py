@@ -70,7 +70,9 @@ def first_start(runtime: Runtime) -> str | None:
     "--job-threads", default=1, show_default=True, type=click.IntRange(1, 16), help="Threads running jobs."
 )
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, threads: int, run_jobs: bool | None, job_threads: int) -> None:
+def serve(
+    ctx: click.Context, host: str, port: int, threads: int, run_jobs: bool | None, job_threads: int
+) -> None:
     """Run the web app (staff pages, the public withdrawal form, the API) with waitress.
 
     On the embedded queue (no GATEKEEPER_QUEUE_URL) the background jobs (gating uploads,
@@ -110,8 +112,10 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, run_jobs: bool
         click.echo(
             "first start: created the account 'admin'; sign in and change this one-time password: " + password
         )
-    jobs = f"background jobs here ({job_threads} thread{'s' if job_threads > 1 else ''})" if run_jobs else (
-        "background jobs: run `gatekeeper worker`"
+    jobs = (
+        f"background jobs here ({job_threads} thread{'s' if job_threads > 1 else ''})"
+        if run_jobs
+        else ("background jobs: run `gatekeeper worker`")
     )
     click.echo(f"serving on http://{host}:{port}/ (withdrawal form: http://{host}:{port}/withdraw); {jobs}")
     sys.stdout.flush()

@@ -460,12 +460,7 @@ def photo_view(
     see = role in SAFEGUARDING_ROLES
     faces: tuple[FaceView, ...] = ()
     if status == "done" and decision is not None and with_faces:
-        ids = {
-            pid
-            for f in decision.faces
-            for pid in (f.person_id, f.reviewed_person_id)
-            if pid is not None
-        }
+        ids = {pid for f in decision.faces for pid in (f.person_id, f.reviewed_person_id) if pid is not None}
         people = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(ids)))} if ids else {}
         faces = tuple(_face_view(session, f, photo.channel, people, see) for f in decision.faces)
     done = status == "done" and decision is not None
@@ -524,7 +519,9 @@ def batch_view(session: Session, batch_id: int, *, role: str, with_faces: bool =
             )
             continue
         photos.append(photo_view(session, item.photo_id, role=role, item=item, with_faces=with_faces))
-    return BatchView(batch.id, batch.channel, batch.created_at, batch.created_by, batch.refused, tuple(photos))
+    return BatchView(
+        batch.id, batch.channel, batch.created_at, batch.created_by, batch.refused, tuple(photos)
+    )
 
 
 def recent_batches(session: Session, limit: int = 20) -> list[UploadBatch]:

@@ -215,7 +215,9 @@ def photos_clean(photo_id: str) -> ResponseReturnValue:
     with unit() as db:
         view = uploads.photo_view(db, number, role=role(), with_faces=False)
         if view.status != "done":
-            return jsonify(error="not_ready", message=f"photo {photo_id} is {view.status}, not checked yet"), 409
+            return jsonify(
+                error="not_ready", message=f"photo {photo_id} is {view.status}, not checked yet"
+            ), 409
         got = uploads.clean_download(
             db,
             number,

@@ -27,7 +27,12 @@ from gatekeeper import media
 pytestmark = pytest.mark.slow
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+}
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
 ARTIFACTS = Path(
     os.environ.get("GATEKEEPER_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
@@ -42,7 +47,11 @@ class Server:
 
     def cli(self, *args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "gatekeeper.cli", *args], env=self.env, capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "gatekeeper.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr
         return result.stdout
@@ -99,7 +108,9 @@ def check(page: Any, step: str) -> None:
     folder = ARTIFACTS / "web"
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / f"{step}.png"), full_page=True)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), f"{step}: scrolls sideways"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
+        f"{step}: scrolls sideways"
+    )
     results = Axe().run(page)
     bad = [
         f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
@@ -174,7 +185,11 @@ def test_a_comms_officer_uploads_a_batch_sees_each_face_downloads_and_publishes(
     page.goto(batch_url)
     page.locator("#batch-photos tbody tr").nth(0).get_by_role("link").click()
     assert page.get_by_text("For website: Publishable").is_visible()
-    assert page.locator("ol.faces li").inner_text().startswith("1 Face 1: Barack Obama (P1), consented for website")
+    assert (
+        page.locator("ol.faces li")
+        .inner_text()
+        .startswith("1 Face 1: Barack Obama (P1), consented for website")
+    )
     check(page, "64-photo-publishable")
     with page.expect_download() as waiting:
         page.get_by_role("button", name="Download the clean copy").click()

@@ -53,7 +53,9 @@ def _client(app: Flask, rt: Any, role: str) -> FlaskClient:
     return client
 
 
-def _upload(client: FlaskClient, files: list[tuple[bytes, str]], channel: str = "website", **extra: str) -> Any:
+def _upload(
+    client: FlaskClient, files: list[tuple[bytes, str]], channel: str = "website", **extra: str
+) -> Any:
     data: dict[str, Any] = {
         "csrf_token": csrf(client, "/upload"),
         "channel": channel,
@@ -152,7 +154,9 @@ def test_an_upload_keeps_the_originals_queues_one_gate_job_each_and_refuses_bad_
     assert state["finished"] is True
     # Nobody is enrolled: each face is unknown, which blocks.
     assert [p["verdict"] for p in state["photos"]] == ["blocked", "blocked"]
-    assert [p["reasons"] for p in state["photos"]] == [["not recognised: nobody enrolled matches this face"]] * 2
+    assert [p["reasons"] for p in state["photos"]] == [
+        ["not recognised: nobody enrolled matches this face"]
+    ] * 2
     page = client.get(f"/batches/{batch_id}").get_data(as_text=True)
     assert "http-equiv" not in page
     assert "Every photo has been checked" in page
@@ -197,8 +201,10 @@ def test_boxes_colours_and_reasons_follow_the_recorded_decision(
         decision = _decision(rt, photo_id)
         assert decision.verdict == "blocked"
         page = client.get(f"/photos/{photo_id}").get_data(as_text=True)
-        assert f"For website: <span class=\"verdict blocked\">Blocked</span>" in page
-        boxes = re.findall(r'<g class="face (\w+)">\s*<rect x="(\d+)" y="(\d+)" width="(\d+)" height="(\d+)"', page)
+        assert 'For website: <span class="verdict blocked">Blocked</span>' in page
+        boxes = re.findall(
+            r'<g class="face (\w+)">\s*<rect x="(\d+)" y="(\d+)" width="(\d+)" height="(\d+)"', page
+        )
         assert len(boxes) == len(decision.faces) == 2
         for face, (colour, x, y, w, h) in zip(decision.faces, boxes, strict=True):
             assert colour == COLOURS[face.outcome]
@@ -208,7 +214,9 @@ def test_boxes_colours_and_reasons_follow_the_recorded_decision(
                 face.right,
                 face.bottom,
             )
-        items = re.findall(r'<li class="face-item (\w+)">.*?</span> (.*?) <span class="colour-word">', page, re.S)
+        items = re.findall(
+            r'<li class="face-item (\w+)">.*?</span> (.*?) <span class="colour-word">', page, re.S
+        )
         assert [c for c, _ in items] == [COLOURS[f.outcome] for f in decision.faces]
         texts = [t for _, t in items]
         if photo_id == two:
@@ -231,7 +239,7 @@ def test_boxes_colours_and_reasons_follow_the_recorded_decision(
     assert state.status_code == 401
 
     page = client.get(f"/batches/{batch_id}?verdict=blocked&reason=consent_withdrawn").get_data(as_text=True)
-    assert f"/photos/{kit}\"" in page and f"/photos/{two}\"" not in page
+    assert f'/photos/{kit}"' in page and f'/photos/{two}"' not in page
     assert "1 of 2 photos shown" in page
     assert "Blocked: <strong>2</strong>" in page
 
@@ -316,7 +324,9 @@ def test_the_preview_is_private_downscaled_stripped_and_never_cached(
     image = Image.open(io.BytesIO(data))
     assert max(image.size) == uploads.PREVIEW_EDGE
     assert len(image.getexif()) == 0 and "icc_profile" not in image.info
-    assert not any(marker in data for marker in (b"Exif\x00", b"http://ns.adobe.com", b"Photoshop", b"ICC_PROFILE"))
+    assert not any(
+        marker in data for marker in (b"Exif\x00", b"http://ns.adobe.com", b"Photoshop", b"ICC_PROFILE")
+    )
     assert app.test_client().get(f"/photos/{photo_id}/preview.jpg").status_code == 302
     assert _client(app, rt, "auditor").get(f"/photos/{photo_id}/preview.jpg").status_code == 403
 
@@ -326,7 +336,9 @@ def test_the_clean_copy_and_the_batch_zip_are_decided_again_at_download(
 ) -> None:
     rt = enrolled
     client = _client(app, rt, "uploader")
-    files = [((corpus.faces_dir / "obama" / name).read_bytes(), name) for name in ("obama2.jpg", "obama3.jpg")]
+    files = [
+        ((corpus.faces_dir / "obama" / name).read_bytes(), name) for name in ("obama2.jpg", "obama3.jpg")
+    ]
     files.append(((corpus.faces_dir / "biden" / "biden2.jpg").read_bytes(), "biden2.jpg"))
     batch_id = _batch_id(_upload(client, files))
     _drain(app)
@@ -370,7 +382,9 @@ def test_the_clean_copy_and_the_batch_zip_are_decided_again_at_download(
 def test_publish_queues_the_publish_job_which_decides_again(app: Flask, enrolled: Any, corpus: Any) -> None:
     rt = enrolled
     client = _client(app, rt, "uploader")
-    batch_id = _batch_id(_upload(client, [((corpus.faces_dir / "obama" / "obama2.jpg").read_bytes(), "a.jpg")]))
+    batch_id = _batch_id(
+        _upload(client, [((corpus.faces_dir / "obama" / "obama2.jpg").read_bytes(), "a.jpg")])
+    )
     _drain(app)
     (photo_id,) = _photo_ids(rt, batch_id)
     token = csrf(client, f"/photos/{photo_id}")
@@ -403,7 +417,14 @@ def test_the_api_uploads_reports_and_gives_clean_copies_of_publishable_photos_on
     blocked = post((corpus.faces_dir / "group" / "two_people.jpg").read_bytes())
     assert blocked.status_code == 202
     state = client.get(f"/api/v1/photos/{photo_id}", headers=headers).get_json()
-    assert state == {"id": photo_id, "status": "queued", "verdict": None, "reasons": [], "faces": [], "caption": None}
+    assert state == {
+        "id": photo_id,
+        "status": "queued",
+        "verdict": None,
+        "reasons": [],
+        "faces": [],
+        "caption": None,
+    }
     assert client.get(f"/api/v1/photos/{photo_id}/clean", headers=headers).status_code == 409
 
     assert _drain(app) == 2
@@ -430,10 +451,11 @@ def test_the_api_uploads_reports_and_gives_clean_copies_of_publishable_photos_on
     assert response.status_code == 200
     media.verify_clean(response.get_data())
 
-    for bad, field in ((b"not an image", "file"), (b"", "file")):
+    for bad, why in ((b"not an image", "not a photo in an accepted format"), (b"", "the file is empty")):
         response = post(bad)
         assert response.status_code == 400
         assert response.get_json()["error"] == "invalid_input"
+        assert why in response.get_json()["message"]
     response = post((corpus.faces_dir / "obama" / "obama3.jpg").read_bytes(), "billboard")
     assert response.status_code == 400
     assert response.get_json()["error"] == "unknown_channel"

@@ -34,7 +34,9 @@ class Serve:
     def __init__(self, home: Path, extra: dict[str, str]) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_") or k == "GATEKEEPER_CORPUS"}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_") or k == "GATEKEEPER_CORPUS"
+        }
         env.update(
             GATEKEEPER_HOME=str(home),
             GATEKEEPER_DATABASE_URL=f"sqlite:///{home / 'gatekeeper.db'}",
@@ -103,7 +105,10 @@ def _post_photo(server: Serve, token: str, data: bytes, channel: str) -> dict[st
     request = urllib.request.Request(
         server.url + "/api/v1/photos",
         data=body,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 202
@@ -121,7 +126,9 @@ def _token(server: Serve) -> str:
     return server.cli("users", "token", "comms").split()[-1]
 
 
-def test_serve_gates_uploads_itself_on_the_embedded_queue(serve_factory: Any, corpus: Any, tmp_path: Path) -> None:
+def test_serve_gates_uploads_itself_on_the_embedded_queue(
+    serve_factory: Any, corpus: Any, tmp_path: Path
+) -> None:
     server = serve_factory()
     assert "background jobs here" in server.banner
     csv_path = tmp_path / "people.csv"
@@ -158,7 +165,9 @@ def test_serve_leaves_jobs_to_workers_on_a_redis_queue(
     server = serve_factory(GATEKEEPER_QUEUE_URL=redis_url, GATEKEEPER_QUEUE_NAME=f"serve-{uuid.uuid4().hex}")
     assert "run `gatekeeper worker`" in server.banner
     token = _token(server)
-    photo_id = _post_photo(server, token, (corpus.faces_dir / "obama" / "obama2.jpg").read_bytes(), "website")["id"]
+    photo_id = _post_photo(
+        server, token, (corpus.faces_dir / "obama" / "obama2.jpg").read_bytes(), "website"
+    )["id"]
     time.sleep(3)
     assert _get(server, token, f"/api/v1/photos/{photo_id}")["status"] == "queued"
     server.cli("worker", "--drain")

@@ -163,7 +163,12 @@ def html_cases(ref: Callable[[], str], token: str) -> list[Case]:
         Case("GET", "/batches/<int:batch_id>", "/batches/{batch}", UPLOAD),
         Case("GET", "/batches/<int:batch_id>.json", "/batches/{batch}.json", UPLOAD),
         Case(
-            "POST", "/batches/<int:batch_id>/publishable.zip", "/batches/{batch}/publishable.zip", UPLOAD, 200, {}
+            "POST",
+            "/batches/<int:batch_id>/publishable.zip",
+            "/batches/{batch}/publishable.zip",
+            UPLOAD,
+            200,
+            {},
         ),
         Case("GET", "/photos/<int:photo_id>", "/photos/{photo}", PHOTO_VIEW),
         Case("GET", "/photos/<int:photo_id>/preview.jpg", "/photos/{photo}/preview.jpg", PHOTO_VIEW),
