@@ -276,11 +276,12 @@ def main() -> None:
         links = [cli("people", "link", f"B{i:05d}").strip() for i in range(args.requests)]
         password = cli("users", "add", "bench", "--role", "consent_admin").split()[-1]
         auditor = cli("users", "add", "bench-audit", "--role", "auditor").split()[-1]
+        log = open(Path(tmp) / "serve.log", "w")  # noqa: SIM115 (closed after the server stops)
         server = subprocess.Popen(
             [sys.executable, "-m", "gatekeeper.cli", "serve", "--port", str(port)],
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=log,
             text=True,
         )
         try:
@@ -333,12 +334,18 @@ def main() -> None:
                 "withdrawal_requests_page": _timed(args.requests, lambda i: staff.get("/withdrawals")),
                 "audit_page_with_chain_check": _timed(args.requests, lambda i: audit.get("/audit")),
             }
-            upload = _upload_bench(base, comms, photos, args.requests)
+            try:
+                upload = _upload_bench(base, comms, photos, args.requests)
+            except Exception:
+                log.flush()
+                print((Path(tmp) / "serve.log").read_text()[-5000:], file=sys.stderr)
+                raise
         finally:
             server.terminate()
             server.wait(timeout=30)
             if server.stdout:
                 server.stdout.close()
+            log.close()
         # The server is stopped: the command line has the machine to itself, as the server had.
         gate = _gate_bench(env, Path(tmp) / "photos")
     print(
