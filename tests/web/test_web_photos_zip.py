@@ -29,7 +29,7 @@ def photo(corpus: Any) -> bytes:
     return bytes((corpus.faces_dir / "obama" / "obama.jpg").read_bytes())
 
 
-def test_the_photos_of_a_zip_are_received_and_every_bad_member_is_refused_with_its_reason(photo: bytes) -> None:
+def test_the_photos_of_a_zip_are_received_and_each_bad_member_refused_with_its_reason(photo: bytes) -> None:
     bundle = _zip(
         {
             "day/a.jpg": photo,
