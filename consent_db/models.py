@@ -379,3 +379,38 @@ class DpiaRecord(Base):
     approved_on: Mapped[date] = mapped_column(Date)
     recorded_at: Mapped[datetime]
     recorded_by: Mapped[str] = mapped_column(String(120))
+
+
+class UploadBatch(Base):
+    """Photos uploaded together through the web app or the API for one channel.
+
+    Nothing of the uploaded file names is kept: each item is shown by its number in the batch.
+    """
+
+    __tablename__ = "upload_batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+    # How many files were refused at upload (not images, too large, unsafe zip members).
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+
+    items: Mapped[list[UploadItem]] = relationship(
+        back_populates="batch", cascade="all, delete-orphan", order_by="UploadItem.position"
+    )
+
+
+class UploadItem(Base):
+    """One photo of a batch: the photo row it was kept as and the gate job deciding it."""
+
+    __tablename__ = "upload_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("upload_batches.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    # SET NULL: a purged photo leaves its place in the batch, shown as deleted.
+    photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id", ondelete="SET NULL"), index=True)
+    job_id: Mapped[int | None] = mapped_column(Integer)
+
+    batch: Mapped[UploadBatch] = relationship(back_populates="items")

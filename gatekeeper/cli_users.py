@@ -59,32 +59,80 @@ def first_start(runtime: Runtime) -> str | None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64), help="Request threads.")
+@click.option(
+    "--jobs/--no-jobs",
+    "run_jobs",
+    default=None,
+    help="Run the background jobs and their scheduler in this process "
+    "(default: yes on the embedded queue, no with GATEKEEPER_QUEUE_URL, where workers run them).",
+)
+@click.option(
+    "--job-threads", default=1, show_default=True, type=click.IntRange(1, 16), help="Threads running jobs."
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
+def serve(
+    ctx: click.Context, host: str, port: int, threads: int, run_jobs: bool | None, job_threads: int
+) -> None:
     """Run the web app (staff pages, the public withdrawal form, the API) with waitress.
 
-    On the first start with an empty database an `admin` account is created and its one-time
-    password printed; it must be changed at the first sign-in.
+    On the embedded queue (no GATEKEEPER_QUEUE_URL) the background jobs (gating uploads,
+    publishing, takedowns) and the periodic re-check and purge run in this process too, so this one
+    command runs everything; with a Redis queue `gatekeeper worker` processes run them instead,
+    unless --jobs. On the first start with an empty database an `admin` account is created and its
+    one-time password printed; it must be changed at the first sign-in.
     """
+    import signal
+
     import waitress
 
     from gatekeeper import create_app
+    from workers import JobQueue
 
     runtime = _runtime(ctx)
+    if run_jobs is None:
+        run_jobs = not runtime.settings.queue_url
     try:
         password = first_start(runtime)
         app = create_app(runtime.settings)
     except GatekeeperError as exc:
         _fail(exc)
+    # The app's own runtime both sends jobs and runs them: one set of face models in memory.
+    queue = JobQueue(app.extensions["gatekeeper"])
+    app.extensions["gatekeeper_queue"] = queue
     # Bound before anything is printed: whoever reads "serving on" can connect at once.
     server = waitress.create_server(app, host=host, port=port, threads=threads, ident="gatekeeper")
+    consumer = None
+    if run_jobs:
+        consumer = queue.huey.create_consumer(workers=job_threads, worker_type="thread", periodic=True)
+        # Threads only, no signal handlers of its own: this process's signals stop the server.
+        consumer.scheduler.start()
+        for _, worker_thread in consumer.worker_threads:
+            worker_thread.start()
     if password is not None:
         click.echo(
             "first start: created the account 'admin'; sign in and change this one-time password: " + password
         )
-    click.echo(f"serving on http://{host}:{port}/ (withdrawal form: http://{host}:{port}/withdraw)")
+    jobs = (
+        f"background jobs here ({job_threads} thread{'s' if job_threads > 1 else ''})"
+        if run_jobs
+        else ("background jobs: run `gatekeeper worker`")
+    )
+    click.echo(f"serving on http://{host}:{port}/ (withdrawal form: http://{host}:{port}/withdraw); {jobs}")
     sys.stdout.flush()
-    server.run()
+
+    def _stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.close()
+        if consumer is not None:
+            # A job cut short is left queued or running; jobs are idempotent (`gatekeeper jobs --retry`).
+            consumer.stop_flag.set()
 
 
 @click.group()

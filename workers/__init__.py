@@ -76,7 +76,11 @@ def run_gate(
     runtime: Runtime, session: Any, actor: str, sha256: str, channel: str, caption: str | None
 ) -> None:
     """Gate a stored original with today's templates and consent."""
-    tools = gate_service.load_tools(session, runtime.settings, runtime.faces, runtime.originals)
+    # Templates and names are read in a unit of their own: on SQLite every transaction holds the
+    # write lock, and the job's own one must not begin before the face analysis, which takes
+    # seconds while web requests (`gatekeeper serve` runs jobs in its own process) wait for it.
+    with unit_of_work(runtime.sessions) as reading:
+        tools = gate_service.load_tools(reading, runtime.settings, runtime.faces, runtime.originals)
     jobs_service.gate_original(
         session, sha256, channel, tools=tools, now=_now(), actor=actor, caption=caption
     )

@@ -74,7 +74,7 @@ def build_app(runtime: Runtime) -> Flask:
             app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops, x_host=settings.proxy_hops
         )
 
-    from gatekeeper.web import api, auth, public, staff
+    from gatekeeper.web import api, auth, photos, public, staff
 
     limiter = Limiter(
         get_remote_address,
@@ -91,7 +91,7 @@ def build_app(runtime: Runtime) -> Flask:
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)
     auth.login_manager.init_app(app)
-    for blueprint in (auth.bp, staff.bp, public.bp, api.bp):
+    for blueprint in (auth.bp, staff.bp, public.bp, api.bp, photos.bp):
         app.register_blueprint(blueprint)
     from gatekeeper.web import publications, review
 

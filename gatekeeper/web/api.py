@@ -11,9 +11,9 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from consent_db import audit
-from gatekeeper.errors import InvalidInputError
+from gatekeeper.errors import InvalidInputError, RecordNotFoundError
 from gatekeeper.services import people, people_admin, person_summary, withdrawals
-from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN
+from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN, UPLOADER
 from gatekeeper.services.people_import import ImportReport
 from gatekeeper.web.auth import actor, api_roles
 from gatekeeper.web.common import now, runtime, unit
@@ -150,3 +150,89 @@ def audit_verify() -> ResponseReturnValue:
     with unit() as db:
         check = audit.verify(db)
     return jsonify(ok=check.ok, events=check.events, first_bad_id=check.first_bad_id)
+
+
+# --- photos ---------------------------------------------------------------------------------------
+
+PHOTO_API_ROLES = (UPLOADER, CONSENT_ADMIN, ADMIN)
+
+
+def _photo_id(raw: str) -> int:
+    """A photo id from the path (numbers only: anything else is a photo that does not exist)."""
+    if not raw.isdigit() or len(raw) > 18:
+        raise RecordNotFoundError("photo", 0)
+    return int(raw)
+
+
+@bp.post("/photos")
+@api_roles(*PHOTO_API_ROLES)
+def photos_upload() -> ResponseReturnValue:
+    from gatekeeper.services.uploads import UploadFile
+    from gatekeeper.web.photos import do_upload
+
+    upload = request.files.get("file")
+    channel = request.form.get("channel", "").strip()
+    if upload is None:
+        raise InvalidInputError("send the photo as the multipart field 'file'", field="file")
+    if not channel:
+        raise InvalidInputError("say which channel the photo is for ('channel')", field="channel")
+    try:
+        received = UploadFile(upload.filename or "file", upload.read())
+    finally:
+        upload.close()
+    result = do_upload([received], channel, request.form.get("caption"))
+    if result.refused:
+        refusal = result.refused[0]
+        raise InvalidInputError(f"{refusal.name}: {refusal.reason}", field="file")
+    if len(result.photo_ids) != 1:
+        raise InvalidInputError(
+            f"send one photo per call (the file holds {len(result.photo_ids)})", field="file"
+        )
+    return jsonify(id=result.photo_ids[0], batch=result.batch_id), 202
+
+
+@bp.get("/photos/<photo_id>")
+@api_roles(*PHOTO_API_ROLES)
+def photos_show(photo_id: str) -> ResponseReturnValue:
+    from gatekeeper.services import uploads
+    from gatekeeper.web.photos import photo_json, role
+
+    with unit() as db:
+        view = uploads.photo_view(db, _photo_id(photo_id), role=role())
+    return jsonify(photo_json(view))
+
+
+@bp.get("/photos/<photo_id>/clean")
+@api_roles(*PHOTO_API_ROLES)
+def photos_clean(photo_id: str) -> ResponseReturnValue:
+    from flask import Response
+
+    from gatekeeper.services import uploads
+    from gatekeeper.web.photos import role
+
+    rt = runtime()
+    number = _photo_id(photo_id)
+    with unit() as db:
+        view = uploads.photo_view(db, number, role=role(), with_faces=False)
+        if view.status != "done":
+            return jsonify(
+                error="not_ready", message=f"photo {photo_id} is {view.status}, not checked yet"
+            ), 409
+        got = uploads.clean_download(
+            db,
+            number,
+            settings=rt.settings,
+            originals=rt.originals,
+            engine=lambda: rt.faces,
+            now=now(),
+            actor=actor(),
+        )
+    if got.data is None:
+        reasons = uploads.masked_reasons(got.reasons, role())
+        return jsonify(
+            error="not_publishable",
+            message=f"photo {photo_id} cannot be published now ({got.verdict}: {', '.join(reasons)})",
+        ), 409
+    response = Response(got.data, mimetype=got.media_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{got.name}"'
+    return response

@@ -27,6 +27,8 @@ AUDIT = frozenset({"auditor", "admin"})
 REVIEW = frozenset({"reviewer", "consent_admin", "admin"})
 PLACEMENTS = frozenset({"consent_admin", "admin"})
 EVERYONE = frozenset({"anonymous", *ROLES})
+UPLOAD = frozenset({"uploader", "consent_admin", "admin"})
+PHOTO_VIEW = frozenset({"uploader", "reviewer", "consent_admin", "admin"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,29 @@ def _link_token(rt: Any) -> str:
     with unit_of_work(rt.sessions) as session:
         url = withdrawals.issue_link(session, "L001", settings=rt.settings, now=CLOCK, actor="test")
     return url.rsplit("/", 1)[1]
+
+
+def _jpeg() -> bytes:
+    """A small photo without faces (the matrix checks access, not verdicts)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 140, 200)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def _seed_batch(rt: Any) -> tuple[int, int]:
+    """A batch holding one publishable photo, as the gate job leaves it: (batch id, photo id)."""
+    from consent_db.models import UploadBatch, UploadItem
+    from helpers import seed_gated_photo
+
+    photo_id = seed_gated_photo(rt, _jpeg(), now=CLOCK)
+    with unit_of_work(rt.sessions) as session:
+        batch = UploadBatch(channel="website", created_at=CLOCK, created_by="user:test", refused=0)
+        batch.items.append(UploadItem(position=1, photo_id=photo_id, job_id=None))
+        session.add(batch)
+        session.flush()
+        return batch.id, photo_id
 
 
 def html_cases(ref: Callable[[], str], token: str) -> list[Case]:
@@ -127,6 +152,30 @@ def html_cases(ref: Callable[[], str], token: str) -> list[Case]:
         ),
         Case("GET", "/audit", "/audit?action=consent.", AUDIT),
         Case("GET", "/audit.csv", "/audit.csv", AUDIT),
+        Case("GET", "/upload", "/upload", UPLOAD),
+        Case(
+            "POST",
+            "/upload",
+            "/upload",
+            UPLOAD,
+            302,
+            {"channel": "website", "photos": (io.BytesIO(_jpeg()), "photo.jpg")},
+            "/upload",
+        ),
+        Case("GET", "/batches/<int:batch_id>", "/batches/{batch}", UPLOAD),
+        Case("GET", "/batches/<int:batch_id>.json", "/batches/{batch}.json", UPLOAD),
+        Case(
+            "POST",
+            "/batches/<int:batch_id>/publishable.zip",
+            "/batches/{batch}/publishable.zip",
+            UPLOAD,
+            200,
+            {},
+        ),
+        Case("GET", "/photos/<int:photo_id>", "/photos/{photo}", PHOTO_VIEW),
+        Case("GET", "/photos/<int:photo_id>/preview.jpg", "/photos/{photo}/preview.jpg", PHOTO_VIEW),
+        Case("POST", "/photos/<int:photo_id>/clean", "/photos/{photo}/clean", UPLOAD, 200, {}),
+        Case("POST", "/photos/<int:photo_id>/publish", "/photos/{photo}/publish", UPLOAD, 302, {}),
         Case("POST", "/logout", "/logout", STAFF, 302, {}, "/"),
         Case("GET", "/login", "/login", EVERYONE),
         # A failed sign-in shows the form again, to anyone.
@@ -249,15 +298,18 @@ def test_every_html_route_answers_only_the_documented_roles(app: Flask, rt: Any,
     import_people(rt, tmp_path)
     clients = _clients(app, rt)
     token = _link_token(rt)
+    batch_id, photo_id = _seed_batch(rt)
     failures = []
     for case in html_cases(lambda: "", token):
         for who, client in clients.items():
             # A fresh pending request for each attempt: a confirmed one cannot be confirmed twice.
             ref = _pending_reference(rt)
-            url = case.url.format(ref=ref)
+            url = case.url.format(ref=ref, batch=batch_id, photo=photo_id)
             data = dict(case.form)
             if "file" in data:
                 data["file"] = (io.BytesIO(PEOPLE_CSV.encode()), "people.csv")
+            if "photos" in data:
+                data["photos"] = (io.BytesIO(_jpeg()), "photo.jpg")
             if case.method == "POST":
                 # One token per session serves every form; the sign-in page shows it to anyone.
                 data["csrf_token"] = csrf(client, "/login")
@@ -337,6 +389,16 @@ def api_cases() -> list[Case]:
             "POST", "/api/v1/withdrawals/<reference>/<decision>", "/api/v1/withdrawals/{ref}/reject", CONSENT
         ),
         Case("GET", "/api/v1/audit/verify", "/api/v1/audit/verify", AUDIT),
+        Case(
+            "POST",
+            "/api/v1/photos",
+            "/api/v1/photos",
+            UPLOAD,
+            202,
+            {"file": (io.BytesIO(_jpeg()), "photo.jpg"), "channel": "website"},
+        ),
+        Case("GET", "/api/v1/photos/<photo_id>", "/api/v1/photos/{photo}", UPLOAD),
+        Case("GET", "/api/v1/photos/<photo_id>/clean", "/api/v1/photos/{photo}/clean", UPLOAD),
     ]
 
 
@@ -348,18 +410,26 @@ def test_every_api_route_answers_only_the_documented_roles(app: Flask, rt: Any, 
     for role in ROLES:
         tokens[role] = api_token(rt, make_account(rt, role))
     client = app.test_client()
+    _, photo_id = _seed_batch(rt)
     failures = []
     for case in api_cases():
         for who, token in tokens.items():
-            url = case.url.format(ref=_pending_reference(rt))
+            url = case.url.format(ref=_pending_reference(rt), photo=photo_id)
             data = dict(case.form)
             if "file" in data:
-                data["file"] = (io.BytesIO(PEOPLE_CSV.encode()), "people.csv")
+                data["file"] = (
+                    (io.BytesIO(_jpeg()), "photo.jpg")
+                    if "photos" in case.rule
+                    else (io.BytesIO(PEOPLE_CSV.encode()), "people.csv")
+                )
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             response = client.open(url, method=case.method, data=data, headers=headers)
             expected = case.ok if who in case.allowed else 401 if who in ("no token", "bad token") else 403
             if response.status_code != expected:
                 failures.append(f"{case.method} {url} as {who}: {response.status_code}, expected {expected}")
+            if response.mimetype.startswith("image/"):
+                assert expected == 200  # a clean copy, for the roles that may have it
+                continue
             body = response.get_json()
             assert isinstance(body, dict), f"{url} as {who} did not answer JSON"
             if expected >= 400:

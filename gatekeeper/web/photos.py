@@ -1,0 +1,323 @@
+"""Photo upload for staff: batches, each photo's progress and verdict, boxed faces, clean copies.
+
+No request waits for face matching: an upload keeps the originals and queues one gate job per
+photo (workers.JobQueue); pages show each photo's progress and refresh themselves without
+JavaScript (meta refresh while anything is still queued), and static/photos.js polls the batch's
+JSON instead when scripts run. Every clean copy, single or in the batch zip, is decided again at the
+moment it is asked for.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, cast
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import MultipleFileField, SelectField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from consent_db import audit
+from consent_db.models import Photo
+from gatekeeper.errors import RecordNotFoundError
+from gatekeeper.services import uploads
+from gatekeeper.services.accounts import ADMIN, CONSENT_ADMIN, REVIEWER, UPLOADER
+from gatekeeper.web.auth import Principal, actor, roles_required
+from gatekeeper.web.common import now, runtime, unit
+
+bp = Blueprint("photos", __name__)
+
+UPLOAD_ROLES = (UPLOADER, CONSENT_ADMIN, ADMIN)
+VIEW_ROLES = (UPLOADER, REVIEWER, CONSENT_ADMIN, ADMIN)
+REFRESH_SECONDS = 3
+MAX_FLASHED = 15
+_queue_lock = threading.Lock()
+
+
+def job_queue() -> Any:
+    """The process's job queue (built on first use; `gatekeeper serve` gives its own)."""
+    from workers import JobQueue
+
+    with _queue_lock:
+        queue = current_app.extensions.get("gatekeeper_queue")
+        if queue is None:
+            queue = JobQueue(runtime())
+            current_app.extensions["gatekeeper_queue"] = queue
+    return queue
+
+
+@bp.teardown_app_request
+def _close_uploads(exc: BaseException | None) -> None:
+    # Large uploads are spooled to temporary files: close them whatever the view did with them
+    # (a form that failed validation never reads its files). Never parses a body not yet read.
+    if "files" in request.__dict__:
+        for storage in request.files.values():
+            storage.close()
+
+
+def role() -> str:
+    """The role of whoever is asking (web session or API token)."""
+    from flask import g
+
+    user = g.get("api_user") or current_user
+    return cast(Principal, user).role
+
+
+class UploadForm(FlaskForm):
+    channel = SelectField("Channel: where the photos will be published", validators=[DataRequired()])
+    photos = MultipleFileField(
+        "Photos, or a zip of photos", render_kw={"accept": "image/*,.heic,.heif,.zip,application/zip"}
+    )
+    caption = TextAreaField(
+        "Caption or alt text (optional)", validators=[Optional(), Length(max=uploads.MAX_CAPTION)]
+    )
+
+
+def _form() -> UploadForm:
+    form = UploadForm()
+    form.channel.choices = [(c, uploads.channel_words(c).capitalize()) for c in runtime().settings.channels]
+    return form
+
+
+def do_upload(files: list[uploads.UploadFile], channel: str, caption: str | None) -> uploads.UploadResult:
+    """Receive, keep and queue the files (shared with the API)."""
+    rt = runtime()
+    accepted, refused = uploads.receive(files, rt.settings)
+    queue = job_queue()
+    with unit() as db:
+        return uploads.submit_batch(
+            db,
+            accepted,
+            channel=channel,
+            caption=caption,
+            refused=refused,
+            settings=rt.settings,
+            originals=rt.originals,
+            enqueue_gate=queue.enqueue_gate,
+            now=now(),
+            actor=actor(),
+        )
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@roles_required(*UPLOAD_ROLES)
+def upload() -> ResponseReturnValue:
+    form = _form()
+    status = 200
+    if form.validate_on_submit():
+        files = []
+        for storage in request.files.getlist(form.photos.name):
+            try:
+                content = storage.read()
+            finally:
+                storage.close()
+            if storage.filename or content:
+                files.append(uploads.UploadFile(storage.filename or "file", content))
+        if not files:
+            form.photos.errors = ["Choose at least one photo or zip."]
+            status = 400
+        else:
+            result = do_upload(files, form.channel.data or "", form.caption.data)
+            for refusal in result.refused[:MAX_FLASHED]:
+                flash(f"Not uploaded: {refusal.name}: {refusal.reason}.", "error")
+            if len(result.refused) > MAX_FLASHED:
+                flash(f"…and {len(result.refused) - MAX_FLASHED} more files not uploaded.", "error")
+            if result.batch_id is not None:
+                flash(f"{len(result.photo_ids)} photos uploaded; each is checked in the background.", "info")
+                return redirect(url_for("photos.batch", batch_id=result.batch_id))
+            status = 422
+    elif request.method == "POST":
+        status = 400
+    with unit() as db:
+        batches = uploads.recent_batches(db)
+    return render_template("upload.html", form=form, batches=batches), status
+
+
+def _filtered(view: uploads.BatchView, verdict: str, reason: str) -> list[uploads.PhotoView]:
+    return [
+        p
+        for p in view.photos
+        if (not verdict or p.verdict == verdict or (verdict == "waiting" and p.verdict is None))
+        and (not reason or reason in p.reasons)
+    ]
+
+
+@bp.get("/batches/<int:batch_id>")
+@roles_required(*UPLOAD_ROLES)
+def batch(batch_id: int) -> ResponseReturnValue:
+    verdict = request.args.get("verdict", "")
+    reason = request.args.get("reason", "")
+    with unit() as db:
+        view = uploads.batch_view(db, batch_id, role=role())
+    return render_template(
+        "batch.html",
+        view=view,
+        photos=_filtered(view, verdict, reason),
+        verdict=verdict,
+        reason=reason,
+        words=uploads.reason_words,
+        refresh=None if view.finished else REFRESH_SECONDS,
+    )
+
+
+def photo_json(view: uploads.PhotoView) -> dict[str, Any]:
+    """A photo as the API and the batch's JSON give it (the fields of `gate --json`)."""
+    return {
+        "id": view.id,
+        "status": view.status,
+        "verdict": view.verdict,
+        "reasons": list(view.reasons),
+        "faces": [
+            {
+                "box": list(f.box),
+                "person": f.person,
+                "distance": f.distance,
+                "outcome": f.outcome,
+                **({"covered": True} if f.covered else {}),
+            }
+            for f in view.faces
+        ],
+        "caption": view.caption,
+    }
+
+
+@bp.get("/batches/<int:batch_id>.json")
+@roles_required(*UPLOAD_ROLES)
+def batch_json(batch_id: int) -> ResponseReturnValue:
+    with unit() as db:
+        view = uploads.batch_view(db, batch_id, role=role())
+    return jsonify(
+        id=view.id,
+        finished=view.finished,
+        counts=view.counts,
+        photos=[
+            {
+                "position": p.position,
+                "id": p.id,
+                "status": p.status,
+                "verdict": p.verdict,
+                "reasons": [uploads.reason_words(r, view.channel) for r in p.reasons],
+                "url": url_for("photos.photo", photo_id=p.id) if p.id else None,
+            }
+            for p in view.photos
+        ],
+    )
+
+
+@bp.post("/batches/<int:batch_id>/publishable.zip")
+@roles_required(*UPLOAD_ROLES)
+def batch_zip(batch_id: int) -> ResponseReturnValue:
+    rt = runtime()
+    with unit() as db:
+        data, held, refused = uploads.batch_download(
+            db,
+            batch_id,
+            settings=rt.settings,
+            originals=rt.originals,
+            engine=lambda: rt.faces,
+            now=now(),
+            actor=actor(),
+        )
+    if not held:
+        flash("No photo of this batch can be published now: nothing to download.", "error")
+        return redirect(url_for("photos.batch", batch_id=batch_id))
+    response = Response(data, mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="batch-{batch_id}-publishable.zip"'
+    response.headers["X-Gatekeeper-Refused"] = str(refused)
+    return response
+
+
+@bp.get("/photos/<int:photo_id>")
+@roles_required(*VIEW_ROLES)
+def photo(photo_id: int) -> ResponseReturnValue:
+    with unit() as db:
+        view = uploads.photo_view(db, photo_id, role=role())
+    return render_template(
+        "photo.html",
+        view=view,
+        words=uploads.reason_words,
+        channel=uploads.channel_words(view.channel),
+        may_publish=cast(Principal, current_user).has_role(*UPLOAD_ROLES),
+        refresh=REFRESH_SECONDS if view.status in ("queued", "processing") else None,
+    )
+
+
+@bp.get("/photos/<int:photo_id>/preview.jpg")
+@roles_required(*VIEW_ROLES)
+def preview(photo_id: int) -> ResponseReturnValue:
+    rt = runtime()
+    with unit() as db:
+        found = db.get(Photo, photo_id)
+        if found is None:
+            raise RecordNotFoundError("photo", photo_id)
+        data = uploads.preview(rt.originals, found, rt.settings)
+    response = Response(data, mimetype="image/jpeg")
+    response.headers["Cache-Control"] = "no-store, private"
+    return response
+
+
+@bp.post("/photos/<int:photo_id>/clean")
+@roles_required(*UPLOAD_ROLES)
+def clean(photo_id: int) -> ResponseReturnValue:
+    rt = runtime()
+    with unit() as db:
+        got = uploads.clean_download(
+            db,
+            photo_id,
+            settings=rt.settings,
+            originals=rt.originals,
+            engine=lambda: rt.faces,
+            now=now(),
+            actor=actor(),
+        )
+    if got.data is None:
+        channel = db_channel(photo_id)
+        why = "; ".join(uploads.reason_words(r, channel) for r in uploads.masked_reasons(got.reasons, role()))
+        flash(f"This photo cannot be published now: {why}.", "error")
+        return redirect(url_for("photos.photo", photo_id=photo_id))
+    response = Response(got.data, mimetype=got.media_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{got.name}"'
+    return response
+
+
+def db_channel(photo_id: int) -> str:
+    with unit() as db:
+        found = db.get(Photo, photo_id)
+        return found.channel if found is not None else ""
+
+
+@bp.post("/photos/<int:photo_id>/publish")
+@roles_required(*UPLOAD_ROLES)
+def publish(photo_id: int) -> ResponseReturnValue:
+    queue = job_queue()
+    with unit() as db:
+        found = db.get(Photo, photo_id)
+        if found is None:
+            raise RecordNotFoundError("photo", photo_id)
+        job_id = queue.enqueue_publish(db, photo_id, found.channel)
+        audit.append(
+            db,
+            at=now(),
+            actor=actor(),
+            action="publication.requested",
+            subject=f"photo:{photo_id}",
+            details={"channel": found.channel, "job": job_id},
+        )
+    flash(
+        "Publishing is queued: consent is checked again when it runs, and the photo is published "
+        "only if it still passes.",
+        "info",
+    )
+    return redirect(url_for("photos.photo", photo_id=photo_id))

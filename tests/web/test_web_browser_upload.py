@@ -1,0 +1,228 @@
+"""End to end in Chromium: a comms officer uploads a batch of corpus photos, sees every face boxed
+with its reason, downloads the clean copy and publishes, on a desktop and on a phone.
+
+Debian's /usr/bin/chromium driven by Playwright against a real `gatekeeper serve` (which runs the
+gate jobs itself); never a downloaded browser. Each step is photographed into
+test-artifacts/web/ and checked with axe-core: no serious or critical violation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatekeeper import media
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+}
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+ARTIFACTS = Path(
+    os.environ.get("GATEKEEPER_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
+)
+NEW_PASSWORD = "a long new password 42"
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "gatekeeper.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+@pytest.fixture
+def server(tmp_path: Path, chromium: str) -> Iterator[Server]:
+    home = tmp_path / "instance"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_") or k == "GATEKEEPER_CORPUS"}
+    env.update(
+        GATEKEEPER_HOME=str(home),
+        GATEKEEPER_DATABASE_URL=f"sqlite:///{home / 'gatekeeper.db'}",
+        GATEKEEPER_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        GATEKEEPER_PROBE_STEP="90",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gatekeeper.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("serving on"):
+            break
+    else:
+        pytest.fail("the server did not start")
+    try:
+        yield Server(f"http://127.0.0.1:{port}", env)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        process.stdout.close()
+
+
+@pytest.fixture
+def browser(chromium: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=ARGS)
+        yield launched
+        launched.close()
+
+
+def check(page: Any, step: str) -> None:
+    """Photograph the page; no sideways scrolling; axe-core finds no serious or critical violation."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    folder = ARTIFACTS / "web"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{step}.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
+        f"{step}: scrolls sideways"
+    )
+    results = Axe().run(page)
+    bad = [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert bad == [], f"{step}: {bad}"
+
+
+def new_staff(server: Server, page: Any, name: str, role: str) -> None:
+    password = server.cli("users", "add", name, "--role", role).split()[-1]
+    page.goto(server.url + "/login")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Current password").fill(password)
+    page.get_by_label("New password (at least 12 characters)").fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").click()
+    assert page.get_by_role("heading", name=f"Hello, {name}").is_visible()
+
+
+def test_a_comms_officer_uploads_a_batch_sees_each_face_downloads_and_publishes(
+    browser: Any, server: Server, corpus: Any, tmp_path: Path
+) -> None:
+    server.cli("dpia", "record", "--ref", "DPIA-TEST", "--approved-by", "J. Smith, DPO", "--on", "2026-01-05")
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "external_id,name,date_of_birth,photos,biometric_consent,channels,granted_by\n"
+        f"P1,Barack Obama,1961-08-04,{corpus.faces_dir / 'obama' / 'obama.jpg'},yes,website,self\n"
+        f"P2,Joe Biden,1942-11-20,{corpus.faces_dir / 'biden' / 'biden.jpg'},yes,print,self\n"
+    )
+    server.cli("people", "import", str(people))
+
+    page = browser.new_page(**DESKTOP)
+    new_staff(server, page, "comms", "uploader")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Upload", exact=True).click()
+    assert page.get_by_role("heading", name="Upload photos").is_visible()
+    assert page.get_by_text("You can also drop photos or a zip here.").is_visible()  # the script ran
+    check(page, "60-upload")
+    page.get_by_label("Channel: where the photos will be published").select_option("website")
+    page.get_by_label("Photos, or a zip of photos").set_input_files(
+        [str(corpus.faces_dir / "obama" / "obama2.jpg"), str(corpus.faces_dir / "group" / "two_people.jpg")]
+    )
+    assert page.get_by_text("2 files chosen").is_visible()
+    page.get_by_label("Caption or alt text (optional)").fill("Barack Obama and Joe Biden at sports day")
+    page.get_by_role("button", name="Upload and check").click()
+    assert page.get_by_text("2 photos uploaded").first.is_visible()
+    check(page, "61-batch-checking")
+    # The page follows the gate jobs by itself (scripted polling) until every verdict is in.
+    page.get_by_text("Every photo has been checked.").wait_for(timeout=240_000)
+    assert page.get_by_text("Publishable: 1").is_visible() and page.get_by_text("Blocked: 1").is_visible()
+    check(page, "62-batch-done")
+    batch_url = page.url
+
+    rows = page.locator("#batch-photos tbody tr")
+    assert rows.count() == 2
+    rows.nth(1).get_by_role("link").click()
+    assert page.get_by_text("For website: Blocked").is_visible()
+    faces = page.locator("ol.faces li")
+    assert faces.count() == 2
+    assert faces.nth(0).inner_text().startswith("1 Face 1: Barack Obama (P1), consented for website")
+    assert faces.nth(1).inner_text().startswith("2 Face 2: Joe Biden (P2), no consent for website")
+    assert page.locator("svg.preview g.face.green").count() == 1
+    assert page.locator("svg.preview g.face.red").count() == 1
+    assert page.get_by_role("button", name="Download the clean copy").count() == 0
+    # The preview is private and never cached.
+    preview = page.request.get(server.url + (page.locator("svg.preview image").get_attribute("href") or ""))
+    assert preview.ok and "no-store" in preview.headers["cache-control"]
+    check(page, "63-photo-blocked")
+
+    page.goto(batch_url)
+    page.locator("#batch-photos tbody tr").nth(0).get_by_role("link").click()
+    assert page.get_by_text("For website: Publishable").is_visible()
+    assert (
+        page.locator("ol.faces li")
+        .inner_text()
+        .startswith("1 Face 1: Barack Obama (P1), consented for website")
+    )
+    check(page, "64-photo-publishable")
+    with page.expect_download() as waiting:
+        page.get_by_role("button", name="Download the clean copy").click()
+    download = waiting.value
+    assert re.fullmatch(r"[0-9a-f]{32}\.jpg", download.suggested_filename)
+    saved = ARTIFACTS / "web" / "65-clean-copy.jpg"
+    download.save_as(str(saved))
+    media.verify_clean(saved.read_bytes())
+    page.get_by_role("button", name="Publish to website").click()
+    assert page.get_by_text("Publishing is queued").is_visible()
+    check(page, "66-publish-queued")
+    deadline = time.monotonic() + 120
+    stored: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not stored:
+        lines = [json.loads(line) for line in server.cli("publications", "list", "--json").splitlines()]
+        stored = [p for p in lines if not p.get("external")]
+        time.sleep(0.5)
+    assert len(stored) == 1
+    page.close()
+
+    context = browser.new_context(**PHONE)
+    phone = context.new_page()
+    phone.goto(server.url + "/login")
+    phone.get_by_label("Username").fill("comms")
+    phone.get_by_label("Password").fill(NEW_PASSWORD)
+    phone.get_by_role("button", name="Sign in").click()
+    phone.goto(batch_url)
+    check(phone, "67-phone-batch")
+    phone.goto(batch_url + "?verdict=blocked")
+    assert phone.locator("#batch-photos tbody tr").count() == 1
+    phone.locator("#batch-photos tbody tr").get_by_role("link").click()
+    assert phone.locator("ol.faces li").count() == 2
+    check(phone, "68-phone-photo")
+    phone.goto(server.url + "/upload")
+    check(phone, "69-phone-upload")
+    context.close()

@@ -1,0 +1,175 @@
+"""`gatekeeper serve` runs the background jobs itself on the embedded queue: one command, no worker.
+
+A real `serve` process on a free port; photos go in through the HTTP API and their verdicts come
+back without any other process. With a Redis queue, serve only sends jobs: a worker runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Serve:
+    def __init__(self, home: Path, extra: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_") or k == "GATEKEEPER_CORPUS"
+        }
+        env.update(
+            GATEKEEPER_HOME=str(home),
+            GATEKEEPER_DATABASE_URL=f"sqlite:///{home / 'gatekeeper.db'}",
+            GATEKEEPER_DPIA_REQUIRED="0",
+            GATEKEEPER_PROBE_STEP="90",
+            **extra,
+        )
+        self.env = env
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gatekeeper.cli", "serve", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.banner = ""
+        for line in self.process.stdout:
+            if line.startswith("serving on"):
+                self.banner = line
+                break
+        else:
+            pytest.fail("serve did not start")
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "gatekeeper.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def serve_factory(tmp_path: Path) -> Iterator[Any]:
+    started: list[Serve] = []
+
+    def start(**extra: str) -> Serve:
+        server = Serve(tmp_path / f"instance-{len(started)}", extra)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _post_photo(server: Serve, token: str, data: bytes, channel: str) -> dict[str, Any]:
+    boundary = uuid.uuid4().hex
+    body = (
+        (f'--{boundary}\r\nContent-Disposition: form-data; name="channel"\r\n\r\n{channel}\r\n').encode()
+        + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'.encode()
+        + b"Content-Type: image/jpeg\r\n\r\n"
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        server.url + "/api/v1/photos",
+        data=body,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+        return dict(json.loads(response.read()))
+
+
+def _get(server: Serve, token: str, path: str) -> dict[str, Any]:
+    request = urllib.request.Request(server.url + path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read()))
+
+
+def _token(server: Serve) -> str:
+    server.cli("users", "add", "comms", "--role", "uploader")
+    return server.cli("users", "token", "comms").split()[-1]
+
+
+def test_serve_gates_uploads_itself_on_the_embedded_queue(
+    serve_factory: Any, corpus: Any, tmp_path: Path
+) -> None:
+    server = serve_factory()
+    assert "background jobs here" in server.banner
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text(
+        "external_id,name,date_of_birth,photos,biometric_consent,channels,granted_by\n"
+        f"P1,Barack Obama,1961-08-04,{corpus.faces_dir / 'obama' / 'obama.jpg'},yes,website,self\n"
+    )
+    server.cli("people", "import", str(csv_path))
+    token = _token(server)
+    ids = [
+        _post_photo(server, token, (corpus.faces_dir / rel).read_bytes(), "website")["id"]
+        for rel in ("obama/obama2.jpg", "group/two_people.jpg")
+    ]
+    deadline = time.monotonic() + 240
+    states: dict[int, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        states = {i: _get(server, token, f"/api/v1/photos/{i}") for i in ids}
+        if all(s["status"] == "done" for s in states.values()):
+            break
+        time.sleep(0.5)
+    assert [states[i]["status"] for i in ids] == ["done", "done"]
+    assert states[ids[0]]["verdict"] == "publishable"
+    assert [f["person"] for f in states[ids[0]]["faces"]] == ["P1"]
+    # Biden is enrolled nowhere: unknown, so the pair is blocked.
+    assert states[ids[1]]["verdict"] == "blocked"
+    assert "unknown_face" in states[ids[1]]["reasons"]
+    jobs = server.cli("jobs", "--state", "done", "--json")
+    assert sum(1 for line in jobs.splitlines() if json.loads(line)["task"] == "gate") == 2
+
+
+def test_serve_leaves_jobs_to_workers_on_a_redis_queue(
+    serve_factory: Any, corpus: Any, redis_url: str
+) -> None:
+    server = serve_factory(GATEKEEPER_QUEUE_URL=redis_url, GATEKEEPER_QUEUE_NAME=f"serve-{uuid.uuid4().hex}")
+    assert "run `gatekeeper worker`" in server.banner
+    token = _token(server)
+    photo_id = _post_photo(
+        server, token, (corpus.faces_dir / "obama" / "obama2.jpg").read_bytes(), "website"
+    )["id"]
+    time.sleep(3)
+    assert _get(server, token, f"/api/v1/photos/{photo_id}")["status"] == "queued"
+    server.cli("worker", "--drain")
+    state = _get(server, token, f"/api/v1/photos/{photo_id}")
+    assert state["status"] == "done" and state["verdict"] == "blocked"
