@@ -137,6 +137,20 @@ def import_withdraw(rt: Runtime, client: FlaskClient, tmp: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def staff_edit_last_day(rt: Runtime, client: FlaskClient, tmp: Path) -> None:
+    # Ann left today and her consent does not outlast leaving.
+    sign_in(client, make_account(rt, "consent_admin"))
+    form = {
+        "external_id": ANN,
+        "name": "Ann",
+        "date_of_birth": "1980-01-01",
+        "left_on": datetime.now().astimezone().date().isoformat(),
+        "csrf_token": csrf(client, f"/people/{ANN}/edit"),
+    }
+    response = client.post(f"/people/{ANN}/edit", data=form)
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+
 def biometric_objection(rt: Runtime, client: FlaskClient, tmp: Path) -> None:
     # Ann, an adult, refuses face matching: a takedown re-decides her photos with that answer.
     result = run(rt, "consent", "biometric", ANN, "refuse")
@@ -151,6 +165,7 @@ PATHS: dict[str, Callable[[Runtime, FlaskClient, Path], None]] = {
     "public-no-link": no_link_request,
     "api": api_withdraw,
     "csv-import": import_withdraw,
+    "staff-edit-last-day": staff_edit_last_day,
 }
 
 

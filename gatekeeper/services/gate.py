@@ -156,7 +156,7 @@ def gate_photo(
     ]
     # Boxes are reported and recorded in pixels of the full upright photo.
     full_boxes = [_full_box(f.box, source) for f in detected]
-    photo = _photo_row(session, sha256, channel, now=now, actor=actor)
+    photo = photo_row(session, sha256, channel, now=now, actor=actor)
     key = photo.original_key or original_key(sha256)
     tools.originals.put(key, data)
     photo.original_key, photo.media_format = key, image.format
@@ -230,7 +230,7 @@ def record_unreadable(
     actor: str,
 ) -> GateResult:
     """Record a blocked `unreadable_image` verdict for a file that could not be read as an image."""
-    photo = _photo_row(session, sha256, channel, now=now, actor=actor)
+    photo = photo_row(session, sha256, channel, now=now, actor=actor)
     verdict = policy.unreadable()
     decision = _record(
         session,
@@ -303,7 +303,8 @@ def _full_box(box: tuple[int, int, int, int], source: media.DecodedSource) -> tu
     )
 
 
-def _photo_row(session: Session, sha256: str, channel: str, *, now: datetime, actor: str) -> Photo:
+def photo_row(session: Session, sha256: str, channel: str, *, now: datetime, actor: str) -> Photo:
+    """The photo row of an original on a channel, made (pending, undecided) when it is new."""
     photo = session.scalar(select(Photo).where(Photo.sha256 == sha256, Photo.channel == channel))
     if photo is None:
         photo = Photo(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from consent_db import audit
 from consent_db.models import Person
 from gatekeeper.errors import InvalidInputError
+from gatekeeper.services.jobs import request_takedown
 from gatekeeper.services.people import find_person, subject
 
 
@@ -79,6 +80,8 @@ def update_person(
 ) -> list[str]:
     """Change a person's name, date of birth and last day; returns the fields changed (audited).
 
+    A new date of birth or last day can end consent (an age threshold, leaving), so either queues
+    a takedown that decides the person's publications again after the commit.
     The external id is the link to the MIS and never changes. Raises PersonNotFoundError,
     InvalidInputError (an erased person, bad input).
     """
@@ -110,4 +113,6 @@ def update_person(
         subject=subject(person),
         details={"fields": sorted(changes), **{k: v for k, v in changes.items() if k != "display_name"}},
     )
+    if changes.keys() & {"date_of_birth", "left_on"}:
+        request_takedown(session, person.id, now=now)
     return sorted(changes)

@@ -125,6 +125,18 @@ def rebuild_clean(
         return media.sanitise(
             original, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality, source=source
         )
+    return covered_copy(source, boxes, settings=settings, engine=engine)
+
+
+def covered_copy(
+    source: media.DecodedSource,
+    boxes: list[tuple[int, int, int, int]],
+    *,
+    settings: Settings,
+    engine: FaceEngine | None,
+) -> media.CleanCopy:
+    """`source` with the faces in `boxes` (pixels of `source`) covered, as a JPEG, checked by
+    detecting again; raises MediaError when no engine can check it or a covered face is still found."""
     if engine is None:
         raise MediaError("a copy with covered faces must be checked by face detection; no engine given")
     clean = media.encode_clean(

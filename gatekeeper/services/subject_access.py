@@ -29,6 +29,7 @@ from gatekeeper.config import Settings
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.faces import FaceEngine
 from gatekeeper.services.people import find_person, subject
+from gatekeeper.services.publish import covered_copy
 from gatekeeper.services.purge import photos_showing
 from gatekeeper.storage import BlobStore
 
@@ -109,17 +110,7 @@ def _image(
                 "not included: other faces are in it and no face engine is available to check the cover",
             )
         source = media.decode_source(original, max_pixels=settings.max_pixels)
-        copy = media.encode_clean(
-            media.cover(source.image.pixels, others),
-            fmt="jpeg",
-            jpeg_quality=settings.jpeg_quality,
-            icc_profile=source.icc_profile,
-        )
-        again = engine.analyse(media.decode(copy.data, max_pixels=settings.max_pixels).pixels)
-        for face in again.faces:
-            cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
-            if any(left <= cx <= right and top <= cy <= bottom for left, top, right, bottom in others):
-                return None, "not included: a covered face could still be detected"
+        copy = covered_copy(source, others, settings=settings, engine=engine)
     except GatekeeperError as exc:
         return None, f"not included: {exc}"
     return copy, f"other people's faces covered ({len(others)})"

@@ -33,7 +33,7 @@ from gatekeeper.config import Settings
 from gatekeeper.errors import BlobNotFoundError, InvalidInputError, MediaError, RecordNotFoundError
 from gatekeeper.faces import FaceEngine
 from gatekeeper.services.consent_state import check_channel
-from gatekeeper.services.gate import original_key, recheck
+from gatekeeper.services.gate import original_key, photo_row, recheck
 from gatekeeper.services.publish import latest_decision, lock_people, rebuild_clean, record_external
 from gatekeeper.storage import BlobStore, opaque_name
 
@@ -212,19 +212,7 @@ def submit_batch(
     photo_ids: list[int] = []
     for position, upload in enumerate(files, start=1):
         sha256 = hashlib.sha256(upload.data).hexdigest()
-        photo = session.scalar(select(Photo).where(Photo.sha256 == sha256, Photo.channel == channel))
-        if photo is None:
-            photo = Photo(
-                sha256=sha256,
-                channel=channel,
-                status="pending",
-                reasons=[],
-                uploaded_by=actor,
-                created_at=now,
-                decided_at=now,
-            )
-            session.add(photo)
-            session.flush()
+        photo = photo_row(session, sha256, channel, now=now, actor=actor)
         key = photo.original_key or original_key(sha256)
         # Content-addressed: writing the same original twice is harmless; a rolled-back upload
         # leaves an orphan that the purge's orphan sweep deletes.

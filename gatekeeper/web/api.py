@@ -17,6 +17,7 @@ from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN, UPLOADER
 from gatekeeper.services.people_import import ImportReport
 from gatekeeper.web.auth import actor, api_roles
 from gatekeeper.web.common import now, runtime, unit
+from gatekeeper.web.photos import attachment, clean_copy
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -205,12 +206,9 @@ def photos_show(photo_id: str) -> ResponseReturnValue:
 @bp.get("/photos/<photo_id>/clean")
 @api_roles(*PHOTO_API_ROLES)
 def photos_clean(photo_id: str) -> ResponseReturnValue:
-    from flask import Response
-
     from gatekeeper.services import uploads
     from gatekeeper.web.photos import role
 
-    rt = runtime()
     number = _photo_id(photo_id)
     with unit() as db:
         view = uploads.photo_view(db, number, role=role(), with_faces=False)
@@ -218,21 +216,11 @@ def photos_clean(photo_id: str) -> ResponseReturnValue:
             return jsonify(
                 error="not_ready", message=f"photo {photo_id} is {view.status}, not checked yet"
             ), 409
-        got = uploads.clean_download(
-            db,
-            number,
-            settings=rt.settings,
-            originals=rt.originals,
-            engine=lambda: rt.faces,
-            now=now(),
-            actor=actor(),
-        )
+        got = clean_copy(db, number)
     if got.data is None:
         reasons = uploads.masked_reasons(got.reasons, role())
         return jsonify(
             error="not_publishable",
             message=f"photo {photo_id} cannot be published now ({got.verdict}: {', '.join(reasons)})",
         ), 409
-    response = Response(got.data, mimetype=got.media_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{got.name}"'
-    return response
+    return attachment(got)

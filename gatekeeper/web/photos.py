@@ -26,6 +26,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy.orm import Session
 from wtforms import MultipleFileField, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -268,28 +269,39 @@ def preview(photo_id: int) -> ResponseReturnValue:
     return response
 
 
+def clean_copy(db: Session, photo_id: int) -> uploads.CleanDownload:
+    """A photo's clean copy for download, decided again now (a download is a publication)."""
+    rt = runtime()
+    return uploads.clean_download(
+        db,
+        photo_id,
+        settings=rt.settings,
+        originals=rt.originals,
+        engine=lambda: rt.faces,
+        now=now(),
+        actor=actor(),
+    )
+
+
+def attachment(got: uploads.CleanDownload) -> Response:
+    """The clean copy as a file to save, under its opaque name."""
+    assert got.data is not None
+    response = Response(got.data, mimetype=got.media_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{got.name}"'
+    return response
+
+
 @bp.post("/photos/<int:photo_id>/clean")
 @roles_required(*UPLOAD_ROLES)
 def clean(photo_id: int) -> ResponseReturnValue:
-    rt = runtime()
     with unit() as db:
-        got = uploads.clean_download(
-            db,
-            photo_id,
-            settings=rt.settings,
-            originals=rt.originals,
-            engine=lambda: rt.faces,
-            now=now(),
-            actor=actor(),
-        )
+        got = clean_copy(db, photo_id)
     if got.data is None:
         channel = db_channel(photo_id)
         why = "; ".join(uploads.reason_words(r, channel) for r in uploads.masked_reasons(got.reasons, role()))
         flash(f"This photo cannot be published now: {why}.", "error")
         return redirect(url_for("photos.photo", photo_id=photo_id))
-    response = Response(got.data, mimetype=got.media_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{got.name}"'
-    return response
+    return attachment(got)
 
 
 def db_channel(photo_id: int) -> str:

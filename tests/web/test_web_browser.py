@@ -8,38 +8,26 @@ system's /usr/bin/chromium is launched (scripts/test installs it).
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-PHONE = {
-    "viewport": {"width": 390, "height": 844},
-    "is_mobile": True,
-    "has_touch": True,
-    "device_scale_factor": 2,
-}
-DESKTOP = {"viewport": {"width": 1280, "height": 900}}
-ARTIFACTS = Path(
-    os.environ.get("GATEKEEPER_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
+from live_server import (
+    DESKTOP,
+    NEW_PASSWORD,
+    PHONE,
+    check,
+    chromium_browser,
+    nav,
+    new_staff,
+    serving,
+    sign_in,
 )
-NEW_PASSWORD = "a long new password 42"
+from live_server import LiveServer as Server
+
 PEOPLE = (
     "external_id,name,date_of_birth,photos,biometric_consent,channels,granted_by,granted_on,valid_until,named\n"
     "L001,Amy Pond,2014-03-27,,no,website;social_media,parent,2025-09-01,,first_name\n"
@@ -47,127 +35,22 @@ PEOPLE = (
 )
 
 
-@dataclass
-class Server:
-    url: str
-    env: dict[str, str]
-    process: subprocess.Popen[str]
-    admin_password: str | None
-
-    def cli(self, *args: str) -> str:
-        """Run a `gatekeeper` command against the server's instance; its stdout."""
-        result = subprocess.run(
-            [sys.executable, "-m", "gatekeeper.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(home: Path) -> Iterator[Server]:
-    port = _free_port()
-    env = dict(os.environ)
-    for name in [n for n in env if n.startswith("GATEKEEPER_") and n != "GATEKEEPER_CORPUS"]:
-        env.pop(name, None)
-    env.update(
-        GATEKEEPER_HOME=str(home),
-        GATEKEEPER_DATABASE_URL=f"sqlite:///{home / 'gatekeeper.db'}",
-        GATEKEEPER_PUBLIC_URL=f"http://127.0.0.1:{port}",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gatekeeper.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    password = None
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("first start:"):
-            password = line.split()[-1]
-        if line.startswith("serving on"):
-            break
-    else:
-        pytest.fail("the server did not start")
-    try:
-        yield Server(f"http://127.0.0.1:{port}", env, process, password)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        process.stdout.close()
-
-
 @pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
-        yield browser
-        browser.close()
+    with chromium_browser(chromium) as launched:
+        yield launched
 
 
 @pytest.fixture
 def fresh_server(tmp_path: Path, browser: Any) -> Iterator[Server]:
-    yield from _start(tmp_path / "instance")
+    with serving(tmp_path / "instance") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[Server]:
-    yield from _start(tmp_path_factory.mktemp("live") / "instance")
-
-
-def check(page: Any, step: str) -> None:
-    """Photograph the page and assert axe-core finds no serious or critical violation on it."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    folder = ARTIFACTS / "web"
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{step}.png"), full_page=True)
-    # Usable on a phone: nothing wider than the screen (wide tables scroll inside their own region).
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
-        f"{step}: scrolls sideways"
-    )
-    results = Axe().run(page)
-    bad = [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert bad == [], f"{step}: {bad}"
-
-
-def sign_in(page: Any, server: Server, username: str, password: str) -> None:
-    page.goto(server.url + "/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-
-
-def nav(page: Any, name: str) -> None:
-    """Follow a link of the main navigation."""
-    page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True).click()
-
-
-def new_staff(server: Server, page: Any, name: str, role: str) -> None:
-    """An account made with the real command, signed in, its one-time password replaced."""
-    password = server.cli("users", "add", name, "--role", role).split()[-1]
-    sign_in(page, server, name, password)
-    page.get_by_label("Current password").fill(password)
-    page.get_by_label("New password (at least 12 characters)").fill(NEW_PASSWORD)
-    page.get_by_label("New password again").fill(NEW_PASSWORD)
-    page.get_by_role("button", name="Change password").click()
-    assert page.get_by_role("heading", name=f"Hello, {name}").is_visible()
+    with serving(tmp_path_factory.mktemp("live") / "instance") as live:
+        yield live
 
 
 def test_first_start_and_the_forced_password_change(browser: Any, fresh_server: Server) -> None:

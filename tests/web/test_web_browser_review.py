@@ -7,132 +7,29 @@ is launched; no browser is ever downloaded.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from live_server import DESKTOP, PHONE, check, chromium_browser, nav, new_staff, serving
+from live_server import LiveServer as Server
 
 pytestmark = pytest.mark.slow
-
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-DESKTOP = {"viewport": {"width": 1280, "height": 900}}
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
-ARTIFACTS = Path(
-    os.environ.get("GATEKEEPER_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
-)
-NEW_PASSWORD = "a long new password 42"
-
-
-@dataclass
-class Server:
-    url: str
-    env: dict[str, str]
-
-    def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "gatekeeper.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("review") / "instance"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_") or k == "GATEKEEPER_CORPUS"}
-    env.update(
-        GATEKEEPER_HOME=str(home),
-        GATEKEEPER_DATABASE_URL=f"sqlite:///{home / 'gatekeeper.db'}",
-        GATEKEEPER_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        # Unknown faces wait for a reviewer instead of blocking at once.
-        GATEKEEPER_UNKNOWN_FACES="review",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gatekeeper.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("serving on"):
-            break
-    else:
-        pytest.fail("the server did not start")
-    try:
-        yield Server(f"http://127.0.0.1:{port}", env)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        process.stdout.close()
+    # Unknown faces wait for a reviewer instead of blocking at once.
+    with serving(tmp_path_factory.mktemp("review") / "instance", GATEKEEPER_UNKNOWN_FACES="review") as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
-        yield browser
-        browser.close()
-
-
-def check(page: Any, step: str) -> None:
-    """Photograph the page and assert axe-core finds no serious or critical violation on it."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    folder = ARTIFACTS / "web"
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{step}.png"), full_page=True)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
-        f"{step}: scrolls sideways"
-    )
-    results = Axe().run(page)
-    bad = [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert bad == [], f"{step}: {bad}"
-
-
-def new_staff(server: Server, page: Any, name: str, role: str) -> None:
-    password = server.cli("users", "add", name, "--role", role).split()[-1]
-    page.goto(server.url + "/login")
-    page.get_by_label("Username").fill(name)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_label("Current password").fill(password)
-    page.get_by_label("New password (at least 12 characters)").fill(NEW_PASSWORD)
-    page.get_by_label("New password again").fill(NEW_PASSWORD)
-    page.get_by_role("button", name="Change password").click()
-    assert page.get_by_role("heading", name=f"Hello, {name}").is_visible()
-
-
-def nav(page: Any, name: str) -> None:
-    page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True).click()
+    with chromium_browser(chromium) as launched:
+        yield launched
 
 
 def test_a_reviewer_resolves_a_face_and_the_consent_rules_decide(

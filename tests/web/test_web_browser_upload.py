@@ -9,128 +9,31 @@ test-artifacts/web/ and checked with axe-core: no serious or critical violation.
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from live_server import ARTIFACTS, DESKTOP, NEW_PASSWORD, PHONE, check, chromium_browser, new_staff, serving
+from live_server import LiveServer as Server
 
 from gatekeeper import media
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-PHONE = {
-    "viewport": {"width": 390, "height": 844},
-    "is_mobile": True,
-    "has_touch": True,
-    "device_scale_factor": 2,
-}
-DESKTOP = {"viewport": {"width": 1280, "height": 900}}
-ARTIFACTS = Path(
-    os.environ.get("GATEKEEPER_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
-)
-NEW_PASSWORD = "a long new password 42"
-
-
-@dataclass
-class Server:
-    url: str
-    env: dict[str, str]
-
-    def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "gatekeeper.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
 
 @pytest.fixture
 def server(tmp_path: Path, chromium: str) -> Iterator[Server]:
-    home = tmp_path / "instance"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_") or k == "GATEKEEPER_CORPUS"}
-    env.update(
-        GATEKEEPER_HOME=str(home),
-        GATEKEEPER_DATABASE_URL=f"sqlite:///{home / 'gatekeeper.db'}",
-        GATEKEEPER_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        GATEKEEPER_PROBE_STEP="90",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gatekeeper.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("serving on"):
-            break
-    else:
-        pytest.fail("the server did not start")
-    try:
-        yield Server(f"http://127.0.0.1:{port}", env)
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-        process.stdout.close()
+    with serving(tmp_path / "instance", GATEKEEPER_PROBE_STEP="90") as live:
+        yield live
 
 
 @pytest.fixture
 def browser(chromium: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=ARGS)
+    with chromium_browser(chromium) as launched:
         yield launched
-        launched.close()
-
-
-def check(page: Any, step: str) -> None:
-    """Photograph the page; no sideways scrolling; axe-core finds no serious or critical violation."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    folder = ARTIFACTS / "web"
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{step}.png"), full_page=True)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), (
-        f"{step}: scrolls sideways"
-    )
-    results = Axe().run(page)
-    bad = [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert bad == [], f"{step}: {bad}"
-
-
-def new_staff(server: Server, page: Any, name: str, role: str) -> None:
-    password = server.cli("users", "add", name, "--role", role).split()[-1]
-    page.goto(server.url + "/login")
-    page.get_by_label("Username").fill(name)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_label("Current password").fill(password)
-    page.get_by_label("New password (at least 12 characters)").fill(NEW_PASSWORD)
-    page.get_by_label("New password again").fill(NEW_PASSWORD)
-    page.get_by_role("button", name="Change password").click()
-    assert page.get_by_role("heading", name=f"Hello, {name}").is_visible()
 
 
 def test_a_comms_officer_uploads_a_batch_sees_each_face_downloads_and_publishes(

@@ -7,10 +7,6 @@ back without any other process. With a Redis queue, serve only sends jobs: a wor
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,71 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from live_server import LiveServer
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture
+def serve_factory(tmp_path: Path) -> Iterator[Any]:
+    started: list[LiveServer] = []
 
-
-class Serve:
-    def __init__(self, home: Path, extra: dict[str, str]) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_") or k == "GATEKEEPER_CORPUS"
-        }
-        env.update(
-            GATEKEEPER_HOME=str(home),
-            GATEKEEPER_DATABASE_URL=f"sqlite:///{home / 'gatekeeper.db'}",
+    def start(**extra: str) -> LiveServer:
+        server = LiveServer(
+            tmp_path / f"instance-{len(started)}",
             GATEKEEPER_DPIA_REQUIRED="0",
             GATEKEEPER_PROBE_STEP="90",
             **extra,
         )
-        self.env = env
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gatekeeper.cli", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        self.banner = ""
-        for line in self.process.stdout:
-            if line.startswith("serving on"):
-                self.banner = line
-                break
-        else:
-            pytest.fail("serve did not start")
-
-    def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "gatekeeper.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-
-
-@pytest.fixture
-def serve_factory(tmp_path: Path) -> Iterator[Any]:
-    started: list[Serve] = []
-
-    def start(**extra: str) -> Serve:
-        server = Serve(tmp_path / f"instance-{len(started)}", extra)
         started.append(server)
         return server
 
@@ -93,7 +40,7 @@ def serve_factory(tmp_path: Path) -> Iterator[Any]:
         server.stop()
 
 
-def _post_photo(server: Serve, token: str, data: bytes, channel: str) -> dict[str, Any]:
+def _post_photo(server: LiveServer, token: str, data: bytes, channel: str) -> dict[str, Any]:
     boundary = uuid.uuid4().hex
     body = (
         (f'--{boundary}\r\nContent-Disposition: form-data; name="channel"\r\n\r\n{channel}\r\n').encode()
@@ -115,13 +62,13 @@ def _post_photo(server: Serve, token: str, data: bytes, channel: str) -> dict[st
         return dict(json.loads(response.read()))
 
 
-def _get(server: Serve, token: str, path: str) -> dict[str, Any]:
+def _get(server: LiveServer, token: str, path: str) -> dict[str, Any]:
     request = urllib.request.Request(server.url + path, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return dict(json.loads(response.read()))
 
 
-def _token(server: Serve) -> str:
+def _token(server: LiveServer) -> str:
     server.cli("users", "add", "comms", "--role", "uploader")
     return server.cli("users", "token", "comms").split()[-1]
 
