@@ -8,7 +8,7 @@ withdrawal's own transaction, and once the queue is drained the copy is gone fro
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,13 +138,13 @@ def import_withdraw(rt: Runtime, client: FlaskClient, tmp: Path) -> None:
 
 
 def staff_edit_last_day(rt: Runtime, client: FlaskClient, tmp: Path) -> None:
-    # Ann left today and her consent does not outlast leaving.
+    # Ann's last day was yesterday and her consent does not outlast leaving.
     sign_in(client, make_account(rt, "consent_admin"))
     form = {
         "external_id": ANN,
         "name": "Ann",
         "date_of_birth": "1980-01-01",
-        "left_on": datetime.now().astimezone().date().isoformat(),
+        "left_on": (datetime.now().astimezone().date() - timedelta(days=1)).isoformat(),
         "csrf_token": csrf(client, f"/people/{ANN}/edit"),
     }
     response = client.post(f"/people/{ANN}/edit", data=form)

@@ -254,7 +254,11 @@ class FaceView:
 
 @dataclass(frozen=True)
 class PhotoView:
-    """A photo's progress and, once gated, its verdict (as recorded by the gate), faces and caption."""
+    """A photo's progress and, once gated, its verdict, faces and caption.
+
+    The verdict and faces are those recorded by the gate, or, when the view was asked for `now`,
+    decided again against the consent in force then; `checked_verdict` is always the gate's.
+    """
 
     id: int
     channel: str
@@ -267,6 +271,7 @@ class PhotoView:
     height: int | None
     decision_id: int | None
     position: int | None = None
+    checked_verdict: str | None = None
 
 
 def _job_status(job: Job | None) -> str:
@@ -337,23 +342,31 @@ def reason_words(reason: str, channel: str) -> str:
     return template.format(channel=channel_words(channel), on="")
 
 
-def _colour(face: Face) -> str:
-    if face.covered:
+def _colour(outcome: str, covered: bool) -> str:
+    if covered:
         return "grey"
     return {"consented": "green", "no_consent": "red", "unknown": "red", "uncertain": "amber"}.get(
-        face.outcome, "grey"
+        outcome, "grey"
     )
 
 
 def _face_view(
-    session: Session, face: Face, channel: str, people: dict[int, Person], see_safeguarding: bool
+    session: Session,
+    face: Face,
+    channel: str,
+    people: dict[int, Person],
+    see_safeguarding: bool,
+    now_face: policy.FaceVerdict | None = None,
 ) -> FaceView:
+    """How staff see a face: as recorded by the gate, or as decided again (`now_face`)."""
     number = face.position + 1
+    outcome = now_face.outcome if now_face is not None else face.outcome
+    covered = now_face.covered if now_face is not None else face.covered
     shown = face.reviewed_person_id if face.review_resolution == "person" else face.person_id
     if face.review_resolution in ("stranger", "not_a_face"):
         shown = None
     person = people.get(shown) if shown is not None else None
-    reasons = tuple(face.reasons)
+    reasons = tuple(now_face.reasons if now_face is not None else face.reasons)
     box = (face.left, face.top, face.right, face.bottom)
     if policy.SAFEGUARDING in reasons and not see_safeguarding:
         # Nothing that hints at a safeguarding flag: no name, no other reason.
@@ -362,11 +375,11 @@ def _face_view(
             f"Face {number}: cannot be published",
         )  # fmt: skip
     who = f"{person.display_name} ({person.external_id})" if person is not None else None
-    if face.covered:
+    if covered:
         text = f"Face {number}: covered in the published copy"
-    elif face.outcome == "consented":
+    elif outcome == "consented":
         text = f"Face {number}: {who or 'identified'}, consented for {channel_words(channel)}"
-    elif face.outcome == "not_a_face":
+    elif outcome == "not_a_face":
         text = f"Face {number}: not a face (a reviewer said so)"
     else:
         parts = []
@@ -380,20 +393,20 @@ def _face_view(
                 when = _withdrawn_on(session, person.id, channel)
                 on = f" on {_day(when)}" if when is not None else ""
             parts.append(template.format(channel=channel_words(channel), on=on))
-        words = "; ".join(parts) or face.outcome.replace("_", " ")
-        if face.outcome == "uncertain" and person is not None:
+        words = "; ".join(parts) or outcome.replace("_", " ")
+        if outcome == "uncertain" and person is not None:
             words += f" (closest: {person.display_name})"
             who = None
         text = f"Face {number}: " + (f"{who}, {words}" if who else words)
     return FaceView(
         number,
         box,
-        face.outcome,
-        _colour(face),
+        outcome,
+        _colour(outcome, covered),
         person.external_id if person is not None else None,
         person.display_name if person is not None else None,
         face.distance,
-        face.covered,
+        covered,
         reasons,
         text,
     )
@@ -424,9 +437,18 @@ def _latest_items(session: Session, photo_ids: Sequence[int]) -> dict[int, Uploa
 
 
 def photo_view(
-    session: Session, photo_id: int, *, role: str, item: UploadItem | None = None, with_faces: bool = True
+    session: Session,
+    photo_id: int,
+    *,
+    role: str,
+    item: UploadItem | None = None,
+    with_faces: bool = True,
+    now: datetime | None = None,
+    settings: Settings | None = None,
 ) -> PhotoView:
-    """The photo's status (from its latest upload's gate job) and recorded verdict, for `role`.
+    """The photo's status (from its latest upload's gate job) and verdict, for `role`: as the gate
+    recorded it, or with `now` and `settings` decided again against the consent in force at `now`
+    (a withdrawal since shows at once).
 
     Raises RecordNotFoundError.
     """
@@ -447,23 +469,38 @@ def photo_view(
         status = "failed"
     see = role in SAFEGUARDING_ROLES
     faces: tuple[FaceView, ...] = ()
-    if status == "done" and decision is not None and with_faces:
+    if status != "done" or decision is None:
+        return PhotoView(
+            photo.id, photo.channel, status, None, (), (), photo.caption, photo.width, photo.height, None,
+            item.position if item is not None else None,
+        )  # fmt: skip
+    verdict, reasons = decision.verdict, tuple(decision.reasons)
+    now_faces: tuple[policy.FaceVerdict | None, ...] = (None,) * len(decision.faces)
+    if now is not None and settings is not None:
+        fresh = recheck(session, decision.id, settings=settings, now=now)
+        verdict, reasons = fresh.verdict, fresh.reasons
+        if len(fresh.faces) == len(decision.faces):
+            now_faces = fresh.faces
+    if with_faces:
         ids = {pid for f in decision.faces for pid in (f.person_id, f.reviewed_person_id) if pid is not None}
         people = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(ids)))} if ids else {}
-        faces = tuple(_face_view(session, f, photo.channel, people, see) for f in decision.faces)
-    done = status == "done" and decision is not None
+        faces = tuple(
+            _face_view(session, f, photo.channel, people, see, now_face)
+            for f, now_face in zip(decision.faces, now_faces, strict=True)
+        )
     return PhotoView(
         photo.id,
         photo.channel,
         status,
-        decision.verdict if done and decision is not None else None,
-        _masked(decision.reasons, see) if done and decision is not None else (),
+        verdict,
+        _masked(reasons, see),
         faces,
         photo.caption,
         photo.width,
         photo.height,
-        decision.id if done and decision is not None else None,
+        decision.id,
         item.position if item is not None else None,
+        checked_verdict=decision.verdict,
     )
 
 

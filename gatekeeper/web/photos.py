@@ -244,7 +244,8 @@ def batch_zip(batch_id: int) -> ResponseReturnValue:
 @roles_required(*VIEW_ROLES)
 def photo(photo_id: int) -> ResponseReturnValue:
     with unit() as db:
-        view = uploads.photo_view(db, photo_id, role=role())
+        # Decided again now: a withdrawal since the check shows at once.
+        view = uploads.photo_view(db, photo_id, role=role(), now=now(), settings=runtime().settings)
     return render_template(
         "photo.html",
         view=view,

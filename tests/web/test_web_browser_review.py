@@ -56,7 +56,13 @@ def test_a_reviewer_resolves_a_face_and_the_consent_rules_decide(
     new_staff(server, page, "reviewer-e2e", "reviewer")
     nav(page, "Review queue")
     assert page.get_by_role("link", name=f"Photo {photo}, face 1").is_visible()
-    assert page.get_by_role("img", name=f"Face 1 of photo {photo}").evaluate("i => i.naturalWidth") > 0
+    # The crop is served by its own request: wait for it to load (or fail) before measuring it.
+    loaded = (
+        "i => i.complete ? i.naturalWidth : new Promise(done => {"
+        " i.addEventListener('load', () => done(i.naturalWidth));"
+        " i.addEventListener('error', () => done(0)); })"
+    )
+    assert page.get_by_role("img", name=f"Face 1 of photo {photo}").evaluate(loaded) > 0
     check(page, "50-review-queue")
     page.get_by_role("link", name=f"Photo {photo}, face 1").click()
     page.get_by_label("Find the person by name or MIS id").fill("kim")

@@ -129,3 +129,42 @@ def test_a_comms_officer_uploads_a_batch_sees_each_face_downloads_and_publishes(
     phone.goto(server.url + "/upload")
     check(phone, "69-phone-upload")
     context.close()
+
+    # Barack Obama withdraws his website consent with his link, on his phone: the published copy
+    # goes from the store (serve runs the takedown job itself) and the photo's verdict changes.
+    published = Path(server.env["GATEKEEPER_HOME"]) / "published"
+    assert [f for f in published.rglob("*") if f.is_file()]
+    link = server.cli("people", "link", "P1").strip()
+    context = browser.new_context(**PHONE)
+    phone = context.new_page()
+    phone.goto(link)
+    check(phone, "70-phone-withdraw-link")
+    phone.get_by_label("Website").check()
+    phone.get_by_role("button", name="Withdraw consent").click()
+    assert phone.get_by_role("heading", name="Thank you: your request is recorded").is_visible()
+    check(phone, "71-phone-withdraw-receipt")
+    context.close()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and [f for f in published.rglob("*") if f.is_file()]:
+        time.sleep(0.5)
+    assert [f for f in published.rglob("*") if f.is_file()] == []
+    [copy] = [
+        p
+        for p in (json.loads(line) for line in server.cli("publications", "list", "--json").splitlines())
+        if not p["external"]
+    ]
+    assert copy["taken_down_at"] is not None
+    page = browser.new_page(**DESKTOP)
+    page.goto(server.url + "/login")
+    page.get_by_label("Username").fill("comms")
+    page.get_by_label("Password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(batch_url)
+    page.locator("#batch-photos tbody tr").nth(0).get_by_role("link").click()
+    assert page.get_by_text("For website: Blocked").is_visible()
+    assert page.get_by_text("Consent has changed since this photo was checked").is_visible()
+    face = page.locator("ol.faces li").inner_text()
+    assert "Barack Obama (P1), no consent for website (withdrawn on" in face, face
+    assert page.get_by_role("button", name="Download the clean copy").count() == 0
+    check(page, "72-photo-after-withdrawal")
+    page.close()
