@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -52,3 +52,21 @@ def set_safeguarding(
         details={"reason": reason.strip()},
     )
     return True
+
+
+def new_person(
+    session: Session, external_id: str, name: str, date_of_birth: date | None, *, now: datetime
+) -> Person:
+    """A new active person with no consent recorded, flushed (so it has an id); not audited."""
+    person = Person(
+        external_id=external_id,
+        display_name=name,
+        date_of_birth=date_of_birth,
+        status="active",
+        safeguarding=False,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(person)
+    session.flush()
+    return person

@@ -12,7 +12,7 @@ from consent_db import audit
 from consent_db.models import Person
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.services.jobs import request_takedown
-from gatekeeper.services.people import find_person, subject
+from gatekeeper.services.people import find_person, new_person, subject
 
 
 def _check(name: str, date_of_birth: date | None, today: date) -> str:
@@ -46,17 +46,7 @@ def add_person(
     name = _check(name, date_of_birth, now.date())
     if session.scalar(select(Person.id).where(Person.external_id == external_id)) is not None:
         raise InvalidInputError(f"{external_id} is already taken by another person", field="external_id")
-    person = Person(
-        external_id=external_id,
-        display_name=name,
-        date_of_birth=date_of_birth,
-        status="active",
-        safeguarding=False,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(person)
-    session.flush()
+    person = new_person(session, external_id, name, date_of_birth, now=now)
     audit.append(
         session,
         at=now,

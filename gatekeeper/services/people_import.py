@@ -24,7 +24,7 @@ from gatekeeper.faces import FaceEngine
 from gatekeeper.services.consent import IMPORT, add_record, end_of, start_of
 from gatekeeper.services.consent_state import BIOMETRIC, latest, matching_reasons, person_state, policy_for
 from gatekeeper.services.enrolment import delete_templates, enrol
-from gatekeeper.services.people import subject
+from gatekeeper.services.people import new_person, subject
 from gatekeeper.services.people_csv import (
     GATEKEEPER_RECORD_KEPT,
     MATCHING_NOT_ALLOWED,
@@ -167,17 +167,7 @@ def _import_row(
         .options(selectinload(Person.consents), selectinload(Person.templates))
     )
     if person is None:
-        person = Person(
-            external_id=row.external_id,
-            display_name=row.name,
-            date_of_birth=row.date_of_birth,
-            status="active",
-            safeguarding=False,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(person)
-        session.flush()
+        person = new_person(session, row.external_id, row.name, row.date_of_birth, now=now)
         report.people_created += 1
         audit.append(
             session,
