@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
+
+# A page under a loaded CI machine can take a while to arrive; the assertions wait for it.
+expect.set_options(timeout=30_000)
 
 CHROMIUM_ARGS = [
     "--headless",

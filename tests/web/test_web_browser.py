@@ -21,6 +21,7 @@ from live_server import (
     PHONE,
     check,
     chromium_browser,
+    expect,
     nav,
     new_staff,
     serving,
@@ -63,8 +64,8 @@ def test_first_start_and_the_forced_password_change(browser: Any, fresh_server: 
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     sign_in(page, fresh_server, "admin", fresh_server.admin_password)
-    assert page.get_by_role("heading", name="Change your password").is_visible()
-    assert page.get_by_text("one-time password").is_visible()
+    expect(page.get_by_role("heading", name="Change your password")).to_be_visible()
+    expect(page.get_by_text("one-time password")).to_be_visible()
     check(page, "02-password-change-forced")
     page.goto(fresh_server.url + "/audit")
     assert page.url.endswith("/account/password")
@@ -72,14 +73,14 @@ def test_first_start_and_the_forced_password_change(browser: Any, fresh_server: 
     page.get_by_label("New password (at least 12 characters)").fill(NEW_PASSWORD)
     page.get_by_label("New password again").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Change password").click()
-    assert page.get_by_role("heading", name="Hello, admin").is_visible()
+    expect(page.get_by_role("heading", name="Hello, admin")).to_be_visible()
     check(page, "03-admin-home")
     nav(page, "Audit log")
-    assert page.get_by_text("Hash chain intact").is_visible()
+    expect(page.get_by_text("Hash chain intact")).to_be_visible()
     check(page, "04-audit")
     page.get_by_role("button", name="Sign out admin").click()
     sign_in(page, fresh_server, "admin", NEW_PASSWORD)
-    assert page.get_by_role("heading", name="Hello, admin").is_visible()
+    expect(page.get_by_role("heading", name="Hello, admin")).to_be_visible()
     page.close()
 
 
@@ -103,23 +104,23 @@ def test_a_consent_admin_imports_people_with_their_photos(
     check(page, "11-import")
     page.get_by_label("People CSV, or a zip of the CSV and its enrolment photos").set_input_files(str(bundle))
     page.get_by_role("button", name="Preview").click()
-    assert page.get_by_role("heading", name="Preview: nothing has been saved yet").is_visible()
-    assert page.get_by_text("3 would be imported").is_visible()
+    expect(page.get_by_role("heading", name="Preview: nothing has been saved yet")).to_be_visible()
+    expect(page.get_by_text("3 would be imported")).to_be_visible()
     check(page, "12-import-preview")
     page.get_by_role("button", name="Import these rows").click()
-    assert page.get_by_text("3 imported").is_visible()
-    assert page.get_by_text("1 face templates").is_visible()
+    expect(page.get_by_text("3 imported")).to_be_visible()
+    expect(page.get_by_text("1 face templates")).to_be_visible()
     nav(page, "People")
     page.get_by_label("Search by name or MIS id").fill("obama")
     page.get_by_role("button", name="Search").click()
     page.get_by_role("link", name="Barack Obama").click()
-    assert page.get_by_text("biometric consent yes · 1 face template").is_visible()
+    expect(page.get_by_text("biometric consent yes · 1 face template")).to_be_visible()
     check(page, "13-person")
     page.close()
 
 
 def _receipt_reference(page: Any) -> str:
-    assert page.get_by_role("heading", name="Thank you: your request is recorded").is_visible()
+    expect(page.get_by_role("heading", name="Thank you: your request is recorded")).to_be_visible()
     match = re.search(r"WD-[A-Z0-9]{10}", page.inner_text("main"))
     assert match is not None
     return match.group(0)
@@ -134,10 +135,10 @@ def test_a_parent_withdraws_with_their_link_on_a_phone(browser: Any, server: Ser
     context = browser.new_context(**PHONE)
     page = context.new_page()
     page.goto(link)
-    assert page.get_by_role("heading", name="Photos of Amy").is_visible()
+    expect(page.get_by_role("heading", name="Photos of Amy")).to_be_visible()
     assert "Rory" not in page.content() and "Pond" not in page.content()
     boxes = page.get_by_role("checkbox")
-    assert boxes.count() == 3  # website, social media, and "everything"
+    expect(boxes).to_have_count(3)  # website, social media, and "everything"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     check(page, "20-phone-link-form")
     page.get_by_label("Social media").check()
@@ -161,7 +162,7 @@ def test_the_no_link_path_suspends_and_a_consent_admin_verifies(
     page.goto(server.url + "/withdraw")
     check(page, "30-phone-no-link-form")
     page.get_by_role("button", name="Stop publishing photos").click()
-    assert page.locator("[aria-invalid=true]").count() == 3
+    expect(page.locator("[aria-invalid=true]")).to_have_count(3)
     check(page, "31-phone-no-link-errors")
     page.get_by_label("Learner's full name").fill("clara oswald")
     page.get_by_label("Learner's date of birth").fill("2014-03-27")
@@ -179,11 +180,11 @@ def test_the_no_link_path_suspends_and_a_consent_admin_verifies(
     nav(page, "Withdrawal requests")
     check(page, "33-verification-tasks")
     page.get_by_role("link", name=reference).click()
-    assert page.get_by_text("Clara Oswald (N001)").is_visible()
+    expect(page.get_by_text("Clara Oswald (N001)")).to_be_visible()
     check(page, "34-verification-task")
     page.get_by_label("Note (how you checked)").fill("No such request from the family (phoned).")
     page.get_by_role("button", name="Reject: lift the suspension").click()
-    assert page.get_by_text(f"Request {reference} rejected").is_visible()
+    expect(page.get_by_text(f"Request {reference} rejected")).to_be_visible()
     shown = json.loads(server.cli("people", "show", "N001", "--json"))
     assert [c["channel"] for c in shown["channels"] if c["publishable"]] == ["website", "social_media"]
     page.close()
@@ -212,7 +213,7 @@ def test_every_other_page_passes_axe(browser: Any, server: Server, tmp_path: Pat
         check(page, f"43-{name}-people")
         page.goto(server.url + "/people/A001")
         page.get_by_role("button", name="Issue a new withdrawal link").click()
-        assert page.get_by_text("shown only now").is_visible()
+        expect(page.get_by_text("shown only now")).to_be_visible()
         check(page, f"44-{name}-person-with-link")
         page.get_by_label("Reason (recorded in the audit log)").fill("DSL decision")
         page.get_by_role("button", name=re.compile("safeguarding flag")).click()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_server import DESKTOP, PHONE, check, chromium_browser, nav, new_staff, serving
+from live_server import DESKTOP, PHONE, check, chromium_browser, expect, nav, new_staff, serving
 from live_server import LiveServer as Server
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ def test_a_reviewer_resolves_a_face_and_the_consent_rules_decide(
     page = browser.new_page(**DESKTOP)
     new_staff(server, page, "reviewer-e2e", "reviewer")
     nav(page, "Review queue")
-    assert page.get_by_role("link", name=f"Photo {photo}, face 1").is_visible()
+    expect(page.get_by_role("link", name=f"Photo {photo}, face 1")).to_be_visible()
     # The crop is served by its own request: wait for it to load (or fail) before measuring it.
     loaded = (
         "i => i.complete ? i.naturalWidth : new Promise(done => {"
@@ -72,8 +72,8 @@ def test_a_reviewer_resolves_a_face_and_the_consent_rules_decide(
     page.get_by_label("Reason (how you know; kept in the audit log)").fill("Kim, Year 7, seen by eye")
     check(page, "51-review-item")
     page.get_by_role("button", name="Record and decide again").click()
-    assert page.get_by_text("The consent rules decided again: publishable").is_visible()
-    assert page.get_by_text("Nothing is waiting for review.").is_visible()
+    expect(page.get_by_text("The consent rules decided again: publishable")).to_be_visible()
+    expect(page.get_by_text("Nothing is waiting for review.")).to_be_visible()
     check(page, "52-review-resolved")
     events = [
         json.loads(line)
@@ -99,15 +99,15 @@ def test_a_consent_admin_adds_a_person_records_consent_and_marks_a_takedown_done
         page.get_by_label("Full name").fill(f"River Song {name}")
         page.get_by_label("Date of birth").fill("2012-05-05")
         page.get_by_role("button", name="Add the person").click()
-        assert page.get_by_text(f"River Song {name} (NEW-{name}) added").is_visible()
+        expect(page.get_by_text(f"River Song {name} (NEW-{name}) added")).to_be_visible()
         page.get_by_label("Channel").select_option("website")
         page.get_by_label("Given by").first.select_option("parent")
         page.get_by_label("Name of the parent or guardian").first.fill("Mrs Song")
         page.get_by_label("Evidence reference (where the signed form or email is kept)").fill("FORM-117")
         page.get_by_label("Consent wording version").fill("v3")
         page.get_by_role("button", name="Record consent").click()
-        assert page.get_by_text("Consent recorded for website.").is_visible()
-        assert page.get_by_role("cell", name="FORM-117").is_visible()
+        expect(page.get_by_text("Consent recorded for website.")).to_be_visible()
+        expect(page.get_by_role("cell", name="FORM-117")).to_be_visible()
         check(page, f"54-{name}-person-with-evidence")
         shown = json.loads(server.cli("people", "show", f"NEW-{name}", "--json"))
         assert (shown["history"][-1]["evidence"], shown["history"][-1]["wording"]) == ("FORM-117", "v3")
@@ -139,15 +139,15 @@ def test_a_consent_admin_adds_a_person_records_consent_and_marks_a_takedown_done
     page = browser.new_page(**DESKTOP)
     new_staff(server, page, "dpo-takedowns", "consent_admin")
     nav(page, "Publications")
-    assert page.get_by_role("cell", name=f"{where} (external)").is_visible()
+    expect(page.get_by_role("cell", name=f"{where} (external)")).to_be_visible()
     check(page, "55-publications")
     page.get_by_role("link", name="Takedown tasks").click()
-    assert page.get_by_text(where).is_visible()
+    expect(page.get_by_text(where)).to_be_visible()
     check(page, "56-takedowns")
     page.get_by_label("What was done (kept in the audit log)").fill("Post deleted by the comms office")
     page.get_by_role("button", name="Mark task").click()
-    assert page.get_by_text("marked done").is_visible()
-    assert page.get_by_text("No takedown is waiting.").is_visible()
+    expect(page.get_by_text("marked done")).to_be_visible()
+    expect(page.get_by_text("No takedown is waiting.")).to_be_visible()
     check(page, "57-takedown-done")
     tasks = [json.loads(line) for line in server.cli("takedowns", "list", "--json").splitlines()]
     assert [(t["note"]) for t in tasks] == ["Post deleted by the comms office"]

@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_server import ARTIFACTS, DESKTOP, NEW_PASSWORD, PHONE, check, chromium_browser, new_staff, serving
+from live_server import (
+    ARTIFACTS,
+    DESKTOP,
+    NEW_PASSWORD,
+    PHONE,
+    check,
+    chromium_browser,
+    expect,
+    new_staff,
+    serving,
+)
 from live_server import LiveServer as Server
 
 from gatekeeper import media
@@ -51,35 +61,36 @@ def test_a_comms_officer_uploads_a_batch_sees_each_face_downloads_and_publishes(
     page = browser.new_page(**DESKTOP)
     new_staff(server, page, "comms", "uploader")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Upload", exact=True).click()
-    assert page.get_by_role("heading", name="Upload photos").is_visible()
-    assert page.get_by_text("You can also drop photos or a zip here.").is_visible()  # the script ran
+    expect(page.get_by_role("heading", name="Upload photos")).to_be_visible()
+    expect(page.get_by_text("You can also drop photos or a zip here.")).to_be_visible()  # the script ran
     check(page, "60-upload")
     page.get_by_label("Channel: where the photos will be published").select_option("website")
     page.get_by_label("Photos, or a zip of photos").set_input_files(
         [str(corpus.faces_dir / "obama" / "obama2.jpg"), str(corpus.faces_dir / "group" / "two_people.jpg")]
     )
-    assert page.get_by_text("2 files chosen").is_visible()
+    expect(page.get_by_text("2 files chosen")).to_be_visible()
     page.get_by_label("Caption or alt text (optional)").fill("Barack Obama and Joe Biden at sports day")
     page.get_by_role("button", name="Upload and check").click()
-    assert page.get_by_text("2 photos uploaded").first.is_visible()
+    expect(page.get_by_text("2 photos uploaded").first).to_be_visible()
     check(page, "61-batch-checking")
     # The page follows the gate jobs by itself (scripted polling) until every verdict is in.
     page.get_by_text("Every photo has been checked.").wait_for(timeout=240_000)
-    assert page.get_by_text("Publishable: 1").is_visible() and page.get_by_text("Blocked: 1").is_visible()
+    expect(page.get_by_text("Publishable: 1")).to_be_visible()
+    expect(page.get_by_text("Blocked: 1")).to_be_visible()
     check(page, "62-batch-done")
     batch_url = page.url
 
     rows = page.locator("#batch-photos tbody tr")
-    assert rows.count() == 2
+    expect(rows).to_have_count(2)
     rows.nth(1).get_by_role("link").click()
-    assert page.get_by_text("For website: Blocked").is_visible()
+    expect(page.get_by_text("For website: Blocked")).to_be_visible()
     faces = page.locator("ol.faces li")
-    assert faces.count() == 2
+    expect(faces).to_have_count(2)
     assert faces.nth(0).inner_text().startswith("1 Face 1: Barack Obama (P1), consented for website")
     assert faces.nth(1).inner_text().startswith("2 Face 2: Joe Biden (P2), no consent for website")
-    assert page.locator("svg.preview g.face.green").count() == 1
-    assert page.locator("svg.preview g.face.red").count() == 1
-    assert page.get_by_role("button", name="Download the clean copy").count() == 0
+    expect(page.locator("svg.preview g.face.green")).to_have_count(1)
+    expect(page.locator("svg.preview g.face.red")).to_have_count(1)
+    expect(page.get_by_role("button", name="Download the clean copy")).to_have_count(0)
     # The preview is private and never cached.
     preview = page.request.get(server.url + (page.locator("svg.preview image").get_attribute("href") or ""))
     assert preview.ok and "no-store" in preview.headers["cache-control"]
@@ -87,7 +98,7 @@ def test_a_comms_officer_uploads_a_batch_sees_each_face_downloads_and_publishes(
 
     page.goto(batch_url)
     page.locator("#batch-photos tbody tr").nth(0).get_by_role("link").click()
-    assert page.get_by_text("For website: Publishable").is_visible()
+    expect(page.get_by_text("For website: Publishable")).to_be_visible()
     assert (
         page.locator("ol.faces li")
         .inner_text()
@@ -102,7 +113,7 @@ def test_a_comms_officer_uploads_a_batch_sees_each_face_downloads_and_publishes(
     download.save_as(str(saved))
     media.verify_clean(saved.read_bytes())
     page.get_by_role("button", name="Publish to website").click()
-    assert page.get_by_text("Publishing is queued").is_visible()
+    expect(page.get_by_text("Publishing is queued")).to_be_visible()
     check(page, "66-publish-queued")
     deadline = time.monotonic() + 120
     stored: list[dict[str, Any]] = []
@@ -122,9 +133,9 @@ def test_a_comms_officer_uploads_a_batch_sees_each_face_downloads_and_publishes(
     phone.goto(batch_url)
     check(phone, "67-phone-batch")
     phone.goto(batch_url + "?verdict=blocked")
-    assert phone.locator("#batch-photos tbody tr").count() == 1
+    expect(phone.locator("#batch-photos tbody tr")).to_have_count(1)
     phone.locator("#batch-photos tbody tr").get_by_role("link").click()
-    assert phone.locator("ol.faces li").count() == 2
+    expect(phone.locator("ol.faces li")).to_have_count(2)
     check(phone, "68-phone-photo")
     phone.goto(server.url + "/upload")
     check(phone, "69-phone-upload")
@@ -141,7 +152,7 @@ def test_a_comms_officer_uploads_a_batch_sees_each_face_downloads_and_publishes(
     check(phone, "70-phone-withdraw-link")
     phone.get_by_label("Website").check()
     phone.get_by_role("button", name="Withdraw consent").click()
-    assert phone.get_by_role("heading", name="Thank you: your request is recorded").is_visible()
+    expect(phone.get_by_role("heading", name="Thank you: your request is recorded")).to_be_visible()
     check(phone, "71-phone-withdraw-receipt")
     context.close()
     deadline = time.monotonic() + 120
@@ -161,10 +172,10 @@ def test_a_comms_officer_uploads_a_batch_sees_each_face_downloads_and_publishes(
     page.get_by_role("button", name="Sign in").click()
     page.goto(batch_url)
     page.locator("#batch-photos tbody tr").nth(0).get_by_role("link").click()
-    assert page.get_by_text("For website: Blocked").is_visible()
-    assert page.get_by_text("Consent has changed since this photo was checked").is_visible()
+    expect(page.get_by_text("For website: Blocked")).to_be_visible()
+    expect(page.get_by_text("Consent has changed since this photo was checked")).to_be_visible()
     face = page.locator("ol.faces li").inner_text()
     assert "Barack Obama (P1), no consent for website (withdrawn on" in face, face
-    assert page.get_by_role("button", name="Download the clean copy").count() == 0
+    expect(page.get_by_role("button", name="Download the clean copy")).to_have_count(0)
     check(page, "72-photo-after-withdrawal")
     page.close()
