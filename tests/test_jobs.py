@@ -204,6 +204,63 @@ def test_a_long_running_worker_gates_with_the_templates_and_consent_of_the_momen
     assert [j.state for j in _jobs(runtime)] == ["done"] * 4  # three gate jobs and the takedown
 
 
+@pytest.mark.slow
+def test_a_withdrawal_while_the_gate_job_runs_leaves_nothing_of_the_person_published(
+    runtime: Runtime, corpus: Any, tmp_path: Path
+) -> None:
+    import time
+
+    csv = write_csv(tmp_path / "p.csv", [person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path)])
+    assert run(runtime, "people", "import", csv).exit_code == 0
+    queued = run(runtime, "gate", "--queue", "--channel", "website", corpus.faces_dir / "biden/biden2.jpg")
+    assert queued.exit_code == 0, queued.output
+    settings = runtime.settings
+    env = {
+        **os.environ,
+        "GATEKEEPER_HOME": str(settings.home),
+        "GATEKEEPER_DATABASE_URL": settings.database_url,
+        "GATEKEEPER_DPIA_REQUIRED": "0",
+    }
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gatekeeper"), "worker", "--drain"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while [j.state for j in _jobs(runtime)] != ["running"]:  # the worker has taken the gate job
+            assert worker.poll() is None and time.monotonic() < deadline, "the gate job never started"
+            time.sleep(0.05)
+        withdrawn = run(runtime, "consent", "withdraw", "biden")  # commits while the faces are matched
+        assert withdrawn.exit_code == 0, withdrawn.output
+        _, stderr = worker.communicate(timeout=300)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, stderr
+    JobQueue(runtime).drain()  # the takedown job, if the worker had already found the queue empty
+    with unit_of_work(runtime.sessions) as session:
+        [photo] = session.scalars(select(Photo)).all()
+        photo_id = photo.id
+    # Whichever consent the gate read, publishing now decides again and finds the withdrawal.
+    published = run(runtime, "publish", str(photo_id), "--channel", "website")
+    assert published.exit_code == 1 and "NOT published" in published.output, published.output
+    queue = JobQueue(runtime)
+    with unit_of_work(runtime.sessions) as session:
+        queue.enqueue_publish(session, photo_id, "website")
+    assert queue.drain() == 1
+    assert [(j.task, j.state) for j in _jobs(runtime)] == [
+        ("gate", "done"),
+        ("takedown", "done"),
+        ("publish", "done"),  # done: it decided, refused and audited the refusal
+    ]
+    with unit_of_work(runtime.sessions) as session:
+        assert session.scalars(select(Publication)).all() == []
+        refusals = session.scalars(select(AuditEvent).where(AuditEvent.action == "publication.refused")).all()
+    assert len(refusals) == 2
+    assert list(runtime.published.iter_keys()) == []
+
+
 def test_the_recheck_job_takes_down_a_copy_whose_consent_has_since_expired(
     runtime: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
