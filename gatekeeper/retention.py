@@ -8,6 +8,8 @@ still counts as one day; 29 February counts like any other day).
 
 Default schedule, and why:
 - blocked and never-reviewed originals: 30 days, time for staff to look at a refusal;
+- originals whose check never finished (a gate job that failed and was not retried): as blocked,
+  30 days from the upload, time to retry the job; an unchecked photo is never kept for ever;
 - photos in review: 90 days, a term's worth of time for a reviewer;
 - published photos and their copies: until the earliest end of any shown person's consent
   (expiry, withdrawal, leaving) plus a 30-day grace period to take copies down everywhere;
@@ -23,7 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-State = Literal["blocked", "review", "publishable", "published", "taken_down"]
+State = Literal["pending", "blocked", "review", "publishable", "published", "taken_down"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class Schedule:
 class PhotoFacts:
     """What a photo's deadline depends on.
 
-    `decided_at`: when the photo was last decided (the clock for blocked and review photos).
+    `decided_at`: when the photo was last decided, or uploaded if never (the clock for pending,
+    blocked and review photos).
     `consent_ends`: for each person shown, the moment their consent for the photo's channel ends
     (None: no end known yet). `taken_down_at`: when its last live copy came down.
     """
@@ -70,7 +73,7 @@ def day_after_period(moment: datetime, days: int, timezone: str) -> datetime:
 def photo_deadline(facts: PhotoFacts, schedule: Schedule) -> datetime | None:
     """When the photo (original, copies, previews) is due for purge, in UTC; None: not yet known."""
     tz = schedule.timezone
-    if facts.state == "blocked":
+    if facts.state in ("pending", "blocked"):
         return day_after_period(facts.decided_at, schedule.blocked_days, tz)
     if facts.state == "review":
         return day_after_period(facts.decided_at, schedule.review_days, tz)

@@ -70,6 +70,40 @@ def test_a_dry_run_plans_ahead_and_deletes_nothing(
     assert run(runtime, "purge", "--as-of", "2026-07-16").exit_code == 2  # --as-of only plans
 
 
+def test_an_upload_whose_check_never_finished_is_purged_as_blocked(
+    runtime: Runtime, photo_bytes: bytes
+) -> None:
+    from gatekeeper.services import uploads
+    from workers import JobQueue
+
+    uploaded = datetime(2026, 6, 15, 9, tzinfo=UTC)
+    queue = JobQueue(runtime)  # never drained: the gate job did not run (or failed and was left)
+    with unit_of_work(runtime.sessions) as session:
+        batch = uploads.submit_batch(
+            session,
+            [uploads.UploadFile("sports-day.jpg", photo_bytes)],
+            channel="website",
+            caption=None,
+            settings=runtime.settings,
+            originals=runtime.originals,
+            enqueue_gate=queue.enqueue_gate,
+            now=uploaded,
+            actor="t",
+        )
+    [photo_id] = batch.photo_ids
+    assert len(list(runtime.originals.iter_keys())) == 1
+    # Kept through 15 July (London), due from local midnight starting 16 July.
+    planned = run(runtime, "purge", "--dry-run", "--as-of", "2026-07-16", "--json")
+    [line] = [json.loads(x) for x in planned.stdout.splitlines()]
+    assert (line["id"], line["state"], line["deadline"]) == (photo_id, "pending", "2026-07-15T23:00:00+00:00")
+    assert run_purge(runtime, now=datetime(2026, 7, 15, 22, 59, tzinfo=UTC), actor="t").deleted == {}
+    report = run_purge(runtime, now=datetime(2026, 7, 15, 23, 0, tzinfo=UTC), actor="t")
+    assert report.deleted == {"object_versions": 1, "originals": 1, "photos": 1} and report.failures == []
+    assert _photo_ids(runtime) == [] and list(runtime.originals.iter_keys()) == []
+    with unit_of_work(runtime.sessions) as session:
+        assert audit.verify(session).ok
+
+
 def test_purge_deletes_a_due_photo_everywhere_with_one_audited_report(
     runtime: Runtime, photo_bytes: bytes, now: datetime, s3: Any
 ) -> None:

@@ -29,6 +29,8 @@ def utc(*parts: int) -> datetime:
         # 30 days from 30 January 2028 end on 29 February (kept all that day); due on 1 March.
         (PhotoFacts("blocked", utc(2028, 1, 30, 12)), utc(2028, 3, 1, 0)),
         (PhotoFacts("blocked", utc(2027, 1, 30, 12)), utc(2027, 3, 2, 0)),
+        # A photo whose check never finished counts as blocked, from its upload.
+        (PhotoFacts("pending", utc(2026, 3, 1, 10)), utc(2026, 3, 31, 23)),
         # Review: 90 days.
         (PhotoFacts("review", utc(2026, 1, 10, 9)), utc(2026, 4, 10, 23)),
         # Published: the earliest end of any shown person's consent, plus 30 days' grace.

@@ -81,7 +81,7 @@ def photo_facts(session: Session, photo: Photo) -> retention.PhotoFacts:
     elif publications:
         state = "taken_down"
         taken_down_at = max(p.taken_down_at for p in publications if p.taken_down_at is not None)
-    elif photo.status in ("blocked", "review"):
+    elif photo.status in ("pending", "blocked", "review"):
         state = photo.status  # type: ignore[assignment]
     else:
         state = "publishable"
