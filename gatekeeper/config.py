@@ -82,6 +82,7 @@ class Settings:
     retention_grace_days: int = 30
     retention_taken_down_days: int = 30
     retention_template_days: int = 0
+    retention_request_days: int = 30
     worker_face_cores: int = 1
     # The web app: where people reach it (withdrawal links), idle session timeout, rate limits.
     public_url: str = "http://127.0.0.1:8000"
@@ -171,6 +172,7 @@ class Settings:
             ("GATEKEEPER_RETENTION_GRACE_DAYS", self.retention_grace_days),
             ("GATEKEEPER_RETENTION_TAKEN_DOWN_DAYS", self.retention_taken_down_days),
             ("GATEKEEPER_RETENTION_TEMPLATE_DAYS", self.retention_template_days),
+            ("GATEKEEPER_RETENTION_REQUEST_DAYS", self.retention_request_days),
         ):
             if days < 0:
                 raise ConfigError(f"{label} must not be negative (got {days})")
@@ -287,6 +289,7 @@ class Settings:
             ("retention_grace_days", "GATEKEEPER_RETENTION_GRACE_DAYS"),
             ("retention_taken_down_days", "GATEKEEPER_RETENTION_TAKEN_DOWN_DAYS"),
             ("retention_template_days", "GATEKEEPER_RETENTION_TEMPLATE_DAYS"),
+            ("retention_request_days", "GATEKEEPER_RETENTION_REQUEST_DAYS"),
             ("worker_face_cores", "GATEKEEPER_WORKER_FACE_CORES"),
             ("session_minutes", "GATEKEEPER_SESSION_MINUTES"),
             ("proxy_hops", "GATEKEEPER_PROXY_HOPS"),

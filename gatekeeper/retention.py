@@ -14,7 +14,10 @@ Default schedule, and why:
 - published photos and their copies: until the earliest end of any shown person's consent
   (expiry, withdrawal, leaving) plus a 30-day grace period to take copies down everywhere;
 - taken-down photos: 30 days after the takedown;
-- templates: when biometric consent ends or the person leaves, plus 0 days.
+- templates: when biometric consent ends or the person leaves, plus 0 days;
+- the details a withdrawal request without a link was made with (the learner's name and date of
+  birth as typed, the requester's relationship and email): 30 days after a consent admin decides
+  it, time to answer the requester; the reference, the outcome and the people it matched stay.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Schedule:
     published_grace_days: int = 30
     taken_down_days: int = 30
     template_days: int = 0
+    request_days: int = 30
     timezone: str = "Europe/London"
 
 
@@ -100,6 +104,13 @@ def template_deadline(
         due_day = left_on + timedelta(days=schedule.template_days + 1)
         candidates.append(datetime.combine(due_day, time(0), tzinfo=zone).astimezone(UTC))
     return min(candidates) if candidates else None
+
+
+def request_deadline(decided_at: datetime | None, schedule: Schedule) -> datetime | None:
+    """When a withdrawal request's contact details are due for erasure; None while it is undecided."""
+    if decided_at is None:
+        return None
+    return day_after_period(decided_at, schedule.request_days, schedule.timezone)
 
 
 def is_due(deadline: datetime | None, now: datetime) -> bool:

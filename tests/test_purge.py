@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from consent_db import audit
-from consent_db.models import ConsentRecord, FaceTemplate, Person, Photo, PurgeReport
+from consent_db.models import AuditEvent, ConsentRecord, FaceTemplate, Person, Photo, PurgeReport
 from consent_db.session import unit_of_work
 from gatekeeper.runtime import Runtime
 from gatekeeper.services import consent as consent_service
@@ -217,6 +217,81 @@ def test_erasure_removes_the_person_and_every_photo_showing_them(
         assert audit.verify(session).ok
     again = run(runtime, "people", "erase", "ann")
     assert again.exit_code == 1 and "already erased" in again.output
+
+
+def _request(runtime: Runtime, name: str, email: str, at: datetime) -> str:
+    from gatekeeper.services import withdrawals
+
+    with unit_of_work(runtime.sessions) as session:
+        return withdrawals.request_withdrawal(
+            session,
+            name=name,
+            date_of_birth=date(1980, 1, 1),
+            relationship="parent",
+            contact_email=email,
+            settings=runtime.settings,
+            now=at,
+        ).reference
+
+
+def _requests(runtime: Runtime) -> dict[str, tuple[str, str | None, str | None, date | None, list[Any]]]:
+    from consent_db.models import WithdrawalRequest
+
+    with unit_of_work(runtime.sessions) as session:
+        return {
+            r.reference: (r.status, r.claimed_name, r.contact_email, r.claimed_date_of_birth, r.person_ids)
+            for r in session.scalars(select(WithdrawalRequest))
+        }
+
+
+def test_a_decided_requests_contact_details_are_erased_after_their_time_and_the_record_stays(
+    runtime: Runtime, now: datetime
+) -> None:
+    from gatekeeper.services import withdrawals
+
+    ids = add_people(runtime, now, "ann", "bob")
+    received = datetime(2026, 10, 20, 9, tzinfo=UTC)
+    confirmed = _request(runtime, "Ann", "parent.of.ann@example.org", received)
+    rejected = _request(runtime, "Bob", "someone@example.org", received)
+    waiting = _request(runtime, "Nobody Known", "other@example.org", received)
+    decided = datetime(2026, 10, 24, 12, tzinfo=UTC)  # BST; the clocks go back the next night
+    with unit_of_work(runtime.sessions) as session:
+        withdrawals.confirm_request(session, confirmed, now=decided, actor="dpo")
+        withdrawals.reject_request(session, rejected, now=decided, actor="dpo", note="not the parent")
+    # Kept through 23 November (London, GMT by then): due from 00:00 UTC on 24 November.
+    planned = run(runtime, "purge", "--dry-run", "--as-of", "2026-11-24", "--json")
+    assert sorted((line["kind"], line["state"]) for line in map(json.loads, planned.stdout.splitlines())) == [
+        ("request", "confirmed"),
+        ("request", "rejected"),
+    ]
+    assert run_purge(runtime, now=datetime(2026, 11, 23, 23, 59, tzinfo=UTC), actor="t").deleted == {}
+    report = run_purge(runtime, now=datetime(2026, 11, 24, 0, 0, tzinfo=UTC), actor="t")
+    assert report.deleted == {"request_details": 2} and report.failures == []
+    after = _requests(runtime)
+    assert after[confirmed] == ("confirmed", None, None, None, [ids["ann"]])
+    assert after[rejected] == ("rejected", None, None, None, [ids["bob"]])
+    # Undecided: a consent admin still needs what the requester typed.
+    assert after[waiting] == ("pending", "Nobody Known", "other@example.org", date(1980, 1, 1), [])
+    assert run_purge(runtime, now=datetime(2026, 12, 1, tzinfo=UTC), actor="t").deleted == {}
+    with unit_of_work(runtime.sessions) as session:
+        erased = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "withdrawal.details_erased")
+        ).all()
+        assert sorted(e.details["reference"] for e in erased) == sorted([confirmed, rejected])
+        assert all("example.org" not in json.dumps(e.details) for e in erased)
+        assert audit.verify(session).ok
+
+
+def test_erasing_a_person_erases_the_details_of_the_requests_that_matched_them(
+    runtime: Runtime, now: datetime
+) -> None:
+    ids = add_people(runtime, now, "ann", "bob")
+    hers = _request(runtime, "Ann", "parent.of.ann@example.org", now)
+    his = _request(runtime, "Bob", "parent.of.bob@example.org", now)
+    assert run(runtime, "people", "erase", "ann").exit_code == 0
+    after = _requests(runtime)
+    assert after[hers] == ("pending", None, None, None, [ids["ann"]])
+    assert after[his] == ("pending", "Bob", "parent.of.bob@example.org", date(1980, 1, 1), [ids["bob"]])
 
 
 def test_a_left_on_column_in_the_people_csv_records_the_last_day(runtime: Runtime, now: datetime) -> None:

@@ -6,7 +6,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from gatekeeper.retention import PhotoFacts, Schedule, is_due, photo_deadline, template_deadline
+from gatekeeper.retention import (
+    PhotoFacts,
+    Schedule,
+    is_due,
+    photo_deadline,
+    request_deadline,
+    template_deadline,
+)
 
 LONDON = Schedule()
 
@@ -97,3 +104,16 @@ def test_another_time_zone_moves_the_deadline() -> None:
 def test_naive_moments_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         photo_deadline(PhotoFacts("blocked", datetime(2026, 1, 1)), LONDON)
+
+
+@pytest.mark.parametrize(
+    ("decided_at", "deadline"),
+    [
+        (None, None),  # undecided: kept while a consent admin needs it
+        # Decided in BST the day before the clocks go back: due from midnight GMT 30 days later.
+        (utc(2026, 10, 24, 12), utc(2026, 11, 24, 0)),
+        (utc(2028, 1, 30, 23, 59), utc(2028, 3, 1, 0)),  # 30 January ends at 23:59:59 GMT
+    ],
+)
+def test_request_detail_deadlines(decided_at: datetime | None, deadline: datetime | None) -> None:
+    assert request_deadline(decided_at, LONDON) == deadline

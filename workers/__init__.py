@@ -133,8 +133,10 @@ def run_purge(runtime: Runtime, *, now: datetime, actor: str) -> PurgeReport:
                 result = purge_service.purge_photo(
                     session, item.id, originals=runtime.originals, now=now, actor=actor
                 )
-            else:
+            elif item.kind == "templates":
                 result = purge_service.purge_templates(session, item.id, now=now, actor=actor)
+            else:
+                result = purge_service.purge_request_details(session, item.id, now=now, actor=actor)
         results.append(result)
     stores = [(runtime.originals, True)]
     if runtime.published.url != runtime.originals.url:

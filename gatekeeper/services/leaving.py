@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from consent_db import audit
-from consent_db.models import ConsentRecord, Person
+from consent_db.models import ConsentRecord, Person, WithdrawalRequest
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.services.enrolment import delete_templates
 from gatekeeper.services.jobs import request_takedown
 from gatekeeper.services.people import find_person, subject
+from gatekeeper.services.withdrawals import erase_details, has_details
 
 
 def record_leaving(session: Session, external_id: str, on: date, *, now: datetime, actor: str) -> Person:
@@ -37,7 +38,8 @@ def record_leaving(session: Session, external_id: str, on: date, *, now: datetim
 
 
 def erase_person(session: Session, external_id: str, *, now: datetime, actor: str) -> Person:
-    """Erase a person: templates and consent history deleted, name and birth date blanked.
+    """Erase a person: templates and consent history deleted, name and birth date blanked, and
+    the details of every withdrawal request that matched them (name, birth date, requester's email).
 
     The external id stays, so a later MIS import refuses to bring the person back; the audit chain
     keeps what it already holds (the minimum: ids and actions). Their photos are
@@ -55,6 +57,9 @@ def erase_person(session: Session, external_id: str, *, now: datetime, actor: st
     person.status, person.display_name, person.date_of_birth = "erased", "(erased)", None
     person.updated_at = now
     session.flush()
+    for request in session.scalars(select(WithdrawalRequest).order_by(WithdrawalRequest.id)):
+        if person.id in request.person_ids and has_details(request):
+            erase_details(session, request, now=now, actor=actor, why="erasure")
     audit.append(
         session,
         at=now,

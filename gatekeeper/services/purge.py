@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
@@ -26,11 +26,13 @@ from consent_db.models import (
     PhotoHold,
     Publication,
     PurgeReport,
+    WithdrawalRequest,
 )
 from gatekeeper import policy, retention
 from gatekeeper.config import Settings
 from gatekeeper.errors import InvalidInputError, RecordNotFoundError, StorageError
 from gatekeeper.services import publish as publish_service
+from gatekeeper.services import withdrawals
 from gatekeeper.services.enrolment import delete_templates
 from gatekeeper.storage import BlobStore, open_store
 
@@ -43,6 +45,7 @@ def schedule_for(settings: Settings) -> retention.Schedule:
         published_grace_days=settings.retention_grace_days,
         taken_down_days=settings.retention_taken_down_days,
         template_days=settings.retention_template_days,
+        request_days=settings.retention_request_days,
         timezone=settings.timezone,
     )
 
@@ -109,7 +112,7 @@ def _shown(face: Face) -> int | None:
 class DueItem:
     """Something past (or, with a later `as_of`, reaching) its retention deadline."""
 
-    kind: str  # "photo" or "templates"
+    kind: str  # "photo", "templates" or "request" (a withdrawal request's contact details)
     id: int
     deadline: datetime
     state: str
@@ -132,7 +135,27 @@ def find_due(session: Session, settings: Settings, as_of: datetime) -> list[DueI
         deadline = retention.template_deadline(_biometric_end(person), person.left_on, schedule)
         if deadline is not None and retention.is_due(deadline, as_of):
             due.append(DueItem("templates", person.id, deadline, person.status))
+    for request in session.scalars(_decided_requests_with_details()):
+        deadline = retention.request_deadline(request.decided_at or request.created_at, schedule)
+        if deadline is not None and retention.is_due(deadline, as_of):
+            due.append(DueItem("request", request.id, deadline, request.status))
     return sorted(due, key=lambda item: (item.deadline, item.kind, item.id))
+
+
+def _decided_requests_with_details() -> Any:
+    return (
+        select(WithdrawalRequest)
+        .where(
+            WithdrawalRequest.status != withdrawals.PENDING,
+            or_(
+                WithdrawalRequest.claimed_name.is_not(None),
+                WithdrawalRequest.claimed_date_of_birth.is_not(None),
+                WithdrawalRequest.relationship_to_person.is_not(None),
+                WithdrawalRequest.contact_email.is_not(None),
+            ),
+        )
+        .order_by(WithdrawalRequest.id)
+    )
 
 
 def _biometric_end(person: Person) -> datetime | None:
@@ -232,6 +255,17 @@ def purge_templates(session: Session, person_id: int, *, now: datetime, actor: s
         result.deleted["templates"] += delete_templates(
             session, person, now=now, actor=actor, why="retention"
         )
+    return result
+
+
+def purge_request_details(session: Session, request_id: int, *, now: datetime, actor: str) -> PurgeResult:
+    """Erase a decided withdrawal request's contact details past their time (audited)."""
+    result = PurgeResult()
+    request = session.get(WithdrawalRequest, request_id)
+    if request is None or request.status == withdrawals.PENDING:
+        return result
+    if withdrawals.erase_details(session, request, now=now, actor=actor, why="retention"):
+        result.deleted["request_details"] += 1
     return result
 
 

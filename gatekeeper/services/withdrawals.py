@@ -307,6 +307,38 @@ def people_of(session: Session, request: WithdrawalRequest) -> list[Person]:
     return list(session.scalars(select(Person).where(Person.id.in_(request.person_ids)).order_by(Person.id)))
 
 
+def has_details(request: WithdrawalRequest) -> bool:
+    """Whether a request still holds what it was made with (names, birth date, relationship, email)."""
+    details = (
+        request.claimed_name,
+        request.claimed_date_of_birth,
+        request.relationship_to_person,
+        request.contact_email,
+    )
+    return any(value is not None for value in details)
+
+
+def erase_details(
+    session: Session, request: WithdrawalRequest, *, now: datetime, actor: str, why: str
+) -> bool:
+    """Blank the learner's name and birth date as typed and the requester's relationship and email
+    (audited); the reference, status, decision and matched people stay. False: nothing was left."""
+    if not has_details(request):
+        return False
+    request.claimed_name = request.contact_email = request.relationship_to_person = None
+    request.claimed_date_of_birth = None
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="withdrawal.details_erased",
+        subject=f"request:{request.id}",
+        details={"reference": request.reference, "why": why},
+    )
+    return True
+
+
 def _pending(session: Session, reference: str) -> WithdrawalRequest:
     request = find_request(session, reference)
     if request.status != PENDING:

@@ -87,4 +87,4 @@ def receipt(kind: str, reference: str) -> ResponseReturnValue:
 
 @bp.get("/privacy")
 def privacy() -> ResponseReturnValue:
-    return render_template("privacy.html")
+    return render_template("privacy.html", request_days=runtime().settings.retention_request_days)

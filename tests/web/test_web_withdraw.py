@@ -6,7 +6,7 @@ It never grants, answers the same whether or not anyone matched, and ends on a r
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from gatekeeper import create_app
 from gatekeeper.config import Settings
 from gatekeeper.services import person_summary, withdrawals
 from helpers import run
+from workers import run_purge
 
 LATER = datetime(2029, 6, 1, tzinfo=UTC)  # after every request, before anyone here turns 18
 FORM = {
@@ -207,6 +208,12 @@ def test_confirming_the_request_keeps_the_withdrawal(app: Flask, rt: Any, tmp_pa
     assert set(_publishable(rt, "L001").values()) <= {("consent_withdrawn",)}
     with unit_of_work(rt.sessions) as session:
         assert withdrawals.find_request(session, reference).status == "confirmed"
+    assert "p@x.org" in client.get(f"/withdrawals/{reference}").get_data(as_text=True)
+    # Past their retention time the details the parent typed are erased; the decision stays.
+    run_purge(rt, now=datetime.now(UTC) + timedelta(days=40), actor="t")
+    shown = client.get(f"/withdrawals/{reference}").get_data(as_text=True)
+    assert "p@x.org" not in shown and "amy  POND" not in shown  # as typed; the record's name stays
+    assert "Erased (retention period over" in shown and "Decided by" in shown
 
 
 def test_rejecting_never_undoes_a_withdrawal_made_since_the_suspension(rt: Any, tmp_path: Path) -> None:
@@ -236,6 +243,17 @@ def test_rejecting_never_undoes_a_withdrawal_made_since_the_suspension(rt: Any, 
     assert state["website"] == ("consent_withdrawn",)
     assert state["social_media"] == ()
     assert state["print"] != ()  # never granted: still not publishable
+
+
+def test_the_privacy_notice_says_how_long_the_details_typed_are_kept(
+    tmp_home: Path, database_url: str
+) -> None:
+    app = create_app(Settings(home=tmp_home, database_url=database_url, retention_request_days=14))
+    try:
+        notice = app.test_client().get("/privacy").get_data(as_text=True)
+        assert "deleted, with the name and date of birth you typed, 14 days after" in notice
+    finally:
+        app.extensions["gatekeeper"].db.dispose()
 
 
 def test_the_public_form_is_rate_limited_per_client(tmp_home: Path, database_url: str) -> None:
