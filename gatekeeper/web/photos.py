@@ -221,10 +221,20 @@ def batch_json(batch_id: int) -> ResponseReturnValue:
 @roles_required(*UPLOAD_ROLES)
 def batch_zip(batch_id: int) -> ResponseReturnValue:
     rt = runtime()
+    # The copies are built first, with the database free; then given out in one unit of work that
+    # decides every photo again at that moment.
+    copies = uploads.build_batch_copies(
+        rt.sessions,
+        batch_id,
+        settings=rt.settings,
+        originals=rt.originals,
+        engine=lambda: rt.faces,
+        now=now(),
+    )
     with unit() as db:
-        data, held, refused = uploads.batch_download(
+        data, held, refused = uploads.release_batch(
             db,
-            batch_id,
+            copies,
             settings=rt.settings,
             originals=rt.originals,
             engine=lambda: rt.faces,

@@ -21,7 +21,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from web_helpers import api_token, csrf, make_account, sign_in
 
-from consent_db.models import ConsentRecord, Decision, Job, Person, Photo, Publication, UploadItem
+from consent_db.models import AuditEvent, ConsentRecord, Decision, Job, Person, Photo, Publication, UploadItem
 from consent_db.session import unit_of_work
 from gatekeeper import media
 from gatekeeper.services import uploads
@@ -377,6 +377,50 @@ def test_the_clean_copy_and_the_batch_zip_are_decided_again_at_download(
         as_text=True
     )
     assert client.post(f"/photos/{biden}/clean", data={"csrf_token": token}).status_code == 302
+
+
+def test_a_withdrawal_while_a_batch_zip_is_built_commits_at_once_and_keeps_its_photos_out(
+    app: Flask, enrolled: Any, corpus: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    rt = enrolled
+    client = _client(app, rt, "uploader")
+    files = [
+        ((corpus.faces_dir / "obama" / name).read_bytes(), name) for name in ("obama2.jpg", "obama3.jpg")
+    ]
+    files.append(((corpus.metadata_dir / "nikon_d70s_gps_iptc_xmp.jpg").read_bytes(), "scene.jpg"))
+    batch_id = _batch_id(_upload(client, files))
+    _drain(app)
+    copies = uploads.build_batch_copies(
+        rt.sessions,
+        batch_id,
+        settings=rt.settings,
+        originals=rt.originals,
+        engine=lambda: rt.faces,
+        now=datetime.now(UTC),
+    )
+    assert len(copies.built) == 3 and all(copy is not None for _, copy in copies.built.values())
+    # Between building and giving out, the database is free: a parent's withdrawal commits at once
+    # (on SQLite a held write lock would keep it waiting), and nothing was recorded yet.
+    assert run(rt, "consent", "withdraw", "obama", "--channel", "website").exit_code == 0
+    with unit_of_work(rt.sessions) as session:
+        assert session.scalars(select(Publication)).all() == []
+        data, held, refused = uploads.release_batch(
+            session,
+            copies,
+            settings=rt.settings,
+            originals=rt.originals,
+            engine=lambda: rt.faces,
+            now=datetime.now(UTC),
+            actor="user:uploader",
+        )
+    assert (held, refused) == (1, 2)
+    assert len(zipfile.ZipFile(io.BytesIO(data)).namelist()) == 1
+    with unit_of_work(rt.sessions) as session:
+        [placement] = session.scalars(select(Publication)).all()
+        refusals = session.scalars(select(AuditEvent).where(AuditEvent.action == "publication.refused")).all()
+    assert placement.photo_id == _photo_ids(rt, batch_id)[2] and len(refusals) == 2
 
 
 def test_publish_queues_the_publish_job_which_decides_again(app: Flask, enrolled: Any, corpus: Any) -> None:
