@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import multiprocessing
@@ -13,13 +12,14 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from gatekeeper import media, policy
+from gatekeeper.cli_common import _actor, _emit, _fail, _now, _runtime
 from gatekeeper.config import Settings
 from gatekeeper.errors import GatekeeperError, ImageTooLargeError, InvalidInputError, MediaError
 from gatekeeper.runtime import Runtime
@@ -32,37 +32,6 @@ if TYPE_CHECKING:
 # them: `strip` needs neither, and a command line should start quickly.
 
 T = TypeVar("T")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
-
-
-def _fail(exc: GatekeeperError) -> NoReturn:
-    """The one place where gatekeeper errors become command-line failures."""
-    raise click.ClickException(str(exc)) from exc
-
-
-def _runtime(ctx: click.Context) -> Runtime:
-    runtime = ctx.find_object(Runtime)
-    if runtime is None:
-        try:
-            runtime = Runtime(Settings.from_env())
-        except GatekeeperError as exc:
-            _fail(exc)
-        if not runtime.settings.dpia_required:
-            click.echo(
-                "warning: GATEKEEPER_DPIA_REQUIRED=0: faces are matched without a recorded DPIA", err=True
-            )
-        ctx.obj = runtime
-    return runtime
 
 
 def _not_regular(path: Path) -> str | None:
@@ -143,10 +112,6 @@ def _say(text: str, *, err: bool = False, bar: bool = False) -> None:
         sys.stderr.write("\r\033[K")
         sys.stderr.flush()
     click.echo(text, err=err)
-
-
-def _emit(obj: dict[str, Any]) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -36,7 +36,7 @@ _person_option = click.option(
 
 
 def _person_subjects(session: Any, external_id: str | None) -> set[str] | None:
-    from gatekeeper.cli import _fail
+    from gatekeeper.cli_common import _fail
     from gatekeeper.errors import GatekeeperError
     from gatekeeper.services.audit_log import person_subjects
 
@@ -82,7 +82,7 @@ def audit_show(
     """Print audit events, oldest first."""
     from consent_db import audit
     from consent_db.session import unit_of_work
-    from gatekeeper.cli import _runtime
+    from gatekeeper.cli_common import _runtime
 
     runtime = _runtime(ctx)
     shown = 0
@@ -130,7 +130,7 @@ def audit_export(
     """
     from consent_db import audit
     from consent_db.session import unit_of_work
-    from gatekeeper.cli import _runtime
+    from gatekeeper.cli_common import _runtime
     from gatekeeper.storage import write_atomic
 
     if output is not None and output.exists() and not force:
@@ -177,7 +177,7 @@ def audit_head(ctx: click.Context, as_json: bool) -> None:
     """
     from consent_db import audit
     from consent_db.session import unit_of_work
-    from gatekeeper.cli import _runtime
+    from gatekeeper.cli_common import _runtime
 
     runtime = _runtime(ctx)
     with unit_of_work(runtime.sessions) as session:
@@ -208,7 +208,7 @@ def audit_verify(ctx: click.Context, anchor: str | None) -> None:
     """
     from consent_db import audit
     from consent_db.session import unit_of_work
-    from gatekeeper.cli import _runtime
+    from gatekeeper.cli_common import _runtime
 
     if anchor is not None:
         anchor = anchor.strip().lower()

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from gatekeeper.cli import _actor, _emit, _fail, _now, _runtime
+from gatekeeper.cli_common import _actor, _emit, _fail, _now, _runtime
 from gatekeeper.errors import GatekeeperError
 
 

@@ -5,44 +5,15 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
-from datetime import UTC, datetime
-from typing import NoReturn
 
 import click
 
-from gatekeeper.config import Settings
+from gatekeeper.cli_common import _actor, _fail, _now, _runtime
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.runtime import Runtime
 
 ROLES = ("uploader", "reviewer", "consent_admin", "auditor", "admin")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
-
-
-def _fail(exc: GatekeeperError) -> NoReturn:
-    raise click.ClickException(str(exc)) from exc
-
-
-def _runtime(ctx: click.Context) -> Runtime:
-    runtime = ctx.find_object(Runtime)
-    if runtime is None:
-        try:
-            runtime = Runtime(Settings.from_env())
-        except GatekeeperError as exc:
-            _fail(exc)
-        ctx.obj = runtime
-    return runtime
 
 
 def first_start(runtime: Runtime) -> str | None:

@@ -1,0 +1,53 @@
+"""What every command module shares: the clock, the actor, errors as failures, the runtime, JSON out.
+
+A module of its own so that `gatekeeper.cli`, `cli_jobs` and `cli_users` import it without
+importing one another in a circle.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import click
+
+from gatekeeper.config import Settings
+from gatekeeper.errors import GatekeeperError
+from gatekeeper.runtime import Runtime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def _fail(exc: GatekeeperError) -> NoReturn:
+    """The one place where gatekeeper errors become command-line failures."""
+    raise click.ClickException(str(exc)) from exc
+
+
+def _runtime(ctx: click.Context) -> Runtime:
+    runtime = ctx.find_object(Runtime)
+    if runtime is None:
+        try:
+            runtime = Runtime(Settings.from_env())
+        except GatekeeperError as exc:
+            _fail(exc)
+        if not runtime.settings.dpia_required:
+            click.echo(
+                "warning: GATEKEEPER_DPIA_REQUIRED=0: faces are matched without a recorded DPIA", err=True
+            )
+        ctx.obj = runtime
+    return runtime
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False))
