@@ -96,12 +96,22 @@ def test_a_link_can_withdraw_everything_at_once(app: Flask, rt: Any, tmp_path: P
     import_people(rt, tmp_path)
     path = "/withdraw/" + _link(rt).rsplit("/", 1)[1]
     client = app.test_client()
-    assert client.post(path, data={"everything": "y", "csrf_token": csrf(client, path)}).status_code == 302
+    response = client.post(path, data={"everything": "y", "csrf_token": csrf(client, path)})
+    assert response.status_code == 302
     assert all(
         "consent_withdrawn" in reasons or "no_consent_for_channel" in reasons
         for reasons in _publishable(rt, "L001").values()
     )
+    receipt = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "nothing to withdraw" in client.get(path).get_data(as_text=True)
+    # A consent admin looks the receipt's reference up: a link request has no details and no decision.
+    reference = re.search(r"WD-[A-Z0-9]{10}", receipt).group(0)  # type: ignore[union-attr]
+    admin = app.test_client()
+    sign_in(admin, make_account(rt, "consent_admin"))
+    page = admin.get(f"/withdrawals/{reference}")
+    assert page.status_code == 200
+    shown = page.get_data(as_text=True)
+    assert "own withdrawal link" in shown and "Withdrawn at once with the link" in shown
 
 
 def test_a_link_never_grants_or_widens(app: Flask, rt: Any, tmp_path: Path) -> None:
