@@ -13,7 +13,7 @@ from gatekeeper.errors import InvalidInputError
 from gatekeeper.services.enrolment import delete_templates
 from gatekeeper.services.jobs import request_takedown
 from gatekeeper.services.people import find_person, subject
-from gatekeeper.services.withdrawals import erase_details, has_details
+from gatekeeper.services.withdrawals import erase_details
 
 
 def record_leaving(session: Session, external_id: str, on: date, *, now: datetime, actor: str) -> Person:
@@ -58,7 +58,7 @@ def erase_person(session: Session, external_id: str, *, now: datetime, actor: st
     person.updated_at = now
     session.flush()
     for request in session.scalars(select(WithdrawalRequest).order_by(WithdrawalRequest.id)):
-        if person.id in request.person_ids and has_details(request):
+        if person.id in request.person_ids:
             erase_details(session, request, now=now, actor=actor, why="erasure")
     audit.append(
         session,

@@ -136,7 +136,7 @@ def find_due(session: Session, settings: Settings, as_of: datetime) -> list[DueI
         if deadline is not None and retention.is_due(deadline, as_of):
             due.append(DueItem("templates", person.id, deadline, person.status))
     for request in session.scalars(_decided_requests_with_details()):
-        deadline = retention.request_deadline(request.decided_at or request.created_at, schedule)
+        deadline = retention.request_deadline(request.decided_at, schedule)
         if deadline is not None and retention.is_due(deadline, as_of):
             due.append(DueItem("request", request.id, deadline, request.status))
     return sorted(due, key=lambda item: (item.deadline, item.kind, item.id))
