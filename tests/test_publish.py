@@ -308,3 +308,23 @@ def test_a_withdrawal_while_a_publish_is_deciding_leaves_nothing_of_the_person_p
     with unit_of_work(runtime.sessions) as session:
         [publication] = session.scalars(select(Publication)).all()
         assert publication.taken_down_at == later
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no row locks
+def test_locking_people_to_publish_never_waits_for_a_transaction_that_only_refers_to_them(
+    runtime: Any, now: datetime
+) -> None:
+    from sqlalchemy import text
+
+    from gatekeeper.services.publish import lock_people
+
+    ids = add_people(runtime, now, "ann")
+    with runtime.sessions() as recording, recording.begin():
+        # Still open: a consent record for Ann (its foreign key holds a key-share lock on her row),
+        # as a gate recording her face would hold while it waits for the audit chain's lock.
+        consent_service.grant_consent(
+            recording, "ann", "print", settings=runtime.settings, now=now, actor="t", granted_by="self"
+        )
+        with unit_of_work(runtime.sessions) as publishing:
+            publishing.execute(text("SET LOCAL lock_timeout = '5s'"))
+            lock_people(publishing, [ids["ann"]])  # a lock that waited here could close a deadlock

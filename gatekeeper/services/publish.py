@@ -88,10 +88,14 @@ def lock_people(session: Session, person_ids: Iterable[int]) -> None:
     Publishing locks the people it shows before deciding; a takedown locks its person before
     looking for publications. So a takedown that follows a withdrawal waits for any publish already
     deciding, and then sees its publication: nothing published during a withdrawal stays up.
+    The lock is FOR NO KEY UPDATE: it excludes other lockers, but not transactions that only refer
+    to the person (a gate recording their face, a new consent record), whose foreign-key checks
+    would otherwise wait on it while it waits on them for the audit chain's lock: a deadlock.
     """
     ids = sorted(set(person_ids))
     if ids:
-        session.execute(select(Person.id).where(Person.id.in_(ids)).order_by(Person.id).with_for_update())
+        locking = select(Person.id).where(Person.id.in_(ids)).order_by(Person.id)
+        session.execute(locking.with_for_update(key_share=True))
 
 
 def _check_photo_channel(settings: Settings, photo: Photo, channel: str) -> None:
