@@ -137,38 +137,46 @@ def people() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.pass_context
 def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
-    """Import people, consent and enrolment photos from CSV_FILE.
+    """Import people, consent and enrolment photos from CSV_FILE (or a zip of the CSV and its photos).
 
     Required columns: external_id, name. Optional: date_of_birth, photos, biometric_consent,
     channels, granted_by, granted_on, valid_until, named, biometric_granted_by,
     biometric_objection, left_on (header names in any case). Re-importing
     the same file changes nothing; consent recorded in the gatekeeper is never undone by an import.
     Every change is listed; rows that fail are reported with their line number and the others
-    still import (exit code 1 if any failed); warnings flag rows to look at.
+    still import (exit code 1 if any failed); warnings flag rows to look at. Photos of a zip are
+    read only from inside it, as for an upload to the web app.
     """
+    import tempfile
+
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people_csv, people_import
+    from gatekeeper.services import people_admin, people_csv, people_import
 
     runtime = _runtime(ctx)
     settings = runtime.settings
     now = _now()
-    try:
-        rows, problems = people_csv.parse_people_csv(
-            csv_file.read_bytes(), csv_file.parent, settings, today=now.date()
-        )
-    except GatekeeperError as exc:
-        _fail(exc)
-    engine = runtime.faces if any(r.biometric and r.photos for r in rows) else None
-    with unit_of_work(runtime.sessions) as session:
-        report = people_import.import_people(
-            session,
-            rows,
-            engine=engine,
-            settings=settings,
-            now=now,
-            actor=_actor(),
-            source=f"csv:{csv_file.name}",
-        )
+    with tempfile.TemporaryDirectory(prefix="gatekeeper-import-") as tmp:
+        data, base, confined = csv_file.read_bytes(), csv_file.parent, False
+        try:
+            if people_admin.is_zip(data):
+                unpacked = people_admin.unpack_upload(data, Path(tmp))
+                data, base, confined = unpacked.read_bytes(), unpacked.parent, True
+            rows, problems = people_csv.parse_people_csv(
+                data, base, settings, today=now.date(), confined=confined
+            )
+        except GatekeeperError as exc:
+            _fail(exc)
+        engine = runtime.faces if any(r.biometric and r.photos for r in rows) else None
+        with unit_of_work(runtime.sessions) as session:
+            report = people_import.import_people(
+                session,
+                rows,
+                engine=engine,
+                settings=settings,
+                now=now,
+                actor=_actor(),
+                source=f"csv:{csv_file.name}",
+            )
     report.problems = sorted([*problems, *report.problems], key=lambda p: p.line)
     report.rows += len(problems)
     if as_json:

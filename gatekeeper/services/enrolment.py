@@ -19,7 +19,13 @@ from consent_db import audit
 from consent_db.models import FaceTemplate, Person
 from gatekeeper import media
 from gatekeeper.config import Settings
-from gatekeeper.errors import GatekeeperError, InvalidInputError
+from gatekeeper.errors import (
+    GatekeeperError,
+    ImageTooLargeError,
+    InvalidInputError,
+    MediaError,
+    UnsupportedMediaError,
+)
 from gatekeeper.faces import FaceEngine, encoding_to_bytes
 from gatekeeper.services.dpia import require_matching
 from gatekeeper.services.people import subject
@@ -52,7 +58,7 @@ def enrol(
         try:
             encoding = engine.encode_single(media.decode(data, max_pixels=settings.max_pixels).pixels)
         except GatekeeperError as exc:
-            raise InvalidInputError(f"enrolment photo {path.name}: {exc}") from exc
+            raise InvalidInputError(f"enrolment photo {path.name}: {_reason(exc)}") from exc
         add_template(
             session,
             person,
@@ -66,6 +72,16 @@ def enrol(
         known.add(digest)
         added += 1
     return added
+
+
+def _reason(exc: GatekeeperError) -> str:
+    # In our own words: a decoder's message may quote the file's first bytes (an upload must never
+    # learn what a file holds) or internals.
+    if isinstance(exc, UnsupportedMediaError):
+        return "not a photo in an accepted format (JPEG, PNG, WebP, HEIC, GIF, TIFF)"
+    if isinstance(exc, MediaError) and not isinstance(exc, ImageTooLargeError):
+        return "the file could not be read as an image"
+    return str(exc)
 
 
 def add_template(

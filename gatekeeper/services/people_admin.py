@@ -33,12 +33,17 @@ def search_people(session: Session, query: str = "", *, limit: int = 100, offset
     return list(session.scalars(stmt))
 
 
+def is_zip(data: bytes) -> bool:
+    """Whether an upload is a zip (by its first bytes, never its name)."""
+    return data.startswith(b"PK\x03\x04")
+
+
 def unpack_upload(data: bytes, workdir: Path) -> Path:
     """The CSV of an upload: the bytes themselves, or the one CSV inside a zip (photos beside it).
 
     Raises InvalidInputError for a zip without exactly one CSV, with unsafe names, or too large.
     """
-    if not data.startswith(b"PK\x03\x04"):
+    if not is_zip(data):
         target = workdir / "people.csv"
         target.write_bytes(data)
         return target
@@ -86,8 +91,9 @@ def import_upload(
     """
     with tempfile.TemporaryDirectory(prefix="gatekeeper-import-") as tmp:
         csv_path = unpack_upload(data, Path(tmp))
+        # Photos only from the upload itself: the zip's own files, or none beside a lone CSV.
         rows, problems = people_csv.parse_people_csv(
-            csv_path.read_bytes(), csv_path.parent, settings, today=now.date()
+            csv_path.read_bytes(), csv_path.parent, settings, today=now.date(), confined=True
         )
         face_engine = engine() if any(r.biometric and r.photos for r in rows) else None
         savepoint = session.begin_nested()

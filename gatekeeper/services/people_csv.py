@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from gatekeeper import policy
 from gatekeeper.config import Settings
@@ -91,10 +93,12 @@ class RowProblem:
 
 
 def parse_people_csv(
-    data: bytes, base: Path, settings: Settings, *, today: date
+    data: bytes, base: Path, settings: Settings, *, today: date, confined: bool = False
 ) -> tuple[list[PersonRow], list[RowProblem]]:
     """Parse a people CSV (UTF-8, BOM optional, header names in any case).
 
+    Photo paths are relative to `base`; with `confined` (an uploaded file) each must name a
+    regular file inside `base`, so a request never makes the server read anything else.
     Raises InvalidInputError when the file is empty, not UTF-8, not comma-separated or lacks a
     required column.
     """
@@ -128,7 +132,7 @@ def parse_people_csv(
         line = reader.line_num
         values = {k: (v or "").strip() for k, v in raw.items() if k is not None}
         try:
-            row = _parse_row(line, values, present, base, settings, today)
+            row = _parse_row(line, values, present, base, settings, today, confined)
         except InvalidInputError as exc:
             problems.append(RowProblem(line, str(exc)))
             continue
@@ -143,7 +147,13 @@ def parse_people_csv(
 
 
 def _parse_row(
-    line: int, raw: dict[str, str], present: frozenset[str], base: Path, settings: Settings, today: date
+    line: int,
+    raw: dict[str, str],
+    present: frozenset[str],
+    base: Path,
+    settings: Settings,
+    today: date,
+    confined: bool,
 ) -> PersonRow:
     external_id = raw["external_id"]
     if not external_id:
@@ -164,10 +174,11 @@ def _parse_row(
         check_choice("granted_by", granted_by, policy.GRANTED_BY)
     elif channels:
         raise InvalidInputError("granted_by is required when consent is given (self, parent or guardian)")
-    photos = tuple(base / p.strip() for p in raw.get("photos", "").split(";") if p.strip())
-    for photo in photos:
-        if biometric and not photo.is_file():
-            raise InvalidInputError(f"enrolment photo not found: {photo.name}")
+    photos = tuple(
+        photo_path(base, p.strip(), confined=confined, read=bool(biometric))
+        for p in raw.get("photos", "").split(";")
+        if p.strip()
+    )
     date_of_birth = _date("date_of_birth", raw.get("date_of_birth", ""))
     if date_of_birth is not None and date_of_birth > today:
         raise InvalidInputError(
@@ -228,6 +239,49 @@ def _parse_row(
         wording_version=_text("wording_version", raw.get("wording_version", ""), 80),
         warnings=tuple(warnings),
     )
+
+
+OUTSIDE_UPLOAD = (
+    "enrolment photo {given!r} is not a file inside the upload: give a path relative to the CSV, "
+    "inside the zip (no absolute path, no '..', no link leading out)"
+)
+
+
+def photo_path(base: Path, given: str, *, confined: bool, read: bool) -> Path:
+    """Where an enrolment photo named in the CSV is, checked before anything reads it.
+
+    With `confined`, a path that is absolute, climbs with `..` or resolves (through links) outside
+    `base` is refused with one message whether or not something exists there, so an upload can
+    neither read nor probe the server's files. With `read` (the photo will be read), the path must
+    name a regular file: a missing one is reported, and a device, pipe or folder is refused. The
+    messages never quote a file's content. Raises InvalidInputError.
+    """
+    name = PurePosixPath(given)
+    outside = (
+        name.is_absolute()
+        or PureWindowsPath(given).is_absolute()
+        or bool(PureWindowsPath(given).drive)
+        or ".." in name.parts
+        or "\\" in given
+        or "\x00" in given
+    )
+    if confined and outside:
+        raise InvalidInputError(OUTSIDE_UPLOAD.format(given=given), field="photos")
+    path = base / given
+    if confined:
+        root = base.resolve()
+        if not path.resolve().is_relative_to(root):
+            raise InvalidInputError(OUTSIDE_UPLOAD.format(given=given), field="photos")
+        path = path.resolve()
+    if not read:
+        return path
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        raise InvalidInputError(f"enrolment photo not found: {given}", field="photos") from None
+    if not stat.S_ISREG(mode):
+        raise InvalidInputError(f"enrolment photo {given!r} is not a regular file", field="photos")
+    return path
 
 
 def _text(column: str, value: str, limit: int) -> str | None:
