@@ -168,7 +168,7 @@ def _photo_id(raw: str) -> int:
 @bp.post("/photos")
 @api_roles(*PHOTO_API_ROLES)
 def photos_upload() -> ResponseReturnValue:
-    from gatekeeper.services.uploads import UploadFile
+    from gatekeeper.services.uploads import ZIP_MAGIC, UploadFile, receive
     from gatekeeper.web.photos import do_upload
 
     upload = request.files.get("file")
@@ -181,14 +181,14 @@ def photos_upload() -> ResponseReturnValue:
         received = UploadFile(upload.filename or "file", upload.read())
     finally:
         upload.close()
-    result = do_upload([received], channel, request.form.get("caption"))
-    if result.refused:
-        refusal = result.refused[0]
+    # Every check before anything is kept: a refused call stores nothing and queues nothing.
+    if received.data.startswith(ZIP_MAGIC):
+        raise InvalidInputError("send one photo per call, not a zip", field="file")
+    _, refused = receive([received], runtime().settings)
+    if refused:
+        refusal = refused[0]
         raise InvalidInputError(f"{refusal.name}: {refusal.reason}", field="file")
-    if len(result.photo_ids) != 1:
-        raise InvalidInputError(
-            f"send one photo per call (the file holds {len(result.photo_ids)})", field="file"
-        )
+    result = do_upload([received], channel, request.form.get("caption"))
     return jsonify(id=result.photo_ids[0], batch=result.batch_id), 202
 
 
