@@ -344,9 +344,10 @@ class WithdrawalLink(Base):
 class WithdrawalRequest(Base):
     """One submission of the public withdrawal form, with the receipt reference it was given.
 
-    A request made with a link acts at once (status `done`). A request without one suspends
-    publishing for every matching person (withdrawal records with how `public_form_unverified`,
-    listed in `record_ids`) and waits for a consent admin to confirm or reject it.
+    A request made with a link acts at once (status `done`). A request without one is recorded
+    as received; a background job then suspends publishing for every matching person (withdrawal
+    records with how `public_form_unverified`, listed in `record_ids`; `matched_at` says when), and
+    the request waits for a consent admin to confirm or reject it.
     """
 
     __tablename__ = "withdrawal_requests"
@@ -366,6 +367,7 @@ class WithdrawalRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(120))
     decided_at: Mapped[datetime | None]
     decision_note: Mapped[str | None] = mapped_column(Text)
+    matched_at: Mapped[datetime | None]
 
 
 class DpiaRecord(Base):

@@ -16,6 +16,18 @@ from gatekeeper.runtime import Runtime
 ROLES = ("uploader", "reviewer", "consent_admin", "auditor", "admin")
 
 
+def serving_address(host: str, port: int) -> str:
+    """The address links carry when serving on `host:port` and no GATEKEEPER_PUBLIC_URL is set."""
+    import socket
+
+    if host in ("", "0.0.0.0", "::"):
+        # Every interface: the machine's own name is the best guess at what people type.
+        host = socket.getfqdn()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def first_start(runtime: Runtime) -> str | None:
     """On a database without accounts, create `admin` and return its one-time password; else None."""
     from consent_db.session import unit_of_work
@@ -52,6 +64,7 @@ def serve(
     unless --jobs. On the first start with an empty database an `admin` account is created and its
     one-time password printed; it must be changed at the first sign-in.
     """
+    import dataclasses
     import signal
 
     import waitress
@@ -62,9 +75,12 @@ def serve(
     runtime = _runtime(ctx)
     if run_jobs is None:
         run_jobs = not runtime.settings.queue_url
+    settings = runtime.settings
+    if not settings.public_url:
+        settings = dataclasses.replace(settings, public_url=serving_address(host, port))
     try:
         password = first_start(runtime)
-        app = create_app(runtime.settings)
+        app = create_app(settings)
     except GatekeeperError as exc:
         _fail(exc)
     # The app's own runtime both sends jobs and runs them: one set of face models in memory.
@@ -88,6 +104,12 @@ def serve(
         if run_jobs
         else ("background jobs: run `gatekeeper worker`")
     )
+    derived = (
+        ""
+        if runtime.settings.public_url
+        else " (from --host/--port: set GATEKEEPER_PUBLIC_URL to the address people reach)"
+    )
+    click.echo(f"withdrawal links carry {settings.public_url}{derived}")
     click.echo(f"serving on http://{host}:{port}/ (withdrawal form: http://{host}:{port}/withdraw); {jobs}")
     sys.stdout.flush()
 
@@ -181,4 +203,10 @@ def people_link(ctx: click.Context, external_id: str) -> None:
             )
     except GatekeeperError as exc:
         _fail(exc)
+    if not runtime.settings.public_url:
+        click.echo(
+            "warning: GATEKEEPER_PUBLIC_URL is not set: this link assumes the app is reached at "
+            f"{runtime.settings.public_address}",
+            err=True,
+        )
     click.echo(url)

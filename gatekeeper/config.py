@@ -21,6 +21,8 @@ from gatekeeper.policy import BIOMETRIC_RULES, LAWFUL_BASES, UNKNOWN_FACES
 DEFAULT_CHANNELS = ("website", "social_media", "print", "press", "internal")
 AGE_THRESHOLDS = (13, 16, 18)
 DEV_SECRET = "dev-only-not-secret"
+# Where `gatekeeper serve` listens by default, and so what links say when nothing else is known.
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 # The longest edge of a published copy, per channel: a website or a feed shows about 2,000 px;
 # a channel not listed (print, press) gets the full size. Sub-channels follow their parent.
 DEFAULT_OUTPUT_SIZES = (("website", 2048), ("social_media", 2048), ("internal", 2048))
@@ -85,7 +87,8 @@ class Settings:
     retention_request_days: int = 30
     worker_face_cores: int = 1
     # The web app: where people reach it (withdrawal links), idle session timeout, rate limits.
-    public_url: str = "http://127.0.0.1:8000"
+    # Empty: not configured; `serve` derives it from its --host/--port (see public_address).
+    public_url: str = ""
     session_minutes: int = 30
     rate_limit_url: str = "memory://"
     withdraw_rate_limit: str = "5 per minute;30 per hour"
@@ -125,7 +128,7 @@ class Settings:
             raise ConfigError("refusing to run in production with the development secret key")
         if not self.channels:
             raise ConfigError("at least one channel must be configured")
-        if not re.match(r"^https?://[^/\s]+", self.public_url):
+        if self.public_url and not re.match(r"^https?://[^/\s]+", self.public_url):
             raise ConfigError(f"GATEKEEPER_PUBLIC_URL must be an http(s) URL (got {self.public_url!r})")
         if not re.match(r"^(memory|redis|rediss)://", self.rate_limit_url):
             raise ConfigError(
@@ -216,6 +219,11 @@ class Settings:
         sizes = dict(self.output_sizes)
         edge = sizes.get(channel, sizes.get(channel.split(":")[0]))
         return edge or None
+
+    @property
+    def public_address(self) -> str:
+        """The address links carry: the configured public URL, else serve's default address."""
+        return self.public_url or DEFAULT_PUBLIC_URL
 
     @property
     def instance_path(self) -> Path:

@@ -223,7 +223,7 @@ def _request(runtime: Runtime, name: str, email: str, at: datetime) -> str:
     from gatekeeper.services import withdrawals
 
     with unit_of_work(runtime.sessions) as session:
-        return withdrawals.request_withdrawal(
+        request = withdrawals.request_withdrawal(
             session,
             name=name,
             date_of_birth=date(1980, 1, 1),
@@ -231,7 +231,11 @@ def _request(runtime: Runtime, name: str, email: str, at: datetime) -> str:
             contact_email=email,
             settings=runtime.settings,
             now=at,
-        ).reference
+        )
+    with unit_of_work(runtime.sessions) as session:
+        # What the request's job does once it runs.
+        withdrawals.match_request(session, request.id, settings=runtime.settings, now=at)
+    return request.reference
 
 
 def _requests(runtime: Runtime) -> dict[str, tuple[str, str | None, str | None, date | None, list[Any]]]:

@@ -8,7 +8,7 @@ withdrawal's own transaction, and once the queue is drained the copy is gone fro
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,10 @@ def no_link_request(rt: Runtime, client: FlaskClient, tmp: Path) -> None:
     }
     response = client.post("/withdraw", data=data)
     assert response.status_code == 302, response.get_data(as_text=True)
+    # The request's own job (queued with it) matches Ann and suspends her consent.
+    with unit_of_work(rt.sessions) as session:
+        [request] = withdrawals.pending_requests(session)
+        withdrawals.match_request(session, request.id, settings=rt.settings, now=datetime.now(UTC))
 
 
 def api_withdraw(rt: Runtime, client: FlaskClient, tmp: Path) -> None:

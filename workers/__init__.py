@@ -42,6 +42,7 @@ from gatekeeper.services import jobs as jobs_service
 from gatekeeper.services import leaving as leaving_service
 from gatekeeper.services import publish as publish_service
 from gatekeeper.services import purge as purge_service
+from gatekeeper.services import withdrawals as withdrawals_service
 
 
 def _now() -> datetime:
@@ -111,6 +112,11 @@ def run_takedown(runtime: Runtime, session: Any, actor: str, person_id: int) -> 
     )
 
 
+def run_withdrawal_match(runtime: Runtime, session: Any, actor: str, request_id: int) -> None:
+    """Suspend publishing for whoever a request without a link names (its takedowns follow)."""
+    withdrawals_service.match_request(session, request_id, settings=runtime.settings, now=_now())
+
+
 def run_recheck(runtime: Runtime, session: Any, actor: str) -> None:
     """Decide every live publication again and take down what fails."""
     publish_service.recheck_publications(session, settings=runtime.settings, now=_now(), actor=actor)
@@ -172,6 +178,7 @@ TASKS: dict[str, Callable[..., None]] = {
     "gate": run_gate,
     "publish": run_publish,
     "takedown": run_takedown,
+    "withdrawal_match": run_withdrawal_match,
     "recheck": run_recheck,
     "purge": run_purge_job,
 }

@@ -1,12 +1,14 @@
 """The public withdrawal form's use cases: per-person links, requests with and without a link.
 
 A request made with a person's link withdraws at once. A request without one (name, date of birth,
-relationship, contact) cannot be trusted, yet must not wait: publishing for every matching person
-is suspended at once by withdrawal records with how `public_form_unverified` (the decision treats
-them like any withdrawal), and a consent admin confirms the request (the withdrawal stands) or
-rejects it (each suspended grant is re-instated by a new grant record, audited). Nothing here ever
-grants or widens consent on behalf of the public; the answer never depends on whether anyone
-matched. The audit log gets references and ids, never the requester's contact details.
+relationship, contact) cannot be trusted, yet must not wait: it is recorded as received, and a job
+sent after the commit (`withdrawal_match`) suspends publishing for every matching person by
+withdrawal records with how `public_form_unverified` (the decision treats them like any
+withdrawal); a consent admin then confirms the request (the withdrawal stands) or rejects it (each
+suspended grant is re-instated by a new grant record, audited). Nothing here ever grants or widens
+consent on behalf of the public; the answer, and the time it takes, never depend on whether anyone
+matched, since the request itself never looks anyone up. The audit log gets references and ids,
+never the requester's contact details.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from difflib import SequenceMatcher
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,13 +29,20 @@ from gatekeeper.config import Settings
 from gatekeeper.errors import InvalidInputError, WithdrawalRequestNotFoundError
 from gatekeeper.services import consent, people, person_summary
 from gatekeeper.services.accounts import token_hash
-from gatekeeper.services.jobs import request_takedown
+from gatekeeper.services.jobs import request_job, request_takedown
 
 LINK_HOW = "public_form_link"
 UNVERIFIED_HOW = "public_form_unverified"
 REINSTATED_HOW = "suspension_lifted"
 RELATIONSHIPS = ("self", "parent", "guardian", "other")
 PENDING, DONE, CONFIRMED, REJECTED = "pending", "done", "confirmed", "rejected"
+# The job that matches a request without a link and suspends publishing for whoever it names.
+MATCH_TASK = "withdrawal_match"
+# How alike a name must be (difflib's ratio, after normalise_name) to be shown to staff as a near match.
+NEAR_NAME_RATIO = 0.75
+# Staff act on a request without a link within this many hours (the list marks older ones overdue):
+# a typo suspends nobody, so until then the learner's photos may still be published.
+ACT_WITHIN_HOURS = 24
 _REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -69,7 +79,7 @@ def issue_link(session: Session, external_id: str, *, settings: Settings, now: d
         subject=f"person:{person.id}",
         details={"link": link.id},
     )
-    return link_url(settings.public_url, token)
+    return link_url(settings.public_address, token)
 
 
 def person_for_link(session: Session, token: str) -> Person | None:
@@ -199,6 +209,7 @@ def withdraw_with_link(
         channels=targets,
         person_ids=[person.id],
         record_ids=[r.id for r in records],
+        matched_at=now,
     )
     session.add(request)
     session.flush()
@@ -228,33 +239,19 @@ def request_withdrawal(
     settings: Settings,
     now: datetime,
 ) -> WithdrawalRequest:
-    """Suspend publishing for every person matching name and birth date, and open a verification task."""
+    """Record a request without a link and queue its matching job (sent after the commit).
+
+    The request looks nobody up: the same rows are written whoever it names, so neither the answer
+    nor its timing says whether the learner is on record. `match_request` does the rest in the job.
+    Raises InvalidInputError.
+    """
     if relationship not in RELATIONSHIPS:
         raise InvalidInputError(
             f"relationship must be one of {', '.join(RELATIONSHIPS)}", field="relationship"
         )
-    wanted = normalise_name(name)
-    if not wanted:
+    if not normalise_name(name):
         raise InvalidInputError("the learner's name is required", field="name")
     reference = new_reference()
-    candidates = session.scalars(
-        select(Person)
-        .where(Person.date_of_birth == date_of_birth, Person.status != "erased")
-        .order_by(Person.id)
-    ).all()
-    matches = [p for p in candidates if normalise_name(p.display_name) == wanted]
-    record_ids: list[int] = []
-    for person in matches:
-        records = consent.withdraw_consent(
-            session,
-            person.external_id,
-            (),
-            settings=settings,
-            now=now,
-            actor=f"public:{reference}",
-            how=UNVERIFIED_HOW,
-        )
-        record_ids.extend(r.id for r in records)
     request = WithdrawalRequest(
         reference=reference,
         via="form",
@@ -265,8 +262,8 @@ def request_withdrawal(
         claimed_date_of_birth=date_of_birth,
         relationship_to_person=relationship,
         contact_email=contact_email.strip(),
-        person_ids=[p.id for p in matches],
-        record_ids=record_ids,
+        person_ids=[],
+        record_ids=[],
     )
     session.add(request)
     session.flush()
@@ -274,11 +271,88 @@ def request_withdrawal(
         session,
         at=now,
         actor=f"public:{reference}",
+        action="withdrawal.received",
+        subject=f"request:{request.id}",
+        details={"reference": reference},
+    )
+    request_job(session, MATCH_TASK, [request.id], now=now)
+    return request
+
+
+def exact_matches(session: Session, name: str, date_of_birth: date) -> list[Person]:
+    """People (not erased) whose name (ignoring case and spacing) and date of birth are these."""
+    wanted = normalise_name(name)
+    return [p for p in _born_on(session, date_of_birth) if normalise_name(p.display_name) == wanted]
+
+
+def _born_on(session: Session, date_of_birth: date) -> Sequence[Person]:
+    return session.scalars(
+        select(Person)
+        .where(Person.date_of_birth == date_of_birth, Person.status != "erased")
+        .order_by(Person.id)
+    ).all()
+
+
+def match_request(
+    session: Session, request_id: int, *, settings: Settings, now: datetime
+) -> WithdrawalRequest | None:
+    """Suspend publishing for every person a request without a link names (the job's body).
+
+    Idempotent: a request already matched is left as it is; None when there is no such request.
+    A person's takedown is queued by the withdrawal, after this unit of work commits.
+    """
+    request = session.get(WithdrawalRequest, request_id)
+    if request is None or request.matched_at is not None:
+        return request
+    matches: list[Person] = []
+    if request.claimed_name is not None and request.claimed_date_of_birth is not None:
+        matches = exact_matches(session, request.claimed_name, request.claimed_date_of_birth)
+    record_ids: list[int] = []
+    for person in matches:
+        records = consent.withdraw_consent(
+            session,
+            person.external_id,
+            (),
+            settings=settings,
+            now=now,
+            actor=f"public:{request.reference}",
+            how=UNVERIFIED_HOW,
+        )
+        record_ids.extend(r.id for r in records)
+    request.person_ids = [p.id for p in matches]
+    request.record_ids = record_ids
+    request.matched_at = now
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=f"public:{request.reference}",
         action="withdrawal.suspended",
         subject=f"request:{request.id}",
-        details={"reference": reference, "people": [p.id for p in matches], "records": record_ids},
+        details={"reference": request.reference, "people": request.person_ids, "records": record_ids},
     )
     return request
+
+
+def near_matches(session: Session, request: WithdrawalRequest) -> list[Person]:
+    """People born on the day a request gives whose name is like, but not, the one typed.
+
+    For staff: a typo suspends nobody, so the request page shows who it may have meant.
+    """
+    if request.claimed_name is None or request.claimed_date_of_birth is None:
+        return []
+    typed = normalise_name(request.claimed_name)
+    found = []
+    for person in _born_on(session, request.claimed_date_of_birth):
+        name = normalise_name(person.display_name)
+        if person.id in request.person_ids or name == typed:
+            continue
+        if (
+            set(name.split()) & set(typed.split())
+            or SequenceMatcher(None, name, typed).ratio() >= NEAR_NAME_RATIO
+        ):
+            found.append(person)
+    return found
 
 
 def find_request(session: Session, reference: str) -> WithdrawalRequest:
@@ -298,6 +372,26 @@ def pending_requests(session: Session) -> list[WithdrawalRequest]:
             .order_by(WithdrawalRequest.id)
         )
     )
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """How long a request has waited for staff, in words, and whether that is past ACT_WITHIN_HOURS."""
+
+    words: str
+    overdue: bool
+
+
+def waiting(request: WithdrawalRequest, now: datetime) -> Waiting:
+    """How long `request` has waited at `now` ("40 min", "5 h", "3 days")."""
+    minutes = max(0, int((now - request.created_at).total_seconds() // 60))
+    if minutes < 60:
+        words = f"{minutes} min"
+    elif minutes < 48 * 60:
+        words = f"{minutes // 60} h"
+    else:
+        words = f"{minutes // (24 * 60)} days"
+    return Waiting(words, minutes >= ACT_WITHIN_HOURS * 60)
 
 
 def people_of(session: Session, request: WithdrawalRequest) -> list[Person]:
@@ -343,6 +437,9 @@ def _pending(session: Session, reference: str) -> WithdrawalRequest:
     request = find_request(session, reference)
     if request.status != PENDING:
         raise InvalidInputError(f"request {reference} was already {request.status}")
+    if request.matched_at is None:
+        # Deciding before the job has suspended anyone would confirm or lift nothing.
+        raise InvalidInputError(f"request {reference} is still being matched; try again in a minute")
     return request
 
 

@@ -1,13 +1,18 @@
 """The public withdrawal form: no sign-in, built for a parent on a phone.
 
-It never grants or widens anything, answers the same whether or not anyone matched, is rate
-limited per client (the app factory attaches the limits) and CSRF protected, and ends on a receipt.
+It never grants or widens anything, answers the same whether or not anyone matched (a request
+without a link is matched by a background job), is rate limited per client (the app factory
+attaches the limits) and CSRF protected, and ends on a receipt. The receipt is shown only to the
+browser that made the request, for RECEIPT_MINUTES, by a signed cookie; anyone else opening its
+address gets a neutral page, so a made-up reference proves nothing.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
 
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.services import withdrawals
@@ -24,6 +29,39 @@ LABELS = {
 }
 
 
+RECEIPT_COOKIE = "gatekeeper_receipt"
+RECEIPT_PATH = "/withdraw/receipt/"
+RECEIPT_MINUTES = 30
+
+
+def _receipts() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key or "", salt="gatekeeper.withdrawal-receipt")
+
+
+def _to_receipt(kind: str, reference: str) -> Response:
+    """Redirect to the receipt, giving this browser (and only it) the signed right to see it."""
+    response = redirect(url_for("public.receipt", reference=reference, kind=kind))
+    response.set_cookie(
+        RECEIPT_COOKIE,
+        _receipts().dumps([kind, reference]),
+        max_age=RECEIPT_MINUTES * 60,
+        path=RECEIPT_PATH,
+        secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
+def _holds_receipt(kind: str, reference: str) -> bool:
+    token = request.cookies.get(RECEIPT_COOKIE, "")
+    try:
+        held = _receipts().loads(token, max_age=RECEIPT_MINUTES * 60)
+    except BadSignature:  # also an expired one (SignatureExpired)
+        return False
+    return bool(held == [kind, reference])
+
+
 def label(channel: str) -> str:
     """A channel as a parent reads it."""
     head, _, sub = channel.partition(":")
@@ -36,8 +74,10 @@ def withdraw_form() -> ResponseReturnValue:
     form = NoLinkWithdrawForm()
     if form.validate_on_submit():
         assert form.date_of_birth.data is not None
+        # Only recorded here; the job that matches it runs after the commit, so this answer's
+        # content and timing are the same whether or not the learner is on record.
         with unit() as db:
-            request = withdrawals.request_withdrawal(
+            received = withdrawals.request_withdrawal(
                 db,
                 name=form.name.data or "",
                 date_of_birth=form.date_of_birth.data,
@@ -46,8 +86,8 @@ def withdraw_form() -> ResponseReturnValue:
                 settings=runtime().settings,
                 now=now(),
             )
-            reference = request.reference
-        return redirect(url_for("public.receipt", reference=reference, kind="suspended"))
+            reference = received.reference
+        return _to_receipt("suspended", reference)
     status = 400 if form.is_submitted() else 200
     return render_template("withdraw.html", form=form), status
 
@@ -68,20 +108,22 @@ def withdraw_link(token: str) -> ResponseReturnValue:
         else:
             try:
                 with unit() as db:
-                    request = withdrawals.withdraw_with_link(db, token, chosen, settings=settings, now=now())
-                    reference = request.reference
+                    done = withdrawals.withdraw_with_link(db, token, chosen, settings=settings, now=now())
+                    reference = done.reference
             except InvalidInputError:
                 abort(400)
-            return redirect(url_for("public.receipt", reference=reference, kind="withdrawn"))
+            return _to_receipt("withdrawn", reference)
     status = 400 if form.is_submitted() else 200
     return render_template("withdraw_link.html", form=form, view=view, label=label), status
 
 
 @bp.get("/withdraw/receipt/<kind>/<reference>")
 def receipt(kind: str, reference: str) -> ResponseReturnValue:
-    # The receipt shows only what the visitor already holds: the reference in its own address.
     if kind not in ("withdrawn", "suspended") or not reference.startswith("WD-") or len(reference) > 20:
         abort(404)
+    if not _holds_receipt(kind, reference):
+        # Whether the reference exists or not: a receipt is proof only in the browser that asked.
+        return render_template("receipt_elsewhere.html", minutes=RECEIPT_MINUTES)
     return render_template("receipt.html", reference=reference, kind=kind)
 
 

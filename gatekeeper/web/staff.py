@@ -471,10 +471,20 @@ def people_import_confirm() -> ResponseReturnValue:
 @bp.get("/withdrawals")
 @roles_required(CONSENT_ADMIN)
 def requests_list() -> ResponseReturnValue:
+    moment = now()
     with unit() as db:
         pending = withdrawals.pending_requests(db)
         matched = {r.reference: withdrawals.people_of(db, r) for r in pending}
-    return render_template("requests.html", pending=pending, matched=matched)
+        near = {r.reference: withdrawals.near_matches(db, r) for r in pending}
+    waiting = {r.reference: withdrawals.waiting(r, moment) for r in pending}
+    return render_template(
+        "requests.html",
+        pending=pending,
+        matched=matched,
+        near=near,
+        waiting=waiting,
+        act_within=withdrawals.ACT_WITHIN_HOURS,
+    )
 
 
 @bp.get("/withdrawals/<reference>")
@@ -483,7 +493,8 @@ def request_page(reference: str) -> ResponseReturnValue:
     with unit() as db:
         req = withdrawals.find_request(db, reference)
         matched = withdrawals.people_of(db, req)
-    return render_template("request.html", req=req, matched=matched, form=DecisionForm())
+        near = withdrawals.near_matches(db, req) if req.status == withdrawals.PENDING else []
+    return render_template("request.html", req=req, matched=matched, near=near, form=DecisionForm())
 
 
 @bp.post("/withdrawals/<reference>/<decision>")

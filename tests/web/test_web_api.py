@@ -133,7 +133,7 @@ def test_pending_withdrawal_requests_are_listed_and_decided_through_the_api(
 
     import_people(rt, tmp_path)
     with unit_of_work(rt.sessions) as session:
-        reference = withdrawals.request_withdrawal(
+        received = withdrawals.request_withdrawal(
             session,
             name="Rory Williams",
             date_of_birth=date(2013, 11, 2),
@@ -141,7 +141,11 @@ def test_pending_withdrawal_requests_are_listed_and_decided_through_the_api(
             contact_email="g@x.org",
             settings=rt.settings,
             now=datetime(2026, 6, 15, tzinfo=UTC),
-        ).reference
+        )
+    with unit_of_work(rt.sessions) as session:
+        # What the request's job does once it runs.
+        withdrawals.match_request(session, received.id, settings=rt.settings, now=datetime.now(UTC))
+    reference = received.reference
     client = app.test_client()
     headers = _auth(rt)
     listed = client.get("/api/v1/withdrawals", headers=headers).get_json()["requests"]

@@ -53,7 +53,10 @@ def _pending_reference(rt: Any) -> str:
             settings=rt.settings,
             now=CLOCK,
         )
-        return request.reference
+    with unit_of_work(rt.sessions) as session:
+        # What the request's job does once it runs.
+        withdrawals.match_request(session, request.id, settings=rt.settings, now=CLOCK)
+    return request.reference
 
 
 def _link_token(rt: Any) -> str:

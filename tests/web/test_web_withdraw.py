@@ -147,6 +147,14 @@ def _submit(client: Any, form: dict[str, str]) -> tuple[int, str]:
     return response.status_code, page
 
 
+def _run_jobs(app: Flask) -> int:
+    """Run the queued jobs (the matching of requests without a link, their takedowns)."""
+    from gatekeeper.web.photos import job_queue
+
+    with app.app_context():
+        return int(job_queue().drain())
+
+
 def test_without_a_link_the_answer_is_the_same_whether_or_not_anyone_matches(
     app: Flask, rt: Any, tmp_path: Path
 ) -> None:
@@ -157,13 +165,16 @@ def test_without_a_link_the_answer_is_the_same_whether_or_not_anyone_matches(
     assert re.sub(r"WD-[A-Z0-9]{10}", "REF", matched) == re.sub(r"WD-[A-Z0-9]{10}", "REF", unmatched)
 
 
-def test_without_a_link_publishing_is_suspended_at_once_for_every_match(
+def test_without_a_link_publishing_is_suspended_for_every_match_by_the_job_after_the_request(
     app: Flask, rt: Any, tmp_path: Path
 ) -> None:
     import_people(rt, tmp_path)
     _, page = _submit(app.test_client(), FORM)
     reference = re.search(r"WD-[A-Z0-9]{10}", page)
     assert reference is not None
+    # The request itself looks nobody up; its job, sent after the commit, suspends.
+    assert _publishable(rt, "L001")["website"] == ()
+    assert _run_jobs(app) >= 1
     # Amy Pond born 2014-03-27 matches (name compared without case or spacing); the other Amy Pond does not.
     assert set(_publishable(rt, "L001").values()) <= {("consent_withdrawn",)}
     assert _publishable(rt, "L003")["print"] == ()
@@ -184,6 +195,7 @@ def test_a_consent_admin_rejecting_the_request_lifts_the_suspension(
     import_people(rt, tmp_path)
     _, page = _submit(app.test_client(), FORM)
     reference = re.search(r"WD-[A-Z0-9]{10}", page).group(0)  # type: ignore[union-attr]
+    _run_jobs(app)
     client = app.test_client()
     sign_in(client, make_account(rt, "consent_admin"))
     listing = client.get("/withdrawals").get_data(as_text=True)
@@ -211,6 +223,7 @@ def test_confirming_the_request_keeps_the_withdrawal(app: Flask, rt: Any, tmp_pa
     import_people(rt, tmp_path)
     _, page = _submit(app.test_client(), FORM)
     reference = re.search(r"WD-[A-Z0-9]{10}", page).group(0)  # type: ignore[union-attr]
+    _run_jobs(app)
     client = app.test_client()
     sign_in(client, make_account(rt, "consent_admin"))
     token = csrf(client, f"/withdrawals/{reference}")
@@ -239,6 +252,8 @@ def test_rejecting_never_undoes_a_withdrawal_made_since_the_suspension(rt: Any, 
             settings=rt.settings,
             now=CLOCK,
         )
+    with unit_of_work(rt.sessions) as session:
+        withdrawals.match_request(session, request.id, settings=rt.settings, now=CLOCK)
         token = withdrawals.issue_link(session, "L001", settings=rt.settings, now=CLOCK, actor="t").rsplit(
             "/", 1
         )[1]
