@@ -255,6 +255,9 @@ def enqueue_files(
 def worker(ctx: click.Context, workers: int, drain: bool, periodic: bool) -> None:
     """Run background jobs: gate, publish, takedown, re-check (and the periodic re-check and purge).
 
+    Also sweeps, at start and every GATEKEEPER_JOB_SWEEP_INTERVAL seconds: jobs a dead process
+    took with it, and jobs the queue lost or never got, are sent again.
+
     Give --no-periodic to all workers but one when several run on one queue. Should two
     schedulers fire anyway, each periodic run is claimed in the database and runs once per tick.
     """
@@ -286,7 +289,23 @@ def worker(ctx: click.Context, workers: int, drain: bool, periodic: bool) -> Non
         consumer = queue.huey.create_consumer(
             workers=workers, worker_type="process" if workers > 1 else "thread", periodic=periodic
         )
-        consumer.run()
+        # Jobs a dead process took with it, or that the queue lost or never got, are sent again.
+        # Worker processes are forked: the sweeper then runs in a process of its own (spawned),
+        # never as a thread of the process they are forked from.
+        if workers > 1:
+            from workers import start_sweeper_process
+
+            sweeper = start_sweeper_process(settings)
+            try:
+                consumer.run()
+            finally:
+                sweeper.terminate()
+        else:
+            queue.start_sweeper()
+            try:
+                consumer.run()
+            finally:
+                queue.stop_sweeper()
     finally:
         runtime.db.dispose()
 
@@ -322,8 +341,12 @@ def jobs(ctx: click.Context, retry_id: int | None, states: tuple[str, ...], as_j
                 after_send = (task, job.id)
         except GatekeeperError as exc:
             _fail(exc)
-        queue.send(*after_send)
-        click.echo(f"job {retry_id} queued again")
+        if queue.send(*after_send):
+            click.echo(f"job {retry_id} queued again")
+        else:
+            click.echo(
+                f"job {retry_id} is queued; the queue cannot be reached now, so it is sent when it is back"
+            )
         return
     with unit_of_work(runtime.sessions) as session:
         rows = jobs_service.list_jobs(session, states or ("queued", "running", "failed"))

@@ -88,6 +88,8 @@ def serve(
     app.extensions["gatekeeper_queue"] = queue
     # Bound before anything is printed: whoever reads "serving on" can connect at once.
     server = waitress.create_server(app, host=host, port=port, threads=threads, ident="gatekeeper")
+    # Jobs a dead process took with it, or that the queue lost or never got, are sent again.
+    queue.start_sweeper()
     consumer = None
     if run_jobs:
         consumer = queue.huey.create_consumer(workers=job_threads, worker_type="thread", periodic=True)
@@ -123,8 +125,9 @@ def serve(
         pass
     finally:
         server.close()
+        queue.stop_sweeper()
         if consumer is not None:
-            # A job cut short is left queued or running; jobs are idempotent (`gatekeeper jobs --retry`).
+            # A job cut short is left running: its lease lapses and the next sweeper sends it again.
             consumer.stop_flag.set()
 
 

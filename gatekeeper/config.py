@@ -75,6 +75,11 @@ class Settings:
     queue_name: str = "gatekeeper"
     job_retries: int = 5
     job_retry_delay: float = 2.0
+    # A running job's lease (renewed while it runs) and how often lapsed or unsent jobs are re-sent.
+    job_lease: float = 20.0
+    job_sweep_interval: float = 5.0
+    # A job whose process died this many times while running it is failed, not run again.
+    job_max_attempts: int = 5
     recheck_schedule: str = "*/15 * * * *"
     timezone: str = "Europe/London"
     # Retention (days of the organisation's calendar; see gatekeeper/retention.py for the reasons).
@@ -163,6 +168,8 @@ class Settings:
             )
         if self.job_retries < 0 or self.job_retry_delay < 0:
             raise ConfigError("job retries and retry delay must not be negative")
+        if not (self.job_lease > 0 and self.job_sweep_interval > 0 and self.job_max_attempts >= 1):
+            raise ConfigError("the job lease and sweep interval must be positive, max attempts at least 1")
         for label, schedule in (
             ("GATEKEEPER_RECHECK_SCHEDULE", self.recheck_schedule),
             ("GATEKEEPER_PURGE_SCHEDULE", self.purge_schedule),
@@ -274,6 +281,8 @@ class Settings:
             ("margin", "GATEKEEPER_MARGIN"),
             ("face_time_limit", "GATEKEEPER_FACE_TIME_LIMIT"),
             ("job_retry_delay", "GATEKEEPER_JOB_RETRY_DELAY"),
+            ("job_lease", "GATEKEEPER_JOB_LEASE"),
+            ("job_sweep_interval", "GATEKEEPER_JOB_SWEEP_INTERVAL"),
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_float(name, v)
@@ -292,6 +301,7 @@ class Settings:
             ("max_bytes", "GATEKEEPER_MAX_BYTES"),
             ("jpeg_quality", "GATEKEEPER_JPEG_QUALITY"),
             ("job_retries", "GATEKEEPER_JOB_RETRIES"),
+            ("job_max_attempts", "GATEKEEPER_JOB_MAX_ATTEMPTS"),
             ("retention_blocked_days", "GATEKEEPER_RETENTION_BLOCKED_DAYS"),
             ("retention_review_days", "GATEKEEPER_RETENTION_REVIEW_DAYS"),
             ("retention_grace_days", "GATEKEEPER_RETENTION_GRACE_DAYS"),

@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -208,7 +209,6 @@ def test_a_long_running_worker_gates_with_the_templates_and_consent_of_the_momen
 def test_a_withdrawal_while_the_gate_job_runs_leaves_nothing_of_the_person_published(
     runtime: Runtime, corpus: Any, tmp_path: Path
 ) -> None:
-    import time
 
     csv = write_csv(tmp_path / "p.csv", [person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path)])
     assert run(runtime, "people", "import", csv).exit_code == 0
@@ -305,16 +305,22 @@ def test_the_recheck_job_takes_down_a_copy_whose_consent_has_since_expired(
     assert len(list(runtime.published.iter_keys())) == 1
 
 
-def test_a_queue_that_is_down_leaves_the_job_recorded_with_a_clear_message(
+def test_a_queue_that_is_down_never_fails_the_withdrawal_and_the_sweeper_sends_its_job_later(
     runtime: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
     ids = add_people(runtime, now, "ann")
     for down in _other(runtime, queue_url="redis://127.0.0.1:1/0"):  # nothing listens on port 1
         result = run(down, "consent", "withdraw", "ann")
-        assert result.exit_code == 1 and "gatekeeper jobs --retry" in result.output
+        assert result.exit_code == 0, result.output
         [job] = _jobs(down)
         assert (job.task, job.args, job.state) == ("takedown", [ids["ann"]], "queued")
-    # The withdrawal itself committed; once the queue is back the job is sent again and runs.
-    assert run(runtime, "jobs", "--retry", job.id).exit_code == 0
-    assert JobQueue(runtime).drain() == 1
-    assert [j.state for j in _jobs(runtime)] == ["done"]
+        assert JobQueue(down).reachable() is False
+    # The withdrawal committed and its job waits in the database; no command is needed: once the
+    # queue answers, the sweeper finds a queued job that is not in the queue and sends it.
+    for back in _other(runtime, job_lease=0.2):
+        queue = JobQueue(back)
+        assert queue.reachable() is True
+        assert queue.huey.pending_count() == 0  # the message was never sent
+        time.sleep(0.3)
+        assert queue.drain() == 1  # `worker --drain` sweeps first
+        assert [j.state for j in _jobs(back)] == ["done"]

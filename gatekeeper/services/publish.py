@@ -537,9 +537,8 @@ def recheck_publications(
         if fresh.verdict == policy.PUBLISHABLE:
             report.kept += 1
         elif publication.external:
-            task = take_down(
-                session, publication, reasons=fresh.reasons, now=now, actor=actor, person_id=person_id
-            )
+            who = person_id if person_id is not None else _blocking_person(fresh)
+            task = take_down(session, publication, reasons=fresh.reasons, now=now, actor=actor, person_id=who)
             if task is not None:
                 report.tasks.append(task.id)
         else:
@@ -556,6 +555,14 @@ def recheck_publications(
             + "; ".join(f"publication {pid}: {exc}" for pid, exc in sorted(errors.items()))
         )
     return report
+
+
+def _blocking_person(verdict: policy.PhotoVerdict) -> int | None:
+    """The first identified person without consent now, whose face keeps the photo from its channel."""
+    for face in verdict.faces:
+        if face.person is not None and face.outcome == "no_consent":
+            return int(face.person)
+    return None
 
 
 def list_tasks(session: Session, *, open_only: bool) -> list[TakedownTask]:

@@ -6,6 +6,7 @@ withdrawal form, no sign-in) and `api` (`/api/v1`, bearer tokens, JSON only).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Flask, jsonify, render_template, request, session
@@ -30,6 +31,8 @@ STATUS = {
 LOGIN_RATE_LIMIT = "10 per minute;100 per hour"
 API_RATE_LIMIT = "600 per minute"
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+# A key no blob has: looking it up shows that a store answers.
+READY_PROBE_KEY = "readyz-probe"
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
@@ -121,7 +124,7 @@ def build_app(runtime: Runtime) -> Flask:
     @app.errorhandler(errors.GatekeeperError)
     def _error(exc: errors.GatekeeperError) -> ResponseReturnValue:
         status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 500)
-        if _is_api() or request.path == "/healthz":
+        if _is_api() or request.path in ("/healthz", "/readyz"):
             return jsonify(error=exc.code, message=str(exc)), status
         return render_template("error.html", status=status, message=str(exc)), status
 
@@ -150,7 +153,53 @@ def build_app(runtime: Runtime) -> Flask:
             conn.execute(text("SELECT 1"))
         return jsonify(status="ok")
 
+    @app.get("/readyz")
+    def readyz() -> ResponseReturnValue:
+        checks = readiness(runtime)
+        ready = all(check["ok"] for check in checks.values())
+        return jsonify(status="ready" if ready else "not ready", **checks), 200 if ready else 503
+
+    @app.context_processor
+    def _jobs_banner() -> dict[str, object]:
+        # Staff see when jobs cannot be sent (they are recorded and go out when the queue is back).
+        from flask_login import current_user
+
+        if not current_user.is_authenticated:
+            return {}
+        from gatekeeper.web.photos import job_queue
+
+        return {"jobs_unsendable": not job_queue().reachable()}
+
     return app
+
+
+def readiness(runtime: Runtime) -> dict[str, dict[str, object]]:
+    """Whether the database, the queue and each store answer now; errors by type, never their text."""
+    from sqlalchemy import text
+
+    from gatekeeper.web.photos import job_queue
+
+    def check(probe: Callable[[], object]) -> dict[str, object]:
+        try:
+            probe()
+        except Exception as exc:
+            return {"ok": False, "error": type(exc).__name__}
+        return {"ok": True}
+
+    def database() -> None:
+        with runtime.db.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def queue() -> None:
+        if not job_queue().reachable():
+            raise ConnectionError("the queue cannot be reached")
+
+    return {
+        "database": check(database),
+        "queue": check(queue),
+        "originals": check(lambda: runtime.originals.exists(READY_PROBE_KEY)),
+        "published": check(lambda: runtime.published.exists(READY_PROBE_KEY)),
+    }
 
 
 _MESSAGES = {
