@@ -416,3 +416,22 @@ class UploadItem(Base):
     job_id: Mapped[int | None] = mapped_column(Integer)
 
     batch: Mapped[UploadBatch] = relationship(back_populates="items")
+
+
+class IdempotencyKey(Base):
+    """The first answer to an API request sent with an `Idempotency-Key`, replayed to its repeats.
+
+    One row per credential (an API token, by its hash) and key; `fingerprint` is the sha256 of what
+    the request asked for, so a key reused for a different request is told apart.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("credential", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    credential: Mapped[str] = mapped_column(String(80))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)

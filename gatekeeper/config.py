@@ -98,6 +98,12 @@ class Settings:
     rate_limit_url: str = "memory://"
     withdraw_rate_limit: str = "5 per minute;30 per hour"
     public_page_rate_limit: str = "60 per minute"
+    # Counted per client address (sign-in), per API token and per staff account (gatekeeper/web/limits.py).
+    login_rate_limit: str = "10 per minute;100 per hour"
+    api_rate_limit: str = "600 per minute"
+    staff_rate_limit: str = "600 per minute"
+    # How long the API keeps the answer to a request sent with an Idempotency-Key.
+    idempotency_hours: int = 24
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none).
     proxy_hops: int = 0
     # UK rules (docs/uk-rules.md).
@@ -145,6 +151,8 @@ class Settings:
         for name in self.cover_channels:
             if name not in self.channels:
                 raise ConfigError(f"cover channel {name!r} is not in the channel list {self.channels}")
+        if not 1 <= self.idempotency_hours <= 24 * 30:
+            raise ConfigError(f"GATEKEEPER_IDEMPOTENCY_HOURS must be 1..720 (got {self.idempotency_hours})")
         if not 0 <= self.proxy_hops <= 5:
             raise ConfigError(f"GATEKEEPER_PROXY_HOPS must be 0..5 (got {self.proxy_hops})")
         if self.biometric_rules not in BIOMETRIC_RULES:
@@ -260,6 +268,9 @@ class Settings:
             ("rate_limit_url", "GATEKEEPER_RATE_LIMIT_URL"),
             ("withdraw_rate_limit", "GATEKEEPER_WITHDRAW_RATE_LIMIT"),
             ("public_page_rate_limit", "GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT"),
+            ("login_rate_limit", "GATEKEEPER_LOGIN_RATE_LIMIT"),
+            ("api_rate_limit", "GATEKEEPER_API_RATE_LIMIT"),
+            ("staff_rate_limit", "GATEKEEPER_STAFF_RATE_LIMIT"),
         ):
             if (v := get(name)) is not None and v != "":
                 kwargs[key] = v
@@ -312,6 +323,7 @@ class Settings:
             ("session_minutes", "GATEKEEPER_SESSION_MINUTES"),
             ("proxy_hops", "GATEKEEPER_PROXY_HOPS"),
             ("reconsent_grace_days", "GATEKEEPER_RECONSENT_GRACE_DAYS"),
+            ("idempotency_hours", "GATEKEEPER_IDEMPOTENCY_HOURS"),
         ):
             if (v := get(name)) is not None:
                 kwargs[key] = _parse_int(name, v)

@@ -33,8 +33,9 @@ from gatekeeper import media, policy
 from gatekeeper.config import Settings
 from gatekeeper.errors import BlobNotFoundError, InvalidInputError, MediaError, RecordNotFoundError
 from gatekeeper.faces import FaceEngine
+from gatekeeper.services import idempotency
 from gatekeeper.services.consent_state import check_channel
-from gatekeeper.services.gate import original_key, photo_row, recheck
+from gatekeeper.services.gate import original_key, recheck
 from gatekeeper.services.publish import latest_decision, lock_people, rebuild_clean, record_external
 from gatekeeper.storage import BlobStore, opaque_name
 
@@ -199,8 +200,9 @@ def submit_batch(
 ) -> UploadResult:
     """Keep each photo's original, record it and queue its gate job, all in one batch (audited).
 
-    The caption goes to the gate job, which stores it scrubbed of names. Raises
-    UnknownChannelError, InvalidInputError (a caption too long), StorageError.
+    A photo already on record for the channel whose gate job for the same caption is waiting,
+    running or done gets that job, not a new one. The caption goes to the gate job, which stores it
+    scrubbed of names. Raises UnknownChannelError, InvalidInputError (a caption too long), StorageError.
     """
     check_channel(settings, channel)
     caption = (caption or "").strip() or None
@@ -213,13 +215,18 @@ def submit_batch(
     photo_ids: list[int] = []
     for position, upload in enumerate(files, start=1):
         sha256 = hashlib.sha256(upload.data).hexdigest()
-        photo = photo_row(session, sha256, channel, now=now, actor=actor)
+        photo = idempotency.photo_for_upload(session, sha256, channel, now=now, actor=actor)
         key = photo.original_key or original_key(sha256)
         # Content-addressed: writing the same original twice is harmless; a rolled-back upload
         # leaves an orphan that the purge's orphan sweep deletes.
         originals.put(key, upload.data)
         photo.original_key = key
-        job_id = enqueue_gate(session, sha256, channel, caption)
+        # A photo sent again (a client retrying, a batch repeating a file) shares the gate job
+        # that decides or decided it: one decision per photo.
+        idempotency.lock_photo(session, photo)
+        job_id = idempotency.shared_gate_job(session, photo.id, channel, caption)
+        if job_id is None:
+            job_id = enqueue_gate(session, sha256, channel, caption)
         batch.items.append(UploadItem(position=position, photo_id=photo.id, job_id=job_id))
         photo_ids.append(photo.id)
     session.flush()

@@ -11,10 +11,7 @@ from datetime import timedelta
 
 from flask import Flask, jsonify, render_template, request, session
 from flask.typing import ResponseReturnValue
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from limits import parse_many
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
@@ -28,8 +25,6 @@ STATUS = {
     errors.MediaError: 422,
     errors.BackendError: 503,
 }
-LOGIN_RATE_LIMIT = "10 per minute;100 per hour"
-API_RATE_LIMIT = "600 per minute"
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 # A key no blob has: looking it up shows that a store answers.
 READY_PROBE_KEY = "readyz-probe"
@@ -45,16 +40,6 @@ def build_app(runtime: Runtime) -> Flask:
     Raises ConfigError for a rate limit that does not parse.
     """
     settings = runtime.settings
-    for name, value in (
-        ("GATEKEEPER_WITHDRAW_RATE_LIMIT", settings.withdraw_rate_limit),
-        ("GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT", settings.public_page_rate_limit),
-    ):
-        try:
-            parse_many(value)
-        except ValueError:
-            raise errors.ConfigError(
-                f"{name} does not parse: {value!r} (e.g. '5 per minute;30 per hour')"
-            ) from None
     app = Flask("gatekeeper", root_path=__path__[0])
     production = settings.env == "production"
     app.config.update(
@@ -77,19 +62,9 @@ def build_app(runtime: Runtime) -> Flask:
             app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops, x_host=settings.proxy_hops
         )
 
-    from gatekeeper.web import api, auth, photos, public, staff
+    from gatekeeper.web import api, auth, limits, photos, public, staff
 
-    limiter = Limiter(
-        get_remote_address,
-        app=app,
-        storage_uri=settings.rate_limit_url,
-        strategy="fixed-window",
-        headers_enabled=True,
-    )
-    limiter.limit(LOGIN_RATE_LIMIT, methods=["POST"])(auth.bp)
-    limiter.limit(settings.withdraw_rate_limit, methods=["POST"])(public.bp)
-    limiter.limit(settings.public_page_rate_limit)(public.bp)
-    limiter.limit(API_RATE_LIMIT)(api.bp)
+    limits.install(app, settings)
     # After the limiter, so a client over its limit is refused before anything else is checked.
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)
@@ -207,5 +182,5 @@ _MESSAGES = {
     404: "There is no page at this address.",
     405: "This page cannot be used that way.",
     413: "The file is too large.",
-    429: "Too many requests from your connection. Please wait a few minutes and try again.",
+    429: "Too many requests. Please wait a few minutes and try again.",
 }

@@ -1,5 +1,8 @@
 """The JSON API under /api/v1: bearer tokens (`gatekeeper users token NAME`), JSON errors.
 
+POST routes that change something honour an `Idempotency-Key` header (web/idempotency.py), except
+`/people/<id>/link`, whose answer is a secret that is never stored.
+
 docs/openapi.yaml describes every route here; a test keeps the two in step.
 """
 
@@ -17,6 +20,7 @@ from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN, UPLOADER
 from gatekeeper.services.people_import import ImportReport
 from gatekeeper.web.auth import actor, api_roles
 from gatekeeper.web.common import now, runtime, unit
+from gatekeeper.web.idempotency import idempotent
 from gatekeeper.web.photos import attachment, clean_copy
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -38,6 +42,7 @@ def _report(report: ImportReport, dry_run: bool) -> dict[str, Any]:
 
 @bp.post("/people/import")
 @api_roles(CONSENT_ADMIN)
+@idempotent
 def people_import() -> ResponseReturnValue:
     upload = request.files.get("file")
     if upload is None:
@@ -88,6 +93,7 @@ def person(external_id: str) -> ResponseReturnValue:
 
 @bp.post("/people/<external_id>/withdraw")
 @api_roles(CONSENT_ADMIN)
+@idempotent
 def withdraw(external_id: str) -> ResponseReturnValue:
     body = request.get_json(silent=True) if request.is_json else None
     if request.is_json and not isinstance(body, dict):
@@ -133,6 +139,7 @@ def pending() -> ResponseReturnValue:
 
 @bp.post("/withdrawals/<reference>/<decision>")
 @api_roles(CONSENT_ADMIN)
+@idempotent
 def decide(reference: str, decision: str) -> ResponseReturnValue:
     if decision not in ("confirm", "reject"):
         return jsonify(error="not_found", message="decision must be confirm or reject"), 404
@@ -167,6 +174,7 @@ def _photo_id(raw: str) -> int:
 
 @bp.post("/photos")
 @api_roles(*PHOTO_API_ROLES)
+@idempotent
 def photos_upload() -> ResponseReturnValue:
     from gatekeeper.services.uploads import ZIP_MAGIC, UploadFile, receive
     from gatekeeper.web.photos import do_upload

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from flask import current_app
+from flask import current_app, g
 from sqlalchemy.orm import Session
 
 from consent_db.session import unit_of_work
@@ -19,9 +19,21 @@ def runtime() -> Runtime:
     return rt
 
 
+# flask.g key of the unit of work an idempotent API request runs in (web/idempotency.py).
+SHARED_UNIT = "gatekeeper_shared_unit"
+
+
 @contextmanager
 def unit() -> Iterator[Session]:
-    """The request's unit of work: commits when the block succeeds, rolls back when it raises."""
+    """The request's unit of work: commits when the block succeeds, rolls back when it raises.
+
+    Inside an idempotent API request every unit is that request's one transaction, which also
+    records its answer: the answer and the change it reports commit together.
+    """
+    shared: Session | None = g.get(SHARED_UNIT)
+    if shared is not None:
+        yield shared
+        return
     with unit_of_work(runtime().sessions) as session:
         yield session
 

@@ -1,0 +1,105 @@
+"""Rate limits, counted per credential: the API per token, staff pages per account, the public
+withdrawal pages and sign-in per client address (they have no credential).
+
+A school behind one NAT is one address: counting the API and staff pages per address would make
+every member of staff share one budget. A request that carries no valid credential (no token, a
+wrong one, nobody signed in) counts against its address, so made-up tokens buy no extra budget.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from flask import Flask, g, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import current_user
+from limits import parse_many
+
+from gatekeeper import errors
+from gatekeeper.config import Settings
+from gatekeeper.services import accounts
+from gatekeeper.web.common import unit
+
+# flask.g key of the API client's rate-limit key, worked out once per request.
+_API_CLIENT = "gatekeeper_api_client"
+
+
+def check(settings: Settings) -> None:
+    """Raise ConfigError for a rate-limit setting that does not parse."""
+    for name, value in (
+        ("GATEKEEPER_WITHDRAW_RATE_LIMIT", settings.withdraw_rate_limit),
+        ("GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT", settings.public_page_rate_limit),
+        ("GATEKEEPER_LOGIN_RATE_LIMIT", settings.login_rate_limit),
+        ("GATEKEEPER_API_RATE_LIMIT", settings.api_rate_limit),
+        ("GATEKEEPER_STAFF_RATE_LIMIT", settings.staff_rate_limit),
+    ):
+        try:
+            parse_many(value)
+        except ValueError:
+            raise errors.ConfigError(
+                f"{name} does not parse: {value!r} (e.g. '5 per minute;30 per hour')"
+            ) from None
+
+
+def bearer_token() -> str | None:
+    """The bearer token the request carries, if any (not checked)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def token_id(token: str) -> str:
+    """A token's name in rate limits and idempotency keys: a prefix of its stored hash, never the token."""
+    return "token:" + accounts.token_hash(token)[:32]
+
+
+def address() -> str:
+    """The client's address as rate limits count it (the forwarded one behind trusted proxies)."""
+    return "address:" + get_remote_address()
+
+
+def api_client() -> str:
+    """The API's rate-limit key: the token when it is valid, else the client's address."""
+    known: str | None = g.get(_API_CLIENT)
+    if known is not None:
+        return known
+    token = bearer_token()
+    client = address()
+    if token is not None and token.startswith(accounts.TOKEN_PREFIX):
+        with unit() as db:
+            if accounts.user_for_token(db, token) is not None:
+                client = token_id(token)
+    setattr(g, _API_CLIENT, client)
+    return client
+
+
+def staff_client() -> str:
+    """Staff pages' rate-limit key: the signed-in account, else the client's address."""
+    if current_user.is_authenticated:
+        return f"account:{cast(int, current_user.user_id)}"
+    return address()
+
+
+def install(app: Flask, settings: Settings) -> Limiter:
+    """Put the limiter on `app` (blueprints are limited once registered); raises ConfigError."""
+    from gatekeeper.web import api, auth, photos, public, publications, review, staff
+
+    check(settings)
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=settings.rate_limit_url,
+        strategy="fixed-window",
+        headers_enabled=True,
+    )
+    limiter.limit(settings.login_rate_limit, methods=["POST"])(auth.bp)
+    limiter.limit(settings.withdraw_rate_limit, methods=["POST"])(public.bp)
+    limiter.limit(settings.public_page_rate_limit)(public.bp)
+    # One budget per token for the whole API, one per account for every staff page (shared scopes;
+    # a plain blueprint limit would count each route apart).
+    limiter.shared_limit(settings.api_rate_limit, scope="api", key_func=api_client)(api.bp)
+    staff_limit = limiter.shared_limit(settings.staff_rate_limit, scope="staff", key_func=staff_client)
+    for blueprint in (staff.bp, photos.bp, review.bp, publications.bp):
+        staff_limit(blueprint)
+    return limiter
