@@ -184,7 +184,8 @@ def photos_upload() -> ResponseReturnValue:
     result = do_upload([received], channel, request.form.get("caption"))
     if result.refused:
         refusal = result.refused[0]
-        raise InvalidInputError(f"{refusal.name}: {refusal.reason}", field="file")
+        # The refusal's own reason code, as `gate --json` gives it in `error_code`.
+        return jsonify(error=refusal.code, message=f"{refusal.name}: {refusal.reason}"), 400
     if len(result.photo_ids) != 1:
         raise InvalidInputError(
             f"send one photo per call (the file holds {len(result.photo_ids)})", field="file"
