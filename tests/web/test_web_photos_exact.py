@@ -293,3 +293,16 @@ def test_the_staff_menu_links_takedowns_and_publications_exactly_for_the_roles_t
         assert (f'href="{path}"' in menu) == may_open, (role, path)
     for link in re.findall(r'href="(/[^"]*)"', menu):
         assert client.get(link).status_code == 200, (role, link)
+
+
+def test_the_api_numbers_faces_from_1_as_the_photo_page_does(app: Flask, rt: Any, corpus: Any) -> None:
+    client = _client(app, rt, "uploader")
+    group = (corpus.faces_dir / "group" / "two_people.jpg").read_bytes()
+    batch_id = _batch_id(_upload(client, [(group, "two.jpg")]))
+    _drain(app)
+    [photo_id] = _photo_ids(rt, batch_id)
+    token = api_token(rt, make_account(rt, "admin"))
+    got = client.get(f"/api/v1/photos/{photo_id}", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert [f["number"] for f in got["faces"]] == [1, 2]
+    page = _text(client.get(f"/photos/{photo_id}").get_data(as_text=True))
+    assert "Face 1:" in page and "Face 2:" in page and "Face 0" not in page
