@@ -167,6 +167,9 @@ class Decision(Base):
     # size) for faces of min_detect_px and more, at any angle.
     analysis_scale: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
     min_detect_px: Mapped[int] = mapped_column(Integer, default=32, server_default="32")
+    # A photo that could not be read: the refusal's reason code and plain words (what to do).
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
 
     photo: Mapped[Photo] = relationship(back_populates="decisions")
     faces: Mapped[list[Face]] = relationship(
@@ -386,7 +389,8 @@ class DpiaRecord(Base):
 class UploadBatch(Base):
     """Photos uploaded together through the web app or the API for one channel.
 
-    Nothing of the uploaded file names is kept: each item is shown by its number in the batch.
+    Each item keeps the name its file was uploaded under, shown only to the member of staff who
+    uploaded it; published copies never carry it (they get opaque names).
     """
 
     __tablename__ = "upload_batches"
@@ -414,6 +418,8 @@ class UploadItem(Base):
     # SET NULL: a purged photo leaves its place in the batch, shown as deleted.
     photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id", ondelete="SET NULL"), index=True)
     job_id: Mapped[int | None] = mapped_column(Integer)
+    # The uploaded file's name (a zip member as `zip: member`); cleared when the photo is purged.
+    file_name: Mapped[str | None] = mapped_column(String(255))
 
     batch: Mapped[UploadBatch] = relationship(back_populates="items")
 

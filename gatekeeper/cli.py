@@ -21,7 +21,8 @@ import click
 from gatekeeper import media, policy
 from gatekeeper.cli_common import _actor, _emit, _fail, _now, _runtime
 from gatekeeper.config import Settings
-from gatekeeper.errors import GatekeeperError, ImageTooLargeError, InvalidInputError, MediaError
+from gatekeeper.errors import FileTooLargeError, GatekeeperError, InvalidInputError, MediaError
+from gatekeeper.media.refusals import explain
 from gatekeeper.runtime import Runtime
 from gatekeeper.storage import opaque_name, write_atomic
 
@@ -774,12 +775,19 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
         with unit_of_work(runtime.sessions) as session:
             gate_service.record_unreadable_file(session, job.channel, reason, now=now, actor=job.actor)
         return _line(
-            path, "blocked", [policy.UNREADABLE_IMAGE], [], None, job, error=f"cannot read: {reason}"
+            path,
+            "blocked",
+            [policy.UNREADABLE_IMAGE],
+            [],
+            None,
+            job,
+            error=f"cannot read: {reason}",
+            error_code="cannot_read",
         )
     published = None
     with unit_of_work(runtime.sessions) as session:
         if oversize is not None:
-            too_large = ImageTooLargeError(f"file is {size} bytes; the limit is {limit}")
+            too_large = FileTooLargeError(size, limit)
             result = gate_service.record_unreadable(
                 session, oversize, job.channel, too_large, tools=tools, now=now, actor=job.actor
             )
@@ -810,6 +818,7 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
         result.caption,
         result.photo_id,
         error=result.error,
+        error_code=result.error_code,
     )
     if published is not None and published.reused:
         line["already_published"] = True
@@ -861,6 +870,7 @@ def _line(
     photo_id: int | None = None,
     *,
     error: str | None = None,
+    error_code: str | None = None,
 ) -> dict[str, Any]:
     """One photo's JSON line (`caption` only when the job has one; `id` null for an unreadable file)."""
     line: dict[str, Any] = {
@@ -871,6 +881,7 @@ def _line(
         "faces": faces,
         "output": output,
         "error": error,
+        "error_code": error_code,
     }
     if job.caption is not None:
         line["caption"] = caption
@@ -936,7 +947,10 @@ def strip(
                 output = str(target)
             except (GatekeeperError, OSError) as exc:
                 failures += 1
-                error = str(exc) if isinstance(exc, MediaError | InvalidInputError) else f"cannot read: {exc}"
+                if isinstance(exc, MediaError):
+                    error = explain(exc).words
+                else:
+                    error = str(exc) if isinstance(exc, InvalidInputError) else f"cannot read: {exc}"
             if as_json:
                 _say(json.dumps({"source": str(path), "output": output, "error": error}), bar=bar_shown)
             elif error:

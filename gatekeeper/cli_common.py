@@ -14,7 +14,8 @@ from typing import Any, NoReturn
 import click
 
 from gatekeeper.config import Settings
-from gatekeeper.errors import GatekeeperError
+from gatekeeper.errors import GatekeeperError, MediaError
+from gatekeeper.media.refusals import explain
 from gatekeeper.runtime import Runtime
 
 
@@ -31,6 +32,9 @@ def _actor() -> str:
 
 def _fail(exc: GatekeeperError) -> NoReturn:
     """The one place where gatekeeper errors become command-line failures."""
+    if isinstance(exc, MediaError):
+        # A decoder's own message is no help to staff: the refusal's plain words are.
+        raise click.ClickException(f"{explain(exc).words} ({exc.code})") from exc
     raise click.ClickException(str(exc)) from exc
 
 

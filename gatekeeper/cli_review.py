@@ -18,7 +18,7 @@ def review() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per face per line.")
 @click.pass_context
 def review_list(ctx: click.Context, as_json: bool) -> None:
-    """List the faces waiting for a reviewer, by photo id and face number.
+    """List the faces waiting for a reviewer, by photo id and face number (from 1, as on the photo page).
 
     A face waits when its photo's latest verdict is review and the face is why: an uncertain
     match (with the nearest person), a possible or too small face, or an unknown face under
@@ -39,7 +39,7 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
                     "photo": item.photo_id,
                     "decision": item.decision_id,
                     "channel": item.channel,
-                    "face": item.position,
+                    "face": item.number,
                     "box": list(item.box),
                     "outcome": item.outcome,
                     "reasons": list(item.reasons),
@@ -52,7 +52,7 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
         candidate = f", nearest: {item.candidate} ({item.distance:.2f})" if item.candidate else ""
         box = " ".join(map(str, item.box))
         click.echo(
-            f"photo {item.photo_id} face {item.position} [{box}] {item.channel}: "
+            f"photo {item.photo_id} face {item.number} [{box}] {item.channel}: "
             f"{item.outcome} ({', '.join(item.reasons)}){candidate}"
         )
     if not as_json:
@@ -105,13 +105,15 @@ def review_resolve(
     ]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --person ID, --stranger, --not-a-face")
+    if face < 1:
+        raise click.UsageError("faces are numbered from 1, as `review list` shows them")
     runtime = _runtime(ctx)
     try:
         with unit_of_work(runtime.sessions) as session:
             result = review_service.resolve_face(
                 session,
                 photo_id,
-                face,
+                face - 1,  # the service counts positions from 0
                 chosen[0],
                 person_external_id=person,
                 reason=reason,
@@ -133,7 +135,7 @@ def review_resolve(
         who = f" {f.person}" if f.person else ""
         why = f" ({', '.join(f.reasons)})" if f.reasons else ""
         by = f", reviewed: {f.review}" if f.review else ""
-        click.echo(f"  face {f.position}: {f.outcome}{who}{why}{by}")
+        click.echo(f"  face {f.position + 1}: {f.outcome}{who}{why}{by}")
     if result.template_id is not None:
         click.echo("the face was added as a template (biometric consent allows it)")
     elif result.template_note:
@@ -149,7 +151,7 @@ def _result_json(result: Any) -> dict[str, Any]:
         "reasons": list(result.reasons),
         "faces": [
             {
-                "face": f.position,
+                "face": f.position + 1,
                 "box": list(f.box),
                 "person": f.person,
                 "outcome": f.outcome,

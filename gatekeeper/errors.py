@@ -152,6 +152,15 @@ class UnreadableImageError(MediaError):
     code = "unreadable_image"
 
 
+class EmptyFileError(UnreadableImageError):
+    """The file holds no bytes at all."""
+
+    code = "empty_file"
+
+    def __init__(self) -> None:
+        super().__init__("the file is empty")
+
+
 class ImageTooLargeError(UnreadableImageError):
     """The image exceeds the configured pixel or byte cap; it is refused before decoding."""
 
@@ -161,6 +170,16 @@ class ImageTooLargeError(UnreadableImageError):
         super().__init__(message)
         self.pixels = pixels
         self.limit = limit
+
+
+class FileTooLargeError(ImageTooLargeError):
+    """The file is larger, in bytes, than the configured cap; it is refused unread."""
+
+    code = "file_too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"file is {size} bytes; the limit is {limit}", limit=limit)
+        self.size = size
 
 
 class FrameLimitError(UnreadableImageError):

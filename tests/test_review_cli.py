@@ -26,7 +26,7 @@ from helpers import gate_json, person_row, run, write_csv
 
 pytestmark = pytest.mark.slow
 
-GROUP = "group/two_people.jpg"  # obama (face 0) and biden (face 1)
+GROUP = "group/two_people.jpg"  # obama (face 1) and biden (face 2), numbered from 1
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_a_learner_who_refused_face_matching_is_identified_by_eye_and_their_cons
 
     [item] = waiting(reviewing)
     assert (item["face"], item["outcome"], item["reasons"], item["candidate"]) == (
-        1,
+        2,
         "unknown",
         ["unknown_face"],
         None,
@@ -124,10 +124,10 @@ def test_a_learner_who_refused_face_matching_is_identified_by_eye_and_their_cons
     photo = item["photo"]
 
     # Identified, but kim's parent consented to social media only: a reviewer never overrides consent.
-    first = resolve(reviewing, photo, 1, "--person", "kim", "--reason", "Kim, Year 7, seen by eye")
+    first = resolve(reviewing, photo, 2, "--person", "kim", "--reason", "Kim, Year 7, seen by eye")
     assert (first["verdict"], first["reasons"]) == ("blocked", ["no_consent_for_channel"])
     assert first["faces"][1] == {
-        "face": 1,
+        "face": 2,
         "box": item["box"],
         "person": "kim",
         "outcome": "no_consent",
@@ -141,7 +141,7 @@ def test_a_learner_who_refused_face_matching_is_identified_by_eye_and_their_cons
     assert granted.exit_code == 0, granted.output
     # The publish-time re-check decides the reviewed face as kim, on today's consent.
     assert recheck(reviewing, first["decision"]) == ("publishable", ())
-    second = resolve(reviewing, photo, 1, "--person", "kim", "--reason", "website consent now given")
+    second = resolve(reviewing, photo, 2, "--person", "kim", "--reason", "website consent now given")
     assert (second["verdict"], second["reasons"]) == ("publishable", [])
     assert second["previous_decision"] == first["decision"]
 
@@ -195,23 +195,25 @@ def test_a_stranger_blocks_a_person_with_biometric_consent_is_learnt_and_mistake
         ),
     ]
     for args, message in mistakes:
-        refused = run(reviewing, "review", "resolve", photo, 1, *args)
+        refused = run(reviewing, "review", "resolve", photo, 2, *args)
         assert refused.exit_code != 0 and message in refused.output, (args, refused.output)
     no_face = run(reviewing, "review", "resolve", photo, 7, "--stranger", "--reason", "x")
-    assert no_face.exit_code == 1 and f"photo {photo} has no face 7 (its faces: 0, 1)" in no_face.output
-    no_photo = run(reviewing, "review", "resolve", 999, 0, "--stranger", "--reason", "x")
+    assert no_face.exit_code == 1 and f"photo {photo} has no face 7 (its faces: 1, 2)" in no_face.output
+    zero = run(reviewing, "review", "resolve", photo, 0, "--stranger", "--reason", "x")
+    assert zero.exit_code == 2 and "faces are numbered from 1" in zero.output
+    no_photo = run(reviewing, "review", "resolve", 999, 1, "--stranger", "--reason", "x")
     assert no_photo.exit_code == 1 and "no photo with id 999" in no_photo.output
     assert reviews(reviewing) == []
 
     # Someone not enrolled: the face stays unknown and now blocks, even though unknown faces go to review.
     stranger = resolve(
-        reviewing, photo, 1, "--stranger", "--reason", "a visitor", "--decision", item["decision"]
+        reviewing, photo, 2, "--stranger", "--reason", "a visitor", "--decision", item["decision"]
     )
     assert (stranger["verdict"], stranger["reasons"]) == ("blocked", ["unknown_face"])
     assert stranger["faces"][1]["review"] == "stranger" and waiting(reviewing) == []
 
     # obama has biometric consent: a face a reviewer confirms as him becomes a template.
-    confirmed = resolve(reviewing, photo, 0, "--person", "obama", "--reason", "confirmed by eye")
+    confirmed = resolve(reviewing, photo, 1, "--person", "obama", "--reason", "confirmed by eye")
     assert confirmed["template_added"] is True
     assert (confirmed["verdict"], [f["review"] for f in confirmed["faces"]]) == (
         "blocked",
@@ -234,17 +236,17 @@ def test_not_a_face_drops_a_possible_face_from_the_decision(
     [gated] = gate_json(runtime, "website", upside_down)
     assert (gated["verdict"], gated["reasons"]) == ("review", ["possible_face"])
     [item] = waiting(runtime)
-    assert (item["face"], item["outcome"], item["reasons"]) == (0, "uncertain", ["possible_face"])
+    assert (item["face"], item["outcome"], item["reasons"]) == (1, "uncertain", ["possible_face"])
     assert (runtime.settings.home / "originals" / item["original"]).read_bytes() == upside_down.read_bytes()
     listed = run(runtime, "review", "list")
     box = " ".join(map(str, item["box"]))
-    assert listed.stdout == f"photo {item['photo']} face 0 [{box}] website: uncertain (possible_face)\n"
+    assert listed.stdout == f"photo {item['photo']} face 1 [{box}] website: uncertain (possible_face)\n"
     assert "1 face(s) waiting for review" in listed.stderr
 
-    human = run(runtime, "review", "resolve", item["photo"], 0, "--not-a-face", "--reason", "a poster")
+    human = run(runtime, "review", "resolve", item["photo"], 1, "--not-a-face", "--reason", "a poster")
     assert human.exit_code == 0, human.output
     assert f"photo {item['photo']}: PUBLISHABLE" in human.stdout
-    assert "face 0: not_a_face, reviewed: not_a_face" in human.stdout
+    assert "face 1: not_a_face, reviewed: not_a_face" in human.stdout
     assert waiting(runtime) == []
     assert recheck(runtime, int(human.stdout.split("(decision ")[1].split(")")[0])) == ("publishable", ())
     [event] = reviews(runtime)

@@ -99,8 +99,11 @@ def run_gate(
     )
 
 
-def run_publish(runtime: Runtime, session: Any, actor: str, photo_id: int, channel: str) -> None:
-    """Publish a gated photo to the published store (deciding again now)."""
+def run_publish(
+    runtime: Runtime, session: Any, actor: str, photo_id: int, channel: str, requested_by: str | None = None
+) -> None:
+    """Publish a gated photo to the published store (deciding again now), on behalf of whoever
+    asked for it (`requested_by`: the publication and its audit event name them)."""
     # The face models load only for a copy with covered faces, which is checked by detection.
     covered = any(f.covered for f in publish_service.latest_decision(session, photo_id).faces)
     publish_service.publish_photo(
@@ -111,7 +114,7 @@ def run_publish(runtime: Runtime, session: Any, actor: str, photo_id: int, chann
         originals=runtime.originals,
         settings=runtime.settings,
         now=_now(),
-        actor=actor,
+        actor=requested_by or actor,
         engine=runtime.faces if covered else None,
         once=True,
     )
@@ -387,9 +390,13 @@ class JobQueue:
         """Gate an original already in the private store."""
         return self.enqueue(session, "gate", sha256, channel, caption)
 
-    def enqueue_publish(self, session: Any, photo_id: int, channel: str) -> int:
-        """Publish a gated photo to the published store."""
-        return self.enqueue(session, "publish", photo_id, channel)
+    def enqueue_publish(
+        self, session: Any, photo_id: int, channel: str, requested_by: str | None = None
+    ) -> int:
+        """Publish a gated photo to the published store (on behalf of `requested_by`)."""
+        if requested_by is None:
+            return self.enqueue(session, "publish", photo_id, channel)
+        return self.enqueue(session, "publish", photo_id, channel, requested_by)
 
     def enqueue_takedown(self, session: Any, person_id: int) -> int:
         """Take down every copy of a person's photos that no longer passes."""

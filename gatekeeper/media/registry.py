@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gatekeeper.errors import UnreadableImageError, UnsupportedMediaError
+from gatekeeper.errors import EmptyFileError, UnsupportedMediaError
 from gatekeeper.media import gif, heic, jpeg, png, tiff, webp
 from gatekeeper.media.base import FormatHandler
 
@@ -19,9 +19,9 @@ _HEAD = 16
 
 
 def handler_for(data: bytes) -> FormatHandler:
-    """The handler whose magic the data carries; raises UnreadableImageError, UnsupportedMediaError."""
+    """The handler whose magic the data carries; raises EmptyFileError, UnsupportedMediaError."""
     if not data:
-        raise UnreadableImageError("the file is empty")
+        raise EmptyFileError()
     head = bytes(data[:_HEAD])
     for handler in HANDLERS:
         if handler.matches(head):
@@ -33,6 +33,6 @@ def handler_for(data: bytes) -> FormatHandler:
 def sniff_format(data: bytes) -> str:
     """The format name ("jpeg", "png", ...) by magic bytes.
 
-    Raises UnsupportedMediaError, or UnreadableImageError when data is empty.
+    Raises UnsupportedMediaError, or EmptyFileError when data is empty.
     """
     return handler_for(data).name

@@ -22,8 +22,9 @@ from consent_db import audit
 from consent_db.models import Decision, Face, FaceTemplate, Person, Photo
 from gatekeeper import media, policy
 from gatekeeper.config import Settings
-from gatekeeper.errors import ImageTooLargeError, MediaError
+from gatekeeper.errors import FileTooLargeError, MediaError
 from gatekeeper.faces import DetectedFace, FaceEngine, TemplateIndex, encoding_from_bytes
+from gatekeeper.media.refusals import explain
 from gatekeeper.services.consent_state import check_channel, decision_state, policy_for, stored_face_input
 from gatekeeper.services.dpia import matching_enabled
 from gatekeeper.storage import BlobStore
@@ -65,8 +66,10 @@ class GateResult:
     decision_id: int
     sha256: str
     clean: media.CleanCopy | None = None
+    # Why the photo could not be read or made clean: plain words (what to do) and a reason code.
     error: str | None = None
     caption: str | None = None
+    error_code: str | None = None
 
 
 def load_template_index(session: Session, model: str) -> TemplateIndex:
@@ -131,7 +134,7 @@ def gate_photo(
     sha256 = hashlib.sha256(data).hexdigest()
     try:
         if len(data) > settings.max_bytes:
-            raise ImageTooLargeError(f"file is {len(data)} bytes; the limit is {settings.max_bytes}")
+            raise FileTooLargeError(len(data), settings.max_bytes)
         source = media.decode_source(
             data, max_pixels=settings.max_pixels, long_edge=settings.long_edge(channel)
         )
@@ -173,7 +176,7 @@ def gate_photo(
         limit=analysis.limit,
     )
     clean = None
-    error = None
+    error = error_code = None
     if verdict.verdict == policy.PUBLISHABLE:
         try:
             if any(v.covered for v in verdict.faces):
@@ -186,7 +189,7 @@ def gate_photo(
                 )
         except MediaError as exc:
             # Without a verified clean copy there is nothing that could be published.
-            error = f"no clean copy: {exc}"
+            error, error_code = f"no clean copy could be made: {explain(exc).reason}", exc.code
             verdict = _blocked(verdict, policy.CLEAN_COPY_FAILED)
     if caption is not None:
         allowed = policy.naming_allowed(verdict, states, channel, now)
@@ -200,8 +203,9 @@ def gate_photo(
         now=now,
         actor=actor,
         tools=tools,
-        details={"error": error} if error else None,
+        details={"error": error_code} if error_code else None,
         analysis=(source.scale, analysis.min_detect_px),
+        error=(error_code, error) if error_code and error else None,
     )
     faces = tuple(
         FaceReport(
@@ -215,7 +219,16 @@ def gate_photo(
         for box, v in zip(full_boxes, verdict.faces, strict=True)
     )
     return GateResult(
-        verdict.verdict, verdict.reasons, faces, photo.id, decision.id, sha256, clean, error, photo.caption
+        verdict.verdict,
+        verdict.reasons,
+        faces,
+        photo.id,
+        decision.id,
+        sha256,
+        clean,
+        error,
+        photo.caption,
+        error_code,
     )
 
 
@@ -229,7 +242,9 @@ def record_unreadable(
     now: datetime,
     actor: str,
 ) -> GateResult:
-    """Record a blocked `unreadable_image` verdict for a file that could not be read as an image."""
+    """Record a blocked `unreadable_image` verdict for a file that could not be read as an image,
+    with the refusal's reason code and plain words (media/refusals.py)."""
+    refusal = explain(error)
     photo = photo_row(session, sha256, channel, now=now, actor=actor)
     verdict = policy.unreadable()
     decision = _record(
@@ -241,10 +256,20 @@ def record_unreadable(
         now=now,
         actor=actor,
         tools=tools,
-        details={"error": error.code},
+        details={"error": refusal.code},
         analysis=(1.0, tools.engine.min_detect_px),
+        error=(refusal.code, refusal.words),
     )
-    return GateResult(verdict.verdict, verdict.reasons, (), photo.id, decision.id, sha256, error=str(error))
+    return GateResult(
+        verdict.verdict,
+        verdict.reasons,
+        (),
+        photo.id,
+        decision.id,
+        sha256,
+        error=refusal.words,
+        error_code=refusal.code,
+    )
 
 
 def record_unreadable_file(session: Session, channel: str, error: str, *, now: datetime, actor: str) -> None:
@@ -341,6 +366,7 @@ def _record(
     tools: GateTools,
     details: dict[str, object] | None = None,
     analysis: tuple[float, int],
+    error: tuple[str, str] | None = None,
 ) -> Decision:
     settings = tools.settings
     decision = Decision(
@@ -360,6 +386,8 @@ def _record(
             "min_face_px": settings.min_face_px,
             "long_edge": settings.long_edge(photo.channel),
         },
+        error_code=error[0] if error else None,
+        error=error[1] if error else None,
     )
     for position, (box, face_input, result) in enumerate(zip(boxes, inputs, verdict.faces, strict=True)):
         best = face_input.candidates[0] if face_input.candidates else None

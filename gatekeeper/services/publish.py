@@ -21,7 +21,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
-from consent_db.models import Decision, Face, Person, Photo, Publication, TakedownTask
+from consent_db.models import Decision, Face, Job, Person, Photo, Publication, TakedownTask
 from consent_db.session import after_commit, after_rollback
 from gatekeeper import media, policy
 from gatekeeper.config import Settings
@@ -287,6 +287,26 @@ def _live_in(session: Session, store: BlobStore, photo_id: int, channel: str) ->
         if publication.key is not None and store.exists(publication.key):
             return publication
     return None
+
+
+def publications_of(session: Session, photo_id: int) -> list[Publication]:
+    """Every publication of a photo (live or taken down, downloads included), oldest first."""
+    return list(
+        session.scalars(select(Publication).where(Publication.photo_id == photo_id).order_by(Publication.id))
+    )
+
+
+def already_published(session: Session, store: BlobStore, photo_id: int, channel: str) -> Publication | None:
+    """The photo's live copy on `channel` in `store`, its file still there, if it has one."""
+    return _live_in(session, store, photo_id, channel)
+
+
+def publish_pending(session: Session, photo_id: int, channel: str) -> Job | None:
+    """A publish job for the photo and channel that is queued or running, if there is one."""
+    jobs = session.scalars(
+        select(Job).where(Job.task == "publish", Job.state.in_(("queued", "running"))).order_by(Job.id)
+    )
+    return next((job for job in jobs if list(job.args[:2]) == [photo_id, channel]), None)
 
 
 def record_external(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
@@ -26,6 +26,7 @@ from consent_db.models import (
     PhotoHold,
     Publication,
     PurgeReport,
+    UploadItem,
     WithdrawalRequest,
 )
 from gatekeeper import policy, retention
@@ -234,6 +235,8 @@ def purge_photo(
     # The database cascades to decisions, faces and publications; takedown tasks keep their record.
     session.flush()
     session.expunge_all()
+    # The name it was uploaded under may name a child: it goes with the photo.
+    session.execute(update(UploadItem).where(UploadItem.photo_id == photo_id).values(file_name=None))
     session.execute(delete(Photo).where(Photo.id == photo_id))
     result.deleted["photos"] += 1
     audit.append(

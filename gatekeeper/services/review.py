@@ -64,6 +64,11 @@ class ReviewItem:
     # Where the reviewer finds the photo: its key in the private originals store.
     original_key: str | None = None
 
+    @property
+    def number(self) -> int:
+        """The face's number as people count, from 1 (`position` counts from 0)."""
+        return self.position + 1
+
 
 @dataclass(frozen=True)
 class ReviewedFace:
@@ -187,8 +192,11 @@ def resolve_face(
         raise StaleDecisionError(decision_id, previous.id)
     positions = [f.position for f in previous.faces]
     if position not in positions:
-        shown = ", ".join(map(str, positions)) if positions else "none"
-        raise InvalidInputError(f"photo {photo_id} has no face {position} (its faces: {shown})", field="face")
+        # Faces are numbered from 1 wherever people see them.
+        shown = ", ".join(str(p + 1) for p in positions) if positions else "none"
+        raise InvalidInputError(
+            f"photo {photo_id} has no face {position + 1} (its faces: {shown})", field="face"
+        )
 
     decision = _copy_decision(previous, now=now, actor=actor)
     target = next(f for f in decision.faces if f.position == position)

@@ -151,7 +151,7 @@ def export_person(
                     "verdict": decision.verdict if decision else item.photo.status,
                     "reasons": list(decision.reasons) if decision else list(item.photo.reasons),
                     "decided_at": _when(decision.decided_at) if decision else None,
-                    "faces_of_person": list(item.shown_at),
+                    "faces_of_person": [p + 1 for p in item.shown_at],  # numbered from 1
                     "faces_in_photo": len(decision.faces) if decision else 0,
                     "retention_until": _when(item.photo.retention_until),
                     "publications": [

@@ -3,8 +3,9 @@
 An upload keeps each photo's original in the private store, records the photo (status `pending`)
 and a gate job in the caller's unit of work, and returns at once: the face analysis runs in the
 gate job (workers/), never in a request. A zip is opened with limits (members, total size, ratio)
-and every member name checked; each refused file gets its own reason. Nothing of the uploaded file
-names is kept.
+and every member name checked; each refused file gets its own reason. The name each photo was
+uploaded under is kept with its place in the batch, shown only to the member of staff who uploaded
+it, and never given to a published copy (those get opaque names).
 
 A clean copy downloaded by a member of staff is a publication path: the consent decision is made
 again at that moment (services/gate.recheck), the copy rebuilt from the original, and the download
@@ -31,8 +32,16 @@ from consent_db.models import ConsentRecord, Decision, Face, Job, Person, Photo,
 from consent_db.session import unit_of_work
 from gatekeeper import media, policy
 from gatekeeper.config import Settings
-from gatekeeper.errors import BlobNotFoundError, InvalidInputError, MediaError, RecordNotFoundError
+from gatekeeper.errors import (
+    BlobNotFoundError,
+    EmptyFileError,
+    FileTooLargeError,
+    InvalidInputError,
+    MediaError,
+    RecordNotFoundError,
+)
 from gatekeeper.faces import FaceEngine
+from gatekeeper.media.refusals import AGAIN, Refusal, explain
 from gatekeeper.services import idempotency
 from gatekeeper.services.consent_state import check_channel
 from gatekeeper.services.gate import original_key, recheck
@@ -47,6 +56,7 @@ MAX_ZIP_TOTAL = 2 * 1024 * 1024 * 1024
 MAX_ZIP_RATIO = 100
 MAX_CAPTION = 2000
 PREVIEW_EDGE = 1280
+THUMBNAIL_EDGE = 240
 ZIP_MAGIC = b"PK\x03\x04"
 STATUSES = ("queued", "processing", "done", "failed", "deleted")
 # Only these roles may learn that a face is blocked by a safeguarding flag.
@@ -59,7 +69,7 @@ EngineFactory = Callable[[], FaceEngine]
 
 @dataclass(frozen=True)
 class UploadFile:
-    """One file as received: a name for messages only (never stored) and its bytes."""
+    """One file as received: its name (shown only to its uploader, never published) and its bytes."""
 
     name: str
     data: bytes
@@ -67,10 +77,11 @@ class UploadFile:
 
 @dataclass(frozen=True)
 class Refused:
-    """A file refused at upload, and why, in words for the uploader."""
+    """A file refused at upload, and why, in words for the uploader, with its reason code."""
 
     name: str
     reason: str
+    code: str = "invalid_zip"
 
 
 @dataclass(frozen=True)
@@ -85,15 +96,16 @@ class UploadResult:
 # --- receiving files --------------------------------------------------------------------------------
 
 
-def _image_problem(data: bytes, settings: Settings) -> str | None:
-    if not data:
-        return "the file is empty"
-    if len(data) > settings.max_bytes:
-        return f"the file is larger than the limit of {settings.max_bytes // (1024 * 1024)} MB"
+def _image_problem(data: bytes, settings: Settings) -> Refusal | None:
+    """Why a file cannot be kept as a photo (the same code and words as `gate`), or None."""
     try:
+        if not data:
+            raise EmptyFileError()
+        if len(data) > settings.max_bytes:
+            raise FileTooLargeError(len(data), settings.max_bytes)
         media.sniff_format(data)
-    except MediaError:
-        return "not a photo in an accepted format (JPEG, PNG, WebP, HEIC, GIF, TIFF)"
+    except MediaError as exc:
+        return explain(exc)
     return None
 
 
@@ -143,7 +155,8 @@ def expand_zip(name: str, data: bytes, settings: Settings) -> tuple[list[UploadF
             refused.append(Refused(label, "the file is encrypted"))
             continue
         if member.file_size > settings.max_bytes:
-            refused.append(Refused(label, "the file is larger than the limit"))
+            too_large = explain(FileTooLargeError(member.file_size, settings.max_bytes))
+            refused.append(Refused(label, too_large.words, too_large.code))
             continue
         if member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1) and member.file_size > 1 << 20:
             refused.append(Refused(label, "the file unpacks far larger than it is packed (a zip bomb?)"))
@@ -153,7 +166,7 @@ def expand_zip(name: str, data: bytes, settings: Settings) -> tuple[list[UploadF
                 # The header's size may lie: never read more than it promised, plus one byte to tell.
                 content = fh.read(member.file_size + 1)
         except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError) as exc:
-            refused.append(Refused(label, f"cannot be unpacked ({exc})"))
+            refused.append(Refused(label, f"cannot be unpacked ({type(exc).__name__})"))
             continue
         if len(content) != member.file_size:
             refused.append(Refused(label, "the zip's sizes do not match its contents"))
@@ -179,7 +192,7 @@ def receive(uploads: Iterable[UploadFile], settings: Settings) -> tuple[list[Upl
             if problem is None:
                 accepted.append(candidate)
             else:
-                refused.append(Refused(candidate.name, problem))
+                refused.append(Refused(candidate.name, problem.words, problem.code))
     if len(accepted) > MAX_FILES:
         raise InvalidInputError(f"at most {MAX_FILES} photos in one upload (got {len(accepted)})")
     return accepted, refused
@@ -227,7 +240,9 @@ def submit_batch(
         job_id = idempotency.shared_gate_job(session, photo.id, channel, caption)
         if job_id is None:
             job_id = enqueue_gate(session, sha256, channel, caption)
-        batch.items.append(UploadItem(position=position, photo_id=photo.id, job_id=job_id))
+        batch.items.append(
+            UploadItem(position=position, photo_id=photo.id, job_id=job_id, file_name=upload.name[:255])
+        )
         photo_ids.append(photo.id)
     session.flush()
     audit.append(
@@ -280,6 +295,21 @@ class PhotoView:
     decision_id: int | None
     position: int | None = None
     checked_verdict: str | None = None
+    # A photo that could not be read: the refusal's plain words (what to do) and reason code.
+    error: str | None = None
+    error_code: str | None = None
+    # The name it was uploaded under, only for the member of staff who uploaded it.
+    file_name: str | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Whether the file could not be read as a photo (no preview, no faces to show)."""
+        return self.status == "done" and policy.UNREADABLE_IMAGE in self.reasons and not self.faces
+
+    @property
+    def refusal(self) -> str:
+        """Why a refused file could not be read, and what to do (the words `gate` gives)."""
+        return self.error or f"{PHOTO_WORDS[policy.UNREADABLE_IMAGE]}: {AGAIN}"
 
 
 def _job_status(job: Job | None) -> str:
@@ -453,10 +483,12 @@ def photo_view(
     with_faces: bool = True,
     now: datetime | None = None,
     settings: Settings | None = None,
+    viewer: str | None = None,
 ) -> PhotoView:
     """The photo's status (from its latest upload's gate job) and verdict, for `role`: as the gate
     recorded it, or with `now` and `settings` decided again against the consent in force at `now`
-    (a withdrawal since shows at once).
+    (a withdrawal since shows at once). The name it was uploaded under is given only when `viewer`
+    (an actor) uploaded its batch.
 
     Raises RecordNotFoundError.
     """
@@ -477,10 +509,11 @@ def photo_view(
         status = "failed"
     see = role in SAFEGUARDING_ROLES
     faces: tuple[FaceView, ...] = ()
+    file_name = _file_name(item, viewer)
     if status != "done" or decision is None:
         return PhotoView(
             photo.id, photo.channel, status, None, (), (), photo.caption, photo.width, photo.height, None,
-            item.position if item is not None else None,
+            item.position if item is not None else None, file_name=file_name,
         )  # fmt: skip
     verdict, reasons = decision.verdict, tuple(decision.reasons)
     now_faces: tuple[policy.FaceVerdict | None, ...] = (None,) * len(decision.faces)
@@ -509,7 +542,17 @@ def photo_view(
         decision.id,
         item.position if item is not None else None,
         checked_verdict=decision.verdict,
+        error=decision.error,
+        error_code=decision.error_code,
+        file_name=file_name,
     )
+
+
+def _file_name(item: UploadItem | None, viewer: str | None) -> str | None:
+    """The uploaded file's name, only for whoever uploaded its batch."""
+    if item is None or viewer is None or item.batch.created_by != viewer:
+        return None
+    return item.file_name
 
 
 @dataclass(frozen=True)
@@ -539,8 +582,11 @@ class BatchView:
         return all(p.status in ("done", "failed", "deleted") for p in self.photos)
 
 
-def batch_view(session: Session, batch_id: int, *, role: str, with_faces: bool = False) -> BatchView:
-    """The batch's photos and their verdicts so far; raises RecordNotFoundError."""
+def batch_view(
+    session: Session, batch_id: int, *, role: str, with_faces: bool = False, viewer: str | None = None
+) -> BatchView:
+    """The batch's photos and their verdicts so far (with the names they were uploaded under when
+    `viewer` uploaded the batch); raises RecordNotFoundError."""
     batch = session.get(UploadBatch, batch_id)
     if batch is None:
         raise RecordNotFoundError("batch", batch_id)
@@ -551,7 +597,9 @@ def batch_view(session: Session, batch_id: int, *, role: str, with_faces: bool =
                 PhotoView(0, batch.channel, "deleted", None, (), (), None, None, None, None, item.position)
             )
             continue
-        photos.append(photo_view(session, item.photo_id, role=role, item=item, with_faces=with_faces))
+        photos.append(
+            photo_view(session, item.photo_id, role=role, item=item, with_faces=with_faces, viewer=viewer)
+        )
     return BatchView(
         batch.id, batch.channel, batch.created_at, batch.created_by, batch.refused, tuple(photos)
     )
@@ -565,13 +613,13 @@ def recent_batches(session: Session, limit: int = 20) -> list[UploadBatch]:
 # --- previews and clean copies ------------------------------------------------------------------
 
 
-def preview(originals: BlobStore, photo: Photo, settings: Settings) -> bytes:
-    """A private preview: the original decoded upright, downscaled, re-encoded as a JPEG with no
-    metadata at all. Raises MediaError, BlobNotFoundError."""
+def preview(originals: BlobStore, photo: Photo, settings: Settings, *, edge: int = PREVIEW_EDGE) -> bytes:
+    """A private preview (or, with a small `edge`, a thumbnail): the original decoded upright,
+    downscaled, re-encoded as a JPEG with no metadata at all. Raises MediaError, BlobNotFoundError."""
     if photo.original_key is None:
         raise MediaError("no original was kept for this photo")
     source = media.decode_source(
-        originals.get(photo.original_key), max_pixels=settings.max_pixels, long_edge=PREVIEW_EDGE
+        originals.get(photo.original_key), max_pixels=settings.max_pixels, long_edge=edge
     )
     out = io.BytesIO()
     # Pillow writes no EXIF, XMP, ICC or comment unless asked: the preview carries pixels only.

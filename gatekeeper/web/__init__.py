@@ -17,7 +17,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from gatekeeper import errors
+from gatekeeper.media.refusals import explain
 from gatekeeper.runtime import Runtime
+from gatekeeper.web.common import plural
 
 STATUS = {
     errors.NotFoundError: 404,
@@ -56,6 +58,7 @@ def build_app(runtime: Runtime) -> Flask:
         WTF_CSRF_SSL_STRICT=production,
     )
     app.extensions["gatekeeper"] = runtime
+    app.jinja_env.filters["plural"] = plural
     if settings.proxy_hops:
         # Behind a reverse proxy: the client's address (rate limits) and scheme come from its headers.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -99,9 +102,12 @@ def build_app(runtime: Runtime) -> Flask:
     @app.errorhandler(errors.GatekeeperError)
     def _error(exc: errors.GatekeeperError) -> ResponseReturnValue:
         status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 500)
+        # A decoder's message (Pillow's, an object's address) is never shown: the refusal's words are.
+        message = explain(exc).words if isinstance(exc, errors.MediaError) else str(exc)
+        code = explain(exc).code if isinstance(exc, errors.MediaError) else exc.code
         if _is_api() or request.path in ("/healthz", "/readyz"):
-            return jsonify(error=exc.code, message=str(exc)), status
-        return render_template("error.html", status=status, message=str(exc)), status
+            return jsonify(error=code, message=message), status
+        return render_template("error.html", status=status, message=message, code=code), status
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError) -> ResponseReturnValue:

@@ -195,7 +195,8 @@ def photos_upload() -> ResponseReturnValue:
     _, refused = receive([received], runtime().settings)
     if refused:
         refusal = refused[0]
-        raise InvalidInputError(f"{refusal.name}: {refusal.reason}", field="file")
+        # The refusal's own reason code, as `gate --json` gives it in `error_code`.
+        return jsonify(error=refusal.code, message=f"{refusal.name}: {refusal.reason}"), 400
     result = do_upload([received], channel, request.form.get("caption"))
     return jsonify(id=result.photo_ids[0], batch=result.batch_id), 202
 

@@ -41,3 +41,8 @@ def unit() -> Iterator[Session]:
 def now() -> datetime:
     """The moment of the request (the only clock the web layer reads)."""
     return datetime.now(UTC)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """A count with its noun as people say it: `1 photo`, `2 photos`, `0 people` (with `nouns`)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"

@@ -33,10 +33,11 @@ from wtforms.validators import DataRequired, Length, Optional
 from consent_db import audit
 from consent_db.models import Photo
 from gatekeeper.errors import RecordNotFoundError
+from gatekeeper.services import publish as publish_service
 from gatekeeper.services import uploads
 from gatekeeper.services.accounts import ADMIN, CONSENT_ADMIN, REVIEWER, UPLOADER
 from gatekeeper.web.auth import Principal, actor, roles_required
-from gatekeeper.web.common import now, runtime, unit
+from gatekeeper.web.common import now, plural, runtime, unit
 
 bp = Blueprint("photos", __name__)
 
@@ -134,9 +135,12 @@ def upload() -> ResponseReturnValue:
             for refusal in result.refused[:MAX_FLASHED]:
                 flash(f"Not uploaded: {refusal.name}: {refusal.reason}.", "error")
             if len(result.refused) > MAX_FLASHED:
-                flash(f"…and {len(result.refused) - MAX_FLASHED} more files not uploaded.", "error")
+                flash(f"…and {plural(len(result.refused) - MAX_FLASHED, 'more file')} not uploaded.", "error")
             if result.batch_id is not None:
-                flash(f"{len(result.photo_ids)} photos uploaded; each is checked in the background.", "info")
+                flash(
+                    f"{plural(len(result.photo_ids), 'photo')} uploaded; each is checked in the background.",
+                    "info",
+                )
                 return redirect(url_for("photos.batch", batch_id=result.batch_id))
             status = 422
     elif request.method == "POST":
@@ -161,7 +165,7 @@ def batch(batch_id: int) -> ResponseReturnValue:
     verdict = request.args.get("verdict", "")
     reason = request.args.get("reason", "")
     with unit() as db:
-        view = uploads.batch_view(db, batch_id, role=role())
+        view = uploads.batch_view(db, batch_id, role=role(), viewer=actor())
     return render_template(
         "batch.html",
         view=view,
@@ -174,7 +178,8 @@ def batch(batch_id: int) -> ResponseReturnValue:
 
 
 def photo_json(view: uploads.PhotoView) -> dict[str, Any]:
-    """A photo as the API and the batch's JSON give it (the fields of `gate --json`)."""
+    """A photo as the API and the batch's JSON give it (the fields of `gate --json`; faces are
+    numbered from 1 in the order of the list, as on the photo page)."""
     return {
         "id": view.id,
         "status": view.status,
@@ -182,6 +187,7 @@ def photo_json(view: uploads.PhotoView) -> dict[str, Any]:
         "reasons": list(view.reasons),
         "faces": [
             {
+                "number": f.number,
                 "box": list(f.box),
                 "person": f.person,
                 "distance": f.distance,
@@ -191,6 +197,8 @@ def photo_json(view: uploads.PhotoView) -> dict[str, Any]:
             for f in view.faces
         ],
         "caption": view.caption,
+        "error": view.error,
+        "error_code": view.error_code,
     }
 
 
@@ -210,6 +218,7 @@ def batch_json(batch_id: int) -> ResponseReturnValue:
                 "status": p.status,
                 "verdict": p.verdict,
                 "reasons": [uploads.reason_words(r, view.channel) for r in p.reasons],
+                "error": p.error,
                 "url": url_for("photos.photo", photo_id=p.id) if p.id else None,
             }
             for p in view.photos
@@ -256,9 +265,11 @@ def photo(photo_id: int) -> ResponseReturnValue:
     with unit() as db:
         # Decided again now: a withdrawal since the check shows at once.
         view = uploads.photo_view(db, photo_id, role=role(), now=now(), settings=runtime().settings)
+        publications = publish_service.publications_of(db, photo_id)
     return render_template(
         "photo.html",
         view=view,
+        publications=publications,
         words=uploads.reason_words,
         channel=uploads.channel_words(view.channel),
         may_publish=cast(Principal, current_user).has_role(*UPLOAD_ROLES),
@@ -275,6 +286,20 @@ def preview(photo_id: int) -> ResponseReturnValue:
         if found is None:
             raise RecordNotFoundError("photo", photo_id)
         data = uploads.preview(rt.originals, found, rt.settings)
+    response = Response(data, mimetype="image/jpeg")
+    response.headers["Cache-Control"] = "no-store, private"
+    return response
+
+
+@bp.get("/photos/<int:photo_id>/thumbnail.jpg")
+@roles_required(*VIEW_ROLES)
+def thumbnail(photo_id: int) -> ResponseReturnValue:
+    rt = runtime()
+    with unit() as db:
+        found = db.get(Photo, photo_id)
+        if found is None:
+            raise RecordNotFoundError("photo", photo_id)
+        data = uploads.preview(rt.originals, found, rt.settings, edge=uploads.THUMBNAIL_EDGE)
     response = Response(data, mimetype="image/jpeg")
     response.headers["Cache-Control"] = "no-store, private"
     return response
@@ -325,11 +350,25 @@ def db_channel(photo_id: int) -> str:
 @roles_required(*UPLOAD_ROLES)
 def publish(photo_id: int) -> ResponseReturnValue:
     queue = job_queue()
+    rt = runtime()
     with unit() as db:
         found = db.get(Photo, photo_id)
         if found is None:
             raise RecordNotFoundError("photo", photo_id)
-        job_id = queue.enqueue_publish(db, photo_id, found.channel)
+        where = uploads.channel_words(found.channel)
+        live = publish_service.already_published(db, rt.published, photo_id, found.channel)
+        if live is not None:
+            # Nothing new is written: the copy already there is the publication.
+            flash(
+                f"Already published to {where} on {live.published_at:%Y-%m-%d %H:%M} UTC "
+                f"by {(live.published_by or 'unknown').split(':', 1)[-1]}: nothing new was published.",
+                "info",
+            )
+            return redirect(url_for("photos.photo", photo_id=photo_id))
+        if publish_service.publish_pending(db, photo_id, found.channel) is not None:
+            flash(f"Publishing to {where} is already queued: nothing new was queued.", "info")
+            return redirect(url_for("photos.photo", photo_id=photo_id))
+        job_id = queue.enqueue_publish(db, photo_id, found.channel, actor())
         audit.append(
             db,
             at=now(),

@@ -54,7 +54,7 @@ def _item_page(
 ) -> ResponseReturnValue:
     item = _item(photo_id, position)
     if item is None:
-        flash(f"Photo {photo_id}, face {position} is not waiting for review (already resolved?).", "info")
+        flash(f"Photo {photo_id}, face {position + 1} is not waiting for review (already resolved?).", "info")
         return redirect(url_for("review.queue"))
     query = request.args.get("q", "").strip()[:200]
     with unit() as db:
@@ -132,7 +132,7 @@ def resolve(photo_id: int, position: int) -> ResponseReturnValue:
     who = f" {person}" if resolution == "person" else ""
     reasons = f" ({', '.join(result.reasons).replace('_', ' ')})" if result.reasons else ""
     flash(
-        f"Photo {photo_id}, face {position}: {RESOLUTION_WORDS[resolution]}{who}. "
+        f"Photo {photo_id}, face {position + 1}: {RESOLUTION_WORDS[resolution]}{who}. "
         f"The consent rules decided again: {result.verdict}{reasons}.",
         "info",
     )

@@ -55,7 +55,7 @@ def test_a_reviewer_resolves_a_face_and_the_consent_rules_decide(
     page = browser.new_page(**DESKTOP)
     new_staff(server, page, "reviewer-e2e", "reviewer")
     nav(page, "Review queue")
-    expect(page.get_by_role("link", name=f"Photo {photo}, face 1")).to_be_visible()
+    expect(page.get_by_role("link", name=f"Photo {photo}, face 2")).to_be_visible()
     # The crop is served by its own request: wait for it to load (or fail) before measuring it.
     loaded = (
         "i => i.complete ? i.naturalWidth : new Promise(done => {"
@@ -64,7 +64,7 @@ def test_a_reviewer_resolves_a_face_and_the_consent_rules_decide(
     )
     assert page.get_by_role("img", name=f"Face 1 of photo {photo}").evaluate(loaded) > 0
     check(page, "50-review-queue")
-    page.get_by_role("link", name=f"Photo {photo}, face 1").click()
+    page.get_by_role("link", name=f"Photo {photo}, face 2").click()
     page.get_by_label("Find the person by name or MIS id").fill("kim")
     page.get_by_role("button", name="Find").click()
     page.get_by_label("This is the person chosen below").check()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -252,6 +253,9 @@ def test_every_photo_of_a_person_and_an_export_without_anyone_elses_face(
     assert set(by_photo) == {alone, group}
     assert by_photo[alone]["image"].startswith("the original, stripped")
     assert by_photo[group]["image"] == "other people's faces covered (1)"
+    # Faces are numbered from 1, as on the photo page: obama is face 1 of both photos.
+    assert [by_photo[alone]["faces_of_person"], by_photo[group]["faces_of_person"]] == [[1], [1]]
+    assert not re.search(r"<td>\s*0\s*</td>", page)  # no face 0 in the list (photo ids start at 1)
     assert manifest["consent_history"][0]["channel"] == "website"
     assert b"photo,file,image" in archive.read("manifest.csv")
     # In the group copy only obama's face can still be found; biden's is covered.

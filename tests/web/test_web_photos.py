@@ -127,9 +127,9 @@ def test_an_upload_keeps_the_originals_queues_one_gate_job_each_and_refuses_bad_
     batch_id = _batch_id(response)
     page = client.get(f"/batches/{batch_id}").get_data(as_text=True)
     assert "2 photos uploaded" in page
-    assert "Not uploaded: form.pdf: not a photo in an accepted format" in page
+    assert "Not uploaded: form.pdf: not an accepted image format (JPEG, PNG, WebP, HEIC/HEIF, GIF" in page
     assert "Not uploaded: day.zip: ../escape.jpg: unsafe name in the zip" in page
-    assert "Not uploaded: day.zip: notes.txt: not a photo" in page
+    assert "Not uploaded: day.zip: notes.txt: not an accepted image format" in page
     assert page.count(">Waiting<") == 2
     assert '<meta http-equiv="refresh"' in page  # refreshes itself without JavaScript
     ids = _photo_ids(rt, batch_id)
@@ -169,7 +169,7 @@ def test_nothing_uploads_without_a_photo_or_with_an_unknown_channel(app: Flask, 
     assert "Choose at least one photo or zip" in response.get_data(as_text=True)
     response = _upload(client, [(b"hello", "a.txt")])
     assert response.status_code == 422
-    assert "Not uploaded: a.txt: not a photo" in response.get_data(as_text=True)
+    assert "Not uploaded: a.txt: not an accepted image format" in response.get_data(as_text=True)
     response = _upload(client, [(b"hello", "a.txt")], channel="billboard")
     assert response.status_code == 400
     with unit_of_work(rt.sessions) as session:
@@ -495,10 +495,13 @@ def test_the_api_uploads_reports_and_gives_clean_copies_of_publishable_photos_on
     assert response.status_code == 200
     media.verify_clean(response.get_data())
 
-    for bad, why in ((b"not an image", "not a photo in an accepted format"), (b"", "the file is empty")):
+    for bad, code, why in (
+        (b"not an image", "unsupported_media", "not an accepted image format"),
+        (b"", "empty_file", "the file is empty"),
+    ):
         response = post(bad)
         assert response.status_code == 400
-        assert response.get_json()["error"] == "invalid_input"
+        assert response.get_json()["error"] == code
         assert why in response.get_json()["message"]
     response = post((corpus.faces_dir / "obama" / "obama3.jpg").read_bytes(), "billboard")
     assert response.status_code == 400

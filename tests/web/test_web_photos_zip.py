@@ -53,8 +53,9 @@ def test_the_photos_of_a_zip_are_received_and_each_bad_member_refused_with_its_r
         "C:/win.jpg": "unsafe name in the zip (absolute path or '..'); not read",
         "back\\slash.jpg": "unsafe name in the zip (absolute path or '..'); not read",
         "inner.zip": "a zip inside a zip is not opened",
-        "notes.txt": "not a photo in an accepted format (JPEG, PNG, WebP, HEIC, GIF, TIFF)",
-        "empty.jpg": "the file is empty",
+        "notes.txt": "not an accepted image format (JPEG, PNG, WebP, HEIC/HEIF, GIF or TIFF): "
+        "export it as a JPEG and upload it again",
+        "empty.jpg": "the file is empty: copy it again from the camera or phone and upload it again",
     }
 
 
@@ -71,9 +72,11 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked(photo: bytes) -> None:
 def test_a_member_over_the_size_limit_or_too_many_members_are_refused(photo: bytes) -> None:
     small = Settings(max_bytes=len(photo) - 1)
     _, refused = uploads.receive([UploadFile("s.zip", _zip({"a.jpg": photo}))], small)
-    assert [r.reason for r in refused] == ["the file is larger than the limit"]
+    kb, limit = round(len(photo) / 1024), round((len(photo) - 1) / 1024)
+    too_large = f"the file is {kb} KB, over the limit of {limit} KB: save it smaller than {limit} KB"
+    assert [(r.reason, r.code) for r in refused] == [(f"{too_large} and upload it again", "file_too_large")]
     _, refused = uploads.receive([UploadFile("big.jpg", photo)], small)
-    assert refused[0].reason.startswith("the file is larger than the limit of")
+    assert [(r.reason, r.code) for r in refused] == [(f"{too_large} and upload it again", "file_too_large")]
     many = _zip({f"{i}.txt": b"" for i in range(uploads.MAX_ZIP_MEMBERS + 1)})
     accepted, refused = uploads.receive([UploadFile("m.zip", many)], SETTINGS)
     assert accepted == [] and [r.reason for r in refused] == ["the zip holds more than 2000 files"]

@@ -26,7 +26,7 @@ from helpers import person_row, run, write_csv
 
 pytestmark = pytest.mark.slow
 
-GROUP = "group/two_people.jpg"  # obama (face 0) and biden (face 1)
+GROUP = "group/two_people.jpg"  # obama (face 1) and biden (face 2), numbered from 1 on pages
 
 
 @pytest.fixture
@@ -105,8 +105,9 @@ def test_the_queue_shows_the_waiting_face_with_a_private_stripped_crop(
     photo = _gate(rt, corpus.faces_dir / GROUP)
     client = _reviewer(app, rt)
     queue = client.get("/review").get_data(as_text=True)
-    assert f"Photo {photo}, face 1" in queue and "unknown face" in queue
-    assert f"Photo {photo}, face 0" not in queue  # obama was matched and consented: nothing to review
+    assert f"Photo {photo}, face 2<" in queue and "unknown face" in queue
+    assert f"Photo {photo}, face 1<" not in queue  # obama was matched and consented: nothing to review
+    assert f"Photo {photo}, face 0" not in queue  # faces are numbered from 1, as on the photo page
 
     crop = client.get(f"/review/crops/{photo}/1.jpg")
     assert crop.status_code == 200 and crop.mimetype == "image/jpeg"
@@ -138,7 +139,7 @@ def test_identified_on_the_page_the_consent_rules_decide_and_it_is_audited(
     page = _resolve(client, photo, 1, resolution="person", person="kim", reason="Kim, Year 7, seen by eye")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert f"Photo {photo}, face 1: identified as kim" in html and "decided again: publishable" in html
+    assert f"Photo {photo}, face 2: identified as kim" in html and "decided again: publishable" in html
     assert _status(rt, photo) == "publishable"
     [event] = _reviews(rt)
     assert event.actor == "user:reviewer"

@@ -69,14 +69,15 @@
             span.className = "verdict " + key;
             span.textContent = LABELS[key] || key;
             cell.replaceChildren(span);
-            row.querySelector(".reasons-cell").textContent = p.reasons.join("; ");
+            row.querySelector(".reasons-cell").textContent = p.error || p.reasons.join("; ");
           });
           if (data.finished) {
             // Counts, filters and the download button come with the finished page.
             window.location.reload();
             return;
           }
-          progress.textContent = "Still checking: " + done + " of " + data.photos.length + " photos done.";
+          progress.textContent = "Still checking: " + done + " of " + data.photos.length +
+            (data.photos.length === 1 ? " photo" : " photos") + " done.";
           window.setTimeout(poll, 2000);
         })
         .catch(function () { window.setTimeout(poll, 5000); });
