@@ -199,7 +199,7 @@ TASKS: dict[str, Callable[..., None]] = {
 }
 
 # Higher runs first: a withdrawal's takedown never waits behind a batch of uploads being gated.
-PRIORITY = {"takedown": 30, "recheck": 20, "publish": 10, "gate": 0, "purge": 0}
+PRIORITY = {"takedown": 30, "withdrawal_match": 30, "recheck": 20, "publish": 10, "gate": 0, "purge": 0}
 
 # How long the answer to "can jobs be sent?" is reused (the staff banner, /readyz), in seconds.
 _REACHABLE_TTL = 5.0
