@@ -33,7 +33,7 @@ from huey.api import Huey
 from sqlalchemy.exc import OperationalError
 
 from consent_db.models import PurgeReport
-from consent_db.session import after_commit, unit_of_work
+from consent_db.session import after_commit, create_private_sqlite, unit_of_work
 from gatekeeper.config import Settings
 from gatekeeper.errors import BackendError
 from gatekeeper.runtime import Runtime
@@ -190,7 +190,7 @@ class JobQueue:
             self.huey = RedisHuey(settings.queue_name, url=settings.queue_url, immediate=immediate)
         else:
             path = settings.instance_path / "queue.db"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            create_private_sqlite(path)
             self.huey = SqliteHuey(settings.queue_name, filename=str(path), immediate=immediate)
         self._tasks: dict[str, Any] = {}
         # The periodic tasks by job name ("recheck", "purge"), as Huey's scheduler fires them.
