@@ -198,7 +198,7 @@ def test_ids_beyond_the_database_integer_range_answer_not_found_on_every_route(a
     assert [entry for entry in checked if entry[1] != 404] == []
     # The API's photo ids too, on every photo call.
     headers = {"Authorization": f"Bearer {api_token(rt, account)}"}
-    for number in (DB_INT_MAX + 1, 2**63, 10**30):
+    for number in (DB_INT_MAX + 1, 2**63, 10**30, "²"):
         for path in (f"/api/v1/photos/{number}", f"/api/v1/photos/{number}/clean"):
             assert client.get(path, headers=headers).status_code == 404, path
 
