@@ -5,6 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+DEV_SECRET_WARNING = (
+    "development mode: sessions and forms are signed with the fixed, published development secret "
+    "(GATEKEEPER_SECRET_KEY); anyone can forge a staff sign-in. Unset it to use the instance's own secret"
+)
+
 if TYPE_CHECKING:
     from flask import Flask
 
@@ -18,6 +23,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from gatekeeper.web import build_app
 
     runtime = Runtime(settings or Settings.from_env())
+    if runtime.uses_development_secret:
+        logging.getLogger("gatekeeper").warning(DEV_SECRET_WARNING)
     if not runtime.settings.dpia_required:
         logging.getLogger("gatekeeper").warning(
             "GATEKEEPER_DPIA_REQUIRED=0: faces are matched without a recorded DPIA"

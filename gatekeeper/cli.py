@@ -1028,6 +1028,10 @@ main.add_command(serve)
 main.add_command(users)
 people.add_command(people_link)
 
+from gatekeeper.cli_keys import keys  # noqa: E402 (registered after `main` exists)
+
+main.add_command(keys)
+
 
 def _register_after_the_verdict() -> None:
     from gatekeeper import cli_jobs

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -67,9 +68,7 @@ def serve(
     import dataclasses
     import signal
 
-    import waitress
-
-    from gatekeeper import create_app
+    from gatekeeper import DEV_SECRET_WARNING, create_app
     from workers import JobQueue
 
     runtime = _runtime(ctx)
@@ -87,7 +86,7 @@ def serve(
     queue = JobQueue(app.extensions["gatekeeper"])
     app.extensions["gatekeeper_queue"] = queue
     # Bound before anything is printed: whoever reads "serving on" can connect at once.
-    server = waitress.create_server(app, host=host, port=port, threads=threads, ident="gatekeeper")
+    server = make_server(app, host=host, port=port, threads=threads)
     # Jobs a dead process took with it, or that the queue lost or never got, are sent again.
     queue.start_sweeper()
     consumer = None
@@ -101,6 +100,11 @@ def serve(
         click.echo(
             "first start: created the account 'admin'; sign in and change this one-time password: " + password
         )
+    settings = runtime.settings
+    if app.extensions["gatekeeper"].uses_development_secret:
+        click.echo(f"warning: {DEV_SECRET_WARNING}", err=True)
+    elif not settings.secret_key:
+        click.echo(f"sessions are signed with the secret in {settings.secret_key_path} (keep it private)")
     jobs = (
         f"background jobs here ({job_threads} thread{'s' if job_threads > 1 else ''})"
         if run_jobs
@@ -129,6 +133,21 @@ def serve(
         if consumer is not None:
             # A job cut short is left running: its lease lapses and the next sweeper sends it again.
             consumer.stop_flag.set()
+
+
+def make_server(app: Any, *, host: str, port: int, threads: int) -> Any:
+    """A bound waitress server for `app` that reads no request body larger than the app accepts."""
+    import waitress
+
+    return waitress.create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="gatekeeper",
+        # waitress refuses a body of max_request_body_size bytes or more; Flask accepts up to its limit.
+        max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1,
+    )
 
 
 @click.group()

@@ -7,6 +7,8 @@ silent fallback.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from collections.abc import Mapping
@@ -69,7 +71,14 @@ class Settings:
     probe_step: int = policy.PROBE_STEP
     output_sizes: tuple[tuple[str, int], ...] = DEFAULT_OUTPUT_SIZES
     env: str = "development"
-    secret_key: str = DEV_SECRET
+    # Empty: the secret in the instance's secret file, made on first start (DEV_SECRET: a fixed,
+    # published secret that production refuses and development announces on every start).
+    secret_key: str = ""
+    secret_key_file: str = ""
+    # Face templates are encrypted with the first of these keys (base64 of 32 bytes, comma-separated;
+    # the others still decrypt, for a rotation); empty: the instance's key file, made on first use.
+    template_key: str = ""
+    template_key_file: str = ""
     # Background jobs: empty queue_url means SqliteHuey in the instance folder.
     queue_url: str = ""
     queue_name: str = "gatekeeper"
@@ -137,6 +146,8 @@ class Settings:
             raise ConfigError(f"GATEKEEPER_ENV must be 'development' or 'production' (got {self.env!r})")
         if self.env == "production" and self.secret_key == DEV_SECRET:
             raise ConfigError("refusing to run in production with the development secret key")
+        if self.template_key:
+            parse_template_keys(self.template_key)
         if not self.channels:
             raise ConfigError("at least one channel must be configured")
         if self.public_url and not re.match(r"^https?://[^/\s]+", self.public_url):
@@ -245,6 +256,18 @@ class Settings:
         """The instance folder, absolute."""
         return self.home.resolve()
 
+    @property
+    def secret_key_path(self) -> Path:
+        """Where the web app's secret is kept when GATEKEEPER_SECRET_KEY is not set."""
+        return Path(self.secret_key_file) if self.secret_key_file else self.instance_path / "secret_key"
+
+    @property
+    def template_key_path(self) -> Path:
+        """Where the template keys are kept when GATEKEEPER_TEMPLATE_KEY is not set."""
+        return (
+            Path(self.template_key_file) if self.template_key_file else self.instance_path / "template_keys"
+        )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read GATEKEEPER_* variables; raises ConfigError on any value that does not parse."""
@@ -259,6 +282,9 @@ class Settings:
             ("published_url", "GATEKEEPER_PUBLISHED_URL"),
             ("env", "GATEKEEPER_ENV"),
             ("secret_key", "GATEKEEPER_SECRET_KEY"),
+            ("secret_key_file", "GATEKEEPER_SECRET_KEY_FILE"),
+            ("template_key", "GATEKEEPER_TEMPLATE_KEY"),
+            ("template_key_file", "GATEKEEPER_TEMPLATE_KEY_FILE"),
             ("queue_url", "GATEKEEPER_QUEUE_URL"),
             ("queue_name", "GATEKEEPER_QUEUE_NAME"),
             ("recheck_schedule", "GATEKEEPER_RECHECK_SCHEDULE"),
@@ -362,6 +388,28 @@ def parse_lawful_bases(value: str) -> tuple[tuple[str, str], ...]:
             raise ConfigError(f"lawful basis {part!r} must be written channel=basis")
         pairs.append((name.strip(), basis.strip()))
     return tuple(pairs)
+
+
+TEMPLATE_KEY_BYTES = 32
+
+
+def parse_template_keys(value: str) -> tuple[bytes, ...]:
+    """Parse comma-separated base64 AES-256 keys (the first encrypts); raises ConfigError."""
+    keys = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        try:
+            key = base64.b64decode(part + "=" * (-len(part) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != TEMPLATE_KEY_BYTES:
+            raise ConfigError(
+                f"GATEKEEPER_TEMPLATE_KEY: each key must be {TEMPLATE_KEY_BYTES} bytes in base64 "
+                "(make one with `gatekeeper keys new`)"
+            )
+        keys.append(key)
+    if not keys:
+        raise ConfigError("GATEKEEPER_TEMPLATE_KEY holds no key")
+    return tuple(keys)
 
 
 def _parse_bool(name: str, value: str) -> bool:

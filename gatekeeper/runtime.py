@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from gatekeeper.config import Settings
+from gatekeeper.config import DEV_SECRET, Settings
 from gatekeeper.errors import ConfigError
 from gatekeeper.faces import DlibFaceEngine, FaceEngine
 from gatekeeper.storage import BlobStore, open_store
+from gatekeeper.storage.base import read_or_create_private
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -68,6 +70,29 @@ class Runtime:
     def send_job(self, task: str, job_id: int) -> None:
         """Put a committed job on the queue; raises BackendError."""
         self.queue().send(task, job_id)
+
+    @cached_property
+    def secret_key(self) -> str:
+        """The web app's secret: configured, else the instance's secret file, made on first use (0600).
+
+        Raises ConfigError when the file cannot be read or made.
+        """
+        if self.settings.secret_key:
+            return self.settings.secret_key
+        path = self.settings.secret_key_path
+        try:
+            raw = read_or_create_private(path, lambda: secrets.token_urlsafe(48).encode("ascii"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read or create the secret key file {path}: {exc.strerror}") from exc
+        secret = raw.decode("ascii", "replace").strip()
+        if len(secret) < 32:
+            raise ConfigError(f"the secret key file {path} holds fewer than 32 characters")
+        return secret
+
+    @property
+    def uses_development_secret(self) -> bool:
+        """True when sessions are signed with the fixed, published development secret."""
+        return self.settings.secret_key == DEV_SECRET
 
     @cached_property
     def originals(self) -> BlobStore:

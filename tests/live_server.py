@@ -86,8 +86,11 @@ class LiveServer:
         )
         self.admin_password: str | None = None
         self.banner = ""
+        # Everything serve printed up to and including its "serving on" line.
+        self.output: list[str] = []
         assert self.process.stdout is not None
         for line in self.process.stdout:
+            self.output.append(line)
             if line.startswith("first start:"):
                 self.admin_password = line.split()[-1]
             if line.startswith("serving on"):

@@ -67,7 +67,12 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         ({"GATEKEEPER_FACE_TIME_LIMIT": "0"}, "face_time_limit must be positive"),
         ({"GATEKEEPER_JPEG_QUALITY": "101"}, "JPEG quality"),
         ({"GATEKEEPER_ENV": "staging"}, "GATEKEEPER_ENV"),
-        ({"GATEKEEPER_ENV": "production"}, "development secret"),
+        (
+            {"GATEKEEPER_ENV": "production", "GATEKEEPER_SECRET_KEY": "dev-only-not-secret"},
+            "development secret",
+        ),
+        ({"GATEKEEPER_TEMPLATE_KEY": "c2hvcnQ="}, "must be 32 bytes in base64"),
+        ({"GATEKEEPER_TEMPLATE_KEY": "not base64 at all!"}, "must be 32 bytes in base64"),
         ({"GATEKEEPER_PROBE_STEP": "30"}, "probe step must be one of"),
         ({"GATEKEEPER_MIN_DETECT_PX": "48"}, "min_detect_px must be 8..min_face_px"),
         ({"GATEKEEPER_OUTPUT_SIZES": "website"}, "expected channel=PX"),

@@ -15,6 +15,7 @@ from gatekeeper.services import consent as consent_service
 from gatekeeper.services import gate as gate_service
 from gatekeeper.services import people_csv, people_import
 from gatekeeper.services import publish as publish_service
+from gatekeeper.services.templates import template_keys
 from gatekeeper.storage import LocalBlobStore
 from helpers import person_row, write_csv
 
@@ -34,7 +35,9 @@ def gated(runtime: Any, corpus: Any, tmp_path: Path, now: datetime) -> tuple[Any
             session, rows, engine=runtime.faces, settings=runtime.settings, now=now, actor="t", source="t"
         )
         assert report.ok
-        index = gate_service.load_template_index(session, runtime.faces.model)
+        index = gate_service.load_template_index(
+            session, runtime.faces.model, template_keys(runtime.settings)
+        )
     tools = gate_service.GateTools(runtime.settings, runtime.faces, runtime.originals, index)
     with unit_of_work(runtime.sessions) as session:
         result = gate_service.gate_photo(

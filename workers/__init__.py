@@ -43,7 +43,7 @@ from redis.exceptions import ResponseError
 from sqlalchemy.exc import OperationalError
 
 from consent_db.models import PurgeReport
-from consent_db.session import after_commit, unit_of_work
+from consent_db.session import after_commit, create_private_sqlite, unit_of_work
 from gatekeeper.config import Settings
 from gatekeeper.errors import BackendError
 from gatekeeper.runtime import Runtime
@@ -248,7 +248,7 @@ class JobQueue:
             self.huey = PriorityRedisHuey(settings.queue_name, connection_pool=pool, immediate=immediate)
         else:
             path = settings.instance_path / "queue.db"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            create_private_sqlite(path)
             self.huey = SqliteHuey(settings.queue_name, filename=str(path), immediate=immediate)
         # (monotonic time, reachable) of the last send or check: see `reachable`.
         self._reachable: tuple[float, bool] | None = None

@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
 
 from consent_db import audit
 from consent_db.models import StaffUser
@@ -29,6 +30,9 @@ ADMIN = "admin"
 ROLES = (UPLOADER, REVIEWER, CONSENT_ADMIN, AUDITOR, ADMIN)
 FIRST_ADMIN = "admin"
 MIN_PASSWORD_LENGTH = 12
+# zxcvbn's score (0-4): below 3, the password is a common or breached-style one (its shipped lists of
+# common passwords, words and names), a repeat, a sequence or a keyboard walk, or built from them.
+MIN_PASSWORD_SCORE = 3
 TOKEN_PREFIX = "gk_"
 _USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,119}$")
 _hasher = PasswordHasher()
@@ -137,12 +141,9 @@ def change_password(session: Session, user_id: int, current: str, new: str, *, n
         _hasher.verify(user.password_hash or _DUMMY_HASH, current)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         raise InvalidInputError("the current password is not right", field="current") from None
-    if len(new) < MIN_PASSWORD_LENGTH:
-        raise InvalidInputError(
-            f"the new password must have at least {MIN_PASSWORD_LENGTH} characters", field="new"
-        )
     if new == current:
         raise InvalidInputError("the new password must differ from the current one", field="new")
+    check_password(new, username=user.username)
     user.password_hash = hash_password(new)
     user.must_change_password = False
     session.flush()
@@ -154,6 +155,37 @@ def change_password(session: Session, user_id: int, current: str, new: str, *, n
         subject=f"user:{user.id}",
     )
     return user
+
+
+def check_password(password: str, *, username: str = "") -> str:
+    """Return `password` if long enough and not easily guessed; raises InvalidInputError.
+
+    As the NCSC advises: a minimum length and a deny-list, no rules about character classes. The
+    deny-list is zxcvbn's: common and breached passwords, words and names, repeats such as
+    `aaaaaaaaaaaa`, sequences, keyboard walks, dates, and the account's own name.
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInputError(
+            f"the new password must have at least {MIN_PASSWORD_LENGTH} characters", field="new"
+        )
+    # zxcvbn's cost grows with length; past 100 characters a password is long enough on its own.
+    result = zxcvbn(password[:100], user_inputs=[username, "gatekeeper", "consent"] if username else [])
+    if int(result["score"]) < MIN_PASSWORD_SCORE:
+        warning = str(result["feedback"].get("warning") or "it is too easy to guess")
+        raise InvalidInputError(
+            f"choose a password that is harder to guess ({warning.rstrip('.')}); "
+            "a few unrelated words make a good one",
+            field="new",
+        )
+    return password
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    """Sign the account out everywhere: every session cookie issued so far stops working."""
+    user = session.get(StaffUser, user_id)
+    if user is not None:
+        user.session_generation += 1
+        session.flush()
 
 
 def issue_api_token(session: Session, username: str, *, now: datetime, actor: str) -> str:

@@ -26,9 +26,10 @@ from gatekeeper.errors import (
     MediaError,
     UnsupportedMediaError,
 )
-from gatekeeper.faces import FaceEngine, encoding_to_bytes
+from gatekeeper.faces import FaceEngine
 from gatekeeper.services.dpia import require_matching
 from gatekeeper.services.people import subject
+from gatekeeper.services.templates import template_keys
 
 
 def enrol(
@@ -68,6 +69,7 @@ def enrol(
             now=now,
             actor=actor,
             details={"source_sha256": digest},
+            settings=settings,
         )
         known.add(digest)
         added += 1
@@ -94,11 +96,17 @@ def add_template(
     now: datetime,
     actor: str,
     details: dict[str, Any],
+    settings: Settings,
 ) -> FaceTemplate:
-    """Store one template of `person` and audit it; the caller has checked biometric consent."""
+    """Store one template of `person`, sealed, and audit it; the caller has checked biometric consent.
+
+    Raises ConfigError when the template keys cannot be read, FaceError on a bad encoding.
+    """
+    if person.id is None:
+        session.flush()  # the person's id seals the template
     template = FaceTemplate(
         person=person,
-        encoding=encoding_to_bytes(encoding),
+        encoding=template_keys(settings).seal(encoding, person.id),
         model=model,
         source_sha256=source_sha256,
         created_at=now,

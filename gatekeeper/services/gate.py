@@ -23,10 +23,12 @@ from consent_db.models import Decision, Face, FaceTemplate, Person, Photo
 from gatekeeper import media, policy
 from gatekeeper.config import Settings
 from gatekeeper.errors import FileTooLargeError, MediaError
-from gatekeeper.faces import DetectedFace, FaceEngine, TemplateIndex, encoding_from_bytes
+from gatekeeper.faces import DetectedFace, FaceEngine, TemplateIndex
+from gatekeeper.faces.codec import TemplateKeys
 from gatekeeper.media.refusals import explain
 from gatekeeper.services.consent_state import check_channel, decision_state, policy_for, stored_face_input
 from gatekeeper.services.dpia import matching_enabled
+from gatekeeper.services.templates import template_keys
 from gatekeeper.storage import BlobStore
 
 
@@ -72,8 +74,11 @@ class GateResult:
     error_code: str | None = None
 
 
-def load_template_index(session: Session, model: str) -> TemplateIndex:
-    """Every stored template of `model` as one in-memory matrix keyed by person id."""
+def load_template_index(session: Session, model: str, keys: TemplateKeys) -> TemplateIndex:
+    """Every stored template of `model`, opened with `keys`, as one in-memory matrix keyed by person id.
+
+    Raises FaceError when a template does not open (a missing key, or altered data).
+    """
     rows = session.execute(
         select(FaceTemplate.person_id, FaceTemplate.encoding)
         .join(Person)
@@ -83,7 +88,7 @@ def load_template_index(session: Session, model: str) -> TemplateIndex:
     if not rows:
         return TemplateIndex.empty()
     return TemplateIndex(
-        [str(r.person_id) for r in rows], np.stack([encoding_from_bytes(r.encoding) for r in rows])
+        [str(r.person_id) for r in rows], np.stack([keys.open(r.encoding, r.person_id) for r in rows])
     )
 
 
@@ -96,7 +101,11 @@ def load_known_names(session: Session) -> tuple[policy.KnownName, ...]:
 def load_tools(session: Session, settings: Settings, engine: FaceEngine, originals: BlobStore) -> GateTools:
     """The collaborators for a gating run, with templates and names loaded once."""
     enabled = matching_enabled(session, settings)
-    index = load_template_index(session, engine.model) if enabled else TemplateIndex.empty()
+    index = (
+        load_template_index(session, engine.model, template_keys(settings))
+        if enabled
+        else TemplateIndex.empty()
+    )
     return GateTools(settings, engine, originals, index, load_known_names(session), enabled)
 
 

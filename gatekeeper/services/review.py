@@ -379,6 +379,7 @@ def confirm_face(
         now=now,
         actor=actor,
         details={"from_face": face.id},
+        settings=settings,
     )
 
 

@@ -6,11 +6,12 @@ with no metadata beyond its content type.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -90,16 +91,64 @@ def opaque_name(extension: str) -> str:
     return f"{secrets.token_hex(16)}{extension}"
 
 
-def write_atomic(path: Path, data: bytes, *, replace: bool = True) -> None:
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create folder `path` and any missing parents readable by this user only (0700, whatever the umask)."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            continue  # made meanwhile by another process: its mode is its maker's
+        # mkdir's mode is filtered by the umask; chmod is not.
+        os.chmod(folder, PRIVATE_DIR)
+
+
+def open_private(path: Path) -> int:
+    """Create the new file `path` for writing, readable by this user only (0600, whatever the umask).
+
+    Raises FileExistsError when it exists.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)
+    return fd
+
+
+def read_or_create_private(path: Path, make: Callable[[], bytes]) -> bytes:
+    """The content of the private file `path`; when missing, `make()` is written there first (0600).
+
+    Two processes starting together agree: the second to write reads what the first wrote.
+    """
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    with contextlib.suppress(FileExistsError):
+        write_atomic(path, make(), replace=False, private=True)
+    return path.read_bytes()
+
+
+def write_atomic(path: Path, data: bytes, *, replace: bool = True, private: bool = False) -> None:
     """Write `data` to `path` via a temporary file in the same folder and a rename.
 
     With `replace=False` an existing `path` is never replaced, not even one that appears while
-    writing: raises FileExistsError.
+    writing: raises FileExistsError. With `private`, missing folders are made 0700 and the file
+    0600 (whatever the umask).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if private:
+        make_private_dirs(path.parent)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        with open(open_private(tmp), "wb") if private else open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

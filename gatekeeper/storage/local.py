@@ -1,4 +1,8 @@
-"""A blob store in a local folder: temporary file then rename, so no partial blob has a real key."""
+"""A blob store in a local folder: temporary file then rename, so no partial blob has a real key.
+
+Folders are made 0700 and files 0600 whatever the umask: a store holds originals or copies of
+photos of children, readable by the service's user only.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gatekeeper.errors import BlobNotFoundError, InvalidKeyError, StorageError
-from gatekeeper.storage.base import OCTET_STREAM, check_key, write_atomic
+from gatekeeper.storage.base import OCTET_STREAM, check_key, make_private_dirs, open_private, write_atomic
 
 
 class LocalBlobStore:
@@ -31,7 +35,7 @@ class LocalBlobStore:
     def put(self, key: str, data: bytes, content_type: str = OCTET_STREAM) -> None:
         """Store `data` under `key`, replacing any previous value; raises StorageError."""
         try:
-            write_atomic(self._path(key), data)
+            write_atomic(self._path(key), data, private=True)
         except OSError as exc:
             raise StorageError(f"cannot write {key!r}: {exc.strerror}") from exc
 
@@ -113,9 +117,10 @@ class StagedFile:
     def __init__(self, final: Path, data: bytes) -> None:
         self.final = final
         self._tmp = final.with_name(f".{final.name}.partial")
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(final.parent)
+        self._tmp.unlink(missing_ok=True)  # left by a crash: the write starts again
         try:
-            with open(self._tmp, "wb") as fh:
+            with open(open_private(self._tmp), "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())

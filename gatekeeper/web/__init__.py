@@ -43,9 +43,13 @@ def build_app(runtime: Runtime) -> Flask:
     """
     settings = runtime.settings
     app = Flask("gatekeeper", root_path=__path__[0])
+    from gatekeeper.web.common import DatabaseIntConverter
+
+    # Before any route is added: every `<int:...>` is bounded by what the database can hold.
+    app.url_map.converters["int"] = DatabaseIntConverter
     production = settings.env == "production"
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=runtime.secret_key,
         SESSION_COOKIE_NAME="gatekeeper_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

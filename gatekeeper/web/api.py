@@ -19,7 +19,7 @@ from gatekeeper.services import people, people_admin, person_summary, withdrawal
 from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN, UPLOADER
 from gatekeeper.services.people_import import ImportReport
 from gatekeeper.web.auth import actor, api_roles
-from gatekeeper.web.common import now, runtime, unit
+from gatekeeper.web.common import DB_INT_MAX, now, runtime, unit
 from gatekeeper.web.idempotency import idempotent
 from gatekeeper.web.photos import attachment, clean_copy
 
@@ -167,7 +167,7 @@ PHOTO_API_ROLES = (UPLOADER, CONSENT_ADMIN, ADMIN)
 
 def _photo_id(raw: str) -> int:
     """A photo id from the path (numbers only: anything else is a photo that does not exist)."""
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > DB_INT_MAX:
         raise RecordNotFoundError("photo", 0)
     return int(raw)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -35,10 +36,12 @@ class Principal(UserMixin):  # type: ignore[misc]
     role: str
     must_change_password: bool
     stamp: str
+    generation: int = 0
 
     def get_id(self) -> str:
-        # The stamp changes with the password, so changing it signs out every other session.
-        return f"{self.user_id}:{self.stamp}"
+        # The stamp changes with the password, so changing it signs out every other session; the
+        # generation advances on signing out, so a cookie copied before then is refused after it.
+        return f"{self.user_id}:{self.generation}:{self.stamp}"
 
     def has_role(self, *roles: str) -> bool:
         return self.role in roles
@@ -50,19 +53,55 @@ def _stamp(user: StaffUser) -> str:
 
 def principal(user: StaffUser) -> Principal:
     """The session's view of an account."""
-    return Principal(user.id, user.username, user.role, user.must_change_password, _stamp(user))
+    return Principal(
+        user.id, user.username, user.role, user.must_change_password, _stamp(user), user.session_generation
+    )
+
+
+def _binding() -> str:
+    """What ties a session to the client that signed in: its address and its browser."""
+    client = f"{request.remote_addr}|{request.headers.get('User-Agent', '')}"
+    return hashlib.sha256(client.encode("utf-8", "replace")).hexdigest()
 
 
 @login_manager.user_loader
 def _load(user_id: str) -> Principal | None:
-    raw_id, _, stamp = user_id.partition(":")
-    if not raw_id.isdigit():
+    # Flask-Login's "strong" protection does nothing for permanent sessions (ours all are), so the
+    # binding is checked here: a cookie replayed from another address or browser signs nobody in.
+    if session.get(_BINDING) != _binding():
         return None
+    parts = user_id.split(":")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    raw_id, generation, stamp = parts
     with unit() as db:
         user = db.get(StaffUser, int(raw_id))
-        if user is None or not user.active or _stamp(user) != stamp:
+        if (
+            user is None
+            or not user.active
+            or _stamp(user) != stamp
+            or user.session_generation != int(generation)
+        ):
             return None
         return principal(user)
+
+
+_BINDING = "gk_binding"
+# Endpoints an account on its one-time password may still reach: the page that replaces it,
+# signing out, and the style sheet and script those pages load.
+_BEFORE_PASSWORD = frozenset({"auth.password", "auth.logout", "static"})
+
+
+@bp.before_app_request
+def _password_first() -> ResponseReturnValue | None:
+    # One check for every blueprint, present and future: a one-time password opens nothing else.
+    # The API is not reached by session cookies; its tokens are checked in api_roles.
+    if request.blueprint == "api" or request.endpoint in _BEFORE_PASSWORD:
+        return None
+    user = current_user
+    if user.is_authenticated and cast(Principal, user).must_change_password:
+        return redirect(url_for("auth.password"))
+    return None
 
 
 def roles_required(*roles: str) -> Callable[[F], F]:
@@ -98,6 +137,10 @@ def api_roles(*roles: str) -> Callable[[F], F]:
                 found = principal(user) if user is not None else None
             if found is None:
                 return _api_error(401, "unauthorized", "the API token is not valid")
+            if found.must_change_password:
+                return _api_error(
+                    403, "password_change_required", "sign in and replace the one-time password first"
+                )
             if not found.has_role(*roles):
                 return _api_error(403, "forbidden", f"the {found.role} role may not do this")
             g.api_user = found
@@ -115,11 +158,15 @@ def _api_error(status: int, code: str, message: str) -> ResponseReturnValue:
     return response, status
 
 
+# A path on this site: one leading slash, then printable characters other than whitespace and
+# backslash, never a second slash straight after the first (browsers read `//host` and `/\\host` as
+# another site, and drop tabs and newlines before reading it).
+_LOCAL_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*")
+
+
 def _local(target: str) -> str | None:
     """`target` if it is a path on this site (never another host: no open redirect), else None."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target and "\n" not in target:
-        return target
-    return None
+    return target if _LOCAL_PATH.fullmatch(target) else None
 
 
 def actor() -> str:
@@ -140,6 +187,7 @@ def login() -> ResponseReturnValue:
         else:
             session.clear()
             login_user(found)
+            session[_BINDING] = _binding()
             session.permanent = True
             if found.must_change_password:
                 return redirect(url_for("auth.password"))
@@ -150,6 +198,8 @@ def login() -> ResponseReturnValue:
 @bp.post("/logout")
 @login_required
 def logout() -> ResponseReturnValue:
+    with unit() as db:
+        accounts.end_sessions(db, cast(Principal, current_user).user_id)
     logout_user()
     session.clear()
     flash("You have signed out.", "info")

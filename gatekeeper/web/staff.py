@@ -45,8 +45,9 @@ from gatekeeper.services import (
 from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN
 from gatekeeper.services.consent_state import matching_reasons
 from gatekeeper.services.people_import import ImportReport
+from gatekeeper.storage.base import make_private_dirs, write_atomic
 from gatekeeper.web.auth import Principal, actor, roles_required
-from gatekeeper.web.common import now, runtime, unit
+from gatekeeper.web.common import now, page_number, runtime, unit
 from gatekeeper.web.forms import (
     ActionForm,
     BiometricForm,
@@ -95,7 +96,7 @@ def home() -> ResponseReturnValue:
 @roles_required(CONSENT_ADMIN)
 def people_list() -> ResponseReturnValue:
     query = request.args.get("q", "")[:200]
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = page_number()
     with unit() as db:
         found = people_admin.search_people(db, query, limit=PAGE + 1, offset=(page - 1) * PAGE)
     return render_template("people.html", people=found[:PAGE], query=query, page=page, more=len(found) > PAGE)
@@ -394,7 +395,7 @@ def person_export(external_id: str) -> ResponseReturnValue:
 
 def _uploads() -> Path:
     folder = runtime().settings.instance_path / "uploads" / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(folder)
     return folder
 
 
@@ -438,7 +439,7 @@ def people_import() -> ResponseReturnValue:
     key = f"{me.user_id}-{secrets.token_urlsafe(16)}"
     folder = _uploads()
     _forget_stale_previews(folder)
-    (folder / key).write_bytes(data)
+    write_atomic(folder / key, data, private=True)
     confirm = ConfirmImportForm(upload=key)
     return render_template("import.html", form=ImportForm(formdata=None), report=report, confirm=confirm)
 
@@ -546,7 +547,7 @@ def _audit_filter() -> audit_log.AuditFilter:
 @roles_required(*AUDIT_ROLES)
 def audit_page() -> ResponseReturnValue:
     flt = _audit_filter()
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = page_number()
     with unit() as db:
         check = audit.verify(db)
         events = audit_log.find_events(db, flt, limit=PAGE + 1, offset=(page - 1) * PAGE)

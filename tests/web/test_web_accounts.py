@@ -126,10 +126,11 @@ def test_session_cookies_are_http_only_same_site_and_expire_after_the_idle_timeo
 def test_production_uses_secure_cookies_and_refuses_the_development_secret(tmp_home: Path) -> None:
     import pytest
 
+    from gatekeeper.config import DEV_SECRET
     from gatekeeper.errors import ConfigError
 
     with pytest.raises(ConfigError, match="development secret"):
-        create_app(Settings(home=tmp_home, env="production"))
+        create_app(Settings(home=tmp_home, env="production", secret_key=DEV_SECRET))
     app = create_app(Settings(home=tmp_home, env="production", secret_key="a real secret from the vault"))
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.test_client().get("/withdraw").headers["Strict-Transport-Security"]
