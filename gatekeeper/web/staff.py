@@ -107,6 +107,7 @@ def _person_page(external_id: str, *, new_link: str | None = None, status: int =
         summary = person_summary.summarise_person(db, external_id, settings=settings, now=now())
         person = people.find_person(db, external_id)
         safeguarding = person.safeguarding
+        notes = people.safeguarding_notes(db, person)
         consented = withdrawals.consented_channels(db, person, settings=settings, now=now())
     grant = GrantForm(prefix="grant")
     grant.channel.choices = options(*((c, c) for c in settings.channels))
@@ -117,6 +118,7 @@ def _person_page(external_id: str, *, new_link: str | None = None, status: int =
             "person.html",
             summary=summary,
             safeguarding=safeguarding,
+            safeguarding_notes=notes,
             grant=grant,
             withdraw=withdraw,
             flag_form=SafeguardingForm(prefix="flag"),
