@@ -365,8 +365,13 @@ def enrol(external_id: str) -> ResponseReturnValue:
 def person_photos(external_id: str) -> ResponseReturnValue:
     with unit() as db:
         person, items = subject_access.photos_of(db, external_id)
+        possible = subject_access.possible_matches(db, external_id)
     return render_template(
-        "person_photos.html", person=person, items=items, export=ActionForm(prefix="export")
+        "person_photos.html",
+        person=person,
+        items=items,
+        possible=possible,
+        export=ActionForm(prefix="export"),
     )
 
 

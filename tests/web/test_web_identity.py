@@ -168,6 +168,12 @@ class TestUncertainMatches:
             assert f"Possible match: {NAME}" in item, role
         listed = run(rt, "review", "list")
         assert f"possible match: {NAME}" in listed.output
+        # Never in every photo of this person: the photo is a possible match only, with no image.
+        admin = clients["consent_admin"]
+        photos = admin.get(f"/people/{ID}/photos").get_data(as_text=True)
+        confirmed, _, possible = photos.partition("Possible matches")
+        assert f"<td>{photo_id}</td>" not in confirmed and "No photo shows this person" in confirmed
+        assert f"Photo {photo_id} (website)" in possible
 
     def test_a_review_result_names_only_the_faces_identified(
         self, app: Flask, rt: Any, corpus: Any, tmp_path: Path
