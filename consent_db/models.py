@@ -281,6 +281,22 @@ class PhotoHold(Base):
     released_by: Mapped[str | None] = mapped_column(String(120))
 
 
+class SafeguardingNote(Base):
+    """Why a safeguarding flag was set or cleared: read only by consent admins and admins.
+
+    The audit log records who changed the flag and when, never the reason (auditors read the log).
+    """
+
+    __tablename__ = "safeguarding_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    flag: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+    by: Mapped[str] = mapped_column(String(120))
+
+
 class Job(Base):
     """A background job as operators see it: queued, running, done or failed (payload: ids only)."""
 

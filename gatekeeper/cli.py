@@ -329,7 +329,11 @@ def _record_json(record: Any) -> dict[str, Any]:
 @people.command("safeguarding")
 @click.argument("external_id")
 @click.option("--set/--clear", "flag", default=None, help="Set or clear the flag (one is required).")
-@click.option("--reason", required=True, help="Why (kept in the audit log).")
+@click.option(
+    "--reason",
+    required=True,
+    help="Why (kept in a safeguarding note for consent admins; the audit log records only who and when).",
+)
 @click.pass_context
 def people_safeguarding(ctx: click.Context, external_id: str, flag: bool | None, reason: str) -> None:
     """Set or clear EXTERNAL_ID's safeguarding flag: while set, never published on any channel."""

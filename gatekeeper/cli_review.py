@@ -31,7 +31,8 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
 
     runtime = _runtime(ctx)
     with unit_of_work(runtime.sessions) as session:
-        items = review_service.open_reviews(session)
+        # Whoever runs the command line holds the whole instance: they see what an admin sees.
+        items = review_service.open_reviews(session, viewer="admin")
     for item in items:
         if as_json:
             _emit(
@@ -49,7 +50,11 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
                 }
             )
             continue
-        candidate = f", nearest: {item.candidate} ({item.distance:.2f})" if item.candidate else ""
+        candidate = (
+            f", possible match: {item.candidate_name} ({item.candidate}, {item.distance:.2f})"
+            if item.candidate
+            else ""
+        )
         box = " ".join(map(str, item.box))
         click.echo(
             f"photo {item.photo_id} face {item.number} [{box}] {item.channel}: "

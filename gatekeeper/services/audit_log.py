@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from consent_db.models import AuditEvent, Decision, Face
 from gatekeeper.services.consent import end_of, start_of
+from gatekeeper.services.identity import confirmed_person
 from gatekeeper.services.people import find_person, subject
 
 CSV_COLUMNS = ("id", "at", "actor", "action", "subject", "details", "prev_hash", "hash")
@@ -90,15 +91,13 @@ def person_subjects(session: Session, external_id: str) -> set[str]:
     person = find_person(session, external_id)
     subjects = {subject(person)}
     rows = session.execute(
-        select(Decision.photo_id, Face.id)
+        select(Decision.photo_id, Face)
         .join(Face, Face.decision_id == Decision.id)
-        .where(
-            (Face.person_id == person.id)
-            | (Face.second_person_id == person.id)
-            | (Face.reviewed_person_id == person.id)
-        )
+        .where((Face.person_id == person.id) | (Face.reviewed_person_id == person.id))
     )
-    for photo_id, face_id in rows:
-        subjects.add(f"photo:{photo_id}")
-        subjects.add(f"face:{face_id}")
+    for photo_id, face in rows:
+        # Only faces that are this person: a nearest template or an uncertain candidate is not them.
+        if confirmed_person(face) == person.id:
+            subjects.add(f"photo:{photo_id}")
+            subjects.add(f"face:{face.id}")
     return subjects

@@ -17,6 +17,7 @@ from consent_db.models import Decision, Face, Photo
 from gatekeeper import media
 from gatekeeper.config import Settings
 from gatekeeper.errors import NotFoundError
+from gatekeeper.services.identity import MATCHED_OUTCOMES
 from gatekeeper.services.people import find_person
 from gatekeeper.services.publish import latest_decision
 from gatekeeper.storage import BlobStore
@@ -73,7 +74,10 @@ def reference_face(session: Session, external_id: str, *, exclude_photo: int | N
     if person.status == "erased":
         return None
     reviewed = and_(Face.review_resolution == "person", Face.reviewed_person_id == person.id)
-    matched = and_(Face.review_resolution.is_(None), Face.person_id == person.id, Face.outcome != "uncertain")
+    # The query form of identity.face_identity: a nearest template of an unknown face is not them.
+    matched = and_(
+        Face.review_resolution.is_(None), Face.person_id == person.id, Face.outcome.in_(MATCHED_OUTCOMES)
+    )
     query = (
         select(Face)
         .join(Decision, Face.decision_id == Decision.id)

@@ -28,6 +28,7 @@ from gatekeeper.faces.codec import TemplateKeys
 from gatekeeper.media.refusals import explain
 from gatekeeper.services.consent_state import check_channel, decision_state, policy_for, stored_face_input
 from gatekeeper.services.dpia import matching_enabled
+from gatekeeper.services.identity import SYSTEM, verdict_identity
 from gatekeeper.services.templates import template_keys
 from gatekeeper.storage import BlobStore
 
@@ -219,7 +220,7 @@ def gate_photo(
     faces = tuple(
         FaceReport(
             box=box,
-            person=people[v.person].external_id if v.person is not None and v.person in people else None,
+            person=_external_id(people, verdict_identity(v, viewer=SYSTEM).person),
             distance=v.distance,
             outcome=v.outcome,
             reasons=v.reasons,
@@ -239,6 +240,10 @@ def gate_photo(
         photo.caption,
         error_code,
     )
+
+
+def _external_id(people: dict[str, Person], key: str | None) -> str | None:
+    return people[key].external_id if key is not None and key in people else None
 
 
 def record_unreadable(
@@ -434,7 +439,12 @@ def _record(
             "verdict": verdict.verdict,
             "reasons": list(verdict.reasons),
             "faces": [
-                {"box": list(b), "outcome": v.outcome, "person": v.person, "reasons": list(v.reasons)}
+                {
+                    "box": list(b),
+                    "outcome": v.outcome,
+                    "person": verdict_identity(v, viewer=SYSTEM).person,
+                    "reasons": list(v.reasons),
+                }
                 for b, v in zip(boxes, verdict.faces, strict=True)
             ],
             **(details or {}),

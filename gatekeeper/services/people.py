@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
-from consent_db.models import Person
+from consent_db.models import Person, SafeguardingNote
 from gatekeeper.errors import InvalidInputError, PersonNotFoundError
 
 
@@ -32,9 +32,10 @@ def find_person(session: Session, external_id: str) -> Person:
 def set_safeguarding(
     session: Session, external_id: str, flag: bool, *, reason: str, now: datetime, actor: str
 ) -> bool:
-    """Set or clear the safeguarding flag (audited with the reason); False when it already was so.
+    """Set or clear the safeguarding flag; False when it already was so.
 
-    Raises PersonNotFoundError, InvalidInputError (no reason).
+    The audit log records who changed it and when; the reason goes to a safeguarding note, which
+    only consent admins and admins read. Raises PersonNotFoundError, InvalidInputError (no reason).
     """
     if not reason.strip():
         raise InvalidInputError("a reason is required to set or clear the safeguarding flag", field="reason")
@@ -42,6 +43,8 @@ def set_safeguarding(
     if person.safeguarding == flag:
         return False
     person.safeguarding, person.updated_at = flag, now
+    note = SafeguardingNote(person_id=person.id, flag=flag, reason=reason.strip(), at=now, by=actor)
+    session.add(note)
     session.flush()
     audit.append(
         session,
@@ -49,9 +52,20 @@ def set_safeguarding(
         actor=actor,
         action="person.safeguarding_set" if flag else "person.safeguarding_cleared",
         subject=subject(person),
-        details={"reason": reason.strip()},
+        details={"note": note.id},
     )
     return True
+
+
+def safeguarding_notes(session: Session, person: Person) -> list[SafeguardingNote]:
+    """The person's safeguarding notes, newest first (for consent admins and admins only)."""
+    return list(
+        session.scalars(
+            select(SafeguardingNote)
+            .where(SafeguardingNote.person_id == person.id)
+            .order_by(SafeguardingNote.id.desc())
+        )
+    )
 
 
 def new_person(

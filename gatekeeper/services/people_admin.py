@@ -23,12 +23,15 @@ MAX_UNPACKED_BYTES = 500 * 1024 * 1024
 
 
 def search_people(session: Session, query: str = "", *, limit: int = 100, offset: int = 0) -> list[Person]:
-    """People whose name or external id contains `query` (any case), by name."""
+    """People whose name or external id contains `query` (any case, `%` and `_` literally), by name."""
     stmt = select(Person).order_by(Person.display_name, Person.id).limit(limit).offset(offset)
     if query.strip():
-        pattern = f"%{query.strip().lower()}%"
+        text = query.strip().lower()
         stmt = stmt.where(
-            or_(func.lower(Person.display_name).like(pattern), func.lower(Person.external_id).like(pattern))
+            or_(
+                func.lower(Person.display_name).contains(text, autoescape=True),
+                func.lower(Person.external_id).contains(text, autoescape=True),
+            )
         )
     return list(session.scalars(stmt))
 

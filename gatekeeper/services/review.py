@@ -39,6 +39,7 @@ from gatekeeper.services.consent_state import (
 )
 from gatekeeper.services.dpia import matching_enabled
 from gatekeeper.services.enrolment import add_template
+from gatekeeper.services.identity import SYSTEM, stored_identity, verdict_identity
 from gatekeeper.services.people import find_person
 from gatekeeper.storage import BlobStore
 
@@ -58,11 +59,12 @@ class ReviewItem:
     box: tuple[int, int, int, int]
     outcome: str
     reasons: tuple[str, ...]
-    # The nearest enrolled person for an uncertain match (external id), else None.
+    # The possible match of an uncertain face (external id), for viewers who may be told, else None.
     candidate: str | None
     distance: float | None
     # Where the reviewer finds the photo: its key in the private originals store.
     original_key: str | None = None
+    candidate_name: str | None = None
 
     @property
     def number(self) -> int:
@@ -99,17 +101,25 @@ class ReviewResult:
     template_note: str | None = None
 
 
-def open_reviews(session: Session) -> list[ReviewItem]:
-    """Every face waiting for a reviewer, by photo and position.
+def open_reviews(session: Session, *, viewer: str) -> list[ReviewItem]:
+    """Every face waiting for a reviewer, by photo and position, as `viewer` (a role) may see them.
 
     A face waits when its photo's latest decision is `review` and the face is why: an uncertain
     match, a possible or too small face, matching disabled, or an unknown face under
-    `GATEKEEPER_UNKNOWN_FACES=review`. Faces already resolved by a reviewer do not wait.
+    `GATEKEEPER_UNKNOWN_FACES=review`. Faces already resolved by a reviewer do not wait. An
+    uncertain match names its candidate only to the roles identity.face_identity allows.
     """
     latest = select(func.max(Decision.id)).group_by(Decision.photo_id).scalar_subquery()
     candidate = aliased(Person)
     rows = session.execute(
-        select(Face, Decision.photo_id, Photo.channel, Photo.original_key, candidate.external_id)
+        select(
+            Face,
+            Decision.photo_id,
+            Photo.channel,
+            Photo.original_key,
+            candidate.external_id,
+            candidate.display_name,
+        )
         .join(Decision, Face.decision_id == Decision.id)
         .join(Photo, Decision.photo_id == Photo.id)
         .outerjoin(candidate, Face.person_id == candidate.id)
@@ -121,21 +131,25 @@ def open_reviews(session: Session) -> list[ReviewItem]:
         )
         .order_by(Decision.photo_id, Face.position)
     ).all()
-    return [
-        ReviewItem(
-            photo_id=photo_id,
-            decision_id=face.decision_id,
-            channel=channel,
-            position=face.position,
-            box=(face.left, face.top, face.right, face.bottom),
-            outcome=face.outcome,
-            reasons=tuple(face.reasons),
-            candidate=external_id if face.outcome == "uncertain" else None,
-            distance=face.distance if face.outcome == "uncertain" and external_id else None,
-            original_key=key,
+    items = []
+    for face, photo_id, channel, key, external_id, name in rows:
+        possible = stored_identity(face, viewer=viewer, context="review").possible is not None
+        items.append(
+            ReviewItem(
+                photo_id=photo_id,
+                decision_id=face.decision_id,
+                channel=channel,
+                position=face.position,
+                box=(face.left, face.top, face.right, face.bottom),
+                outcome=face.outcome,
+                reasons=tuple(face.reasons),
+                candidate=external_id if possible else None,
+                distance=face.distance if possible else None,
+                original_key=key,
+                candidate_name=name if possible else None,
+            )
         )
-        for face, photo_id, channel, key, external_id in rows
-    ]
+    return items
 
 
 def resolve_face(
@@ -257,9 +271,7 @@ def resolve_face(
         ReviewedFace(
             position=face.position,
             box=(face.left, face.top, face.right, face.bottom),
-            person=people[result.person].external_id
-            if result.person is not None and result.person in people
-            else None,
+            person=_external_id(people, verdict_identity(result, viewer=SYSTEM).person),
             outcome=result.outcome,
             reasons=result.reasons,
             review=face.review_resolution,
@@ -276,6 +288,10 @@ def resolve_face(
         template_id=template_id,
         template_note=note,
     )
+
+
+def _external_id(people: dict[str, Person], key: str | None) -> str | None:
+    return people[key].external_id if key is not None and key in people else None
 
 
 def _copy_decision(previous: Decision, *, now: datetime, actor: str) -> Decision:

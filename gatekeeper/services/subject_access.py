@@ -1,12 +1,16 @@
 """Every photo of one person, for a subject access or erasure request, and its export.
 
+Only photos in which the person is confirmed count: a face matched to them with confidence, or
+identified as them by a reviewer (identity.face_identity). A photo in which they are only an
+uncertain candidate is a possible match: listed apart for consent admins, never with an image.
+
 The export is a zip: `manifest.json` and `manifest.csv` (photos, decisions, publications), the
-person's consent history, and one image per photo that shows them. No image in it shows anyone
-else's face: where the person is the only face, the image is the original stripped of every
-metadata block; where other faces are in the photo, they are covered (solid fill, verified by
-detecting again when a face engine is given) and the copy is re-encoded without metadata. A photo
-in which the person is only a possible match (not identified by the matcher or a reviewer) is
-listed without an image: it may show someone else.
+person's consent history, and one image per photo. Every face in an image other than the person's
+is covered: every other recorded face (other people, unknown and uncertain faces, faces a reviewer
+said were someone else or not a face) and every face that detection finds again at the export's
+size that is not the person's. Detection then runs on the image as exported, at every angle the
+gate searches; an image in which it still finds any face but the person's is withheld and listed
+as such, never included. The manifest names no one but the person.
 """
 
 from __future__ import annotations
@@ -28,92 +32,179 @@ from gatekeeper import media
 from gatekeeper.config import Settings
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.faces import FaceEngine
+from gatekeeper.services.identity import confirmed_person
 from gatekeeper.services.people import find_person, subject
-from gatekeeper.services.publish import covered_copy
 from gatekeeper.services.purge import photos_showing
+from gatekeeper.services.uploads import masked_reasons
 from gatekeeper.storage import BlobStore
+
+Box = tuple[int, int, int, int]
+WITHHELD = "withheld: could not cover every other face"
 
 
 @dataclass(frozen=True)
 class PhotoOfPerson:
-    """One photo whose recorded faces name the person, with what was decided and where it went."""
+    """One photo in which the person is confirmed, with what was decided and where it went."""
 
     photo: Photo
     decision: Decision | None
-    # Positions of the faces taken to be the person (by the matcher or a reviewer).
+    # Positions of the faces that are the person (matched with confidence or identified by a reviewer).
     shown_at: tuple[int, ...]
-    # True when the person is only a candidate (an uncertain or second-best match).
-    possible_only: bool
     publications: tuple[Publication, ...]
 
 
-def _shown(face: Face) -> int | None:
-    if face.review_resolution is not None:
-        return face.reviewed_person_id if face.review_resolution == "person" else None
-    return face.person_id if face.outcome != "uncertain" else None
+@dataclass(frozen=True)
+class PossibleMatch:
+    """A photo in which the person is only an uncertain candidate: for consent admins, no image."""
+
+    photo: Photo
+    # Positions of the uncertain faces that may be the person.
+    faces: tuple[int, ...]
 
 
-def photos_of(session: Session, external_id: str) -> tuple[Person, list[PhotoOfPerson]]:
-    """The person and every photo that names them, newest first; raises PersonNotFoundError."""
-    person = find_person(session, external_id)
+def _possibly(face: Face, person_id: int) -> bool:
+    return (
+        face.review_resolution is None
+        and face.outcome == "uncertain"
+        and person_id in (face.person_id, face.second_person_id)
+    )
+
+
+def _latest(session: Session, person: Person) -> list[tuple[Photo, Decision | None]]:
     ids = photos_showing(session, person.id)
     photos = session.scalars(
         select(Photo)
         .where(Photo.id.in_(ids))
         .options(selectinload(Photo.decisions).selectinload(Decision.faces))
     ).all()
-    publications: dict[int, list[Publication]] = {}
-    for pub in session.scalars(
-        select(Publication).where(Publication.photo_id.in_(ids)).order_by(Publication.id)
-    ):
-        publications.setdefault(pub.photo_id, []).append(pub)
+    return [
+        (photo, photo.decisions[-1] if photo.decisions else None)
+        for photo in sorted(photos, key=lambda p: p.id, reverse=True)
+    ]
+
+
+def photos_of(session: Session, external_id: str) -> tuple[Person, list[PhotoOfPerson]]:
+    """The person and every photo in which they are confirmed, newest first; raises PersonNotFoundError."""
+    person = find_person(session, external_id)
     found = []
-    for photo in sorted(photos, key=lambda p: p.id, reverse=True):
-        decision = photo.decisions[-1] if photo.decisions else None
-        faces = decision.faces if decision is not None else []
-        shown = tuple(f.position for f in faces if _shown(f) == person.id)
-        found.append(
-            PhotoOfPerson(
-                photo=photo,
-                decision=decision,
-                shown_at=shown,
-                possible_only=not shown,
-                publications=tuple(publications.get(photo.id, ())),
+    latest = [
+        (photo, decision, shown)
+        for photo, decision in _latest(session, person)
+        if (
+            shown := tuple(
+                f.position for f in (decision.faces if decision else []) if confirmed_person(f) == person.id
             )
         )
+    ]
+    publications: dict[int, list[Publication]] = {}
+    for pub in session.scalars(
+        select(Publication)
+        .where(Publication.photo_id.in_([photo.id for photo, _, _ in latest]))
+        .order_by(Publication.id)
+    ):
+        publications.setdefault(pub.photo_id, []).append(pub)
+    for photo, decision, shown in latest:
+        found.append(PhotoOfPerson(photo, decision, shown, tuple(publications.get(photo.id, ()))))
     return person, found
+
+
+def possible_matches(session: Session, external_id: str) -> list[PossibleMatch]:
+    """Photos in which the person is only an uncertain candidate, newest first (no image is given)."""
+    person = find_person(session, external_id)
+    found = []
+    for photo, decision in _latest(session, person):
+        faces = decision.faces if decision is not None else []
+        if any(confirmed_person(f) == person.id for f in faces):
+            continue
+        possible = tuple(f.position for f in faces if _possibly(f, person.id))
+        if possible:
+            found.append(PossibleMatch(photo, possible))
+    return found
+
+
+def _scaled(box: Box, scale: float) -> Box:
+    left, top, right, bottom = box
+    return (int(left * scale), int(top * scale), round(right * scale), round(bottom * scale))
+
+
+def _centre(box: Box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+def _inside(point: tuple[float, float], box: Box) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+def _is_subject(found: Box, subject_boxes: list[Box]) -> bool:
+    """True when a detected box is one of the person's faces: each box holds the other's centre."""
+    return any(_inside(_centre(found), own) and _inside(_centre(own), found) for own in subject_boxes)
+
+
+def _others_found(engine: FaceEngine, pixels: Any, subject_boxes: list[Box]) -> list[Box] | None:
+    """Boxes of faces detection finds that are not the person's; None when the search stopped early."""
+    analysis = engine.analyse(pixels)
+    if analysis.limit is not None:
+        return None
+    return [face.box for face in analysis.faces if not _is_subject(face.box, subject_boxes)]
 
 
 def _image(
     item: PhotoOfPerson, originals: BlobStore, settings: Settings, engine: FaceEngine | None
 ) -> tuple[media.CleanCopy | None, str]:
-    """The clean image of one photo for the export and how it was made (or why there is none)."""
-    if item.possible_only:
-        return None, "not included: the person is only a possible match; a reviewer should identify the face"
+    """The image of one photo for the export, with every other face covered, and how it was made
+    (or why there is none)."""
     if item.photo.original_key is None or item.decision is None:
         return None, "not included: the original is no longer kept"
-    others = [
-        (f.left, f.top, f.right, f.bottom)
-        for f in item.decision.faces
-        if f.position not in item.shown_at and f.review_resolution != "not_a_face"
-    ]
+    if engine is None:
+        return None, "not included: no face engine is available to check that only this person is shown"
     try:
         original = originals.get(item.photo.original_key)
-        if not others:
-            copy = media.sanitise(
-                original, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality
-            )
-            return copy, "the original, stripped of metadata (no other face in it)"
-        if engine is None:
-            return (
-                None,
-                "not included: other faces are in it and no face engine is available to check the cover",
-            )
         source = media.decode_source(original, max_pixels=settings.max_pixels)
-        copy = covered_copy(source, others, settings=settings, engine=engine)
+        scale = source.scale
+        subject_boxes = [
+            _scaled((f.left, f.top, f.right, f.bottom), scale)
+            for f in item.decision.faces
+            if f.position in item.shown_at
+        ]
+        recorded = [
+            _scaled((f.left, f.top, f.right, f.bottom), scale)
+            for f in item.decision.faces
+            if f.position not in item.shown_at
+        ]
+        # Faces the gate did not record (found only now, at the export's size) are covered too.
+        found_now = _others_found(engine, source.image.pixels, subject_boxes)
+        if found_now is None:
+            return None, WITHHELD
+        others = recorded + [box for box in found_now if not any(_inside(_centre(box), r) for r in recorded)]
+        if others:
+            copy = media.encode_clean(
+                media.cover(source.image.pixels, others),
+                fmt="jpeg",
+                jpeg_quality=settings.jpeg_quality,
+                icc_profile=source.icc_profile,
+            )
+        else:
+            copy = media.sanitise(
+                original, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality, source=source
+            )
+        # Checked as exported: any face but the person's still found, and the image is left out.
+        exported = media.decode(copy.data, max_pixels=settings.max_pixels).pixels
+        if _others_found(engine, exported, subject_boxes) != []:
+            return None, WITHHELD
     except GatekeeperError as exc:
         return None, f"not included: {exc}"
-    return copy, f"other people's faces covered ({len(others)})"
+    if not others:
+        return copy, "the original, stripped of metadata (no other face in it)"
+    return copy, f"other faces covered ({len(others)})"
+
+
+def _where(publication: Publication) -> str:
+    if not publication.external:
+        return "our published store"
+    # A download's record names the member of staff: the export names no one but its subject.
+    if publication.target.startswith("downloaded by "):
+        return "downloaded as a clean copy"
+    return publication.target
 
 
 def _when(moment: datetime | None) -> str | None:
@@ -132,6 +223,7 @@ def export_person(
 ) -> bytes:
     """The zip for a subject access request (audited); raises PersonNotFoundError."""
     person, items = photos_of(session, external_id)
+    possible = possible_matches(session, external_id)
     buffer = io.BytesIO()
     rows: list[dict[str, Any]] = []
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -149,7 +241,10 @@ def export_person(
                     "channel": item.photo.channel,
                     "uploaded_at": _when(item.photo.created_at),
                     "verdict": decision.verdict if decision else item.photo.status,
-                    "reasons": list(decision.reasons) if decision else list(item.photo.reasons),
+                    # No safeguarding flag, the person's or anyone else's, is told in an export.
+                    "reasons": list(
+                        masked_reasons(decision.reasons if decision else item.photo.reasons, role="uploader")
+                    ),
                     "decided_at": _when(decision.decided_at) if decision else None,
                     "faces_of_person": [p + 1 for p in item.shown_at],  # numbered from 1
                     "faces_in_photo": len(decision.faces) if decision else 0,
@@ -157,7 +252,7 @@ def export_person(
                     "publications": [
                         {
                             "channel": p.channel,
-                            "where": p.target if p.external else "our published store",
+                            "where": _where(p),
                             "published_at": _when(p.published_at),
                             "taken_down_at": _when(p.taken_down_at),
                         }
@@ -176,6 +271,13 @@ def export_person(
             },
             "exported_at": now.isoformat(),
             "photos": rows,
+            "withheld": [r["photo"] for r in rows if r["image"] == WITHHELD],
+            # Photos where the person is only a possible match: listed, never shown, until a
+            # reviewer identifies the face.
+            "possible_matches": {
+                "note": "not confirmed: the face may be someone else; no image is included",
+                "photos": [m.photo.id for m in possible],
+            },
             "consent_history": [
                 {
                     "at": r.at.isoformat(),

@@ -45,6 +45,7 @@ from gatekeeper.media.refusals import AGAIN, Refusal, explain
 from gatekeeper.services import idempotency
 from gatekeeper.services.consent_state import check_channel
 from gatekeeper.services.gate import original_key, recheck
+from gatekeeper.services.identity import SYSTEM, stored_identity
 from gatekeeper.services.publish import latest_decision, lock_people, rebuild_clean, record_external
 from gatekeeper.storage import BlobStore, opaque_name
 
@@ -395,15 +396,17 @@ def _face_view(
     people: dict[int, Person],
     see_safeguarding: bool,
     now_face: policy.FaceVerdict | None = None,
+    viewer: str = SYSTEM,
 ) -> FaceView:
     """How staff see a face: as recorded by the gate, or as decided again (`now_face`)."""
     number = face.position + 1
     outcome = now_face.outcome if now_face is not None else face.outcome
     covered = now_face.covered if now_face is not None else face.covered
-    shown = face.reviewed_person_id if face.review_resolution == "person" else face.person_id
-    if face.review_resolution in ("stranger", "not_a_face"):
-        shown = None
-    person = people.get(shown) if shown is not None else None
+    # Only a confident match or a reviewer's identification names the face (never a nearest template).
+    identity = stored_identity(face, viewer=viewer, outcome=outcome)
+    person = people.get(identity.person) if identity.person is not None else None
+    # A distance says how near the nearest template is: shown only for the person the face is.
+    distance = face.distance if identity.how == "matched" else None
     reasons = tuple(now_face.reasons if now_face is not None else face.reasons)
     box = (face.left, face.top, face.right, face.bottom)
     if policy.SAFEGUARDING in reasons and not see_safeguarding:
@@ -432,9 +435,6 @@ def _face_view(
                 on = f" on {_day(when)}" if when is not None else ""
             parts.append(template.format(channel=channel_words(channel), on=on))
         words = "; ".join(parts) or outcome.replace("_", " ")
-        if outcome == "uncertain" and person is not None:
-            words += f" (closest: {person.display_name})"
-            who = None
         text = f"Face {number}: " + (f"{who}, {words}" if who else words)
     return FaceView(
         number,
@@ -443,7 +443,7 @@ def _face_view(
         _colour(outcome, covered),
         person.external_id if person is not None else None,
         person.display_name if person is not None else None,
-        face.distance,
+        distance,
         covered,
         reasons,
         text,
@@ -526,7 +526,7 @@ def photo_view(
         ids = {pid for f in decision.faces for pid in (f.person_id, f.reviewed_person_id) if pid is not None}
         people = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(ids)))} if ids else {}
         faces = tuple(
-            _face_view(session, f, photo.channel, people, see, now_face)
+            _face_view(session, f, photo.channel, people, see, now_face, role)
             for f, now_face in zip(decision.faces, now_faces, strict=True)
         )
     return PhotoView(

@@ -205,9 +205,10 @@ def photos_upload() -> ResponseReturnValue:
 @api_roles(*PHOTO_API_ROLES)
 def photos_show(photo_id: str) -> ResponseReturnValue:
     from gatekeeper.services import uploads
-    from gatekeeper.web.photos import photo_json, role
+    from gatekeeper.web.photos import check_photo, photo_json, role
 
     with unit() as db:
+        check_photo(db, _photo_id(photo_id))
         view = uploads.photo_view(db, _photo_id(photo_id), role=role())
     return jsonify(photo_json(view))
 
@@ -216,10 +217,11 @@ def photos_show(photo_id: str) -> ResponseReturnValue:
 @api_roles(*PHOTO_API_ROLES)
 def photos_clean(photo_id: str) -> ResponseReturnValue:
     from gatekeeper.services import uploads
-    from gatekeeper.web.photos import role
+    from gatekeeper.web.photos import check_photo, role
 
     number = _photo_id(photo_id)
     with unit() as db:
+        check_photo(db, number)
         view = uploads.photo_view(db, number, role=role(), with_faces=False)
         if view.status != "done":
             return jsonify(

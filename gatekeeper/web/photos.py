@@ -33,8 +33,8 @@ from wtforms.validators import DataRequired, Length, Optional
 from consent_db import audit
 from consent_db.models import Photo
 from gatekeeper.errors import RecordNotFoundError
+from gatekeeper.services import access, uploads
 from gatekeeper.services import publish as publish_service
-from gatekeeper.services import uploads
 from gatekeeper.services.accounts import ADMIN, CONSENT_ADMIN, REVIEWER, UPLOADER
 from gatekeeper.web.auth import Principal, actor, roles_required
 from gatekeeper.web.common import now, plural, runtime, unit
@@ -146,7 +146,7 @@ def upload() -> ResponseReturnValue:
     elif request.method == "POST":
         status = 400
     with unit() as db:
-        batches = uploads.recent_batches(db)
+        batches = access.visible_batches(db, role=role(), actor=actor())
     return render_template("upload.html", form=form, batches=batches), status
 
 
@@ -165,6 +165,7 @@ def batch(batch_id: int) -> ResponseReturnValue:
     verdict = request.args.get("verdict", "")
     reason = request.args.get("reason", "")
     with unit() as db:
+        check_batch(db, batch_id)
         view = uploads.batch_view(db, batch_id, role=role(), viewer=actor())
     return render_template(
         "batch.html",
@@ -175,6 +176,16 @@ def batch(batch_id: int) -> ResponseReturnValue:
         words=uploads.reason_words,
         refresh=None if view.finished else REFRESH_SECONDS,
     )
+
+
+def check_batch(db: Session, batch_id: int) -> None:
+    """404 (RecordNotFoundError) unless whoever asks may open the batch: an uploader only their own."""
+    access.check_batch(db, batch_id, role=role(), actor=actor())
+
+
+def check_photo(db: Session, photo_id: int) -> None:
+    """404 (RecordNotFoundError) unless whoever asks may open the photo: an uploader only their own."""
+    access.check_photo(db, photo_id, role=role(), actor=actor())
 
 
 def photo_json(view: uploads.PhotoView) -> dict[str, Any]:
@@ -206,6 +217,7 @@ def photo_json(view: uploads.PhotoView) -> dict[str, Any]:
 @roles_required(*UPLOAD_ROLES)
 def batch_json(batch_id: int) -> ResponseReturnValue:
     with unit() as db:
+        check_batch(db, batch_id)
         view = uploads.batch_view(db, batch_id, role=role())
     return jsonify(
         id=view.id,
@@ -230,6 +242,8 @@ def batch_json(batch_id: int) -> ResponseReturnValue:
 @roles_required(*UPLOAD_ROLES)
 def batch_zip(batch_id: int) -> ResponseReturnValue:
     rt = runtime()
+    with unit() as db:
+        check_batch(db, batch_id)
     # The copies are built first, with the database free; then given out in one unit of work that
     # decides every photo again at that moment.
     copies = uploads.build_batch_copies(
@@ -263,6 +277,7 @@ def batch_zip(batch_id: int) -> ResponseReturnValue:
 @roles_required(*VIEW_ROLES)
 def photo(photo_id: int) -> ResponseReturnValue:
     with unit() as db:
+        check_photo(db, photo_id)
         # Decided again now: a withdrawal since the check shows at once.
         view = uploads.photo_view(db, photo_id, role=role(), now=now(), settings=runtime().settings)
         publications = publish_service.publications_of(db, photo_id)
@@ -282,6 +297,7 @@ def photo(photo_id: int) -> ResponseReturnValue:
 def preview(photo_id: int) -> ResponseReturnValue:
     rt = runtime()
     with unit() as db:
+        check_photo(db, photo_id)
         found = db.get(Photo, photo_id)
         if found is None:
             raise RecordNotFoundError("photo", photo_id)
@@ -296,6 +312,7 @@ def preview(photo_id: int) -> ResponseReturnValue:
 def thumbnail(photo_id: int) -> ResponseReturnValue:
     rt = runtime()
     with unit() as db:
+        check_photo(db, photo_id)
         found = db.get(Photo, photo_id)
         if found is None:
             raise RecordNotFoundError("photo", photo_id)
@@ -306,7 +323,10 @@ def thumbnail(photo_id: int) -> ResponseReturnValue:
 
 
 def clean_copy(db: Session, photo_id: int) -> uploads.CleanDownload:
-    """A photo's clean copy for download, decided again now (a download is a publication)."""
+    """A photo's clean copy for download, decided again now (a download is a publication).
+
+    Raises RecordNotFoundError for a photo the asker may not open."""
+    check_photo(db, photo_id)
     rt = runtime()
     return uploads.clean_download(
         db,
@@ -352,6 +372,7 @@ def publish(photo_id: int) -> ResponseReturnValue:
     queue = job_queue()
     rt = runtime()
     with unit() as db:
+        check_photo(db, photo_id)
         found = db.get(Photo, photo_id)
         if found is None:
             raise RecordNotFoundError("photo", photo_id)

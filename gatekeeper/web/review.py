@@ -14,15 +14,18 @@ from gatekeeper.errors import GatekeeperError, InvalidInputError, NotFoundError,
 from gatekeeper.services import face_crops, people_admin
 from gatekeeper.services import review as review_service
 from gatekeeper.services.accounts import ADMIN, CONSENT_ADMIN, REVIEWER
+from gatekeeper.services.uploads import masked_reasons
 from gatekeeper.web.auth import actor, roles_required
 from gatekeeper.web.common import now, runtime, unit
 from gatekeeper.web.forms import ResolveForm, options
+from gatekeeper.web.photos import role
 from gatekeeper.web.staff import _password_first
 
 bp = Blueprint("review", __name__)
 bp.before_request(_password_first)
 REVIEW_ROLES = (REVIEWER, CONSENT_ADMIN, ADMIN)
 SEARCH_LIMIT = 20
+MIN_QUERY = 3
 RESOLUTION_WORDS = {"person": "identified as", "stranger": "someone else", "not_a_face": "not a face"}
 
 
@@ -37,14 +40,18 @@ def _jpeg(data: bytes) -> Response:
 @roles_required(*REVIEW_ROLES)
 def queue() -> ResponseReturnValue:
     with unit() as db:
-        items = review_service.open_reviews(db)
+        items = review_service.open_reviews(db, viewer=role())
     return render_template("review.html", items=items)
 
 
 def _item(photo_id: int, position: int) -> review_service.ReviewItem | None:
     with unit() as db:
         return next(
-            (i for i in review_service.open_reviews(db) if (i.photo_id, i.position) == (photo_id, position)),
+            (
+                i
+                for i in review_service.open_reviews(db, viewer=role())
+                if (i.photo_id, i.position) == (photo_id, position)
+            ),
             None,
         )
 
@@ -57,8 +64,10 @@ def _item_page(
         flash(f"Photo {photo_id}, face {position + 1} is not waiting for review (already resolved?).", "info")
         return redirect(url_for("review.queue"))
     query = request.args.get("q", "").strip()[:200]
+    # A short query would list most people on record: at least MIN_QUERY characters, matched literally.
+    searchable = len(query) >= MIN_QUERY
     with unit() as db:
-        found = people_admin.search_people(db, query, limit=SEARCH_LIMIT) if query else []
+        found = people_admin.search_people(db, query, limit=SEARCH_LIMIT) if searchable else []
         candidate = None
         has_reference = False
         if item.candidate is not None:
@@ -82,7 +91,9 @@ def _item_page(
             form=form,
             query=query,
             has_reference=has_reference,
-            searched=bool(query),
+            searched=searchable,
+            too_short=bool(query) and not searchable,
+            min_query=MIN_QUERY,
         ),
         status,
     )
@@ -130,7 +141,9 @@ def resolve(photo_id: int, position: int) -> ResponseReturnValue:
         form.reason.errors = [*form.reason.errors, str(exc)]
         return _item_page(photo_id, position, form, 400)
     who = f" {person}" if resolution == "person" else ""
-    reasons = f" ({', '.join(result.reasons).replace('_', ' ')})" if result.reasons else ""
+    # A reviewer never learns of a safeguarding flag: it reads "cannot be published" as for uploaders.
+    shown = masked_reasons(result.reasons, role())
+    reasons = f" ({', '.join(shown).replace('_', ' ')})" if shown else ""
     flash(
         f"Photo {photo_id}, face {position + 1}: {RESOLUTION_WORDS[resolution]}{who}. "
         f"The consent rules decided again: {result.verdict}{reasons}.",
@@ -159,11 +172,16 @@ def face_crop(photo_id: int, position: int) -> ResponseReturnValue:
 @roles_required(*REVIEW_ROLES)
 def reference_crop(external_id: str) -> ResponseReturnValue:
     rt = runtime()
-    exclude = request.args.get("not_photo", type=int)
+    photo_id = request.args.get("photo", type=int)
+    position = request.args.get("face", type=int)
+    # Only the possible match of a face waiting for review: never any person's face on request.
+    item = _item(photo_id, position) if photo_id is not None and position is not None else None
+    if item is None or item.candidate != external_id:
+        abort(404)
     try:
         with unit() as db:
             data = face_crops.reference_crop(
-                db, external_id, originals=rt.originals, settings=rt.settings, exclude_photo=exclude
+                db, external_id, originals=rt.originals, settings=rt.settings, exclude_photo=photo_id
             )
     except GatekeeperError:
         abort(404)

@@ -108,6 +108,7 @@ def _person_page(external_id: str, *, new_link: str | None = None, status: int =
         summary = person_summary.summarise_person(db, external_id, settings=settings, now=now())
         person = people.find_person(db, external_id)
         safeguarding = person.safeguarding
+        notes = people.safeguarding_notes(db, person)
         consented = withdrawals.consented_channels(db, person, settings=settings, now=now())
     grant = GrantForm(prefix="grant")
     grant.channel.choices = options(*((c, c) for c in settings.channels))
@@ -118,6 +119,7 @@ def _person_page(external_id: str, *, new_link: str | None = None, status: int =
             "person.html",
             summary=summary,
             safeguarding=safeguarding,
+            safeguarding_notes=notes,
             grant=grant,
             withdraw=withdraw,
             flag_form=SafeguardingForm(prefix="flag"),
@@ -364,8 +366,13 @@ def enrol(external_id: str) -> ResponseReturnValue:
 def person_photos(external_id: str) -> ResponseReturnValue:
     with unit() as db:
         person, items = subject_access.photos_of(db, external_id)
+        possible = subject_access.possible_matches(db, external_id)
     return render_template(
-        "person_photos.html", person=person, items=items, export=ActionForm(prefix="export")
+        "person_photos.html",
+        person=person,
+        items=items,
+        possible=possible,
+        export=ActionForm(prefix="export"),
     )
 
 

@@ -252,7 +252,7 @@ def test_every_photo_of_a_person_and_an_export_without_anyone_elses_face(
     by_photo = {p["photo"]: p for p in manifest["photos"]}
     assert set(by_photo) == {alone, group}
     assert by_photo[alone]["image"].startswith("the original, stripped")
-    assert by_photo[group]["image"] == "other people's faces covered (1)"
+    assert by_photo[group]["image"] == "other faces covered (1)"
     # Faces are numbered from 1, as on the photo page: obama is face 1 of both photos.
     assert [by_photo[alone]["faces_of_person"], by_photo[group]["faces_of_person"]] == [[1], [1]]
     assert not re.search(r"<td>\s*0\s*</td>", page)  # no face 0 in the list (photo ids start at 1)

@@ -65,23 +65,29 @@ def _link_token(rt: Any) -> str:
     return url.rsplit("/", 1)[1]
 
 
-def _jpeg() -> bytes:
+def _jpeg(colour: tuple[int, int, int] = (90, 140, 200)) -> bytes:
     """A small photo without faces (the matrix checks access, not verdicts)."""
     from PIL import Image
 
     out = io.BytesIO()
-    Image.new("RGB", (64, 48), (90, 140, 200)).save(out, format="JPEG")
+    Image.new("RGB", (64, 48), colour).save(out, format="JPEG")
     return out.getvalue()
 
 
-def _seed_batch(rt: Any) -> tuple[int, int]:
-    """A batch holding one publishable photo, as the gate job leaves it: (batch id, photo id)."""
-    from consent_db.models import UploadBatch, UploadItem
+def _seed_batch(
+    rt: Any, owner: str = "user:uploader", colour: tuple[int, int, int] = (90, 140, 200)
+) -> tuple[int, int]:
+    """A batch `owner` uploaded holding one publishable photo, as the gate job leaves it: (batch id,
+    photo id)."""
+    from consent_db.models import Photo, UploadBatch, UploadItem
     from helpers import seed_gated_photo
 
-    photo_id = seed_gated_photo(rt, _jpeg(), now=CLOCK)
+    photo_id = seed_gated_photo(rt, _jpeg(colour), now=CLOCK)
     with unit_of_work(rt.sessions) as session:
-        batch = UploadBatch(channel="website", created_at=CLOCK, created_by="user:test", refused=0)
+        photo = session.get(Photo, photo_id)
+        assert photo is not None
+        photo.uploaded_by = owner
+        batch = UploadBatch(channel="website", created_at=CLOCK, created_by=owner, refused=0)
         batch.items.append(UploadItem(position=1, photo_id=photo_id, job_id=None))
         session.add(batch)
         session.flush()
@@ -438,3 +444,94 @@ def test_every_api_route_answers_only_the_documented_roles(app: Flask, rt: Any, 
             if expected >= 400:
                 assert set(body) == {"error", "message"}
     assert failures == []
+
+
+# --- object level: an uploader's share -------------------------------------------------------------
+
+OWNER, OTHER = "uploader", "uploader-2"
+SEE_ALL_PHOTOS = frozenset({"reviewer", "consent_admin", "admin"})
+OWN_OR_ALL = {"batch": frozenset({"consent_admin", "admin"}), "photo": SEE_ALL_PHOTOS}
+
+
+def object_cases() -> list[tuple[Case, str]]:
+    """Routes that open one batch or photo, and which kind of object each opens."""
+    return [
+        (Case("GET", "/batches/<int:batch_id>", "/batches/{batch}", UPLOAD), "batch"),
+        (Case("GET", "/batches/<int:batch_id>.json", "/batches/{batch}.json", UPLOAD), "batch"),
+        (
+            Case(
+                "POST", "/batches/<int:batch_id>/publishable.zip", "/batches/{batch}/publishable.zip", UPLOAD
+            ),
+            "batch",
+        ),
+        (Case("GET", "/photos/<int:photo_id>", "/photos/{photo}", PHOTO_VIEW), "photo"),
+        (
+            Case("GET", "/photos/<int:photo_id>/preview.jpg", "/photos/{photo}/preview.jpg", PHOTO_VIEW),
+            "photo",
+        ),
+        (Case("POST", "/photos/<int:photo_id>/clean", "/photos/{photo}/clean", UPLOAD), "photo"),
+        (Case("POST", "/photos/<int:photo_id>/publish", "/photos/{photo}/publish", UPLOAD, 302), "photo"),
+        (Case("GET", "/api/v1/photos/<photo_id>", "/api/v1/photos/{photo}", UPLOAD), "photo"),
+        (Case("GET", "/api/v1/photos/<photo_id>/clean", "/api/v1/photos/{photo}/clean", UPLOAD), "photo"),
+    ]
+
+
+def test_an_uploader_opens_only_their_own_batches_and_photos_and_others_see_all(app: Flask, rt: Any) -> None:
+    from web_helpers import api_token
+
+    batch_id, photo_id = _seed_batch(rt, owner=f"user:{OWNER}")
+    accounts = {OWNER: make_account(rt, "uploader", username=OWNER)}
+    accounts[OTHER] = make_account(rt, "uploader", username=OTHER)
+    for role in ("reviewer", "consent_admin", "admin", "auditor"):
+        accounts[role] = make_account(rt, role)
+    clients, tokens = {}, {}
+    for number, (who, account) in enumerate(accounts.items()):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"192.0.2.{number + 1}"
+        sign_in(client, account)
+        clients[who] = client
+        tokens[who] = api_token(rt, account)
+    failures = []
+    for case, kind in object_cases():
+        url = case.url.format(batch=batch_id, photo=photo_id)
+        for who, client in clients.items():
+            role = accounts[who].role
+            if role not in case.allowed:
+                expected = 403
+            elif who == OTHER:
+                # Someone else's batch or photo does not exist for an uploader: never 403, which says it does.
+                expected = 404
+            else:
+                assert who == OWNER or role in OWN_OR_ALL[kind]
+                expected = case.ok
+            if case.rule.startswith("/api/"):
+                response = client.open(
+                    url, method=case.method, headers={"Authorization": f"Bearer {tokens[who]}"}
+                )
+            else:
+                data = {"csrf_token": csrf(client, "/login")} if case.method == "POST" else None
+                response = client.open(url, method=case.method, data=data)
+            if response.status_code != expected:
+                failures.append(f"{case.method} {url} as {who}: {response.status_code}, expected {expected}")
+            if expected == 404:
+                body = response.get_data()
+                assert b"\xff\xd8" not in body[:4] and b"PK" not in body[:2]
+            response.close()
+    assert failures == []
+    # The upload page lists only the batches an uploader made.
+    assert f"/batches/{batch_id}" in clients[OWNER].get("/upload").get_data(as_text=True)
+    assert f"/batches/{batch_id}" not in clients[OTHER].get("/upload").get_data(as_text=True)
+    assert f"/batches/{batch_id}" in clients["admin"].get("/upload").get_data(as_text=True)
+
+
+def test_every_object_route_is_in_the_object_matrix(app: Flask) -> None:
+    covered = {(c.method, c.rule) for c, _ in object_cases()}
+    routes = {
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods or ()
+        if method not in ("HEAD", "OPTIONS")
+        and ("batch_id" in rule.rule or "photo_id" in rule.rule)
+        and not rule.rule.startswith("/review/")
+    }
+    assert routes - covered == set()
