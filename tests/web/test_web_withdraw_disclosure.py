@@ -20,7 +20,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from web_helpers import PEOPLE_CSV, csrf, import_people, make_account, sign_in
+from web_helpers import PEOPLE_CSV, api_token, csrf, import_people, make_account, sign_in
 
 from consent_db.session import unit_of_work
 from gatekeeper import create_app
@@ -197,6 +197,11 @@ def test_a_typo_gets_the_same_receipt_suspends_nobody_and_staff_see_the_near_mat
     row = re.search(rf"<tr[^>]*>\s*<td><a[^>]*>{reference}</a></td>(.*?)</tr>", listing, re.S)
     assert row is not None
     assert re.findall(r"<td>(\d+)</td>", row.group(1)) == ["0", "1"]  # matching people, near matches
+    token = api_token(rt, make_account(rt, "consent_admin", username="api-dpo"))
+    listed = app.test_client().get("/api/v1/withdrawals", headers={"Authorization": f"Bearer {token}"})
+    found = {r["reference"]: r for r in listed.get_json()["requests"]}[reference]
+    assert (found["matched"], found["people"], found["near_matches"]) == (True, [], ["L001"])
+    assert 0 <= found["waiting_minutes"] < 5
 
 
 def test_the_request_list_shows_which_requests_wait_and_for_how_long_oldest_first(
