@@ -369,7 +369,7 @@ def pending_requests(session: Session) -> list[WithdrawalRequest]:
         session.scalars(
             select(WithdrawalRequest)
             .where(WithdrawalRequest.status == PENDING)
-            .order_by(WithdrawalRequest.id)
+            .order_by(WithdrawalRequest.created_at, WithdrawalRequest.id)
         )
     )
 

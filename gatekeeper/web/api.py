@@ -121,6 +121,7 @@ def link(external_id: str) -> ResponseReturnValue:
 @bp.get("/withdrawals")
 @api_roles(CONSENT_ADMIN)
 def pending() -> ResponseReturnValue:
+    moment = now()
     with unit() as db:
         found = [
             {
@@ -131,6 +132,9 @@ def pending() -> ResponseReturnValue:
                 "relationship": r.relationship_to_person,
                 "contact_email": r.contact_email,
                 "people": [p.external_id for p in withdrawals.people_of(db, r)],
+                "matched": r.matched_at is not None,
+                "near_matches": [p.external_id for p in withdrawals.near_matches(db, r)],
+                "waiting_minutes": int((moment - r.created_at).total_seconds() // 60),
             }
             for r in withdrawals.pending_requests(db)
         ]
