@@ -107,10 +107,11 @@ class Settings:
     rate_limit_url: str = "memory://"
     withdraw_rate_limit: str = "5 per minute;30 per hour"
     public_page_rate_limit: str = "60 per minute"
-    # Counted per client address (sign-in), per API token and per staff account (gatekeeper/web/limits.py).
+    # Counted per account name tried (sign-in), per API token and per staff account; see web/limits.py.
     login_rate_limit: str = "10 per minute;100 per hour"
+    login_address_rate_limit: str = "100 per minute;1000 per hour"
     api_rate_limit: str = "600 per minute"
-    staff_rate_limit: str = "600 per minute"
+    staff_rate_limit: str = "1200 per minute"
     # How long the API keeps the answer to a request sent with an Idempotency-Key.
     idempotency_hours: int = 24
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none).
@@ -295,6 +296,7 @@ class Settings:
             ("withdraw_rate_limit", "GATEKEEPER_WITHDRAW_RATE_LIMIT"),
             ("public_page_rate_limit", "GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT"),
             ("login_rate_limit", "GATEKEEPER_LOGIN_RATE_LIMIT"),
+            ("login_address_rate_limit", "GATEKEEPER_LOGIN_ADDRESS_RATE_LIMIT"),
             ("api_rate_limit", "GATEKEEPER_API_RATE_LIMIT"),
             ("staff_rate_limit", "GATEKEEPER_STAFF_RATE_LIMIT"),
         ):

@@ -96,9 +96,9 @@ def claim(
 
 
 def record(session: Session, claimed: Claim, status: int, body: str) -> None:
-    """Keep the answer of a new claim (flushes), or give the key up when the answer is an error
-    worth trying again (5xx), so a repeat runs afresh."""
-    if status >= 500:
+    """Keep the answer of a new claim when it is a success (2xx); give the key up for any other,
+    so a repeat runs afresh (flushes)."""
+    if not 200 <= status < 300:
         session.delete(claimed.row)
     else:
         claimed.row.status, claimed.row.body = status, body

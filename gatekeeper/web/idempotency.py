@@ -1,8 +1,8 @@
 """`Idempotency-Key` on the API's POST routes: a repeat of a request gets the first answer back.
 
 The route runs in one unit of work that also claims the key (services/idempotency.py) and records
-the answer, so the answer exists exactly when the change it reports does. A request that fails
-(an error, a 5xx) records nothing: its repeat runs afresh. The key belongs to the API token that
+the answer, so the answer exists exactly when the change it reports does. Only a success (2xx)
+is kept: after an error the repeat runs afresh. The key belongs to the API token that
 sent it; the same key with a different request (another path, form, file or JSON body) is refused
 with 422, never run.
 """

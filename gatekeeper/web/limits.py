@@ -1,9 +1,10 @@
-"""Rate limits, counted per credential: the API per token, staff pages per account, the public
-withdrawal pages and sign-in per client address (they have no credential).
+"""Rate limits, counted per credential: the API per token, staff pages per account, sign-in per
+account name (with a looser cap per address), the public withdrawal pages per client address (a
+parent has no credential).
 
-A school behind one NAT is one address: counting the API and staff pages per address would make
-every member of staff share one budget. A request that carries no valid credential (no token, a
-wrong one, nobody signed in) counts against its address, so made-up tokens buy no extra budget.
+A school behind one NAT is one address: counting the API, staff pages or sign-in per address would
+make every member of staff share one budget. A request that carries no valid credential (no token,
+a wrong one, nobody signed in) counts against its address, so made-up tokens buy no extra budget.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def check(settings: Settings) -> None:
         ("GATEKEEPER_WITHDRAW_RATE_LIMIT", settings.withdraw_rate_limit),
         ("GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT", settings.public_page_rate_limit),
         ("GATEKEEPER_LOGIN_RATE_LIMIT", settings.login_rate_limit),
+        ("GATEKEEPER_LOGIN_ADDRESS_RATE_LIMIT", settings.login_address_rate_limit),
         ("GATEKEEPER_API_RATE_LIMIT", settings.api_rate_limit),
         ("GATEKEEPER_STAFF_RATE_LIMIT", settings.staff_rate_limit),
     ):
@@ -81,6 +83,16 @@ def staff_client() -> str:
     return address()
 
 
+def sign_in_client() -> str:
+    """Sign-in posts' rate-limit key: the account name tried from this address (signed in: the
+    account), so guessing one account's password is slow while colleagues behind the same address
+    sign in freely."""
+    if current_user.is_authenticated:
+        return f"account:{cast(int, current_user.user_id)}"
+    username = request.form.get("username", "").strip().lower()[:120]
+    return f"{address()}|user:{username}"
+
+
 def install(app: Flask, settings: Settings) -> Limiter:
     """Put the limiter on `app` (blueprints are limited once registered); raises ConfigError."""
     from gatekeeper.web import api, auth, photos, public, publications, review, staff
@@ -93,7 +105,11 @@ def install(app: Flask, settings: Settings) -> Limiter:
         strategy="fixed-window",
         headers_enabled=True,
     )
-    limiter.limit(settings.login_rate_limit, methods=["POST"])(auth.bp)
+    limiter.limit(settings.login_rate_limit, methods=["POST"], key_func=sign_in_client)(auth.bp)
+    # Many account names tried from one address (password spraying) meet this cap.
+    limiter.shared_limit(
+        settings.login_address_rate_limit, scope="sign-in", methods=["POST"], key_func=address
+    )(auth.bp)
     limiter.limit(settings.withdraw_rate_limit, methods=["POST"])(public.bp)
     limiter.limit(settings.public_page_rate_limit)(public.bp)
     # One budget per token for the whole API, one per account for every staff page (shared scopes;

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -210,3 +211,23 @@ def test_the_same_key_sent_at_once_from_several_threads_runs_the_upload_once(
     assert len({a.get_data() for a in answers}) == 1
     assert sum(1 for a in answers if "Idempotent-Replayed" in a.headers) == 3
     assert _counts(rt)["jobs"] == 1
+
+
+def test_a_key_is_forgotten_after_the_configured_hours(
+    app: Flask, rt: Any, photos: list[tuple[str, bytes]]
+) -> None:
+    client = app.test_client()
+    token = api_token(rt, make_account(rt, "uploader"))
+    first = _post(client, token, photos[0], "k-old")
+    assert first.status_code == 202
+    with unit_of_work(rt.sessions) as session:
+        row = session.scalars(select(IdempotencyKey)).one()
+        # Stored a day and an hour ago: past the default 24 hours.
+        row.created_at = row.created_at - timedelta(hours=rt.settings.idempotency_hours + 1)
+    fresh = _post(client, token, photos[1], "k-old")
+    assert fresh.status_code == 202 and "Idempotent-Replayed" not in fresh.headers
+    assert fresh.get_json()["id"] != first.get_json()["id"]
+    with unit_of_work(rt.sessions) as session:
+        # The old answer is gone; the key now holds the new one.
+        assert [r.body for r in session.scalars(select(IdempotencyKey))] == [fresh.get_data(as_text=True)]
+    assert _counts(rt)["jobs"] == 2

@@ -1,5 +1,6 @@
-"""Rate limits count per credential: each API token and each staff account has its own budget, so
-a school behind one address is not one client; the public withdrawal pages count per address."""
+"""Rate limits count per credential: each API token, each staff account and each account name at
+sign-in has its own budget, so a school behind one address is not one client; the public
+withdrawal pages count per address."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from web_helpers import api_token, make_account, sign_in
+from web_helpers import api_token, csrf, make_account, sign_in
 
 from gatekeeper import create_app
 from gatekeeper.config import Settings
@@ -29,6 +30,7 @@ def limited(tmp_home: Path, database_url: str) -> Iterator[Flask]:
         api_rate_limit="5 per minute",
         staff_rate_limit="4 per minute",
         public_page_rate_limit="3 per minute",
+        login_address_rate_limit="12 per minute",
     )
     app = create_app(settings)
     app.config["TESTING"] = True
@@ -86,6 +88,30 @@ def test_staff_pages_count_per_account_not_per_address(limited: Flask) -> None:
     assert second.get("/upload").status_code == 429
 
 
+def test_colleagues_behind_one_address_all_sign_in_with_the_default_limits(app: Flask, rt: Any) -> None:
+    # More than the ten sign-ins a minute one account name may make from an address.
+    accounts = [make_account(rt, "uploader", username=f"teacher-{n}") for n in range(12)]
+    for account in accounts:
+        client = _client(app)
+        sign_in(client, account)  # asserts the sign-in succeeded (302), never 429
+        assert client.get("/upload").status_code == 200
+
+
+def test_guessing_one_password_is_limited_per_account_name_and_many_names_per_address(limited: Flask) -> None:
+    def attempt(client: FlaskClient, username: str) -> int:
+        token = csrf(client, "/login")
+        form = {"username": username, "password": "wrong-password", "csrf_token": token}
+        return client.post("/login", data=form).status_code
+
+    spray = _client(limited)
+    # Twelve names from one address are answered; the thirteenth meets the per-address cap.
+    assert [attempt(spray, f"name-{n}") for n in range(13)] == [200] * 12 + [429]
+    guess = _client(limited, "198.51.100.20")
+    assert [attempt(guess, "head-teacher") for _ in range(11)] == [200] * 10 + [429]
+    # The same address, another account name: not held back by the guesses at the first.
+    assert attempt(guess, "deputy-head") == 200
+
+
 def test_the_public_form_still_counts_per_address_whoever_is_signed_in(limited: Flask) -> None:
     rt = limited.extensions["gatekeeper"]
     staff = _client(limited)
@@ -98,7 +124,9 @@ def test_the_public_form_still_counts_per_address_whoever_is_signed_in(limited: 
 
 
 @pytest.mark.parametrize(
-    "setting", ["api_rate_limit", "staff_rate_limit", "login_rate_limit"], ids=lambda s: s
+    "setting",
+    ["api_rate_limit", "staff_rate_limit", "login_rate_limit", "login_address_rate_limit"],
+    ids=lambda s: s,
 )
 def test_a_per_credential_limit_that_does_not_parse_stops_the_app(tmp_path: Path, setting: str) -> None:
     with pytest.raises(ConfigError, match=f"GATEKEEPER_{setting.upper()} does not parse"):
@@ -123,6 +151,6 @@ def test_the_limits_are_read_from_the_environment(tmp_path: Path) -> None:
     defaults = Settings(home=tmp_path)
     assert (defaults.api_rate_limit, defaults.staff_rate_limit, defaults.idempotency_hours) == (
         "600 per minute",
-        "600 per minute",
+        "1200 per minute",
         24,
     )
