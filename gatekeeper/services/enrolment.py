@@ -19,8 +19,9 @@ from consent_db import audit
 from consent_db.models import FaceTemplate, Person
 from gatekeeper import media
 from gatekeeper.config import Settings
-from gatekeeper.errors import GatekeeperError, InvalidInputError
+from gatekeeper.errors import GatekeeperError, InvalidInputError, MediaError
 from gatekeeper.faces import FaceEngine, encoding_to_bytes
+from gatekeeper.media.refusals import explain
 from gatekeeper.services.dpia import require_matching
 from gatekeeper.services.people import subject
 
@@ -52,7 +53,9 @@ def enrol(
         try:
             encoding = engine.encode_single(media.decode(data, max_pixels=settings.max_pixels).pixels)
         except GatekeeperError as exc:
-            raise InvalidInputError(f"enrolment photo {path.name}: {exc}") from exc
+            # A decoder's own message is no help (and may show internals): the refusal's words are.
+            why = explain(exc).words if isinstance(exc, MediaError) else str(exc)
+            raise InvalidInputError(f"enrolment photo {path.name}: {why}") from exc
         add_template(
             session,
             person,

@@ -26,8 +26,9 @@ from consent_db import audit
 from consent_db.models import Decision, Face, Person, Photo, Publication
 from gatekeeper import media
 from gatekeeper.config import Settings
-from gatekeeper.errors import GatekeeperError
+from gatekeeper.errors import GatekeeperError, MediaError
 from gatekeeper.faces import FaceEngine
+from gatekeeper.media.refusals import explain
 from gatekeeper.services.people import find_person, subject
 from gatekeeper.services.publish import covered_copy
 from gatekeeper.services.purge import photos_showing
@@ -112,7 +113,7 @@ def _image(
         source = media.decode_source(original, max_pixels=settings.max_pixels)
         copy = covered_copy(source, others, settings=settings, engine=engine)
     except GatekeeperError as exc:
-        return None, f"not included: {exc}"
+        return None, f"not included: {explain(exc).words if isinstance(exc, MediaError) else exc}"
     return copy, f"other people's faces covered ({len(others)})"
 
 
