@@ -444,21 +444,27 @@ def purge(ctx: click.Context, dry_run: bool, as_of: datetime | None, as_json: bo
         moment = as_of.replace(tzinfo=UTC) if as_of is not None else _now()
         with unit_of_work(runtime.sessions) as session:
             due = purge_service.find_due(session, runtime.settings, moment)
-        for item in due:
-            line = {
+        lines = [
+            {
                 "kind": item.kind,
                 "id": item.id,
                 "state": item.state,
                 "deadline": item.deadline.isoformat(),
                 "held": item.held,
             }
-            if as_json:
-                _emit(line)
-            else:
-                since = f"{item.deadline:%Y-%m-%d %H:%M}"
-                held = f" (held: {item.held})" if item.held else ""
-                click.echo(f"due {item.kind:<9} {item.id:>6} {item.state:<12} since {since} UTC{held}")
-        if not as_json:
+            for item in due
+        ]
+        if as_json:
+            # One object, whatever is due (an empty list too): a --json command always answers.
+            _emit({"dry_run": True, "as_of": moment.isoformat(), "due": lines})
+            return
+        for item in due:
+            since = f"{item.deadline:%Y-%m-%d %H:%M}"
+            held = f" (held: {item.held})" if item.held else ""
+            click.echo(f"due {item.kind:<9} {item.id:>6} {item.state:<12} since {since} UTC{held}")
+        if not due:
+            click.echo(f"nothing is due before {moment:%Y-%m-%d %H:%M} UTC (dry run: nothing deleted)")
+        else:
             click.echo(f"{len(due)} due at {moment:%Y-%m-%d %H:%M} UTC (dry run: nothing deleted)", err=True)
         return
     from workers import run_purge

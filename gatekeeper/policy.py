@@ -632,25 +632,74 @@ def scrub_names(text: str, known: Sequence[KnownName], allowed: Mapping[str, Nam
         for person, index in owners:
             level = allowed.get(person)
             if level == "yes" or (level == "first_name" and index == 0):
-                return match.group(0)
+                return _KEPT + match.group(0) + _END
         for person, index in owners:
             if allowed.get(person) == "first_name" and index == -1:
-                return first_names[person] + match.group(2)
+                return _KEPT + first_names[person] + match.group(2) + _END
         removed += 1
-        return ""
+        # A possessive ("Sam's team") is part of the phrase after it, not an item of a list.
+        return _GONE_OWNER if match.group(2) else _GONE
 
-    scrubbed = pattern.sub(keep_or_drop, text)
-    return ScrubbedText(_tidy(scrubbed) if removed else scrubbed, removed)
+    marked = pattern.sub(keep_or_drop, text)
+    if not removed:
+        return ScrubbedText(text, 0)
+    return ScrubbedText(_tidy(_close_gaps(marked)), removed)
+
+
+# Marks for the names found: a removed name, a removed possessive, and a kept name between two marks.
+_GONE, _GONE_OWNER, _KEPT, _END = "\x00", "\x04", "\x01", "\x02"
+_NAME_ITEM = r"(?:\x00|\x01[^\x02]*\x02)"
+_LIST_SEP = r"(?:[ \t]*,[ \t]*(?:(?:and|&)[ \t]+)?|[ \t]+(?:and|&)[ \t]+)"
+_NAME_LIST = re.compile(_NAME_ITEM + r"(?:" + _LIST_SEP + _NAME_ITEM + r")+", re.IGNORECASE)
+# Words that only join a name to the sentence: with the name gone, they go too.
+_JOINERS = r"(?:(?<![\w'\u2019-])(?:and|with|of|to|for|from|by|featuring|including|alongside|beside)|&)"
+
+
+def _rejoin(match: re.Match[str]) -> str:
+    """A list of names with some removed, written again with the names kept ("A, B and C")."""
+    run = match.group(0)
+    if _GONE not in run:
+        return run
+    kept: list[str] = re.findall(r"\x01([^\x02]*)\x02", run)
+    if not kept:
+        return _GONE
+    if len(kept) == 1:
+        return kept[0]
+    separators = re.split(_NAME_ITEM, run)
+    conjunction = "&" if any("&" in sep for sep in separators) else "and"
+    serial = len(kept) > 2 and any(re.search(r",[ \t]*(?:and|&)", sep, re.IGNORECASE) for sep in separators)
+    return ", ".join(kept[:-1]) + ("," if serial else "") + f" {conjunction} " + kept[-1]
+
+
+def _close_gaps(marked: str) -> str:
+    """Remove the marked names so that the sentence still reads: lists of names are joined again,
+    a word that only joined a removed name ("with", "and", "of") goes with it, and a sentence that
+    began with a removed name begins with a capital."""
+    text = _NAME_LIST.sub(_rejoin, marked)
+    text = text.replace(_KEPT, "").replace(_END, "")
+    text = re.sub(_JOINERS + r"[ \t]+\x00", _GONE, text, flags=re.IGNORECASE)
+    text = re.sub(r"\x00[ \t]*,?[ \t]+" + _JOINERS + r"[ \t]+", _GONE + " ", text, flags=re.IGNORECASE)
+    # The last of a list of names nobody enrolled and removed ones: its comma goes with it.
+    text = re.sub(r"[ \t]*,[ \t]*\x00(?=[ \t]+[a-z]|[ \t]*(?:[.;:!?)\]]|$))", " " + _GONE, text)
+
+    def capital(match: re.Match[str]) -> str:
+        return match.group(1) + match.group(2).upper()
+
+    text = re.sub(r"((?:^|[.!?][ \t]+)[ \t]*(?:[\x00\x04][ \t,]*)+)(\w)", capital, text)
+    return text.replace(_GONE, "").replace(_GONE_OWNER, "")
 
 
 def _tidy(text: str) -> str:
     """Close the gaps left by removed names: doubled spaces, spaces before punctuation, bare 'and'."""
     text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r"\b(?:and|&)[ \t]*(?=[,.;:!?]|$)", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"\b(?:with)[ \t]*(?=[,.;:!?]|$)", "", text, flags=re.IGNORECASE)
     text = re.sub(r"[ \t]+([,.;:!?])", r"\1", text)
     text = re.sub(r",(?:[ \t]*,)+", ",", text)
     text = re.sub(r",[ \t]*([.;:!?])", r"\1", text)
     text = re.sub(r"(^|[(\[])[ \t]*,[ \t]*", r"\1", text)
     text = re.sub(r"(^|[(\[])[ \t]*(?:and|&)[ \t]+", r"\1", text, flags=re.IGNORECASE)
+    text = re.sub(r"\([ \t]*\)|\[[ \t]*\]", "", text)
     text = re.sub(r"[ \t]{2,}", " ", text)
+    text = re.sub(r",$", "", text.strip())
     return text.strip()

@@ -66,7 +66,7 @@ def test_a_held_photo_stays_out_of_the_purge_until_released(
     blocked = seed_gated_photo(runtime, photo_bytes, now=now, status="blocked")
     assert run(runtime, "photos", "hold", blocked, "--reason", "legal claim").exit_code == 0
     planned = run(runtime, "purge", "--dry-run", "--as-of", "2026-07-16", "--json")
-    [line] = [json.loads(x) for x in planned.stdout.splitlines()]
+    [line] = json.loads(planned.stdout)["due"]
     assert (line["id"], line["held"]) == (blocked, "legal claim")
     # Purge runs on today's clock; the photo is due long after `now`, so purge as if later.
     from workers import run_purge

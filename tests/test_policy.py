@@ -361,7 +361,7 @@ CAPTION = "Well done Sam Smith and Alex Jones! Sam's relay team beat Mary-Jane O
 @pytest.mark.parametrize(
     ("allowed", "expected", "removed"),
     [
-        pytest.param({}, "Well done! relay team beat.", 4, id="nobody-may-be-named"),
+        pytest.param({}, "Well done! Relay team beat.", 4, id="nobody-may-be-named"),
         pytest.param({"1": "yes"}, "Well done Sam Smith! Sam's relay team beat.", 2, id="full-name"),
         pytest.param({"1": "first_name"}, "Well done Sam! Sam's relay team beat.", 2, id="first-name-only"),
         pytest.param(
@@ -370,7 +370,7 @@ CAPTION = "Well done Sam Smith and Alex Jones! Sam's relay team beat Mary-Jane O
             1,
             id="mixed",
         ),
-        pytest.param({"1": "no"}, "Well done! relay team beat.", 4, id="named-no"),
+        pytest.param({"1": "no"}, "Well done! Relay team beat.", 4, id="named-no"),
     ],
 )
 def test_names_stay_only_as_far_as_consented(allowed: dict[str, str], expected: str, removed: int) -> None:
@@ -389,7 +389,60 @@ def test_names_stay_only_as_far_as_consented(allowed: dict[str, str], expected: 
     ],
 )
 def test_names_are_found_in_any_case_spacing_or_part(text: str) -> None:
-    assert p.scrub_names(text, KNOWN, {}).text == "on the podium"
+    assert p.scrub_names(text, KNOWN, {}).text == "On the podium"
+
+
+PUPILS = [
+    KnownName("1", "Amy Pond"),
+    KnownName("2", "Rory Williams"),
+    KnownName("3", "Kit Harington"),
+    KnownName("4", "Rose Leslie"),
+]
+
+
+@pytest.mark.parametrize(
+    ("caption", "named", "expected"),
+    [
+        # Lists of names are joined again around the names that stay.
+        ("Amy Pond and Rory Williams at sports day", "1", "Amy Pond at sports day"),
+        ("Rory Williams and Amy Pond at sports day", "1", "Amy Pond at sports day"),
+        ("Amy Pond & Rory Williams on the podium", "1", "Amy Pond on the podium"),
+        ("Kit and Rory at sports day", "3", "Kit at sports day"),
+        ("Amy Pond, Rory Williams and Kit Harington at sports day", "1", "Amy Pond at sports day"),
+        ("Amy, Rory, Kit and Rose won the relay", "134", "Amy, Kit and Rose won the relay"),
+        (
+            "Amy Pond, Kit Harington, and Rory Williams at the fair",
+            "13",
+            "Amy Pond and Kit Harington at the fair",
+        ),
+        ("Rory, Amy, Kit and the choir", "1", "Amy and the choir"),
+        (
+            "Year 7 sports day: Rory Williams, Amy Pond and Kit Harington.",
+            "1",
+            "Year 7 sports day: Amy Pond.",
+        ),
+        ("Amy, Rory at the fair", "1", "Amy at the fair"),
+        # Nobody left: the words that only joined the names go too, and the sentence keeps its capital.
+        ("Rory and Kit at sports day.", "", "At sports day."),
+        ("Rory Williams and the choir", "", "The choir"),
+        ("Barack Obama, Rory and Kit at sports day", "", "Barack Obama at sports day"),
+        ("Our team and Rory at sports day", "", "Our team at sports day"),
+        # Dangling "with", "of", "to" and brackets.
+        ("Amy Pond with Rory Williams at sports day", "1", "Amy Pond at sports day"),
+        ("Rory Williams with Amy Pond", "1", "Amy Pond"),
+        ("Amy (with Rory) at the fair", "1", "Amy at the fair"),
+        ("Photo of Rory Williams at sports day", "", "Photo at sports day"),
+        ("Congratulations to Rory Williams!", "", "Congratulations!"),
+        ("Well done Rory!", "", "Well done!"),
+        ("With Rory at the fair", "", "At the fair"),
+        # A possessive goes with the name; the phrase it began keeps its capital.
+        ("Rory Williams's science project", "", "Science project"),
+        ("Rory's and Amy's paintings", "1", "Amy's paintings"),
+    ],
+)
+def test_scrubbed_captions_read_as_sentences(caption: str, named: str, expected: str) -> None:
+    allowed = {person: "yes" for person in named}
+    assert p.scrub_names(caption, PUPILS, allowed).text == expected  # type: ignore[arg-type]
 
 
 def test_names_inside_other_words_are_left_alone() -> None:

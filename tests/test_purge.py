@@ -61,9 +61,13 @@ def test_a_dry_run_plans_ahead_and_deletes_nothing(
     seed_gated_photo(runtime, photo_bytes + b"x", now=now, status="review")
     # Decided 15 June 2026 (BST): kept through 15 July, due from local midnight (23:00 UTC).
     before = run(runtime, "purge", "--dry-run", "--as-of", "2026-07-15", "--json")
-    assert before.exit_code == 0 and before.stdout == ""
+    assert before.exit_code == 0
+    assert json.loads(before.stdout) == {"dry_run": True, "as_of": "2026-07-15T00:00:00+00:00", "due": []}
+    human = run(runtime, "purge", "--dry-run", "--as-of", "2026-07-15")
+    assert human.exit_code == 0
+    assert human.stdout == "nothing is due before 2026-07-15 00:00 UTC (dry run: nothing deleted)\n"
     after = run(runtime, "purge", "--dry-run", "--as-of", "2026-07-16", "--json")
-    [line] = [json.loads(x) for x in after.stdout.splitlines()]
+    [line] = json.loads(after.stdout)["due"]
     assert (line["kind"], line["id"], line["state"]) == ("photo", blocked, "blocked")
     assert line["deadline"] == "2026-07-15T23:00:00+00:00"
     assert len(_photo_ids(runtime)) == 2
@@ -94,7 +98,7 @@ def test_an_upload_whose_check_never_finished_is_purged_as_blocked(
     assert len(list(runtime.originals.iter_keys())) == 1
     # Kept through 15 July (London), due from local midnight starting 16 July.
     planned = run(runtime, "purge", "--dry-run", "--as-of", "2026-07-16", "--json")
-    [line] = [json.loads(x) for x in planned.stdout.splitlines()]
+    [line] = json.loads(planned.stdout)["due"]
     assert (line["id"], line["state"], line["deadline"]) == (photo_id, "pending", "2026-07-15T23:00:00+00:00")
     assert run_purge(runtime, now=datetime(2026, 7, 15, 22, 59, tzinfo=UTC), actor="t").deleted == {}
     report = run_purge(runtime, now=datetime(2026, 7, 15, 23, 0, tzinfo=UTC), actor="t")
@@ -264,7 +268,7 @@ def test_a_decided_requests_contact_details_are_erased_after_their_time_and_the_
         withdrawals.reject_request(session, rejected, now=decided, actor="dpo", note="not the parent")
     # Kept through 23 November (London, GMT by then): due from 00:00 UTC on 24 November.
     planned = run(runtime, "purge", "--dry-run", "--as-of", "2026-11-24", "--json")
-    assert sorted((line["kind"], line["state"]) for line in map(json.loads, planned.stdout.splitlines())) == [
+    assert sorted((line["kind"], line["state"]) for line in json.loads(planned.stdout)["due"]) == [
         ("request", "confirmed"),
         ("request", "rejected"),
     ]

@@ -19,14 +19,9 @@ from consent_db import audit
 from consent_db.models import FaceTemplate, Person
 from gatekeeper import media
 from gatekeeper.config import Settings
-from gatekeeper.errors import (
-    GatekeeperError,
-    ImageTooLargeError,
-    InvalidInputError,
-    MediaError,
-    UnsupportedMediaError,
-)
+from gatekeeper.errors import GatekeeperError, InvalidInputError, MediaError
 from gatekeeper.faces import FaceEngine
+from gatekeeper.media.refusals import explain
 from gatekeeper.services.dpia import require_matching
 from gatekeeper.services.people import subject
 from gatekeeper.services.templates import template_keys
@@ -79,11 +74,7 @@ def enrol(
 def _reason(exc: GatekeeperError) -> str:
     # In our own words: a decoder's message may quote the file's first bytes (an upload must never
     # learn what a file holds) or internals.
-    if isinstance(exc, UnsupportedMediaError):
-        return "not a photo in an accepted format (JPEG, PNG, WebP, HEIC, GIF, TIFF)"
-    if isinstance(exc, MediaError) and not isinstance(exc, ImageTooLargeError):
-        return "the file could not be read as an image"
-    return str(exc)
+    return explain(exc).words if isinstance(exc, MediaError) else str(exc)
 
 
 def add_template(

@@ -30,6 +30,7 @@ from gatekeeper.errors import (
     StaleDecisionError,
 )
 from gatekeeper.faces import FaceEngine
+from gatekeeper.media.refusals import explain
 from gatekeeper.services.consent_state import (
     check_choice,
     decision_state,
@@ -264,7 +265,7 @@ def resolve_face(
             )
         except (InvalidInputError, MediaError) as exc:
             # The identification stands; only the learning failed (too small to encode, say).
-            note = str(exc)
+            note = explain(exc).words if isinstance(exc, MediaError) else str(exc)
         else:
             template_id = template.id if template is not None else None
     faces = tuple(

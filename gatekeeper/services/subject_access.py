@@ -30,8 +30,9 @@ from consent_db import audit
 from consent_db.models import Decision, Face, Person, Photo, Publication
 from gatekeeper import media
 from gatekeeper.config import Settings
-from gatekeeper.errors import GatekeeperError
+from gatekeeper.errors import GatekeeperError, MediaError
 from gatekeeper.faces import FaceEngine
+from gatekeeper.media.refusals import explain
 from gatekeeper.services.identity import confirmed_person
 from gatekeeper.services.people import find_person, subject
 from gatekeeper.services.purge import photos_showing
@@ -192,7 +193,7 @@ def _image(
         if _others_found(engine, exported, subject_boxes) != []:
             return None, WITHHELD
     except GatekeeperError as exc:
-        return None, f"not included: {exc}"
+        return None, f"not included: {explain(exc).words if isinstance(exc, MediaError) else exc}"
     if not others:
         return copy, "the original, stripped of metadata (no other face in it)"
     return copy, f"other faces covered ({len(others)})"

@@ -147,7 +147,7 @@ def test_a_link_in_an_uploaded_zip_is_never_followed(app: Flask, rt: Any) -> Non
     problems = _api_problems(app, rt, _zip_with_link("/etc/passwd"), "people.zip")
     [(line, reason)] = problems
     assert line == 2 and SECRET_PREFIX not in reason and "/etc" not in reason
-    assert "not a photo in an accepted format" in reason
+    assert "not an accepted image format" in reason
     _nothing_stored(rt)
 
 
@@ -155,7 +155,8 @@ def test_a_file_in_the_zip_that_is_not_a_photo_is_refused_without_quoting_it(app
     data = _zip(("notes.jpg", "missing.jpg"), {"notes.jpg": b"root:x:0:0:secret words"})
     problems = dict(_api_problems(app, rt, data, "people.zip"))
     assert problems[2] == (
-        "enrolment photo notes.jpg: not a photo in an accepted format (JPEG, PNG, WebP, HEIC, GIF, TIFF)"
+        "enrolment photo notes.jpg: not an accepted image format (JPEG, PNG, WebP, HEIC/HEIF, GIF or TIFF): "
+        "export it as a JPEG and upload it again"
     )
     # Inside the upload, a missing file is named as missing: the requester knows what they sent.
     assert problems[3] == "enrolment photo not found: missing.jpg"

@@ -468,6 +468,8 @@ def test_the_api_uploads_reports_and_gives_clean_copies_of_publishable_photos_on
         "reasons": [],
         "faces": [],
         "caption": None,
+        "error": None,
+        "error_code": None,
     }
     assert client.get(f"/api/v1/photos/{photo_id}/clean", headers=headers).status_code == 409
 
@@ -479,7 +481,8 @@ def test_the_api_uploads_reports_and_gives_clean_copies_of_publishable_photos_on
     assert state["reasons"] == decision.reasons
     assert [f["box"] for f in state["faces"]] == [[f.left, f.top, f.right, f.bottom] for f in decision.faces]
     assert [f["outcome"] for f in state["faces"]] == [f.outcome for f in decision.faces]
-    assert set(state) == {"id", "status", "verdict", "reasons", "faces", "caption"}
+    assert set(state) == {"id", "status", "verdict", "reasons", "faces", "caption", "error", "error_code"}
+    assert [f["number"] for f in state["faces"]] == [1, 2]
     # Obama: website only, so on social media Biden is the one publishable face... and Obama blocks.
     assert [f["person"] for f in state["faces"]] == ["obama", "biden"]
     assert state["verdict"] == "blocked"

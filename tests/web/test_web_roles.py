@@ -183,6 +183,7 @@ def html_cases(ref: Callable[[], str], token: str) -> list[Case]:
         ),
         Case("GET", "/photos/<int:photo_id>", "/photos/{photo}", PHOTO_VIEW),
         Case("GET", "/photos/<int:photo_id>/preview.jpg", "/photos/{photo}/preview.jpg", PHOTO_VIEW),
+        Case("GET", "/photos/<int:photo_id>/thumbnail.jpg", "/photos/{photo}/thumbnail.jpg", PHOTO_VIEW),
         Case("POST", "/photos/<int:photo_id>/clean", "/photos/{photo}/clean", UPLOAD, 200, {}),
         Case("POST", "/photos/<int:photo_id>/publish", "/photos/{photo}/publish", UPLOAD, 302, {}),
         Case("POST", "/logout", "/logout", STAFF, 302, {}, "/"),
