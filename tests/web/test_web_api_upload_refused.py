@@ -37,7 +37,7 @@ REFUSED = {
         "website",
         "not a zip",
     ),
-    "a file that is not a photo": (b"GIF8 but not really", "website", "not a photo in an accepted format"),
+    "a file that is not a photo": (b"GIF8 but not really", "website", "not an accepted image format"),
     "an unknown channel": (_jpeg(), "billboard", "unknown channel"),
 }
 
