@@ -21,7 +21,7 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
     """List the faces waiting for a reviewer, by photo id and face number (from 1, as on the photo page).
 
     A face waits when its photo's latest verdict is review and the face is why: an uncertain
-    match (with the nearest person), a possible or too small face, or an unknown face under
+    match (with its possible match), a possible or too small face, or an unknown face under
     GATEKEEPER_UNKNOWN_FACES=review. Boxes are left, top, right, bottom in pixels of the upright photo;
     `original` (JSON) is the photo's key in the private originals store, where the reviewer looks at it.
     """

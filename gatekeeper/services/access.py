@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from consent_db.models import Photo, UploadBatch, UploadItem
 from gatekeeper.errors import RecordNotFoundError
+from gatekeeper.services.accounts import ADMIN, CONSENT_ADMIN, REVIEWER, UPLOADER
 
 # Roles that see every batch and photo (they review, manage consent or run the service).
-SEE_ALL = frozenset({"reviewer", "consent_admin", "admin"})
-UPLOADER = "uploader"
+SEE_ALL = frozenset({REVIEWER, CONSENT_ADMIN, ADMIN})
 
 
 def may_see_batch(session: Session, batch_id: int, *, role: str, actor: str) -> bool:

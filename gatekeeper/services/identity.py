@@ -15,9 +15,10 @@ from typing import Generic, Literal, TypeVar
 
 from consent_db.models import Face
 from gatekeeper.policy import FaceVerdict
+from gatekeeper.services.accounts import ADMIN, CONSENT_ADMIN, REVIEWER
 
 # Roles that resolve faces: they may be told an uncertain match's candidate, in the review context.
-REVIEW_ROLES = frozenset({"reviewer", "consent_admin", "admin"})
+REVIEW_ROLES = frozenset({REVIEWER, CONSENT_ADMIN, ADMIN})
 # Outcomes the matcher gives only to a face it identified with confidence.
 MATCHED_OUTCOMES = frozenset({"consented", "no_consent"})
 # The viewer of records written by the system itself (the audit log, `gate --json`): no role.

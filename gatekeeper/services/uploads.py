@@ -605,11 +605,6 @@ def batch_view(
     )
 
 
-def recent_batches(session: Session, limit: int = 20) -> list[UploadBatch]:
-    """The newest batches."""
-    return list(session.scalars(select(UploadBatch).order_by(UploadBatch.id.desc()).limit(limit)))
-
-
 # --- previews and clean copies ------------------------------------------------------------------
 
 

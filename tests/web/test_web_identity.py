@@ -9,6 +9,7 @@ admin may see an uncertain match's candidate, as "possible match", in the review
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -127,6 +128,14 @@ def test_an_unknown_face_carries_no_person_on_the_page_the_api_the_cli_or_the_au
     audit_faces = _gated_audit(rt, photo_id)["faces"]
     assert [f["person"] for f in audit_faces if f["outcome"] == "unknown"] == [None] * len(unknown)
     assert [f["person"] for f in audit_faces if f["outcome"] == "consented"] == [str(obama)]
+    # The audit log's CSV export, as an auditor downloads it, says the same.
+    auditor, _ = _signed_in(app, rt, "auditor")
+    exported = auditor.get(f"/audit.csv?action=photo.gated&subject=photo:{photo_id}").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert len(rows) == 2  # the upload's gate job, then `gate --json` on the same file
+    for row in rows:
+        csv_faces = json.loads(row["details"])["faces"]
+        assert [f["person"] for f in csv_faces if f["outcome"] == "unknown"] == [None] * len(unknown)
 
 
 class TestUncertainMatches:
