@@ -15,6 +15,8 @@ from web_helpers import api_token, import_people, make_account
 
 from gatekeeper import create_app
 from gatekeeper.cli_users import serving_address
+from gatekeeper.runtime import Runtime
+from helpers import run
 
 
 def _free_port() -> int:
@@ -84,3 +86,18 @@ def test_an_address_for_every_interface_or_ipv6_is_one_a_browser_can_open() -> N
     assert serving_address("::1", 8000) == "http://[::1]:8000"
     assert serving_address("0.0.0.0", 8080) == f"http://{socket.getfqdn()}:8080"
     assert serving_address("photos.local", 80) == "http://photos.local:80"
+
+
+def test_people_link_warns_when_no_public_address_is_configured(runtime: Any, tmp_path: Path) -> None:
+    import_people(runtime, tmp_path)
+    result = run(runtime, "people", "link", "L001")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("http://127.0.0.1:8000/withdraw/")
+    assert "GATEKEEPER_PUBLIC_URL is not set: this link assumes the app is reached at" in result.stderr
+    configured = dataclasses.replace(runtime.settings, public_url="https://photos.school.example")
+    other = Runtime(configured)
+    try:
+        again = run(other, "people", "link", "L001")
+        assert again.stdout.startswith("https://photos.school.example/withdraw/") and again.stderr == ""
+    finally:
+        other.db.dispose()
