@@ -416,6 +416,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         if args.mode == "scale":
             gunicorn = ["--workers", "2", "--threads", "4", "--worker-class", "gthread", "--timeout", "120"]
+            # Its own control socket: gunicorn's default one is shared by every gunicorn of the user.
+            gunicorn += ["--control-socket", str(tmp / "gunicorn.ctl")]
             server = start(
                 "gunicorn",
                 [sys.executable, "-m", "gunicorn", *gunicorn, "--bind", f"127.0.0.1:{port}", "wsgi:app"],

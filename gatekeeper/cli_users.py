@@ -71,7 +71,16 @@ def serve(
     queue = JobQueue(app.extensions["gatekeeper"])
     app.extensions["gatekeeper_queue"] = queue
     # Bound before anything is printed: whoever reads "serving on" can connect at once.
-    server = waitress.create_server(app, host=host, port=port, threads=threads, ident="gatekeeper")
+    # Behind trusted proxies (GATEKEEPER_PROXY_HOPS) the app reads X-Forwarded-* itself, counting the
+    # hops; waitress would otherwise strip them first and every client would share one rate limit.
+    server = waitress.create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="gatekeeper",
+        clear_untrusted_proxy_headers=not runtime.settings.proxy_hops,
+    )
     consumer = None
     if run_jobs:
         consumer = queue.huey.create_consumer(workers=job_threads, worker_type="thread", periodic=True)
