@@ -19,6 +19,10 @@ through the API (10%, at most `--uploads` per client: distinct photos made from 
 one in three sends the previous photo again, alternately with its Idempotency-Key and without
 one, as a client retrying after a lost answer). Default rate limits apply throughout.
 
+A GET sent on a keep-alive connection that the server closed while it was idle (gunicorn's
+keep-alive timeout is 2 s) is sent once more, as browsers do, and counted apart; any other
+transport error, and any retried POST, counts as an error.
+
 After the load the script waits until every job has left `queued` and `running`, then reads the
 database: jobs by state, gate jobs against distinct photos uploaded, decisions per photo. Prints
 one JSON object: requests per second, p50/p95/p99 per kind in milliseconds, status counts, the
@@ -116,6 +120,8 @@ class Results:
     statuses: dict[str, Counter[str]] = field(default_factory=lambda: {k: Counter() for k in KINDS})
     uploads: dict[str, int] = field(default_factory=Counter)
     photo_ids: set[int] = field(default_factory=set)
+    # GETs sent again once because the server had closed the idle keep-alive connection under them.
+    retried: Counter[str] = field(default_factory=Counter)
 
     def add(self, kind: str, status: str, ms: float) -> None:
         with self.lock:
@@ -160,12 +166,23 @@ class LoadClient(threading.Thread):
         )
         assert answer.status_code == 302, f"sign-in failed: {answer.status_code}"
 
-    def _timed(self, kind: str, send: Any) -> httpx.Response | None:
+    def _timed(self, kind: str, send: Any, *, retry: bool = True) -> httpx.Response | None:
+        """Send and record one request. A GET whose reused connection the server had closed while
+        idle (its keep-alive timeout) is sent once more, as browsers do, and counted in `retried`."""
         started = time.perf_counter()
-        try:
-            response: httpx.Response = send()
-        except httpx.HTTPError as exc:
-            self.results.add(kind, f"error:{type(exc).__name__}", (time.perf_counter() - started) * 1000)
+        for attempt in (1, 2):
+            try:
+                response: httpx.Response = send()
+                break
+            except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                if retry and attempt == 1:
+                    with self.results.lock:
+                        self.results.retried[kind] += 1
+                    continue
+                error = exc
+            except httpx.HTTPError as exc:
+                error = exc
+            self.results.add(kind, f"error:{type(error).__name__}", (time.perf_counter() - started) * 1000)
             return None
         self.results.add(kind, str(response.status_code), (time.perf_counter() - started) * 1000)
         return response
@@ -225,6 +242,7 @@ class LoadClient(threading.Thread):
                 files={"file": ("photo.jpg", data, "image/jpeg")},
                 headers=headers,
             ),
+            retry=False,  # a POST is never sent twice behind the script's back
         )
         if response is not None and response.status_code == 202:
             body = response.json()
@@ -416,6 +434,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         if args.mode == "scale":
             gunicorn = ["--workers", "2", "--threads", "4", "--worker-class", "gthread", "--timeout", "120"]
+            # Its own control socket: gunicorn's default one is shared by every gunicorn of the user.
+            gunicorn += ["--control-socket", str(tmp / "gunicorn.ctl")]
             server = start(
                 "gunicorn",
                 [sys.executable, "-m", "gunicorn", *gunicorn, "--bind", f"127.0.0.1:{port}", "wsgi:app"],
@@ -477,6 +497,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             },
             "five_xx": five_xx,
             "transport_errors": errors,
+            "gets_retried_after_idle_connection_closed": dict(results.retried),
             "uploads": dict(results.uploads),
             "distinct_photos_uploaded": len(results.photo_ids),
             "drain": drain,

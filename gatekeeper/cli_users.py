@@ -86,7 +86,11 @@ def serve(
     queue = JobQueue(app.extensions["gatekeeper"])
     app.extensions["gatekeeper_queue"] = queue
     # Bound before anything is printed: whoever reads "serving on" can connect at once.
-    server = make_server(app, host=host, port=port, threads=threads)
+    # Behind trusted proxies (GATEKEEPER_PROXY_HOPS) the app reads X-Forwarded-* itself, counting the
+    # hops; waitress would otherwise strip them first and every client would share one rate limit.
+    server = make_server(
+        app, host=host, port=port, threads=threads, trust_proxy_headers=bool(runtime.settings.proxy_hops)
+    )
     # Jobs a dead process took with it, or that the queue lost or never got, are sent again.
     queue.start_sweeper()
     consumer = None
@@ -135,7 +139,7 @@ def serve(
             consumer.stop_flag.set()
 
 
-def make_server(app: Any, *, host: str, port: int, threads: int) -> Any:
+def make_server(app: Any, *, host: str, port: int, threads: int, trust_proxy_headers: bool = False) -> Any:
     """A bound waitress server for `app` that reads no request body larger than the app accepts."""
     import waitress
 
@@ -145,6 +149,7 @@ def make_server(app: Any, *, host: str, port: int, threads: int) -> Any:
         port=port,
         threads=threads,
         ident="gatekeeper",
+        clear_untrusted_proxy_headers=not trust_proxy_headers,
         # waitress refuses a body of max_request_body_size bytes or more; Flask accepts up to its limit.
         max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1,
     )
