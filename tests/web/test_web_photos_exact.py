@@ -192,6 +192,12 @@ def test_the_batch_shows_thumbnails_and_upload_names_to_their_uploader_only(
     assert clean.status_code == 200
     assert "Amy" not in clean.headers["Content-Disposition"] and b"Amy Pond" not in clean.data
     assert b"Sports day" not in clean.data
+    # The download is a publication: the photo page says when, by whom and under which name.
+    name = re.search(r'filename="([^"]+)"', clean.headers["Content-Disposition"])
+    assert name
+    page = _text(uploader.get(f"/photos/{photo_id}").get_data(as_text=True))
+    said = rf"Downloaded for website on [0-9-]+ [0-9:]+ UTC by uploader as {re.escape(name.group(1))} — live"
+    assert re.search(said, page), page
 
 
 def test_purging_a_photo_forgets_the_name_it_was_uploaded_under(app: Flask, rt: Any, corpus: Any) -> None:
