@@ -182,10 +182,15 @@ def test_the_batch_shows_thumbnails_and_upload_names_to_their_uploader_only(
         assert not image.getexif() and "icc_profile" not in image.info and "exif" not in image.info
     assert b"NIKON" not in thumbnail.data and b"Amy Pond" not in thumbnail.data
 
+    assert "Uploaded by you as Sports day - Amy Pond.jpg" in _text(
+        uploader.get(f"/photos/{photo_id}").get_data(as_text=True)
+    )
+
     # Another member of staff sees the photo by its number only.
     other = _client(app, rt, "admin")
     seen = other.get(f"/batches/{batch_id}").get_data(as_text=True)
     assert "Amy Pond" not in seen and f"Photo {photo_id}" in seen
+    assert "Amy Pond" not in other.get(f"/photos/{photo_id}").get_data(as_text=True)
 
     # The published copy and the download carry nothing of the name.
     clean = uploader.post(f"/photos/{photo_id}/clean", data={"csrf_token": _token(uploader, photo_id)})
