@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from gatekeeper import media, policy
-from gatekeeper.cli_common import _actor, _emit, _fail, _now, _runtime
+from gatekeeper.cli_common import _actor, _emit, _fail, _now, _runtime, plural
 from gatekeeper.config import Settings
 from gatekeeper.errors import FileTooLargeError, GatekeeperError, InvalidInputError, MediaError
 from gatekeeper.media.refusals import explain
@@ -672,7 +672,8 @@ def gate(
         summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
         gated = sum(counts.values())
         click.echo(
-            f"{gated} photos: {summary or 'none'}" + (f"; {len(skipped)} skipped" if skipped else ""),
+            f"{plural(gated, 'photo')}: {summary or 'none'}"
+            + (f"; {len(skipped)} skipped" if skipped else ""),
             err=True,
         )
 

@@ -38,6 +38,11 @@ def _fail(exc: GatekeeperError) -> NoReturn:
     raise click.ClickException(str(exc)) from exc
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 photo`, `2 photos`: a count with its noun as people say it."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _runtime(ctx: click.Context) -> Runtime:
     runtime = ctx.find_object(Runtime)
     if runtime is None:

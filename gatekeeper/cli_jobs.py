@@ -21,7 +21,9 @@ from gatekeeper.errors import GatekeeperError
 def publish(ctx: click.Context, photo_id: int, channel: str, store_url: str | None, as_json: bool) -> None:
     """Decide PHOTO_ID again now and, if it passes, write its clean copy to the published store.
 
-    Exit code 1 when the photo does not pass today (nothing is written).
+    A photo already live there on the channel (its copy still in place) is not written again: the
+    command says it is already published. Exit code 1 when the photo does not pass today (nothing
+    is written).
     """
     from consent_db.session import unit_of_work
     from gatekeeper.services import publish as publish_service
@@ -41,6 +43,7 @@ def publish(ctx: click.Context, photo_id: int, channel: str, store_url: str | No
                 now=_now(),
                 actor=_actor(),
                 engine=runtime.faces if _has_covered_faces(session, photo_id) else None,
+                once=True,
             )
     except GatekeeperError as exc:
         _fail(exc)
@@ -52,9 +55,12 @@ def publish(ctx: click.Context, photo_id: int, channel: str, store_url: str | No
         "publication": outcome.publication_id,
         "store": outcome.store,
         "key": outcome.key,
+        "already_published": outcome.reused,
     }
     if as_json:
         _emit(line)
+    elif outcome.reused:
+        click.echo(f"already published photo {photo_id}: {outcome.store}/{outcome.key} (nothing new written)")
     elif outcome.published:
         click.echo(f"published photo {photo_id}: {outcome.store}/{outcome.key}")
     else:

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from gatekeeper.cli_common import plural
 from gatekeeper.errors import GatekeeperError
 
 
@@ -61,7 +62,7 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
             f"{item.outcome} ({', '.join(item.reasons)}){candidate}"
         )
     if not as_json:
-        click.echo(f"{len(items)} face(s) waiting for review", err=True)
+        click.echo(f"{plural(len(items), 'face')} waiting for review", err=True)
 
 
 @review.command("resolve")

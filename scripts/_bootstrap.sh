@@ -1,6 +1,8 @@
 # Sourced by the scripts in this folder: makes sure uv and the project's environment exist, and sets
 # ROOT (the repository) and UV (the uv executable). It never changes the working directory, so paths
-# given on the command line stay relative to where the user stands.
+# given on the command line stay relative to where the user stands. A script that sets SYNC_ARGS
+# before sourcing this file passes them to `uv sync` (scripts/gatekeeper: the service's
+# dependencies only; by default the dev group, the tests' tools, too).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # A private home for uv when it has to be installed: Debian 12+ and Ubuntu 23.04+ mark their Python
@@ -40,4 +42,4 @@ if ! UV="$(_find_uv)"; then
   UV="$(_find_uv)" || { echo "uv was installed but cannot be found; giving up" >&2; exit 1; }
   echo "using $UV ($("$UV" --version))" >&2
 fi
-"$UV" sync --frozen --quiet --project "$ROOT"
+"$UV" sync --frozen --quiet --project "$ROOT" ${SYNC_ARGS[@]+"${SYNC_ARGS[@]}"}

@@ -94,7 +94,7 @@ def test_gate_summary_counts_the_skipped_files(tmp_path: Path) -> None:
         ["gate", "--channel", "website", "notes.jpg", "pipe.jpg"], tmp_path / "i", tmp_path, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert "1 photos: 1 blocked; 1 skipped" in result.stderr
+    assert "1 photo: 1 blocked; 1 skipped" in result.stderr
 
 
 def test_gate_refuses_a_path_that_does_not_exist(runtime: Runtime, tmp_path: Path) -> None:

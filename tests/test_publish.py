@@ -246,6 +246,14 @@ def test_the_publish_command_publishes_or_exits_1_with_the_reasons(
     done = run(runtime, "publish", photo_id, "--channel", "website", "--json")
     line = json.loads(done.stdout)
     assert done.exit_code == 0 and line["published"] and runtime.published.exists(line["key"])
+    assert line["already_published"] is False
+    # A second publish on the same channel writes nothing new and says so.
+    again = run(runtime, "publish", photo_id, "--channel", "website")
+    assert again.exit_code == 0
+    assert again.stdout == (
+        f"already published photo {photo_id}: {line['store']}/{line['key']} (nothing new written)\n"
+    )
+    assert list(runtime.published.iter_keys()) == [line["key"]]
     run(runtime, "consent", "withdraw", "ann")
     refused = run(runtime, "publish", photo_id, "--channel", "website", "--json")
     assert refused.exit_code == 1 and json.loads(refused.stdout)["reasons"] == ["consent_withdrawn"]

@@ -241,7 +241,7 @@ def test_not_a_face_drops_a_possible_face_from_the_decision(
     listed = run(runtime, "review", "list")
     box = " ".join(map(str, item["box"]))
     assert listed.stdout == f"photo {item['photo']} face 1 [{box}] website: uncertain (possible_face)\n"
-    assert "1 face(s) waiting for review" in listed.stderr
+    assert "1 face waiting for review" in listed.stderr
 
     human = run(runtime, "review", "resolve", item["photo"], 1, "--not-a-face", "--reason", "a poster")
     assert human.exit_code == 0, human.output

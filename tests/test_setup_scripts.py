@@ -107,6 +107,24 @@ def test_the_first_command_installs_uv_into_a_private_environment_on_an_external
     assert "externally-managed-environment" not in fresh.first.stderr
 
 
+# The dev group (pyproject.toml): test tools a user who only runs the service never needs.
+TEST_TOOLS = {"pytest", "moto", "playwright", "ruff", "mypy", "pytest-xdist", "axe-playwright-python"}
+
+
+def installed(checkout: Path) -> set[str]:
+    """The distributions in the checkout's own environment, by normalised name."""
+    found = checkout.glob(".venv/lib/python3*/site-packages/*.dist-info")
+    names = (p.name.removesuffix(".dist-info").rsplit("-", 1)[0] for p in found)
+    return {re.sub(r"[-_.]+", "-", name).lower() for name in names}
+
+
+def test_the_service_script_installs_only_what_the_service_needs(fresh: Fresh) -> None:
+    assert fresh.first.returncode == 0, fresh.first.stderr
+    present = installed(fresh.checkout)
+    assert {"flask", "pillow", "sqlalchemy", "huey", "boto3"} <= present
+    assert present & TEST_TOOLS == set()
+
+
 def test_the_second_command_finds_the_uv_it_installed_and_says_nothing_about_it(fresh: Fresh) -> None:
     again = subprocess.run(
         [str(fresh.checkout / "scripts" / "gatekeeper"), "--help"],
@@ -191,3 +209,15 @@ def test_the_test_script_runs_from_a_clean_environment_with_paths_relative_to_th
     assert result.returncode == 0, result.stdout + result.stderr
     assert "lint: ruff, import contracts, mypy" in result.stderr
     assert re.search(r"^\d+ passed", result.stdout, re.MULTILINE), result.stdout
+    # The test script added the dev group; running the service afterwards leaves it in place.
+    assert installed(fresh.checkout) >= TEST_TOOLS
+    again = subprocess.run(
+        [str(fresh.checkout / "scripts" / "gatekeeper"), "--help"],
+        cwd=tmp_path,
+        env=fresh.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    assert installed(fresh.checkout) >= TEST_TOOLS

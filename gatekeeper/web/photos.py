@@ -279,7 +279,9 @@ def photo(photo_id: int) -> ResponseReturnValue:
     with unit() as db:
         check_photo(db, photo_id)
         # Decided again now: a withdrawal since the check shows at once.
-        view = uploads.photo_view(db, photo_id, role=role(), now=now(), settings=runtime().settings)
+        view = uploads.photo_view(
+            db, photo_id, role=role(), now=now(), settings=runtime().settings, viewer=actor()
+        )
         publications = publish_service.publications_of(db, photo_id)
     return render_template(
         "photo.html",

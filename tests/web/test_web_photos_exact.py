@@ -182,16 +182,27 @@ def test_the_batch_shows_thumbnails_and_upload_names_to_their_uploader_only(
         assert not image.getexif() and "icc_profile" not in image.info and "exif" not in image.info
     assert b"NIKON" not in thumbnail.data and b"Amy Pond" not in thumbnail.data
 
+    assert "Uploaded by you as Sports day - Amy Pond.jpg" in _text(
+        uploader.get(f"/photos/{photo_id}").get_data(as_text=True)
+    )
+
     # Another member of staff sees the photo by its number only.
     other = _client(app, rt, "admin")
     seen = other.get(f"/batches/{batch_id}").get_data(as_text=True)
     assert "Amy Pond" not in seen and f"Photo {photo_id}" in seen
+    assert "Amy Pond" not in other.get(f"/photos/{photo_id}").get_data(as_text=True)
 
     # The published copy and the download carry nothing of the name.
     clean = uploader.post(f"/photos/{photo_id}/clean", data={"csrf_token": _token(uploader, photo_id)})
     assert clean.status_code == 200
     assert "Amy" not in clean.headers["Content-Disposition"] and b"Amy Pond" not in clean.data
     assert b"Sports day" not in clean.data
+    # The download is a publication: the photo page says when, by whom and under which name.
+    name = re.search(r'filename="([^"]+)"', clean.headers["Content-Disposition"])
+    assert name
+    page = _text(uploader.get(f"/photos/{photo_id}").get_data(as_text=True))
+    said = rf"Downloaded for website on [0-9-]+ [0-9:]+ UTC by uploader as {re.escape(name.group(1))} — live"
+    assert re.search(said, page), page
 
 
 def test_purging_a_photo_forgets_the_name_it_was_uploaded_under(app: Flask, rt: Any, corpus: Any) -> None:
