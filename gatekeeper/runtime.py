@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from gatekeeper.config import DEV_SECRET, Settings
 from gatekeeper.errors import ConfigError
 from gatekeeper.faces import DlibFaceEngine, FaceEngine
-from gatekeeper.storage import BlobStore, open_store
+from gatekeeper.storage import BlobStore, LocalBlobStore, open_store
 from gatekeeper.storage.base import read_or_create_private
 
 if TYPE_CHECKING:
@@ -101,8 +101,12 @@ class Runtime:
 
     @cached_property
     def published(self) -> BlobStore:
-        """The store of published clean copies."""
-        return open_store(self.settings.published_url)
+        """The store of published clean copies (private inside the instance folder, like everything there)."""
+        store = open_store(self.settings.published_url)
+        if isinstance(store, LocalBlobStore) and not store.root.is_relative_to(self.settings.instance_path):
+            # A folder of its own, which a web server may serve: its files take the umask's modes.
+            store.private = False
+        return store
 
     @cached_property
     def faces(self) -> FaceEngine:

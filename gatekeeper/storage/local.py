@@ -1,7 +1,8 @@
 """A blob store in a local folder: temporary file then rename, so no partial blob has a real key.
 
 Folders are made 0700 and files 0600 whatever the umask: a store holds originals or copies of
-photos of children, readable by the service's user only.
+photos of children, readable by the service's user only (a published folder outside the instance
+folder excepted: see Runtime.published).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from gatekeeper.storage.base import OCTET_STREAM, check_key, make_private_dirs, 
 class LocalBlobStore:
     """A folder on local disk (the content type is not kept: a file has none)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, private: bool = True) -> None:
         self.root = root.resolve()
+        # False only for published copies in a folder of their own, which a web server may serve.
+        self.private = private
 
     @property
     def url(self) -> str:
@@ -35,14 +38,14 @@ class LocalBlobStore:
     def put(self, key: str, data: bytes, content_type: str = OCTET_STREAM) -> None:
         """Store `data` under `key`, replacing any previous value; raises StorageError."""
         try:
-            write_atomic(self._path(key), data, private=True)
+            write_atomic(self._path(key), data, private=self.private)
         except OSError as exc:
             raise StorageError(f"cannot write {key!r}: {exc.strerror}") from exc
 
     def stage(self, key: str, data: bytes, content_type: str = OCTET_STREAM) -> StagedFile:
         """A hidden temporary file beside `key`'s path, renamed into place on commit."""
         try:
-            return StagedFile(self._path(key), data)
+            return StagedFile(self._path(key), data, private=self.private)
         except OSError as exc:
             raise StorageError(f"cannot write {key!r}: {exc.strerror}") from exc
 
@@ -114,13 +117,16 @@ class LocalBlobStore:
 class StagedFile:
     """A file written under a hidden temporary name, made visible only by `commit()`."""
 
-    def __init__(self, final: Path, data: bytes) -> None:
+    def __init__(self, final: Path, data: bytes, *, private: bool = True) -> None:
         self.final = final
         self._tmp = final.with_name(f".{final.name}.partial")
-        make_private_dirs(final.parent)
+        if private:
+            make_private_dirs(final.parent)
+        else:
+            final.parent.mkdir(parents=True, exist_ok=True)
         self._tmp.unlink(missing_ok=True)  # left by a crash: the write starts again
         try:
-            with open(open_private(self._tmp), "wb") as fh:
+            with open(open_private(self._tmp), "wb") if private else open(self._tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -160,3 +160,21 @@ def test_the_server_reads_no_larger_body_than_the_app_accepts(tmp_path: Path) ->
         assert at.error is None and not at.completed  # waits for the body
     finally:
         server.close()
+
+
+def test_a_published_folder_outside_the_instance_keeps_the_umask_for_the_web_server(tmp_path: Path) -> None:
+    from gatekeeper.runtime import Runtime
+
+    site = tmp_path / "site"
+    rt = Runtime(Settings(home=tmp_path / "instance", published_url=str(site)))
+    with umask(0o022):
+        rt.published.put("ab/copy.jpg", b"clean")
+        rt.published.stage("cd/copy.jpg", b"clean").commit()
+        rt.originals.put("ab/original", b"raw")
+    assert stat.S_IMODE((site / "ab" / "copy.jpg").stat().st_mode) == 0o644
+    assert stat.S_IMODE((site / "cd" / "copy.jpg").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "instance" / "originals" / "ab" / "original").stat().st_mode) == 0o600
+    inside = Runtime(Settings(home=tmp_path / "instance"))
+    with umask(0o022):
+        inside.published.put("ab/copy.jpg", b"clean")
+    assert stat.S_IMODE((tmp_path / "instance" / "published" / "ab" / "copy.jpg").stat().st_mode) == 0o600

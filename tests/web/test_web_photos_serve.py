@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live_server import LiveServer
+from live_server import NEW_PASSWORD, LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,20 @@ def _get(server: LiveServer, token: str, path: str) -> dict[str, Any]:
 
 
 def _token(server: LiveServer) -> str:
-    server.cli("users", "add", "comms", "--role", "uploader")
+    """The API token of a new uploader whose one-time password is replaced (until then it opens nothing)."""
+    from consent_db.session import unit_of_work
+    from gatekeeper.config import Settings
+    from gatekeeper.runtime import Runtime
+    from gatekeeper.services import accounts
+
+    one_time = server.cli("users", "add", "comms", "--role", "uploader").split()[-1]
+    runtime = Runtime(Settings.from_env(server.env), migrate=False)
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            user = accounts.find_user(session, "comms")
+            accounts.change_password(session, user.id, one_time, NEW_PASSWORD, now=user.created_at)
+    finally:
+        runtime.db.dispose()
     return server.cli("users", "token", "comms").split()[-1]
 
 
