@@ -62,7 +62,7 @@ def test_a_reviewer_resolves_a_face_and_the_consent_rules_decide(
         " i.addEventListener('load', () => done(i.naturalWidth));"
         " i.addEventListener('error', () => done(0)); })"
     )
-    assert page.get_by_role("img", name=f"Face 1 of photo {photo}").evaluate(loaded) > 0
+    assert page.get_by_role("img", name=f"Face 2 of photo {photo}").evaluate(loaded) > 0
     check(page, "50-review-queue")
     page.get_by_role("link", name=f"Photo {photo}, face 2").click()
     page.get_by_label("Find the person by name or MIS id").fill("kim")
