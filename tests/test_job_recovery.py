@@ -333,7 +333,8 @@ def test_a_queue_outage_with_an_upload_and_a_withdrawal_and_a_restart_empty_lose
             headers=headers,
         )
         assert upload.status_code == 202, upload.get_json()
-        assert upload.get_json()["status"] == "queued"
+        state = client.get(f"/api/v1/photos/{upload.get_json()['id']}", headers=headers).get_json()
+        assert state["status"] == "queued"
         digests.append(hashlib.sha256(data).hexdigest())
         # A parent withdraws with their link during the outage: a receipt, as on any day.
         link = run(system, "people", "link", "ann").output.strip().split()[-1]
