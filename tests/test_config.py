@@ -129,8 +129,14 @@ def test_queue_and_schedule_settings_are_read(tmp_path: Path) -> None:
             "GATEKEEPER_JOB_RETRY_DELAY": "0.5",
             "GATEKEEPER_RECHECK_SCHEDULE": "0 * * * *",
             "GATEKEEPER_TIMEZONE": "Europe/Dublin",
+            "GATEKEEPER_JOB_LEASE": "30",
+            "GATEKEEPER_JOB_SWEEP_INTERVAL": "2.5",
+            "GATEKEEPER_JOB_MAX_ATTEMPTS": "7",
         }
     )
+    assert (settings.job_lease, settings.job_sweep_interval, settings.job_max_attempts) == (30.0, 2.5, 7)
+    defaults = Settings(home=tmp_path)
+    assert (defaults.job_lease, defaults.job_sweep_interval, defaults.job_max_attempts) == (20.0, 5.0, 5)
     assert (settings.queue_url, settings.queue_name, settings.job_retries, settings.job_retry_delay) == (
         "redis://127.0.0.1:6379/2",
         "school",
@@ -148,6 +154,9 @@ def test_queue_and_schedule_settings_are_read(tmp_path: Path) -> None:
         ("GATEKEEPER_RECHECK_SCHEDULE", "hourly", "crontab"),
         ("GATEKEEPER_TIMEZONE", "Mars/Olympus", "unknown time zone"),
         ("GATEKEEPER_JOB_RETRIES", "-1", "must not be negative"),
+        ("GATEKEEPER_JOB_LEASE", "0", "must be positive"),
+        ("GATEKEEPER_JOB_SWEEP_INTERVAL", "-1", "must be positive"),
+        ("GATEKEEPER_JOB_MAX_ATTEMPTS", "0", "at least 1"),
     ],
 )
 def test_bad_queue_settings_stop_start_up(tmp_path: Path, name: str, value: str, message: str) -> None:

@@ -455,7 +455,7 @@ class JobQueue:
         sessions = self.runtime.sessions
         actor = f"worker:{os.getpid()}"
         self.started += 1
-        lease = _Lease(self, job_id)
+        lease = self.holding_lease(job_id)
         try:
             with unit_of_work(sessions) as session:
                 TASKS[name](self.runtime, session, actor, *args)
@@ -475,6 +475,10 @@ class JobQueue:
             return
         finally:
             lease.stop()
+
+    def holding_lease(self, job_id: int) -> _Lease:
+        """Renew running job `job_id`'s lease from a thread until `.stop()` is called."""
+        return _Lease(self, job_id)
 
     def drain(self, *, max_wait: float = 60.0) -> int:
         """Sweep, then run queued jobs (and retries as they fall due) until none is left; how many ran.

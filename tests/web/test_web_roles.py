@@ -225,6 +225,7 @@ def html_cases(ref: Callable[[], str], token: str) -> list[Case]:
         ),
         Case("GET", "/privacy", "/privacy", EVERYONE),
         Case("GET", "/healthz", "/healthz", EVERYONE),
+        Case("GET", "/readyz", "/readyz", EVERYONE),
         Case("GET", "/static/<path:filename>", "/static/gatekeeper.css", EVERYONE),
         # The review queue, publications and takedowns, people added and edited, subject access.
         Case("GET", "/review", "/review", REVIEW),
