@@ -148,9 +148,11 @@ def gate_photo(
         policy.FaceInput(
             candidates=()
             if f.encoding is None
-            else tuple(policy.Candidate(m.key, m.distance) for m in tools.index.best_matches(f.encoding, 2)),
+            # Three, so the decision can tell two people too close to call from a crowd of them.
+            else tuple(policy.Candidate(m.key, m.distance) for m in tools.index.best_matches(f.encoding, 3)),
             too_small=f.too_small,
             possible=f.possible,
+            degraded=f.degraded,
         )
         for f in detected
     ]
@@ -397,7 +399,13 @@ def _record(
             "verdict": verdict.verdict,
             "reasons": list(verdict.reasons),
             "faces": [
-                {"box": list(b), "outcome": v.outcome, "person": v.person, "reasons": list(v.reasons)}
+                {
+                    "box": list(b),
+                    "outcome": v.outcome,
+                    "person": v.person,
+                    "reasons": list(v.reasons),
+                    **({"also": list(v.also)} if v.also else {}),
+                }
                 for b, v in zip(boxes, verdict.faces, strict=True)
             ],
             **(details or {}),
