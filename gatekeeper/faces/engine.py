@@ -344,8 +344,9 @@ class DlibFaceEngine:
     ) -> dict[int, Confirmed | str | None]:
         """The CNN's answer for each box that needs one, by position; _LATE when out of time."""
         chosen = [i for i, c in enumerate(boxes) if self._needs_look(c)]
-        jobs = [functools.partial(self._look_job, image, boxes[i], deadline) for i in chosen]
-        return dict(zip(chosen, run_all(jobs, self.workers), strict=True))
+        # In this process only: dlib's CNN runs on a BLAS whose threads do not survive a fork (a
+        # forked copy hung in its first convolution), and the crops are few and small.
+        return {i: self._look_job(image, boxes[i], deadline) for i in chosen}
 
     def _look_job(
         self, image: NDArray[np.uint8], c: Candidate, deadline: _Deadline
