@@ -203,7 +203,7 @@ class TestUncertainMatches:
             "review",
             "resolve",
             str(photo_id),
-            "0",
+            "1",
             "--person",
             ID,
             "--reason",

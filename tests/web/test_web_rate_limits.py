@@ -51,7 +51,7 @@ def _api(client: FlaskClient, token: str) -> int:
 def test_twenty_api_tokens_behind_one_address_each_have_their_own_budget(limited: Flask) -> None:
     rt = limited.extensions["gatekeeper"]
     tokens = [
-        api_token(rt, make_account(rt, "consent_admin", username=f"admin-{n}", changed=False))
+        api_token(rt, make_account(rt, "consent_admin", username=f"admin-{n}"))
         for n in range(20)
     ]
     client = _client(limited)
@@ -63,7 +63,7 @@ def test_twenty_api_tokens_behind_one_address_each_have_their_own_budget(limited
     assert refused.get_json()["error"] == "too_many_requests"
     assert refused.headers["Retry-After"]
     assert _api(client, tokens[1]) == 429  # tokens[1] had spent its five as well
-    fresh = api_token(rt, make_account(rt, "consent_admin", username="admin-late", changed=False))
+    fresh = api_token(rt, make_account(rt, "consent_admin", username="admin-late"))
     assert [_api(client, fresh) for _ in range(6)] == [200] * 5 + [429]
 
 
@@ -73,7 +73,7 @@ def test_made_up_tokens_share_their_address_budget(limited: Flask) -> None:
     bogus = [_api(client, "gk_" + secrets.token_urlsafe(32)) for _ in range(6)]
     assert bogus == [401] * 5 + [429]
     # A real token behind the same address still has its own budget.
-    token = api_token(rt, make_account(rt, "consent_admin", changed=False))
+    token = api_token(rt, make_account(rt, "consent_admin"))
     assert _api(client, token) == 200
 
 

@@ -471,6 +471,10 @@ def object_cases() -> list[tuple[Case, str]]:
             Case("GET", "/photos/<int:photo_id>/preview.jpg", "/photos/{photo}/preview.jpg", PHOTO_VIEW),
             "photo",
         ),
+        (
+            Case("GET", "/photos/<int:photo_id>/thumbnail.jpg", "/photos/{photo}/thumbnail.jpg", PHOTO_VIEW),
+            "photo",
+        ),
         (Case("POST", "/photos/<int:photo_id>/clean", "/photos/{photo}/clean", UPLOAD), "photo"),
         (Case("POST", "/photos/<int:photo_id>/publish", "/photos/{photo}/publish", UPLOAD, 302), "photo"),
         (Case("GET", "/api/v1/photos/<photo_id>", "/api/v1/photos/{photo}", UPLOAD), "photo"),
