@@ -68,7 +68,7 @@ class Runtime:
         return self.job_queue
 
     def send_job(self, task: str, job_id: int) -> None:
-        """Put a committed job on the queue; raises BackendError."""
+        """Put a committed job on the queue; if the queue cannot be reached, the sweeper sends it later."""
         self.queue().send(task, job_id)
 
     @cached_property

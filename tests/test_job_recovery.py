@@ -1,10 +1,10 @@
 """Real processes killed with SIGKILL, a Redis restarted empty: every job still ends, no command typed.
 
 Each test runs on SQLite with the embedded queue and on PostgreSQL with a Redis server of its own
-(`redis-server` without persistence on a free port); the Redis outage, on both with such a Redis. The processes run with a short lease and
-sweep interval, so that recovery takes seconds; what is asserted is the documented promise: every
-photo reaches a verdict, once, and a withdrawn person's copies are gone within 60 s of the
-withdrawal, although the process running the job was killed.
+(`redis-server` without persistence on a free port); the Redis outage, on both with such a Redis.
+The processes run with a short lease and sweep interval, so that recovery takes seconds; what is
+asserted is the documented promise: every photo reaches a verdict, once, and a withdrawn person's
+copies are gone within 60 s, although the process running the job was killed.
 """
 
 from __future__ import annotations
