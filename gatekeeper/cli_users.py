@@ -104,7 +104,6 @@ def serve(
         click.echo(
             "first start: created the account 'admin'; sign in and change this one-time password: " + password
         )
-    settings = runtime.settings
     if app.extensions["gatekeeper"].uses_development_secret:
         click.echo(f"warning: {DEV_SECRET_WARNING}", err=True)
     elif not settings.secret_key:
