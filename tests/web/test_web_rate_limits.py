@@ -50,10 +50,7 @@ def _api(client: FlaskClient, token: str) -> int:
 
 def test_twenty_api_tokens_behind_one_address_each_have_their_own_budget(limited: Flask) -> None:
     rt = limited.extensions["gatekeeper"]
-    tokens = [
-        api_token(rt, make_account(rt, "consent_admin", username=f"admin-{n}"))
-        for n in range(20)
-    ]
+    tokens = [api_token(rt, make_account(rt, "consent_admin", username=f"admin-{n}")) for n in range(20)]
     client = _client(limited)
     # 20 x 5 = 100 requests from one address, more than any one client's budget: all answered.
     assert [_api(client, token) for _ in range(5) for token in tokens] == [200] * 100
