@@ -407,10 +407,9 @@ def test_the_safeguarding_flag_is_set_and_cleared_with_an_audited_reason(
         events = session.scalars(
             select(AuditEvent).where(AuditEvent.action.like("person.safeguarding%")).order_by(AuditEvent.id)
         ).all()
-        assert [(e.action, e.details["reason"]) for e in events] == [
-            ("person.safeguarding_set", "placement order"),
-            ("person.safeguarding_cleared", "order ended"),
-        ]
+        # Who and when are audited; the free-text reason is kept apart, for consent admins only.
+        assert [e.action for e in events] == ["person.safeguarding_set", "person.safeguarding_cleared"]
+        assert not any("placement order" in str(e.details) or "order ended" in str(e.details) for e in events)
     assert run(runtime, "people", "safeguarding", "P1", "--reason", "x").exit_code == 2
     assert run(runtime, "people", "safeguarding", "P1", "--set").exit_code == 2
     blank = run(runtime, "people", "safeguarding", "P1", "--set", "--reason", "  ")
