@@ -109,7 +109,7 @@ def test_a_consent_admin_imports_people_with_their_photos(
     check(page, "12-import-preview")
     page.get_by_role("button", name="Import these rows").click()
     expect(page.get_by_text("3 imported")).to_be_visible()
-    expect(page.get_by_text("1 face templates")).to_be_visible()
+    expect(page.get_by_text("1 face template")).to_be_visible()
     nav(page, "People")
     page.get_by_label("Search by name or MIS id").fill("obama")
     page.get_by_role("button", name="Search").click()
