@@ -297,28 +297,24 @@ def photo(photo_id: int) -> ResponseReturnValue:
 @bp.get("/photos/<int:photo_id>/preview.jpg")
 @roles_required(*VIEW_ROLES)
 def preview(photo_id: int) -> ResponseReturnValue:
-    rt = runtime()
-    with unit() as db:
-        check_photo(db, photo_id)
-        found = db.get(Photo, photo_id)
-        if found is None:
-            raise RecordNotFoundError("photo", photo_id)
-        data = uploads.preview(rt.originals, found, rt.settings)
-    response = Response(data, mimetype="image/jpeg")
-    response.headers["Cache-Control"] = "no-store, private"
-    return response
+    return _private_image(photo_id, edge=uploads.PREVIEW_EDGE)
 
 
 @bp.get("/photos/<int:photo_id>/thumbnail.jpg")
 @roles_required(*VIEW_ROLES)
 def thumbnail(photo_id: int) -> ResponseReturnValue:
+    return _private_image(photo_id, edge=uploads.THUMBNAIL_EDGE)
+
+
+def _private_image(photo_id: int, *, edge: int) -> ResponseReturnValue:
+    """The photo's private preview or thumbnail (`edge` px) for whoever may open it; never cached."""
     rt = runtime()
     with unit() as db:
         check_photo(db, photo_id)
         found = db.get(Photo, photo_id)
         if found is None:
             raise RecordNotFoundError("photo", photo_id)
-        data = uploads.preview(rt.originals, found, rt.settings, edge=uploads.THUMBNAIL_EDGE)
+        data = uploads.preview(rt.originals, found, rt.settings, edge=edge)
     response = Response(data, mimetype="image/jpeg")
     response.headers["Cache-Control"] = "no-store, private"
     return response
