@@ -336,3 +336,37 @@ def test_locking_people_to_publish_never_waits_for_a_transaction_that_only_refer
         with unit_of_work(runtime.sessions) as publishing:
             publishing.execute(text("SET LOCAL lock_timeout = '5s'"))
             lock_people(publishing, [ids["ann"]])  # a lock that waited here could close a deadlock
+
+
+def test_the_periodic_recheck_names_the_person_in_the_task_it_opens(
+    runtime: Any, photo_bytes: bytes, now: datetime
+) -> None:
+    # The safety net: the re-check of every live publication (no person given) opens a task for an
+    # outside placement that names whose consent ended, as a withdrawal's own takedown does.
+    ids = add_people(runtime, now, "ann", "bob")
+    shared = seed_gated_photo(runtime, photo_bytes, now=now, person_ids=(ids["ann"],))
+    other = seed_gated_photo(runtime, photo_bytes + b"b", now=now, person_ids=(ids["bob"],))
+    with unit_of_work(runtime.sessions) as session:
+        for photo_id, where in ((shared, "https://example.org/a"), (other, "https://example.org/b")):
+            publish_service.record_external(
+                session,
+                photo_id,
+                channel="website",
+                where=where,
+                settings=runtime.settings,
+                now=now,
+                actor="t",
+            )
+    later = now + timedelta(hours=1)
+    with unit_of_work(runtime.sessions) as session:
+        consent_service.withdraw_consent(session, "ann", [], settings=runtime.settings, now=later, actor="t")
+    with unit_of_work(runtime.sessions) as session:
+        report = publish_service.recheck_publications(
+            session, settings=runtime.settings, now=later, actor="t"
+        )
+    assert report.checked == 2 and report.kept == 1
+    with unit_of_work(runtime.sessions) as session:
+        tasks = session.scalars(select(TakedownTask)).all()
+        assert [(t.target, t.person_id, t.reasons) for t in tasks] == [
+            ("https://example.org/a", ids["ann"], ["consent_withdrawn"])
+        ]
