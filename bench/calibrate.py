@@ -182,6 +182,116 @@ def size_sweep(faces_dir: Path, settings: Settings) -> list[dict[str, Any]]:
     return results
 
 
+ENROLLED = {
+    "obama": "obama/obama.jpg",
+    "biden": "biden/biden.jpg",
+    "alex_lacamoire": "alex_lacamoire/alex_lacamoire_img1.jpg",
+    "kit_harington": "kit_harington/kit_harington_john1.jpeg",
+    "rose_leslie": "rose_leslie/rose_leslie_img1.jpg",
+}
+
+
+def _variant(pixels: np.ndarray, name: str) -> np.ndarray:
+    """A corpus photo as taken in worse conditions: blurred (radius 2) or in dim light (35 %)."""
+    from PIL import ImageFilter
+
+    if name == "blur_2":
+        return np.asarray(Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(2)))
+    if name == "dim_35":
+        return (pixels.astype(np.float32) * 0.35).astype(np.uint8)
+    return pixels
+
+
+def _decide(
+    analysis: Any, index: TemplateIndex, states: Any, channel: str, now: Any, rules: Any, new: bool
+) -> Any:
+    """policy.decide on one analysis, as the gate calls it (three candidates per face); `new` False:
+    as before the second look (two candidates, no quality)."""
+    from gatekeeper import policy
+
+    inputs = [
+        policy.FaceInput(
+            ()
+            if f.encoding is None
+            else tuple(
+                policy.Candidate(m.key, m.distance) for m in index.best_matches(f.encoding, 3 if new else 2)
+            ),
+            too_small=f.too_small,
+            possible=f.possible,
+            degraded=f.degraded and new,
+        )
+        for f in analysis.faces
+    ]
+    return policy.decide(inputs, states, channel, now, rules, limit=analysis.limit)
+
+
+def review_share(faces_dir: Path, settings: Settings, variants: list[str]) -> dict[str, Any]:
+    """The share of consented photos sent to review (and blocked), with the reasons, with and without the
+    second look: every corpus photo whose people are all enrolled (one photo each, ENROLLED, consented
+    on every channel), and its `variants`, analysed at each channel's size and decided by policy.decide.
+    """
+    from datetime import UTC, date, datetime
+
+    from gatekeeper import media, policy
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    granted = datetime(2025, 9, 1, tzinfo=UTC)
+    states = {
+        key: policy.PersonState(
+            key,
+            date(1980, 1, 1),
+            tuple(policy.ConsentRecord(c, "grant", granted) for c in settings.channels),
+        )
+        for key in ENROLLED
+    }
+    rules = policy.Policy(settings.accept_distance, settings.review_distance, settings.margin)
+    with open(faces_dir / "manifest.csv", newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if set(r["identity"].split(";")) <= set(ENROLLED)]
+    channels = ("website", "social_media", "print")
+    report: dict[str, Any] = {"photos": len(rows) * len(variants), "variants": variants}
+    for second_look in (False, True):
+        engine = DlibFaceEngine(min_face_px=settings.min_face_px, second_look=second_look)
+        keys = list(ENROLLED)
+        index = TemplateIndex(
+            keys, np.stack([engine.encode_single(load_rgb(faces_dir / ENROLLED[k])) for k in keys])
+        )
+        side: dict[str, Any] = {}
+        started = time.perf_counter()
+        for channel in channels:
+            verdicts: dict[str, int] = {}
+            reasons: dict[str, int] = {}
+            analysed: dict[tuple[str, str, int | None], tuple[str, tuple[str, ...]]] = {}
+            for row in rows:
+                data = (faces_dir / row["file"]).read_bytes()
+                edge = settings.long_edge(channel)
+                for name in variants:
+                    memo = (row["file"], name, edge)
+                    if memo not in analysed:
+                        source = media.decode_source(data, max_pixels=settings.max_pixels, long_edge=edge)
+                        pixels = np.ascontiguousarray(_variant(source.image.pixels, name))
+                        analysis = engine.analyse(pixels)
+                        verdict = _decide(analysis, index, states, channel, now, rules, second_look)
+                        outcome, why = verdict.verdict, verdict.reasons
+                        alike = any(v.also for v in verdict.faces)
+                        if not second_look and outcome == "publishable" and alike:
+                            # Before, two consented people too close to call were an uncertain match.
+                            outcome, why = "review", ("uncertain_match",)
+                        analysed[memo] = (outcome, why)
+                    outcome, why = analysed[memo]
+                    verdicts[outcome] = verdicts.get(outcome, 0) + 1
+                    for reason in why:
+                        reasons[reason] = reasons.get(reason, 0) + 1
+            total = sum(verdicts.values())
+            side[channel] = {
+                "verdicts": verdicts,
+                "review_share": round(verdicts.get("review", 0) / total, 3),
+                "reasons": reasons,
+            }
+        side["seconds"] = round(time.perf_counter() - started, 1)
+        report["with_second_look" if second_look else "without_second_look"] = side
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the measurement and print JSON to stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -191,9 +301,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=Path(default_corpus))
     parser.add_argument("--top", type=int, default=5, help="how many extreme pairs to list")
     parser.add_argument("--no-sweep", action="store_true", help="skip the face-size sweep")
+    parser.add_argument(
+        "--review-share",
+        nargs="*",
+        metavar="VARIANT",
+        help="only the share of consented photos sent to review per channel, for these variants "
+        "(clean, blur_2, dim_35; default clean)",
+    )
     args = parser.parse_args(argv)
     faces_dir = args.corpus / "faces"
     settings = Settings()
+    if args.review_share is not None:
+        json.dump(review_share(faces_dir, settings, args.review_share or ["clean"]), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
 
     started = time.perf_counter()
     faces = encode_corpus(DlibFaceEngine(min_face_px=settings.min_face_px), faces_dir)

@@ -223,9 +223,11 @@ class EnrolmentPhotoError(FaceError):
 
     code = "enrolment_photo"
 
-    def __init__(self, message: str, *, faces_found: int) -> None:
+    def __init__(self, message: str, *, faces_found: int, reason: str = "") -> None:
         super().__init__(message)
         self.faces_found = faces_found
+        # no_face, several_faces, face_too_small or face_unclear (gatekeeper.faces.engine).
+        self.reason = reason
 
 
 # --- backends --------------------------------------------------------------------------------------

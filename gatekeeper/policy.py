@@ -41,6 +41,7 @@ RECONSENT_REQUIRED: Final = "reconsent_required"
 OBJECTED: Final = "objected"
 PERSON_LEFT: Final = "person_left"
 MATCHING_DISABLED: Final = "matching_disabled"
+UNRELIABLE_FACE: Final = "unreliable_face"
 
 REASON_CODES: Final = (
     UNKNOWN_FACE,
@@ -67,6 +68,7 @@ REASON_CODES: Final = (
     OBJECTED,
     PERSON_LEFT,
     MATCHING_DISABLED,
+    UNRELIABLE_FACE,
 )
 
 # Why a person's face may not be matched (their templates may not be made or used).
@@ -229,6 +231,9 @@ class FaceInput:
     too_small: bool = False
     possible: bool = False
     review: Review | None = None
+    # The encoding is unreliable (occluded, blurred, dim, or found only by the second detector): a
+    # match to a consented person is not trusted on its own.
+    degraded: bool = False
 
     @property
     def people(self) -> tuple[str, ...]:
@@ -301,6 +306,9 @@ class FaceVerdict:
     covered: bool = False
     # True when a reviewer identified the face (or dismissed it); the distance rules played no part.
     reviewed: bool = False
+    # Other enrolled people the face is as close to (within the margin), every one of them consented
+    # on the channel: the verdict is the same whoever it is, and they are kept for the record.
+    also: tuple[str, ...] = ()
 
     @property
     def is_publishable(self) -> bool:
@@ -474,20 +482,55 @@ def decide_face(
         return FaceVerdict("uncertain", None, None, (MATCHING_DISABLED,))
     outcome, best, reasons = identify(face, policy)
     distance = best.distance if best is not None else None
+    # A degraded face keeps its reason whatever the outcome, so a later re-check still sees it.
+    unreliable = (UNRELIABLE_FACE,) if face.degraded else ()
+    if outcome == "uncertain" and best is not None and reasons == (UNCERTAIN_MATCH,) and not face.degraded:
+        alike = consented_alike(face, best, people, channel, moment, policy)
+        if alike is not None:
+            return FaceVerdict("consented", best.person, distance, (), also=alike)
     if outcome is not None:
         person = best.person if best is not None else None
-        return FaceVerdict(outcome=outcome, person=person, distance=distance, reasons=reasons)
+        return FaceVerdict(outcome=outcome, person=person, distance=distance, reasons=(*reasons, *unreliable))
     assert best is not None
     state = people.get(best.person)
     if state is None:
         # A template without a person record is a data fault: fail closed.
-        return FaceVerdict("no_consent", best.person, distance, (NO_CONSENT_FOR_CHANNEL,))
+        return FaceVerdict("no_consent", best.person, distance, (NO_CONSENT_FOR_CHANNEL, *unreliable))
     if not state.matchable:
-        return FaceVerdict("unknown", None, None, (UNKNOWN_FACE,))
+        return FaceVerdict("unknown", None, None, (UNKNOWN_FACE, *unreliable))
     blockers = consent_reasons(state, channel, moment, policy)
     if blockers:
-        return FaceVerdict("no_consent", best.person, distance, blockers)
+        return FaceVerdict("no_consent", best.person, distance, (*blockers, *unreliable))
+    if face.degraded:
+        # Confidently this consented person, but from an encoding that cannot be trusted alone.
+        return FaceVerdict("uncertain", best.person, distance, unreliable)
     return FaceVerdict("consented", best.person, distance, ())
+
+
+def consented_alike(
+    face: FaceInput,
+    best: Candidate,
+    people: Mapping[str, PersonState],
+    channel: str,
+    moment: datetime,
+    policy: Policy,
+) -> tuple[str, ...] | None:
+    """The other people a face too close to call may be, when it is surely one of them and every
+    one of them may appear on `channel` at `moment`; else None (the face stays uncertain).
+
+    Surely one of them: the best is within the accept distance, only the margin failed. The last
+    candidate given being within the margin too means someone further may be as well: not sure.
+    """
+    if best.distance > policy.accept_distance:
+        return None
+    alike = [c for c in face.candidates if c.distance - best.distance < policy.margin]
+    if len(alike) == len(face.candidates) and len(face.candidates) > 2:
+        return None
+    for c in alike:
+        state = people.get(c.person)
+        if state is None or not state.matchable or consent_reasons(state, channel, moment, policy):
+            return None
+    return tuple(c.person for c in alike if c.person != best.person)
 
 
 def decide_reviewed(
@@ -592,7 +635,8 @@ def naming_allowed(
     """How each person shown and publishable in the photo may be named on `channel` at `moment`."""
     allowed: dict[str, Named] = {}
     for face in verdict.faces:
-        if face.outcome != "consented" or face.person is None or face.person not in people:
+        # A face that may be one of several people names none of them.
+        if face.outcome != "consented" or face.person is None or face.person not in people or face.also:
             continue
         record = current_record(people[face.person].records, channel, moment)
         if record is not None and record.action == "grant" and record.named != "no":

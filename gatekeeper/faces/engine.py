@@ -13,7 +13,15 @@ face of `min_detect_px` becomes DETECTOR_FACE_PX wide, in overlapping tiles when
 Encoding: dlib's 5-point alignment and 150x150 chips, then dlib's ResNet with its own weights, run
 by numpy (resnet.py: the same encodings, about 7x faster than dlib-bin's).
 
-One photo's windows and encoding batches are shared among `workers` processes (pool.py).
+The second look (second_look.py): every search also keeps weak boxes (from WEAK_SCORE), and dlib's
+CNN detector is asked about each weak and each `possible` box: a box it confirms is a face, encoded
+in an upright crop and reported `degraded`; a box it finds no face in at any quarter turn is dropped.
+
+Quality (quality.py): every encoded face gets a score from 0 to 1 from its detector and its pixels
+(contrast, sharpness); below RELIABLE_QUALITY the face is `degraded`, and a match to it is never
+trusted on its own (policy.py).
+
+One photo's windows, second looks and encoding batches are shared among `workers` processes (pool.py).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -29,22 +37,51 @@ from PIL import Image
 
 from gatekeeper import policy
 from gatekeeper.errors import EnrolmentPhotoError, FaceError
-from gatekeeper.faces.merging import Candidate, merged
+from gatekeeper.faces.merging import Candidate, merged, overlap_matrix
 from gatekeeper.faces.models import DLIB_MODEL, load_models
 from gatekeeper.faces.pool import cores, run_all
+from gatekeeper.faces.quality import RELIABLE_QUALITY, face_quality, second_look_quality
 from gatekeeper.faces.resnet import CHIP_PADDING, CHIP_PX
 from gatekeeper.faces.search import DETECTOR_FACE_PX, Box, Orientation, orientations, scan, windows
+from gatekeeper.faces.second_look import DISMISS_PX, Confirmed, SecondLook, side_of
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["CONFIDENT_SCORE", "DLIB_MODEL", "DetectedFace", "DlibFaceEngine", "FaceAnalysis", "FaceEngine"]
+__all__ = [
+    "CONFIDENT_SCORE",
+    "DLIB_MODEL",
+    "WEAK_SCORE",
+    "DetectedFace",
+    "DlibFaceEngine",
+    "FaceAnalysis",
+    "FaceEngine",
+]
 
 # dlib's own decision threshold: at or above it a detection is a face we may identify.
 CONFIDENT_SCORE = 0.0
+# Boxes from here up to what the first search counts are shown to the second look. Every face
+# behind dark glasses or a mask in the occlusion tests scored at least -0.45 at one of the
+# angles searched (docs/faces.md, "The second look").
+WEAK_SCORE = -0.6
+# At most this many weak boxes per photo are shown to the CNN, the highest-scoring first.
+SECOND_LOOK_MAX = 16
 # Encodings are computed in batches of at most this size, so the time limit is checked between them
 # and the batches can be shared among processes (per-face cost is about the same at 1 or 16 per call).
 _ENCODE_BATCH = 8
+# Enrolment photos: the face's shorter side at least this (px of the photo as given). A template
+# is the reference every later match is measured against; at 80 px a face is encoded within 0.1
+# of its full-size encoding (docs/faces.md, "Minimum face size").
+ENROL_MIN_FACE_PX = 80
+# Why an enrolment photo was refused (EnrolmentPhotoError.reason).
+ENROL_NO_FACE = "no_face"
+ENROL_SEVERAL_FACES = "several_faces"
+ENROL_TOO_SMALL = "face_too_small"
+ENROL_UNCLEAR = "face_unclear"
+# What a second look answers when the time limit passed before it could run, and for a possible
+# box it could neither confirm nor rule out.
+_LATE = "late"
+_KEEP = "keep"
 
 
 @dataclass(frozen=True)
@@ -59,6 +96,16 @@ class DetectedFace:
     # image turned (or not encoded before the time limit). Never identified; the photo goes to review.
     possible: bool = False
     angle: int = 0  # degrees the image was turned by when the face was found (0: upright)
+    # From 0 to 1: how far the encoding can be trusted (detector, contrast, sharpness: quality.py).
+    # Below RELIABLE_QUALITY the face is degraded. None when not encoded.
+    quality: float | None = None
+    # Found or confirmed by the second look (the CNN detector), not by HOG alone.
+    second_look: bool = False
+
+    @property
+    def degraded(self) -> bool:
+        """An encoded face whose encoding is unreliable: a match to it is never trusted on its own."""
+        return self.encoding is not None and (self.quality or 0.0) < RELIABLE_QUALITY
 
 
 @dataclass(frozen=True)
@@ -68,6 +115,9 @@ class FaceAnalysis:
     faces: tuple[DetectedFace, ...]
     limit: str | None = None  # policy.TOO_MANY_FACES or policy.TIME_LIMIT: the result is partial
     min_detect_px: int = policy.MIN_DETECT_PX  # the smallest face width searched for, at any angle
+    # Boxes the second look was asked about, and how many of those it found no face in.
+    looked: int = 0
+    dismissed: int = 0
 
 
 class FaceEngine(Protocol):
@@ -111,6 +161,9 @@ class DlibFaceEngine:
         max_faces: int = policy.MAX_FACES,
         time_limit_s: float = policy.FACE_TIME_LIMIT_S,
         workers: int | None = None,
+        second_look: bool = True,
+        weak_score: float = WEAK_SCORE,
+        second_look_max: int = SECOND_LOOK_MAX,
     ) -> None:
         """Load the dlib models; raises ValueError on bad settings, FaceError when the models cannot load.
 
@@ -125,6 +178,10 @@ class DlibFaceEngine:
         workers: processes one photo's windows and encodings are shared among (this one plus
             forked copies of it; dlib's detector holds the GIL, so threads would not help); None: one
             per core.
+        second_look: ask dlib's CNN detector about weak and possible boxes (second_look.py); off,
+            faces behind dark glasses or masks can be missed: for measurement only.
+        weak_score, second_look_max: the lowest HOG score shown to the second look, and how many
+            weak boxes at most per photo.
         """
         if workers is None:
             workers = cores()
@@ -147,6 +204,11 @@ class DlibFaceEngine:
             )
         if probe_step < 0 or (probe_step and 360 % probe_step):
             raise ValueError(f"probe_step must divide 360, or be 0 (got {probe_step})")
+        if not weak_score <= possible_score or second_look_max < 0:
+            raise ValueError(
+                "need weak_score <= possible_score and second_look_max >= 0 "
+                f"(got {weak_score}, {second_look_max})"
+            )
         self.min_face_px = min_face_px
         self.min_detect_px = min_detect_px
         self.possible_score = possible_score
@@ -155,6 +217,9 @@ class DlibFaceEngine:
         self.max_faces = max_faces
         self.time_limit_s = time_limit_s
         self.workers = workers
+        self.second_look = second_look
+        self.weak_score = weak_score
+        self.second_look_max = second_look_max
         models = load_models()
         self._detector: Any = models.detector
         # The 5-point predictor is the alignment the ResNet encoder was trained with.
@@ -163,6 +228,8 @@ class DlibFaceEngine:
         self._chips: Any = models.dlib.get_face_chips
         self._rectangle: Any = models.dlib.rectangle
         self._shapes: Any = models.dlib.full_object_detections
+        self._chip: Any = models.dlib.get_face_chip
+        self._looker = SecondLook(models.cnn)
         # One BLAS thread per process while encoding: the processes already share the batches, and
         # the same arithmetic in every process keeps the encodings identical whatever `workers` is.
         self._blas: Any = models.threads
@@ -177,39 +244,39 @@ class DlibFaceEngine:
         # HOG on greyscale: measured 1.5x faster than on RGB, same faces found.
         grey = np.asarray(Image.fromarray(image).convert("L"))
         found, limit = self._search(orientations(grey, probe_step), deadline)
-        if len(found) > self.max_faces:
-            found = sorted(found, key=lambda c: -c.score)[: self.max_faces]
-        faces, encode_limit = self._faces(image, found, deadline)
+        counted = [c for c in found if not c.weak]
+        if len(counted) > self.max_faces:
+            counted = sorted(counted, key=lambda c: -c.score)[: self.max_faces]
+        weak = sorted((c for c in found if c.weak), key=lambda c: -c.score)[: self.second_look_max]
+        boxes = counted + weak
+        looks = self._second_looks(image, boxes, deadline)
+        faces, encode_limit = self._faces(image, boxes, looks, deadline)
         faces.sort(key=lambda face: (face.box[0], face.box[1]))
-        return FaceAnalysis(faces=tuple(faces), limit=limit or encode_limit, min_detect_px=self.min_detect_px)
+        looked = sum(1 for answer in looks.values() if answer != _LATE)
+        dismissed = sum(1 for i, answer in looks.items() if answer is None and not boxes[i].weak)
+        return FaceAnalysis(
+            faces=tuple(faces),
+            limit=limit or encode_limit,
+            min_detect_px=self.min_detect_px,
+            looked=looked,
+            dismissed=dismissed,
+        )
 
     def encode_single(self, pixels: NDArray[np.uint8]) -> NDArray[np.float64]:
         """Encode an enrolment photo's one face; raises EnrolmentPhotoError unless exactly one usable face.
 
-        Searched upright only: a turned face could never be the one enrolled (it is not encoded), and
-        nothing is published from an enrolment photo.
+        Searched upright only: a turned face could never be the one enrolled, and nothing is
+        published from an enrolment photo. The face must be clear (enrolment_problem): a template
+        from a small, blurred or half-hidden face moves every later match away from the person.
         """
         analysis = self._analyse(pixels, 0)
-        faces = analysis.faces
-        if len(faces) != 1 or analysis.limit is not None:
-            raise EnrolmentPhotoError(
-                f"an enrolment photo must show exactly one face; found {len(faces)}",
-                faces_found=len(faces),
-            )
-        face = faces[0]
-        if face.too_small:
-            side = min(face.box[2] - face.box[0], face.box[3] - face.box[1])
-            raise EnrolmentPhotoError(
-                f"the face in the enrolment photo is {side} px; at least {self.min_face_px} px is needed",
-                faces_found=1,
-            )
-        if face.encoding is None:
-            raise EnrolmentPhotoError(
-                "the face in the enrolment photo is not clear enough to identify "
-                f"(detector score {face.score:.2f}, or turned sideways)",
-                faces_found=1,
-            )
-        return face.encoding
+        problem = enrolment_problem(analysis, min_face_px=max(self.min_face_px, ENROL_MIN_FACE_PX))
+        if problem is not None:
+            reason, message = problem
+            raise EnrolmentPhotoError(message, faces_found=len(analysis.faces), reason=reason)
+        encoding = analysis.faces[0].encoding
+        assert encoding is not None
+        return encoding
 
     def plan(self, shape: tuple[int, ...]) -> list[tuple[Orientation, tuple[Box, float]]]:
         """Every (orientation, (window, scale)) an image of `shape` is searched in; no detector runs."""
@@ -244,7 +311,7 @@ class DlibFaceEngine:
                 limit = policy.TIME_LIMIT
                 continue
             found = merged(found + result)
-            if len(found) > self.max_faces:
+            if sum(not c.weak for c in found) > self.max_faces:
                 return found, policy.TOO_MANY_FACES
         return found, limit
 
@@ -257,16 +324,64 @@ class DlibFaceEngine:
         # Turned copies: only confident detections. Lower scores there fired on large faceless
         # photos, and every face turned at 45° steps scored at least 0.14 (bench/angles.py).
         threshold = self.possible_score if turned.angle == 0 else CONFIDENT_SCORE
-        return [turned.to_given(c) for c in scan(self._detector, turned.grey, window, scale, threshold)]
+        lowest = min(threshold, self.weak_score) if self.second_look else threshold
+        return [
+            turned.to_given(replace(c, weak=True) if c.score < threshold else c)
+            for c in scan(self._detector, turned.grey, window, scale, lowest)
+        ]
+
+    def _needs_look(self, c: Candidate) -> bool:
+        """A box only the second look can settle: weak, or possible and large enough to identify."""
+        if not self.second_look:
+            return False
+        if c.weak:
+            return True
+        possible = c.turned or c.score < CONFIDENT_SCORE
+        return possible and min(c.right - c.left, c.bottom - c.top) >= self.min_face_px
+
+    def _second_looks(
+        self, image: NDArray[np.uint8], boxes: list[Candidate], deadline: _Deadline
+    ) -> dict[int, Confirmed | str | None]:
+        """The CNN's answer for each box that needs one, by position; _LATE when out of time."""
+        chosen = [i for i, c in enumerate(boxes) if self._needs_look(c)]
+        # In this process only: dlib's CNN runs on a BLAS whose threads do not survive a fork (a
+        # forked copy hung in its first convolution), and the crops are few and small.
+        return {i: self._look_job(image, boxes[i], deadline) for i in chosen}
+
+    def _look_job(
+        self, image: NDArray[np.uint8], c: Candidate, deadline: _Deadline
+    ) -> Confirmed | str | None:
+        """The second look at one box: the face it confirms; None when the box is not a face (a weak
+        box not confirmed; a possible box of DISMISS_PX or more in which a sweep finds no face of any
+        size); _KEEP for a possible box that could not be ruled out; _LATE when out of time."""
+        if deadline.passed():
+            return _LATE
+        # A weak box was never counted, so its own angle (and the quarter turns beside a diagonal)
+        # will do; a possible box is tried at every quarter turn.
+        confirmed = self._looker.look(image, c, every_turn=not c.weak)
+        if confirmed is not None or c.weak:
+            return confirmed
+        if side_of(c) < DISMISS_PX or deadline.passed():
+            return _KEEP
+        return None if self._looker.sweep_is_empty(image, c, min_px=self.min_detect_px) else _KEEP
 
     def _faces(
-        self, image: NDArray[np.uint8], found: list[Candidate], deadline: _Deadline
+        self,
+        image: NDArray[np.uint8],
+        found: list[Candidate],
+        looks: dict[int, Confirmed | str | None],
+        deadline: _Deadline,
     ) -> tuple[list[DetectedFace], str | None]:
-        """Faces from candidates: encodings for confident, large-enough upright ones, batched."""
+        """Faces from candidates: encodings for confident, large-enough upright ones and for those
+        the second look confirmed, batched."""
         height, width = image.shape[:2]
         faces: list[DetectedFace] = []
-        to_encode: list[tuple[Box, Candidate]] = []
-        for c in found:
+        to_encode: list[_Pending] = []
+        # Where each face kept so far is (the CNN's box for a confirmed one): a weak box is looked
+        # at apart from the counted ones, and two looks (a turned box and a weak one beside it)
+        # can confirm one face. `found` holds the counted boxes first.
+        kept: list[Candidate] = []
+        for i, c in enumerate(found):
             box = (
                 max(round(c.left), 0),
                 max(round(c.top), 0),
@@ -275,40 +390,126 @@ class DlibFaceEngine:
             )
             too_small = min(box[2] - box[0], box[3] - box[1]) < self.min_face_px
             possible = c.turned or c.score < CONFIDENT_SCORE
-            if too_small or possible:
+            answer = looks.get(i, _LATE)
+            if i in looks and answer is None:
+                # Not a face: a weak box the CNN did not confirm, or a possible box it swept empty.
+                continue
+            if c.weak and not isinstance(answer, Confirmed):
+                continue  # never counted by the first search, and not confirmed (in time)
+            where = Candidate(*answer.in_photo, c.score) if isinstance(answer, Confirmed) else c
+            if c.weak and kept and overlap_matrix([where, *kept])[0, 1:].any():
+                continue  # a face already counted, seen again
+            kept.append(where)
+            if isinstance(answer, Confirmed):
+                if too_small:
+                    faces.append(DetectedFace(box, None, True, c.score, False, c.angle, second_look=True))
+                else:
+                    to_encode.append(_Pending(box, c, answer))
+            elif too_small or possible:
                 faces.append(DetectedFace(box, None, too_small, c.score, possible and not too_small, c.angle))
             else:
-                to_encode.append((box, c))
+                to_encode.append(_Pending(box, c, None))
         limit = None
         size = max(1, min(_ENCODE_BATCH, math.ceil(len(to_encode) / self.workers)))
         batches = [to_encode[start : start + size] for start in range(0, len(to_encode), size)]
         jobs = [functools.partial(self._encode_job, image, batch, deadline) for batch in batches]
-        for batch, encodings in zip(batches, run_all(jobs, self.workers), strict=True):
-            if encodings is None:
+        for batch, encoded in zip(batches, run_all(jobs, self.workers), strict=True):
+            if encoded is None:
                 # Out of time: the rest are still reported, as faces nobody may identify.
                 limit = policy.TIME_LIMIT
-                faces.extend(DetectedFace(box, None, False, c.score, True) for box, c in batch)
+                faces.extend(
+                    DetectedFace(p.box, None, False, p.candidate.score, True, p.candidate.angle)
+                    for p in batch
+                )
                 continue
-            for (box, c), encoding in zip(batch, encodings, strict=True):
-                faces.append(DetectedFace(box, encoding, False, c.score))
+            for p, (encoding, quality) in zip(batch, encoded, strict=True):
+                faces.append(
+                    DetectedFace(
+                        p.box,
+                        encoding,
+                        False,
+                        p.candidate.score,
+                        angle=p.look.angle if p.look is not None else p.candidate.angle,
+                        quality=quality,
+                        second_look=p.look is not None,
+                    )
+                )
         return faces, limit
 
     def _encode_job(
-        self, image: NDArray[np.uint8], batch: list[tuple[Box, Candidate]], deadline: _Deadline
-    ) -> list[NDArray[np.float64]] | None:
-        """The encodings of one batch of faces, in order; None when out of time."""
+        self, image: NDArray[np.uint8], batch: list[_Pending], deadline: _Deadline
+    ) -> list[tuple[NDArray[np.float64], float]] | None:
+        """The encodings of one batch of faces, in order, each with its quality; None when out of time."""
         if deadline.passed():
             return None
         shapes = self._shapes()
-        for _, c in batch:
+        upright = [p for p in batch if p.look is None]
+        for p in upright:
+            c = p.candidate
             # Alignment gets the detector's unclipped rectangle: for a face cut by the border it
             # lands the landmarks better than the clipped box (measured on obama_partial_face).
             rect = self._rectangle(round(c.left), round(c.top), round(c.right), round(c.bottom))
             shapes.append(self._predictor(image, rect))
         # dlib cuts the aligned 150x150 chips, exactly as its compute_face_descriptor does.
-        chips = np.stack(self._chips(image, shapes, size=CHIP_PX, padding=CHIP_PADDING))
+        upright_chips = iter(
+            self._chips(image, shapes, size=CHIP_PX, padding=CHIP_PADDING) if upright else []
+        )
+        chips: list[NDArray[np.uint8]] = []
+        scores: list[float] = []
+        for p in batch:
+            if p.look is None:
+                chips.append(np.asarray(next(upright_chips)))
+                # A confident upright HOG detection: judged on its contrast, its sharpness and
+                # whether anything covers its eyes or mouth.
+                scores.append(face_quality(image, p.box, chips[-1]))
+            else:
+                # A face the CNN confirmed: aligned in the crop that holds it upright.
+                shape = self._predictor(p.look.crop, self._rectangle(*p.look.rect))
+                chips.append(np.asarray(self._chip(p.look.crop, shape, size=CHIP_PX, padding=CHIP_PADDING)))
+                scores.append(second_look_quality(p.look.confidence))
         with self._blas.limit(limits=1, user_api="blas"):
-            return list(self._encoder.encode(chips))
+            encodings = list(self._encoder.encode(np.stack(chips)))
+        return list(zip(encodings, scores, strict=True))
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A face to encode: its box, the HOG candidate, and the CNN's view when the second look found it."""
+
+    box: Box
+    candidate: Candidate
+    look: Confirmed | None
+
+
+def enrolment_problem(analysis: FaceAnalysis, *, min_face_px: int) -> tuple[str, str] | None:
+    """Why an analysed photo cannot be enrolled, as (reason code, message); None when it can.
+
+    One face, at least `min_face_px` on its shorter side, found by HOG upright with confidence (not
+    only by the second look), and a clear chip: contrast, sharpness and visible eyes (quality.py).
+    """
+    faces = analysis.faces
+    if not faces:
+        return ENROL_NO_FACE, "no face was found in the enrolment photo"
+    if len(faces) > 1 or analysis.limit is not None:
+        return ENROL_SEVERAL_FACES, f"an enrolment photo must show exactly one face; found {len(faces)}"
+    face = faces[0]
+    side = min(face.box[2] - face.box[0], face.box[3] - face.box[1])
+    if face.too_small or side < min_face_px:
+        message = f"the face in the enrolment photo is {side} px; at least {min_face_px} px is needed"
+        return ENROL_TOO_SMALL, message
+    if face.encoding is None or face.second_look:
+        return (
+            ENROL_UNCLEAR,
+            "the face in the enrolment photo is not clear enough to identify "
+            f"(detector score {face.score:.2f}, partly hidden, or turned sideways)",
+        )
+    if face.degraded:
+        return (
+            ENROL_UNCLEAR,
+            f"the face in the enrolment photo is blurred, too dark or its eyes are hidden "
+            f"(quality {face.quality:.2f}, at least {RELIABLE_QUALITY} is needed)",
+        )
+    return None
 
 
 def _checked_pixels(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:

@@ -29,6 +29,9 @@ class Candidate:
     bottom: float
     score: float
     angle: int = 0
+    # Scored below what the first search counts (dlib's 0 turned, the possible score upright): only
+    # the second look (second_look.py) can make it a face.
+    weak: bool = False
 
     @property
     def turned(self) -> bool:
@@ -61,9 +64,10 @@ def overlap_matrix(candidates: Sequence[Candidate]) -> NDArray[np.bool_]:
 def merged(candidates: list[Candidate]) -> list[Candidate]:
     """Non-maximum suppression: the best-scoring box of each group of overlapping boxes.
 
-    An upright box beats a turned one that overlaps it, so a face seen upright keeps its encoding.
+    An upright box beats a turned one that overlaps it, so a face seen upright keeps its encoding;
+    any box the first search counts beats a weak one.
     """
-    ordered = sorted(candidates, key=lambda c: (c.turned, -c.score))
+    ordered = sorted(candidates, key=lambda c: (c.weak, c.turned, -c.score))
     if len(ordered) < 2:
         return ordered
     same = overlap_matrix(ordered)

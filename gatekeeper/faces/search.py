@@ -57,7 +57,7 @@ class Orientation:
             dx, dy = x - turned_width / 2, y - turned_height / 2
             xs.append(cos * dx - sin * dy + self.width / 2)
             ys.append(sin * dx + cos * dy + self.height / 2)
-        return Candidate(min(xs), min(ys), max(xs), max(ys), c.score, self.angle)
+        return Candidate(min(xs), min(ys), max(xs), max(ys), c.score, self.angle, c.weak)
 
     def shows_photo(self, window: Box) -> bool:
         """Whether any of the photo (not only the fill around it) lies inside `window`."""

@@ -137,4 +137,5 @@ def stored_face_input(face: Face) -> policy.FaceInput:
         too_small=policy.FACE_TOO_SMALL in face.reasons,
         possible=policy.POSSIBLE_FACE in face.reasons,
         review=stored_review(face),
+        degraded=policy.UNRELIABLE_FACE in face.reasons,
     )

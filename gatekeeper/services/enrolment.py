@@ -19,7 +19,7 @@ from consent_db import audit
 from consent_db.models import FaceTemplate, Person
 from gatekeeper import media
 from gatekeeper.config import Settings
-from gatekeeper.errors import GatekeeperError, InvalidInputError, MediaError
+from gatekeeper.errors import EnrolmentPhotoError, GatekeeperError, InvalidInputError, MediaError
 from gatekeeper.faces import FaceEngine
 from gatekeeper.media.refusals import explain
 from gatekeeper.services.dpia import require_matching
@@ -39,22 +39,27 @@ def enrol(
 ) -> int:
     """Make a template from each new enrolment photo (the caller has checked biometric consent).
 
-    Raises InvalidInputError unless each shows one face, DpiaRequiredError before a DPIA is recorded.
+    Every photo is checked before any template is made (enrolment_refusals); raises InvalidInputError
+    naming each refused photo and why, DpiaRequiredError before a DPIA is recorded.
     """
     known = {t.source_sha256 for t in person.templates}
-    added = 0
+    fresh: list[tuple[Path, str, bytes]] = []
     for path in photos:
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        if digest in known:
-            continue
-        if engine is None:
-            raise InvalidInputError("no face engine available to enrol photos")
-        require_matching(session, settings)
-        try:
-            encoding = engine.encode_single(media.decode(data, max_pixels=settings.max_pixels).pixels)
-        except GatekeeperError as exc:
-            raise InvalidInputError(f"enrolment photo {path.name}: {_reason(exc)}") from exc
+        if digest not in known and digest not in {d for _, d, _ in fresh}:
+            fresh.append((path, digest, data))
+    if not fresh:
+        return 0
+    if engine is None:
+        raise InvalidInputError("no face engine available to enrol photos")
+    require_matching(session, settings)
+    encodings, refusals = encode_photos(engine, [(path.name, data) for path, _, data in fresh], settings)
+    if refusals:
+        raise InvalidInputError(
+            "; ".join(f"enrolment photo {name}: {message}" for name, _, message in refusals)
+        )
+    for (_, digest, _), encoding in zip(fresh, encodings, strict=True):
         add_template(
             session,
             person,
@@ -66,9 +71,27 @@ def enrol(
             details={"source_sha256": digest},
             settings=settings,
         )
-        known.add(digest)
-        added += 1
-    return added
+    return len(fresh)
+
+
+def encode_photos(
+    engine: FaceEngine, photos: Sequence[tuple[str, bytes]], settings: Settings
+) -> tuple[list[NDArray[np.float64]], list[tuple[str, str, str]]]:
+    """Each enrolment photo's encoding, and (name, reason code, message) for every photo refused.
+
+    Each photo is checked on its own (one face, large enough, clear: engine.encode_single), so one
+    answer names every photo to replace and why.
+    """
+    encodings: list[NDArray[np.float64]] = []
+    refusals: list[tuple[str, str, str]] = []
+    for name, data in photos:
+        try:
+            encodings.append(engine.encode_single(media.decode(data, max_pixels=settings.max_pixels).pixels))
+        except EnrolmentPhotoError as exc:
+            refusals.append((name, exc.reason or exc.code, str(exc)))
+        except GatekeeperError as exc:
+            refusals.append((name, exc.code, _reason(exc)))
+    return encodings, refusals
 
 
 def _reason(exc: GatekeeperError) -> str:

@@ -161,9 +161,11 @@ def gate_photo(
         policy.FaceInput(
             candidates=()
             if f.encoding is None
-            else tuple(policy.Candidate(m.key, m.distance) for m in tools.index.best_matches(f.encoding, 2)),
+            # Three, so the decision can tell two people too close to call from a crowd of them.
+            else tuple(policy.Candidate(m.key, m.distance) for m in tools.index.best_matches(f.encoding, 3)),
             too_small=f.too_small,
             possible=f.possible,
+            degraded=f.degraded,
         )
         for f in detected
     ]
@@ -444,6 +446,7 @@ def _record(
                     "outcome": v.outcome,
                     "person": verdict_identity(v, viewer=SYSTEM).person,
                     "reasons": list(v.reasons),
+                    **({"also": list(v.also)} if v.also else {}),
                 }
                 for b, v in zip(boxes, verdict.faces, strict=True)
             ],

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from occlusions import OCCLUSIONS
 from PIL import Image, ImageOps
 
 from gatekeeper.faces import DlibFaceEngine
@@ -135,5 +136,45 @@ def turned_scene(corpus) -> Callable[..., tuple[np.ndarray, list[tuple[float, fl
             for name, angle in zip(("obama", "kit"), angles, strict=False)
         ]
         return scene([upright, *turned], face_px // 2)
+
+    return build
+
+
+# --- faces as a camera at a school event sees them: occluded, blurred, dim ----------------------
+
+
+FACE_SOURCES = {
+    "biden": ("biden/biden.jpg", (433, 230, 741, 537)),
+    "obama": ("obama/obama.jpg", (349, 142, 617, 409)),
+}
+
+
+def crop_and_box(pixels: np.ndarray, box: Box, face_px: int) -> tuple[np.ndarray, Box]:
+    """face_crop's crop and where the face's box lands in it."""
+    left, top, right, bottom = box
+    margin = (right - left) // 2
+    crop = face_crop(pixels, box, face_px)
+    factor = face_px / (right - left)
+    x, y = (left - max(left - margin, 0)) * factor, (top - max(top - margin, 0)) * factor
+    return crop, (round(x), round(y), round(x + face_px), round(y + (bottom - top) * factor))
+
+
+@pytest.fixture(scope="session")
+def occluded_scene(corpus) -> Callable[..., np.ndarray]:
+    """Builds a scene: biden upright (when `with_biden`) beside a face with an occlusion, turned.
+
+    `face` names the occluded person (obama: a stranger; biden: the consented person alone).
+    """
+    decoded = {name: decode_rgb(corpus.faces_dir / path) for name, (path, _) in FACE_SOURCES.items()}
+
+    def build(face: str, occlusion: str, face_px: int, angle: int, *, with_biden: bool) -> np.ndarray:
+        crop, box = crop_and_box(decoded[face], FACE_SOURCES[face][1], face_px)
+        hidden = Image.fromarray(OCCLUSIONS[occlusion](crop, box))
+        turned = np.asarray(hidden.rotate(angle, expand=True, fillcolor=(128, 128, 128)))
+        parts = [turned]
+        if with_biden:
+            parts.insert(0, face_crop(decoded["biden"], FACE_SOURCES["biden"][1], face_px))
+        pixels, _ = scene(parts, face_px // 2)
+        return pixels
 
     return build

@@ -73,7 +73,8 @@ def test_a_face_upside_down_in_a_group_photo_is_found_with_the_upright_ones(engi
     assert len(found_at(analysis, (843, 541), 194)) == 1  # biden, upright
     assert len(found_at(analysis, (1229, 499), 194)) == 1  # obama, upright
     (child,) = found_at(analysis, (1669, 1131), 162)
-    assert child.possible and child.encoding is None
+    # Found turned, confirmed by the second look: encoded, and never trusted alone.
+    assert child.second_look and child.encoding is not None and child.degraded
 
 
 def test_searching_upright_only_misses_turned_faces_that_the_probes_find(turned_scene):

@@ -53,7 +53,7 @@ def crowd(corpus, montage):
 
 
 @pytest.mark.parametrize("quarter", [1, 2, 3])
-def test_sideways_pixels_without_an_orientation_tag_give_a_possible_face_in_the_given_coordinates(
+def test_sideways_pixels_without_an_orientation_tag_give_a_face_in_the_given_coordinates(
     engine, corpus, load_rgb, quarter
 ):
     pixels = load_rgb(corpus.faces_dir / "kit_harington" / "kit_harington_john2.jpeg")  # 630x374
@@ -66,8 +66,8 @@ def test_sideways_pixels_without_an_orientation_tag_give_a_possible_face_in_the_
     assert len(analysis.faces) >= 1
     face = max(analysis.faces, key=lambda f: iou(f.box, expected))
     assert iou(face.box, expected) > 0.6, (face.box, expected)
-    # Upside down, HOG does not find it upright; the probe does, and nobody identifies it.
-    assert face.possible and face.encoding is None
+    # HOG finds it only turned; the second look confirms it, and it is encoded, never trusted alone.
+    assert face.second_look and face.encoding is not None and face.degraded and not face.possible
 
 
 def test_group_photo_scaled_to_40_px_faces_still_shows_every_face(engine, corpus, load_rgb):
@@ -136,7 +136,7 @@ def test_faces_found_before_the_time_limit_are_reported_as_possible_not_dropped(
     engine = DlibFaceEngine(time_limit_s=1e-9)
     grey = np.asarray(Image.fromarray(pixels).convert("L"))
     found, _ = engine._search(orientations(grey, 0), _forever())
-    faces, limit = engine._faces(pixels, found, _expired())
+    faces, limit = engine._faces(pixels, found, {}, _expired())
 
     assert limit == TIME_LIMIT
     assert len(faces) == len(expected)
