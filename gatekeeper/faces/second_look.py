@@ -96,7 +96,10 @@ def _crop_region(image: NDArray[np.uint8], c: Candidate) -> tuple[int, int, int,
 
 
 def in_photo(
-    rect: tuple[int, int, int, int], region: tuple[int, int, int, int], angle: int, turned_size: tuple[int, int]
+    rect: tuple[int, int, int, int],
+    region: tuple[int, int, int, int],
+    angle: int,
+    turned_size: tuple[int, int],
 ) -> tuple[float, float, float, float]:
     """A box in a crop of `region` turned counter-clockwise by `angle` (expanded to `turned_size`,
     width and height), as the bounding box of its corners in the photo."""
