@@ -1048,8 +1048,8 @@ def _register_after_the_verdict() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # `python -m gatekeeper.cli`: run the imported module's group, which registers every command
-    # (cli_jobs imports gatekeeper.cli, so registering from this copy would import it in a circle).
+    # `python -m gatekeeper.cli`: run the imported module's group, which registers every command, so
+    # that the commands and the functions given to worker processes belong to `gatekeeper.cli`.
     from gatekeeper.cli import main as _main
 
     _main()

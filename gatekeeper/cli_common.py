@@ -1,7 +1,8 @@
 """What every command module shares: the clock, the actor, errors as failures, the runtime, JSON out.
 
-A module of its own so that `gatekeeper.cli`, `cli_jobs` and `cli_users` import it without
-importing one another in a circle.
+A module of its own so that `gatekeeper.cli` and every `cli_*` command module import it without
+importing one another in a circle: command modules import this module (and services), never
+`gatekeeper.cli`, which registers them.
 """
 
 from __future__ import annotations
