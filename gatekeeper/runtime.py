@@ -52,7 +52,7 @@ class Runtime:
     def sessions(self) -> sessionmaker[Session]:
         """The session factory for units of work."""
         from consent_db.session import make_session_factory
-        from gatekeeper.services.jobs import SEND_JOB
+        from gatekeeper.queueing import SEND_JOB
 
         factory = make_session_factory(self.db)
         # Use cases that make a job necessary record it; this sends it once their work commits.
