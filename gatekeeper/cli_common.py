@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -18,6 +18,9 @@ from gatekeeper.config import Settings
 from gatekeeper.errors import GatekeeperError, MediaError
 from gatekeeper.media.refusals import explain
 from gatekeeper.runtime import Runtime
+
+if TYPE_CHECKING:
+    from workers import JobQueue
 
 
 def _now() -> datetime:
@@ -44,11 +47,18 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def _job_queue(runtime: Runtime) -> JobQueue:
+    """The command line's job queue, built on the runtime's first send (workers load only then)."""
+    from workers import JobQueue
+
+    return JobQueue(runtime)
+
+
 def _runtime(ctx: click.Context) -> Runtime:
     runtime = ctx.find_object(Runtime)
     if runtime is None:
         try:
-            runtime = Runtime(Settings.from_env())
+            runtime = Runtime(Settings.from_env(), sender=_job_queue)
         except GatekeeperError as exc:
             _fail(exc)
         if not runtime.settings.dpia_required:

@@ -1,8 +1,10 @@
 """Background jobs on Huey: thin tasks, each calling one service; payloads are job ids.
 
-The enqueue API is `JobQueue` (one per process, built from a `Runtime`):
+The enqueue API is `JobQueue`, one per process: the entry point composes the `Runtime` with it,
+and the runtime builds it on first use (use cases request jobs through `gatekeeper.queueing`):
 
-    queue = JobQueue(runtime)
+    runtime = Runtime(settings, sender=JobQueue)
+    queue = JobQueue.of(runtime)
     with unit_of_work(runtime.sessions) as session:
         ...change something...
         queue.enqueue_publish(session, photo_id, "website")   # sent only if this commits
@@ -242,12 +244,14 @@ class _Lease:
 
 
 class JobQueue:
-    """The Huey queue of one process, with every task registered on it."""
+    """The Huey queue of one process, with every task registered on it.
+
+    A `gatekeeper.queueing.JobSender`: a runtime composed with it (`Runtime(settings,
+    sender=JobQueue)`) sends the jobs that use cases request (a takedown after a withdrawal) through it.
+    """
 
     def __init__(self, runtime: Runtime, *, immediate: bool = False) -> None:
         self.runtime = runtime
-        # Jobs that services record (a takedown after a withdrawal) are sent through this queue.
-        runtime.job_queue = self
         settings = runtime.settings
         self.huey: Huey
         if settings.queue_url:
@@ -284,6 +288,17 @@ class JobQueue:
             self.periodic[kind] = self.huey.periodic_task(cron, name=f"periodic-{kind.value}")(
                 self._periodic(kind, cron)
             )
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> JobQueue:
+        """The job queue `runtime` was composed with, built on first use.
+
+        Raises RuntimeError when the runtime has no queue, TypeError when its sender is not a JobQueue.
+        """
+        queue = runtime.queue()
+        if not isinstance(queue, cls):
+            raise TypeError(f"the runtime's job sender is a {type(queue).__name__}, not a JobQueue")
+        return queue
 
     # --- sending -----------------------------------------------------------------------------
 
@@ -520,9 +535,9 @@ class JobQueue:
 
 
 def _drain_one(settings: Settings) -> int:
-    runtime = Runtime(settings, migrate=False, face_workers=settings.worker_face_cores)
+    runtime = Runtime(settings, migrate=False, face_workers=settings.worker_face_cores, sender=JobQueue)
     try:
-        return JobQueue(runtime).drain()
+        return JobQueue.of(runtime).drain()
     finally:
         if "db" in runtime.__dict__:
             runtime.db.dispose()
@@ -540,8 +555,8 @@ def drain_in_processes(settings: Settings, processes: int) -> int:
 
 
 def _sweep_until_orphaned(settings: Settings, parent: int) -> None:
-    runtime = Runtime(settings, migrate=False)
-    queue = JobQueue(runtime)
+    runtime = Runtime(settings, migrate=False, sender=JobQueue)
+    queue = JobQueue.of(runtime)
     queue.start_sweeper()
     # Ends with the worker that started it, even one killed with SIGKILL (this process is then
     # re-parented).
