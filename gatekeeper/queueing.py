@@ -27,7 +27,7 @@ class JobKind(StrEnum):
 
     GATE = "gate"  # gate an original already in the private store
     PUBLISH = "publish"  # publish a gated photo to the published store
-    TAKEDOWN = "takedown"  # decide a person's publications again after a withdrawal
+    TAKEDOWN = "takedown"  # decide a person's publications again once their consent ends
     WITHDRAWAL_MATCH = "withdrawal_match"  # match a withdrawal request without a link
     RECHECK = "recheck"  # decide every live publication again (also periodic)
     PURGE = "purge"  # purge what is past its retention deadline (also periodic)
