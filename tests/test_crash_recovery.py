@@ -237,7 +237,7 @@ def test_a_worker_killed_at_each_boundary_of_publish_recovers(
     approved = seed_gated_photo(on_s3, data + b"b", now=now, person_ids=(ids["bob"],))
     with unit_of_work(on_s3.sessions) as session:
         consent_service.withdraw_consent(session, "ann", [], settings=on_s3.settings, now=now, actor="t")
-    on_s3.queue().drain(max_wait=5)  # Ann's takedown: nothing of hers is published
+    JobQueue.of(on_s3).drain(max_wait=5)  # Ann's takedown: nothing of hers is published
     queue = JobQueue.of(on_s3)
     with unit_of_work(on_s3.sessions) as session:
         queue.enqueue_publish(session, refused, "website")

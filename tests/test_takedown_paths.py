@@ -65,7 +65,7 @@ def live(rt: Runtime, corpus: Any, now: datetime) -> int:
 
 
 def _drain(rt: Runtime) -> int:
-    ran: int = rt.queue().drain(max_wait=5)
+    ran: int = JobQueue.of(rt).drain(max_wait=5)
     return ran
 
 
