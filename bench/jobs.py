@@ -52,8 +52,10 @@ from click.testing import CliRunner  # noqa: E402
 from consent_db.session import unit_of_work  # noqa: E402
 from gatekeeper.cli import main  # noqa: E402
 from gatekeeper.config import Settings  # noqa: E402
+from gatekeeper.queueing import JobKind  # noqa: E402
 from gatekeeper.runtime import Runtime  # noqa: E402
 from helpers import ENROLMENT, add_people, enrolment_csv, seed_gated_photo  # noqa: E402
+from workers import JobQueue  # noqa: E402
 
 BIN = Path(sys.executable).parent
 POSTGRES = os.environ.get("GATEKEEPER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -96,7 +98,7 @@ def drain(settings: Settings, workers: int) -> float:
 
 
 def bench_gate(settings: Settings, corpus: Path, tmp: Path) -> dict[str, Any]:
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, sender=JobQueue)
     cli(runtime, "people", "import", enrolment_csv(corpus / "faces", tmp))
     enrolled = {corpus / "faces" / rel for rel in ENROLMENT.values()}
     photos = sorted(
@@ -142,7 +144,7 @@ def bench_takedown(
     from consent_db.models import Job
 
     settings.home.mkdir(parents=True, exist_ok=True)
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, sender=JobQueue)
     now = datetime.now(UTC)
     ids = add_people(runtime, now, "withdrawing")
     data = small_jpeg() if small else (corpus / "faces" / "biden" / "biden2.jpg").read_bytes()
@@ -172,7 +174,7 @@ def bench_takedown(
         job = None
         while time.monotonic() < deadline + 600:
             with unit_of_work(runtime.sessions) as session:
-                job = session.query(Job).filter(Job.task == "takedown").one()
+                job = session.query(Job).filter(Job.task == JobKind.TAKEDOWN).one()
                 session.expunge(job)
             if job.state in ("done", "failed"):
                 break

@@ -21,8 +21,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from gatekeeper.config import Settings
     from gatekeeper.runtime import Runtime
     from gatekeeper.web import build_app
+    from workers import JobQueue
 
-    runtime = Runtime(settings or Settings.from_env())
+    runtime = Runtime(settings or Settings.from_env(), sender=JobQueue)
     if runtime.uses_development_secret:
         logging.getLogger("gatekeeper").warning(DEV_SECRET_WARNING)
     if not runtime.settings.dpia_required:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from gatekeeper import media, policy
-from gatekeeper.cli_common import _actor, _emit, _fail, _now, _runtime, plural
+from gatekeeper.cli_common import _actor, _emit, _fail, _job_queue, _now, _runtime, plural
 from gatekeeper.config import Settings
 from gatekeeper.errors import FileTooLargeError, GatekeeperError, InvalidInputError, MediaError
 from gatekeeper.media.refusals import explain
@@ -741,7 +741,7 @@ def _start_worker(settings: Settings, job: GateJob) -> None:
     from consent_db.session import unit_of_work
     from gatekeeper.services import gate as gate_service
 
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, sender=_job_queue)
     with unit_of_work(runtime.sessions) as session:
         tools = gate_service.load_tools(session, settings, runtime.faces, runtime.originals)
     _worker.update(runtime=runtime, tools=tools, job=job)
@@ -1048,8 +1048,8 @@ def _register_after_the_verdict() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # `python -m gatekeeper.cli`: run the imported module's group, which registers every command
-    # (cli_jobs imports gatekeeper.cli, so registering from this copy would import it in a circle).
+    # `python -m gatekeeper.cli`: run the imported module's group, which registers every command, so
+    # that the commands and the functions given to worker processes belong to `gatekeeper.cli`.
     from gatekeeper.cli import main as _main
 
     _main()

@@ -1,7 +1,8 @@
 """What every command module shares: the clock, the actor, errors as failures, the runtime, JSON out.
 
-A module of its own so that `gatekeeper.cli`, `cli_jobs` and `cli_users` import it without
-importing one another in a circle.
+A module of its own so that `gatekeeper.cli` and every `cli_*` command module import it without
+importing one another in a circle: command modules import this module (and services), never
+`gatekeeper.cli`, which registers them.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -17,6 +18,9 @@ from gatekeeper.config import Settings
 from gatekeeper.errors import GatekeeperError, MediaError
 from gatekeeper.media.refusals import explain
 from gatekeeper.runtime import Runtime
+
+if TYPE_CHECKING:
+    from workers import JobQueue
 
 
 def _now() -> datetime:
@@ -43,11 +47,18 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def _job_queue(runtime: Runtime) -> JobQueue:
+    """The command line's job queue, built on the runtime's first send (workers load only then)."""
+    from workers import JobQueue
+
+    return JobQueue(runtime)
+
+
 def _runtime(ctx: click.Context) -> Runtime:
     runtime = ctx.find_object(Runtime)
     if runtime is None:
         try:
-            runtime = Runtime(Settings.from_env())
+            runtime = Runtime(Settings.from_env(), sender=_job_queue)
         except GatekeeperError as exc:
             _fail(exc)
         if not runtime.settings.dpia_required:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
+from gatekeeper.cli_common import _actor, _fail, _runtime
 from gatekeeper.errors import GatekeeperError
 
 
@@ -22,7 +23,6 @@ def dpia() -> None:
 def dpia_record(ctx: click.Context, reference: str, approved_by: str, approved_on: datetime) -> None:
     """Record an approved DPIA (audited); from now on faces are matched and people may be enrolled."""
     from consent_db.session import unit_of_work
-    from gatekeeper.cli import _actor, _fail, _runtime
     from gatekeeper.services import dpia as dpia_service
 
     runtime = _runtime(ctx)
@@ -46,7 +46,6 @@ def dpia_record(ctx: click.Context, reference: str, approved_by: str, approved_o
 def dpia_show(ctx: click.Context) -> None:
     """Show the DPIA in force, and whether face matching is on."""
     from consent_db.session import unit_of_work
-    from gatekeeper.cli import _runtime
     from gatekeeper.services import dpia as dpia_service
 
     runtime = _runtime(ctx)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gatekeeper.cli_common import _actor, _emit, _fail, _now, _runtime
 from gatekeeper.errors import GatekeeperError
+
+if TYPE_CHECKING:
+    from workers import JobQueue
 
 
 @click.command("publish")
@@ -208,9 +211,11 @@ def takedowns_done(ctx: click.Context, task_id: int, note: str) -> None:
 # --- the queue ---------------------------------------------------------------------------------
 
 
-def job_queue(ctx: click.Context) -> Any:
+def job_queue(ctx: click.Context) -> JobQueue:
     """This process's job queue (built once, on the command's runtime)."""
-    return _runtime(ctx).queue()
+    from workers import JobQueue
+
+    return JobQueue.of(_runtime(ctx))
 
 
 def enqueue_files(
@@ -268,9 +273,10 @@ def worker(ctx: click.Context, workers: int, drain: bool, periodic: bool) -> Non
     schedulers fire anyway, each periodic run is claimed in the database and runs once per tick.
     """
     from gatekeeper.runtime import Runtime
+    from workers import JobQueue
 
     settings = _runtime(ctx).settings
-    runtime = Runtime(settings, migrate=False, face_workers=settings.worker_face_cores)
+    runtime = Runtime(settings, migrate=False, face_workers=settings.worker_face_cores, sender=JobQueue)
     try:
         runtime.db  # noqa: B018 (checks the schema is current before any job is taken)
     except GatekeeperError as exc:

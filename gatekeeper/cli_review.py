@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from gatekeeper.cli_common import plural
+from gatekeeper.cli_common import _actor, _emit, _fail, _now, _runtime, plural
 from gatekeeper.errors import GatekeeperError
 
 
@@ -27,7 +27,6 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
     `original` (JSON) is the photo's key in the private originals store, where the reviewer looks at it.
     """
     from consent_db.session import unit_of_work
-    from gatekeeper.cli import _emit, _runtime
     from gatekeeper.services import review as review_service
 
     runtime = _runtime(ctx)
@@ -97,7 +96,6 @@ def review_resolve(
     A template is made from the face only when the person's biometric consent allows it.
     """
     from consent_db.session import unit_of_work
-    from gatekeeper.cli import _actor, _emit, _fail, _now, _runtime
     from gatekeeper.services import review as review_service
 
     chosen = [

@@ -83,8 +83,7 @@ def serve(
     except GatekeeperError as exc:
         _fail(exc)
     # The app's own runtime both sends jobs and runs them: one set of face models in memory.
-    queue = JobQueue(app.extensions["gatekeeper"])
-    app.extensions["gatekeeper_queue"] = queue
+    queue = JobQueue.of(app.extensions["gatekeeper"])
     # Bound before anything is printed: whoever reads "serving on" can connect at once.
     # Behind trusted proxies (GATEKEEPER_PROXY_HOPS) the app reads X-Forwarded-* itself, counting the
     # hops; waitress would otherwise strip them first and every client would share one rate limit.

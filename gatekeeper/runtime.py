@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import threading
+from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gatekeeper.config import DEV_SECRET, Settings
 from gatekeeper.errors import ConfigError
@@ -16,11 +18,25 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from gatekeeper.queueing import JobSender
+
 
 class Runtime:
-    """Builds each collaborator once, on first use (the face models load only when needed)."""
+    """Builds each collaborator once, on first use (the face models load only when needed).
 
-    def __init__(self, settings: Settings, *, migrate: bool = True, face_workers: int | None = None) -> None:
+    `sender` builds this process's job sender from the runtime (the entry points give
+    `workers.JobQueue`); it is built on first use. Without one, jobs that use cases request are
+    recorded but not sent (the sweeper of a process that has a queue sends them).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        migrate: bool = True,
+        face_workers: int | None = None,
+        sender: Callable[[Runtime], JobSender] | None = None,
+    ) -> None:
         self.settings = settings
         # Processes one photo's face analysis may use: None, every core (the command line);
         # long-lived workers pass their setting (default 1), so N workers never fork N x cores.
@@ -28,8 +44,9 @@ class Runtime:
         # Long-lived processes (workers) never migrate: `gatekeeper db upgrade` is the explicit step,
         # so several processes starting together never race to change the schema.
         self.migrate = migrate
-        # This process's job queue (workers.JobQueue): built on first send, or the last one built.
-        self.job_queue: Any = None
+        self._make_sender = sender
+        self._sender: JobSender | None = None
+        self._sender_lock = threading.Lock()
 
     @cached_property
     def db(self) -> Engine:
@@ -52,24 +69,29 @@ class Runtime:
     def sessions(self) -> sessionmaker[Session]:
         """The session factory for units of work."""
         from consent_db.session import make_session_factory
-        from gatekeeper.services.jobs import SEND_JOB
+        from gatekeeper.queueing import SEND_JOB
 
         factory = make_session_factory(self.db)
-        # Use cases that make a job necessary record it; this sends it once their work commits.
-        factory.configure(info={SEND_JOB: self.send_job})
+        if self._make_sender is not None:
+            # Use cases that make a job necessary record it; this sends it once their work commits.
+            factory.configure(info={SEND_JOB: self.send_job})
         return factory
 
-    def queue(self) -> Any:
-        """This process's job queue (`workers.JobQueue`), built on first use."""
-        if self.job_queue is None:
-            from workers import JobQueue
+    def queue(self) -> JobSender:
+        """This process's job sender (its queue), built from this runtime on first use.
 
-            JobQueue(self)  # registers itself as this runtime's queue
-        return self.job_queue
+        Raises RuntimeError when the runtime was composed without one.
+        """
+        if self._make_sender is None:
+            raise RuntimeError("this runtime was composed without a job queue (Runtime(..., sender=...))")
+        with self._sender_lock:
+            if self._sender is None:
+                self._sender = self._make_sender(self)
+            return self._sender
 
-    def send_job(self, task: str, job_id: int) -> None:
+    def send_job(self, kind: str, job_id: int) -> None:
         """Put a committed job on the queue; if the queue cannot be reached, the sweeper sends it later."""
-        self.queue().send(task, job_id)
+        self.queue().send(kind, job_id)
 
     @cached_property
     def secret_key(self) -> str:

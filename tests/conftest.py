@@ -226,10 +226,12 @@ def settings(tmp_home: Path, database_url: str) -> Any:
 
 @pytest.fixture
 def runtime(settings: Any) -> Iterator[Any]:
-    """The composed application for one test; its database engine is disposed afterwards."""
+    """The composed application for one test (with its job queue, as the entry points compose it);
+    its database engine is disposed afterwards."""
     from gatekeeper.runtime import Runtime
+    from workers import JobQueue
 
-    rt = Runtime(settings)
+    rt = Runtime(settings, sender=JobQueue)
     yield rt
     if "db" in rt.__dict__:
         rt.db.dispose()

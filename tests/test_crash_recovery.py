@@ -34,7 +34,9 @@ def test_workers_killed_mid_publish_then_recovered_leave_a_consistent_state(
     runtime: Runtime, corpus: Any, now: datetime, s3: Any
 ) -> None:
     prefix = f"crash-{secrets.token_hex(4)}"
-    on_s3 = Runtime(dataclasses.replace(runtime.settings, published_url=f"s3://{s3.bucket}/{prefix}"))
+    on_s3 = Runtime(
+        dataclasses.replace(runtime.settings, published_url=f"s3://{s3.bucket}/{prefix}"), sender=JobQueue
+    )
     data = (corpus.faces_dir / "biden/biden2.jpg").read_bytes()
     ids = add_people(on_s3, now, "ann", "bob")
     photos = [
@@ -46,7 +48,7 @@ def test_workers_killed_mid_publish_then_recovered_leave_a_consistent_state(
         from gatekeeper.services import consent as consent_service
 
         consent_service.withdraw_consent(session, "ann", [], settings=on_s3.settings, now=now, actor="t")
-    queue = JobQueue(on_s3)
+    queue = JobQueue.of(on_s3)
     with unit_of_work(on_s3.sessions) as session:
         for photo_id in photos:
             queue.enqueue_publish(session, photo_id, "website")
@@ -174,7 +176,7 @@ def _on_s3(runtime: Runtime, s3: Any) -> tuple[Runtime, str]:
         published_url=f"s3://{s3.bucket}/{prefix}/published",
         originals_url=f"s3://{s3.bucket}/{prefix}/originals",
     )
-    return Runtime(settings), prefix
+    return Runtime(settings, sender=JobQueue), prefix
 
 
 def _kill_worker_at(runtime: Runtime, boundary: str, step: str) -> int:
@@ -235,8 +237,8 @@ def test_a_worker_killed_at_each_boundary_of_publish_recovers(
     approved = seed_gated_photo(on_s3, data + b"b", now=now, person_ids=(ids["bob"],))
     with unit_of_work(on_s3.sessions) as session:
         consent_service.withdraw_consent(session, "ann", [], settings=on_s3.settings, now=now, actor="t")
-    on_s3.queue().drain(max_wait=5)  # Ann's takedown: nothing of hers is published
-    queue = JobQueue(on_s3)
+    JobQueue.of(on_s3).drain(max_wait=5)  # Ann's takedown: nothing of hers is published
+    queue = JobQueue.of(on_s3)
     with unit_of_work(on_s3.sessions) as session:
         queue.enqueue_publish(session, refused, "website")
         queue.enqueue_publish(session, approved, "website")
@@ -292,7 +294,7 @@ def test_a_worker_killed_at_each_boundary_of_purge_recovers(
     due = seed_gated_photo(on_s3, data, now=datetime.now(UTC) - timedelta(days=60), status="blocked")
     kept = seed_gated_photo(on_s3, data + b"k", now=datetime.now(UTC), status="blocked")
     assert len(s3.versions(f"{prefix}/originals/")) == 2
-    queue = JobQueue(on_s3)
+    queue = JobQueue.of(on_s3)
     with unit_of_work(on_s3.sessions) as session:
         queue.enqueue_purge(session)
     assert _kill_worker_at(on_s3, boundary, "purge") == -signal.SIGKILL

@@ -23,6 +23,7 @@ from gatekeeper.services import gate as gate_service
 from gatekeeper.services import publish as publish_service
 from gatekeeper.storage import LocalBlobStore
 from helpers import enrolment_csv, gate_json, run
+from workers import JobQueue
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,7 @@ NAMES = {
 
 def with_settings(runtime: Runtime, **changes: Any) -> Iterator[Runtime]:
     """A second runtime on the same instance and database with some settings changed."""
-    other = Runtime(dataclasses.replace(runtime.settings, **changes))
+    other = Runtime(dataclasses.replace(runtime.settings, **changes), sender=JobQueue)
     yield other
     if "db" in other.__dict__:
         other.db.dispose()

@@ -51,7 +51,7 @@ def test_erasure_keeps_a_held_photo_reports_it_and_still_takes_its_copy_down(
     assert _photo_ids(runtime) == [held]
     # Her consent is gone, so the held photo's published copy goes; the photo itself is kept.
     assert len(list(runtime.published.iter_keys())) == 1
-    JobQueue(runtime).drain(max_wait=5)
+    JobQueue.of(runtime).drain(max_wait=5)
     assert list(runtime.published.iter_keys()) == []
     assert _photo_ids(runtime) == [held]
     [event] = _actions(runtime, "photo.held")

@@ -29,7 +29,9 @@ LEASE = 0.3  # seconds: short, so that a lease lapses within the test
 @pytest.fixture
 def leased(runtime: Runtime) -> Iterator[Runtime]:
     """The test's runtime with a short lease (and the same database)."""
-    other = Runtime(dataclasses.replace(runtime.settings, job_lease=LEASE, job_max_attempts=3))
+    other = Runtime(
+        dataclasses.replace(runtime.settings, job_lease=LEASE, job_max_attempts=3), sender=JobQueue
+    )
     yield other
     if "db" in other.__dict__:
         other.db.dispose()
@@ -72,7 +74,7 @@ def _take(runtime: Runtime, queue: JobQueue, job_id: int) -> list[Any]:
 def test_a_job_taken_by_a_process_that_died_is_sent_again_once_its_lease_lapses(
     leased: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
-    queue = JobQueue(leased)
+    queue = JobQueue.of(leased)
     photo_id = seed_gated_photo(leased, photo_bytes, now=now)
     with unit_of_work(leased.sessions) as session:
         job_id = queue.enqueue_publish(session, photo_id, "website")
@@ -91,7 +93,7 @@ def test_a_job_taken_by_a_process_that_died_is_sent_again_once_its_lease_lapses(
 def test_a_queued_job_whose_message_was_lost_is_sent_again_and_one_still_waiting_is_not(
     leased: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
-    queue = JobQueue(leased)
+    queue = JobQueue.of(leased)
     first = seed_gated_photo(leased, photo_bytes, now=now)
     second = seed_gated_photo(leased, photo_bytes + b"2", now=now)
     with unit_of_work(leased.sessions) as session:
@@ -110,7 +112,7 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again_and_one_still_waiting
 def test_a_running_job_under_a_live_lease_is_not_started_again_by_a_duplicate_message(
     leased: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
-    queue = JobQueue(leased)
+    queue = JobQueue.of(leased)
     photo_id = seed_gated_photo(leased, photo_bytes, now=now)
     with unit_of_work(leased.sessions) as session:
         job_id = queue.enqueue_publish(session, photo_id, "website")
@@ -123,7 +125,7 @@ def test_a_running_job_under_a_live_lease_is_not_started_again_by_a_duplicate_me
 def test_a_job_whose_process_dies_every_time_is_failed_with_the_reason(
     leased: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
-    queue = JobQueue(leased)
+    queue = JobQueue.of(leased)
     photo_id = seed_gated_photo(leased, photo_bytes, now=now)
     with unit_of_work(leased.sessions) as session:
         job_id = queue.enqueue_publish(session, photo_id, "website")
@@ -143,9 +145,9 @@ def test_the_lease_is_renewed_while_a_job_runs_so_no_sweep_sends_it_again(
     runtime: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
     # A lease longer than elsewhere here, so that a busy machine never delays a renewal past it.
-    leased = Runtime(dataclasses.replace(runtime.settings, job_lease=1.0))
+    leased = Runtime(dataclasses.replace(runtime.settings, job_lease=1.0), sender=JobQueue)
     try:
-        queue = JobQueue(leased)
+        queue = JobQueue.of(leased)
         photo_id = seed_gated_photo(leased, photo_bytes, now=now)
         with unit_of_work(leased.sessions) as session:
             job_id = queue.enqueue_publish(session, photo_id, "website")
@@ -204,7 +206,7 @@ def _seed_job(runtime: Runtime, queue: JobQueue, task: str, photo_bytes: bytes, 
 def test_a_job_run_twice_because_its_lease_lapsed_leaves_its_effects_once(
     leased: Runtime, photo_bytes: bytes, now: datetime, task: str
 ) -> None:
-    queue = JobQueue(leased)
+    queue = JobQueue.of(leased)
     job_id = _seed_job(leased, queue, task, photo_bytes, now)
     before = _events(leased)
     args = _take(leased, queue, job_id)  # the first run starts, then is slow: its lease lapses
@@ -268,7 +270,7 @@ def test_the_periodic_recheck_opens_a_takedown_task_that_names_the_person(
 def test_a_job_done_by_another_run_is_not_marked_failed_by_a_late_error(
     leased: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
-    queue = JobQueue(leased)
+    queue = JobQueue.of(leased)
     photo_id = seed_gated_photo(leased, photo_bytes, now=now)
     with unit_of_work(leased.sessions) as session:
         job_id = queue.enqueue_publish(session, photo_id, "website")

@@ -130,7 +130,7 @@ def _compose(runtime: Runtime, with_redis: bool) -> Iterator[Runtime]:
         redis_server = OwnRedis()
         redis_server.start()
         changes["queue_url"] = redis_server.url
-    composed = Runtime(dataclasses.replace(runtime.settings, **changes), migrate=False)
+    composed = Runtime(dataclasses.replace(runtime.settings, **changes), migrate=False, sender=JobQueue)
     composed.redis = redis_server  # type: ignore[attr-defined]
     yield composed
     if "db" in composed.__dict__:
@@ -197,7 +197,7 @@ def _all_done(runtime: Runtime) -> bool:
 
 def _queue_gates(runtime: Runtime, corpus: Any, names: tuple[str, ...] = PHOTOS) -> list[str]:
     """Keep the originals and queue a gate job each (as `gate --queue` does); their sha256s."""
-    queue = JobQueue(runtime)
+    queue = JobQueue.of(runtime)
     digests = []
     for name in names:
         data = (corpus.faces_dir / name).read_bytes()

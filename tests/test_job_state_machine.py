@@ -50,8 +50,8 @@ class Jobs(RuleBasedStateMachine):
 
     def __init__(self, settings: Settings, data: bytes) -> None:
         super().__init__()
-        self.runtime = Runtime(settings, migrate=False)
-        self.queue = JobQueue(self.runtime)
+        self.runtime = Runtime(settings, migrate=False, sender=JobQueue)
+        self.queue = JobQueue.of(self.runtime)
         self.data = data
         self.uploads = itertools.count()
         self.ids: dict[str, int] = {}

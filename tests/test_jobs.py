@@ -32,7 +32,7 @@ def photo_bytes(corpus: Any) -> bytes:
 
 
 def _other(runtime: Runtime, **changes: Any) -> Iterator[Runtime]:
-    other = Runtime(dataclasses.replace(runtime.settings, **changes))
+    other = Runtime(dataclasses.replace(runtime.settings, **changes), sender=JobQueue)
     yield other
     if "db" in other.__dict__:
         other.db.dispose()
@@ -69,7 +69,7 @@ def test_a_rollback_sends_nothing(runtime: Runtime, photo_bytes: bytes, now: dat
 def test_an_error_that_will_not_pass_fails_the_job_at_once_and_is_audited(
     runtime: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
-    queue = JobQueue(runtime)
+    queue = JobQueue.of(runtime)
     photo_id = seed_gated_photo(runtime, photo_bytes, now=now)
     with unit_of_work(runtime.sessions) as session:
         queue.enqueue_publish(session, photo_id, "print")  # the photo was gated for the website
@@ -90,7 +90,7 @@ def test_a_transient_backend_error_is_retried_with_backoff_then_failed_and_can_b
     blocked.write_bytes(b"a file where the published folder should be")
     photo_id = seed_gated_photo(runtime, photo_bytes, now=now)
     for broken in _other(runtime, published_url=str(blocked), job_retries=2, job_retry_delay=0.05):
-        queue = JobQueue(broken)
+        queue = JobQueue.of(broken)
         with unit_of_work(broken.sessions) as session:
             job_id = queue.enqueue_publish(session, photo_id, "website")
         assert queue.drain() == 3  # the first attempt and two retries
@@ -100,7 +100,7 @@ def test_a_transient_backend_error_is_retried_with_backoff_then_failed_and_can_b
         assert session.scalars(select(Publication)).all() == []
     # Once the store works again, an operator retries the failed job.
     assert run(runtime, "jobs", "--retry", job_id).exit_code == 0
-    assert JobQueue(runtime).drain() == 1
+    assert JobQueue.of(runtime).drain() == 1
     [job] = _jobs(runtime)
     assert (job.state, job.attempts) == ("done", 4)
     assert len(list(runtime.published.iter_keys())) == 1
@@ -115,7 +115,7 @@ def test_a_withdrawal_queues_a_takedown_that_deletes_the_published_copy(
     assert len(list(runtime.published.iter_keys())) == 1
     withdrawn = run(runtime, "consent", "withdraw", "ann", "--channel", "website")
     assert "takedown job" in withdrawn.stdout
-    assert JobQueue(runtime).drain() == 1
+    assert JobQueue.of(runtime).drain() == 1
     assert list(runtime.published.iter_keys()) == []
     with unit_of_work(runtime.sessions) as session:
         [publication] = session.scalars(select(Publication)).all()
@@ -151,7 +151,7 @@ def test_two_worker_processes_drain_one_redis_queue_each_job_once(
     name = f"gk-test-{secrets.token_hex(4)}"
     photo_ids = [seed_gated_photo(runtime, photo_bytes + bytes([i]), now=now) for i in range(30)]
     for redis_runtime in _other(runtime, queue_url=REDIS_URL, queue_name=name):
-        queue = JobQueue(redis_runtime)
+        queue = JobQueue.of(redis_runtime)
         with unit_of_work(redis_runtime.sessions) as session:
             for photo_id in photo_ids:
                 queue.enqueue_publish(session, photo_id, "website")
@@ -185,7 +185,7 @@ def test_two_worker_processes_drain_one_redis_queue_each_job_once(
 def test_a_long_running_worker_gates_with_the_templates_and_consent_of_the_moment(
     runtime: Runtime, corpus: Any, tmp_path: Path
 ) -> None:
-    queue = JobQueue(runtime)  # one long-lived queue and runtime, as in a worker process
+    queue = JobQueue.of(runtime)  # one long-lived queue and runtime, as in a worker process
     photo = corpus.faces_dir / "biden/biden2.jpg"
 
     def gate_queued(jobs: int = 1) -> tuple[str, list[str]]:
@@ -238,14 +238,14 @@ def test_a_withdrawal_while_the_gate_job_runs_leaves_nothing_of_the_person_publi
     finally:
         worker.kill()
     assert worker.returncode == 0, stderr
-    JobQueue(runtime).drain()  # the takedown job, if the worker had already found the queue empty
+    JobQueue.of(runtime).drain()  # the takedown job, if the worker had already found the queue empty
     with unit_of_work(runtime.sessions) as session:
         [photo] = session.scalars(select(Photo)).all()
         photo_id = photo.id
     # Whichever consent the gate read, publishing now decides again and finds the withdrawal.
     published = run(runtime, "publish", str(photo_id), "--channel", "website")
     assert published.exit_code == 1 and "NOT published" in published.output, published.output
-    queue = JobQueue(runtime)
+    queue = JobQueue.of(runtime)
     with unit_of_work(runtime.sessions) as session:
         queue.enqueue_publish(session, photo_id, "website")
     assert queue.drain() == 1
@@ -295,7 +295,7 @@ def test_the_recheck_job_takes_down_a_copy_whose_consent_has_since_expired(
                 now=now,
                 actor="t",
             )
-    queue = JobQueue(runtime)
+    queue = JobQueue.of(runtime)
     with unit_of_work(runtime.sessions) as session:
         queue.enqueue_recheck(session)
     assert queue.drain() == 1  # the job decides at the moment it runs, long after 20 June 2026
@@ -314,11 +314,11 @@ def test_a_queue_that_is_down_never_fails_the_withdrawal_and_the_sweeper_sends_i
         assert result.exit_code == 0, result.output
         [job] = _jobs(down)
         assert (job.task, job.args, job.state) == ("takedown", [ids["ann"]], "queued")
-        assert JobQueue(down).reachable() is False
+        assert JobQueue.of(down).reachable() is False
     # The withdrawal committed and its job waits in the database; no command is needed: once the
     # queue answers, the sweeper finds a queued job that is not in the queue and sends it.
     for back in _other(runtime, job_lease=0.2):
-        queue = JobQueue(back)
+        queue = JobQueue.of(back)
         assert queue.reachable() is True
         assert queue.huey.pending_count() == 0  # the message was never sent
         time.sleep(0.3)

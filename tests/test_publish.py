@@ -71,8 +71,9 @@ def test_a_rebuilt_copy_is_made_at_the_size_published_on_its_channel(runtime: An
     from PIL import Image
 
     from gatekeeper.runtime import Runtime
+    from workers import JobQueue
 
-    small = Runtime(dataclasses.replace(runtime.settings, output_sizes=(("website", 512),)))
+    small = Runtime(dataclasses.replace(runtime.settings, output_sizes=(("website", 512),)), sender=JobQueue)
     buffer = io.BytesIO()
     Image.new("RGB", (1200, 900), (90, 140, 60)).save(buffer, "JPEG", quality=90)
     photo_id = seed_gated_photo(small, buffer.getvalue(), now=now)

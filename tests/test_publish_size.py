@@ -15,6 +15,7 @@ from consent_db.session import unit_of_work
 from gatekeeper.runtime import Runtime
 from gatekeeper.services import publish as publish_service
 from helpers import add_people, run, seed_gated_photo
+from workers import JobQueue
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def published(runtime: Runtime, corpus: Any, now: datetime) -> tuple[int, int]:
 
 def _larger(runtime: Runtime) -> Iterator[Runtime]:
     sizes = (*runtime.settings.output_sizes, ("website", 4096))
-    other = Runtime(dataclasses.replace(runtime.settings, output_sizes=sizes))
+    other = Runtime(dataclasses.replace(runtime.settings, output_sizes=sizes), sender=JobQueue)
     yield other
     if "db" in other.__dict__:
         other.db.dispose()

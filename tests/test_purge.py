@@ -20,7 +20,7 @@ from gatekeeper.services import consent as consent_service
 from gatekeeper.services import publish as publish_service
 from gatekeeper.services.purge import consent_end
 from helpers import add_people, run, seed_gated_photo
-from workers import run_purge
+from workers import JobQueue, run_purge
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def photo_bytes(corpus: Any) -> bytes:
 
 
 def _on(runtime: Runtime, **changes: Any) -> Iterator[Runtime]:
-    other = Runtime(dataclasses.replace(runtime.settings, **changes))
+    other = Runtime(dataclasses.replace(runtime.settings, **changes), sender=JobQueue)
     yield other
     if "db" in other.__dict__:
         other.db.dispose()
@@ -78,10 +78,9 @@ def test_an_upload_whose_check_never_finished_is_purged_as_blocked(
     runtime: Runtime, photo_bytes: bytes
 ) -> None:
     from gatekeeper.services import uploads
-    from workers import JobQueue
 
     uploaded = datetime(2026, 6, 15, 9, tzinfo=UTC)
-    queue = JobQueue(runtime)  # never drained: the gate job did not run (or failed and was left)
+    queue = JobQueue.of(runtime)  # never drained: the gate job did not run (or failed and was left)
     with unit_of_work(runtime.sessions) as session:
         batch = uploads.submit_batch(
             session,

@@ -23,6 +23,7 @@ from gatekeeper.config import Settings
 from gatekeeper.runtime import Runtime
 from gatekeeper.services import gate as gate_service
 from helpers import gate_json, person_row, run, write_csv
+from workers import JobQueue
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,7 @@ GROUP = "group/two_people.jpg"  # obama (face 1) and biden (face 2), numbered fr
 @pytest.fixture
 def reviewing(settings: Settings) -> Any:
     """A runtime on the test's database that sends photos with unknown faces to review."""
-    rt = Runtime(replace(settings, unknown_faces="review"))
+    rt = Runtime(replace(settings, unknown_faces="review"), sender=JobQueue)
     yield rt
     if "db" in rt.__dict__:
         rt.db.dispose()

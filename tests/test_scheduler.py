@@ -29,7 +29,7 @@ GATEKEEPER = str(Path(sys.executable).parent / "gatekeeper")
 
 
 def _other(runtime: Runtime, **changes: Any) -> Iterator[Runtime]:
-    other = Runtime(dataclasses.replace(runtime.settings, **changes))
+    other = Runtime(dataclasses.replace(runtime.settings, **changes), sender=JobQueue)
     yield other
     if "db" in other.__dict__:
         other.db.dispose()
@@ -71,9 +71,9 @@ def test_a_tick_is_the_latest_minute_the_schedule_matches() -> None:
 
 
 def test_two_schedulers_firing_one_tick_run_its_job_once(runtime: Runtime) -> None:
-    first = JobQueue(runtime)
+    first = JobQueue.of(runtime)
     for second_runtime in _other(runtime):
-        second = JobQueue(second_runtime)  # another process's scheduler, on the same database
+        second = JobQueue.of(second_runtime)  # another process's scheduler, on the same database
         for name in ("recheck", "purge"):
             first.periodic[name].call_local()
             second.periodic[name].call_local()
@@ -115,7 +115,7 @@ def test_two_worker_processes_with_schedulers_on_one_redis_queue_run_each_tick_o
             worker.send_signal(signal.SIGINT)
         outputs = [w.communicate(timeout=60)[1] for w in workers]
         for redis_runtime in _other(runtime, queue_url=REDIS_URL, queue_name=name):
-            JobQueue(redis_runtime).huey.storage.flush_all()
+            JobQueue.of(redis_runtime).huey.storage.flush_all()
     fired = [o.count("Enqueueing periodic task") for o in outputs]
     assert all(n >= 2 for n in fired), outputs  # each scheduler fired both periodic tasks
     jobs = _jobs(runtime, "recheck", "purge")
@@ -135,7 +135,7 @@ def test_worker_workers_n_drain_runs_the_jobs_in_n_processes(
 ) -> None:
     data = (corpus.faces_dir / "biden/biden2.jpg").read_bytes()
     photo_ids = [seed_gated_photo(runtime, data + bytes([i]), now=now) for i in range(12)]
-    queue = JobQueue(runtime)
+    queue = JobQueue.of(runtime)
     with unit_of_work(runtime.sessions) as session:
         for photo_id in photo_ids:
             queue.enqueue_publish(session, photo_id, "website")

@@ -25,6 +25,7 @@ from gatekeeper.runtime import Runtime
 from gatekeeper.services import consent as consent_service
 from gatekeeper.services import withdrawals
 from helpers import add_people, person_row, run, seed_gated_photo, write_csv
+from workers import JobQueue
 
 ANN = "ann"
 
@@ -64,7 +65,7 @@ def live(rt: Runtime, corpus: Any, now: datetime) -> int:
 
 
 def _drain(rt: Runtime) -> int:
-    ran: int = rt.queue().drain(max_wait=5)
+    ran: int = JobQueue.of(rt).drain(max_wait=5)
     return ran
 
 
@@ -253,7 +254,9 @@ def test_a_takedown_of_many_copies_deletes_them_together_and_keeps_a_refused_one
 
     bucket = f"takedown-{secrets.token_hex(4)}"
     s3.client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
-    on_s3 = Runtime(dataclasses.replace(runtime.settings, published_url=f"s3://{bucket}/pub"))
+    on_s3 = Runtime(
+        dataclasses.replace(runtime.settings, published_url=f"s3://{bucket}/pub"), sender=JobQueue
+    )
     ids = add_people(on_s3, now, ANN)
     data = (corpus.faces_dir / "biden/biden2.jpg").read_bytes()
     count = publish_service.DELETE_MANY_FROM + 5

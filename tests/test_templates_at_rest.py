@@ -22,6 +22,7 @@ from gatekeeper.faces.codec import TemplateKeys, encoding_to_bytes, is_sealed
 from gatekeeper.runtime import Runtime
 from gatekeeper.services.templates import template_keys
 from helpers import gate_json, person_row, run, write_csv
+from workers import JobQueue
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +105,7 @@ def test_configured_keys_rotate_to_the_first_and_the_old_key_alone_no_longer_ope
     assert first != second and len(base64.urlsafe_b64decode(first)) == 32
 
     def with_keys(value: str) -> Runtime:
-        return Runtime(dataclasses.replace(runtime.settings, template_key=value))
+        return Runtime(dataclasses.replace(runtime.settings, template_key=value), sender=JobQueue)
 
     old = with_keys(first)
     try:

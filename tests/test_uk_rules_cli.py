@@ -20,6 +20,7 @@ from gatekeeper.config import Settings
 from gatekeeper.errors import ConfigError
 from gatekeeper.runtime import Runtime
 from helpers import gate_json, person_row, run, write_csv
+from workers import JobQueue
 
 CHILD_DOB = "2015-05-05"
 
@@ -57,7 +58,7 @@ def make_runtime(settings: Settings) -> Iterator[Any]:
     built: list[Runtime] = []
 
     def make(**changes: Any) -> Runtime:
-        rt = Runtime(replace(settings, **changes))
+        rt = Runtime(replace(settings, **changes), sender=JobQueue)
         built.append(rt)
         return rt
 

@@ -1,8 +1,10 @@
 """Background jobs on Huey: thin tasks, each calling one service; payloads are job ids.
 
-The enqueue API is `JobQueue` (one per process, built from a `Runtime`):
+The enqueue API is `JobQueue`, one per process: the entry point composes the `Runtime` with it,
+and the runtime builds it on first use (use cases request jobs through `gatekeeper.queueing`):
 
-    queue = JobQueue(runtime)
+    runtime = Runtime(settings, sender=JobQueue)
+    queue = JobQueue.of(runtime)
     with unit_of_work(runtime.sessions) as session:
         ...change something...
         queue.enqueue_publish(session, photo_id, "website")   # sent only if this commits
@@ -46,6 +48,7 @@ from consent_db.models import PurgeReport
 from consent_db.session import after_commit, create_private_sqlite, unit_of_work
 from gatekeeper.config import Settings
 from gatekeeper.errors import BackendError
+from gatekeeper.queueing import JobKind, record_job
 from gatekeeper.runtime import Runtime
 from gatekeeper.services import gate as gate_service
 from gatekeeper.services import jobs as jobs_service
@@ -189,17 +192,24 @@ def run_erasure(runtime: Runtime, external_id: str, *, now: datetime, actor: str
         return purge_service.write_report(session, started_at=now, now=_now(), actor=actor, results=results)
 
 
-TASKS: dict[str, Callable[..., None]] = {
-    "gate": run_gate,
-    "publish": run_publish,
-    "takedown": run_takedown,
-    "withdrawal_match": run_withdrawal_match,
-    "recheck": run_recheck,
-    "purge": run_purge_job,
+TASKS: dict[JobKind, Callable[..., None]] = {
+    JobKind.GATE: run_gate,
+    JobKind.PUBLISH: run_publish,
+    JobKind.TAKEDOWN: run_takedown,
+    JobKind.WITHDRAWAL_MATCH: run_withdrawal_match,
+    JobKind.RECHECK: run_recheck,
+    JobKind.PURGE: run_purge_job,
 }
 
 # Higher runs first: a withdrawal's takedown never waits behind a batch of uploads being gated.
-PRIORITY = {"takedown": 30, "withdrawal_match": 30, "recheck": 20, "publish": 10, "gate": 0, "purge": 0}
+PRIORITY = {
+    JobKind.TAKEDOWN: 30,
+    JobKind.WITHDRAWAL_MATCH: 30,
+    JobKind.RECHECK: 20,
+    JobKind.PUBLISH: 10,
+    JobKind.GATE: 0,
+    JobKind.PURGE: 0,
+}
 
 # How long the answer to "can jobs be sent?" is reused (the staff banner, /readyz), in seconds.
 _REACHABLE_TTL = 5.0
@@ -234,12 +244,14 @@ class _Lease:
 
 
 class JobQueue:
-    """The Huey queue of one process, with every task registered on it."""
+    """The Huey queue of one process, with every task registered on it.
+
+    A `gatekeeper.queueing.JobSender`: a runtime composed with it (`Runtime(settings,
+    sender=JobQueue)`) sends the jobs that use cases request (a takedown after a withdrawal) through it.
+    """
 
     def __init__(self, runtime: Runtime, *, immediate: bool = False) -> None:
         self.runtime = runtime
-        # Jobs that services record (a takedown after a withdrawal) are sent through this queue.
-        runtime.job_queue = self
         settings = runtime.settings
         self.huey: Huey
         if settings.queue_url:
@@ -257,40 +269,54 @@ class JobQueue:
         self._sweeper: threading.Thread | None = None
         self._stop_sweeper = threading.Event()
         self._tasks: dict[str, Any] = {}
-        # The periodic tasks by job name ("recheck", "purge"), as Huey's scheduler fires them.
+        # The periodic tasks by job kind (recheck, purge), as Huey's scheduler fires them.
         self.periodic: dict[str, Any] = {}
-        for name in TASKS:
-            self._tasks[name] = self.huey.task(
+        for kind in TASKS:
+            self._tasks[kind] = self.huey.task(
                 retries=settings.job_retries,
                 retry_delay=settings.job_retry_delay,
                 retry_backoff=2,
-                priority=PRIORITY[name],
+                priority=PRIORITY[kind],
                 context=True,
-                name=name,
-            )(self._runner(name))
-        for name, schedule in (("recheck", settings.recheck_schedule), ("purge", settings.purge_schedule)):
+                name=kind.value,
+            )(self._runner(kind))
+        for kind, schedule in (
+            (JobKind.RECHECK, settings.recheck_schedule),
+            (JobKind.PURGE, settings.purge_schedule),
+        ):
             cron = crontab(*schedule.split())
-            self.periodic[name] = self.huey.periodic_task(cron, name=f"periodic-{name}")(
-                self._periodic(name, cron)
+            self.periodic[kind] = self.huey.periodic_task(cron, name=f"periodic-{kind.value}")(
+                self._periodic(kind, cron)
             )
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> JobQueue:
+        """The job queue `runtime` was composed with, built on first use.
+
+        Raises RuntimeError when the runtime has no queue, TypeError when its sender is not a JobQueue.
+        """
+        queue = runtime.queue()
+        if not isinstance(queue, cls):
+            raise TypeError(f"the runtime's job sender is a {type(queue).__name__}, not a JobQueue")
+        return queue
 
     # --- sending -----------------------------------------------------------------------------
 
-    def enqueue(self, session: Any, task: str, *args: Any) -> int:
-        """Record a job for `task` in the caller's transaction; send it after the commit."""
-        job = jobs_service.record_job(session, task, args, now=_now())
+    def enqueue(self, session: Any, kind: JobKind, *args: Any) -> int:
+        """Record a job of `kind` in the caller's transaction; send it after the commit."""
+        job = record_job(session, kind, args, now=_now())
         job_id = job.id
-        after_commit(session, lambda: self.send(task, job_id))
+        after_commit(session, lambda: self.send(kind, job_id))
         return job_id
 
-    def send(self, task: str, job_id: int) -> bool:
+    def send(self, kind: str, job_id: int) -> bool:
         """Put a recorded (committed) job's id on the queue; False when the queue cannot be reached.
 
         A job that could not be sent stays `queued` in the database: the sweeper sends it once
         the queue is back, so whoever caused it (a parent withdrawing, an upload) is not refused.
         """
         try:
-            self._tasks[task](job_id)
+            self._tasks[kind](job_id)
         except Exception as exc:  # the queue's backend (Redis, SQLite) is down or refusing
             if self.huey.immediate:
                 raise
@@ -388,48 +414,48 @@ class JobQueue:
 
     def enqueue_gate(self, session: Any, sha256: str, channel: str, caption: str | None = None) -> int:
         """Gate an original already in the private store."""
-        return self.enqueue(session, "gate", sha256, channel, caption)
+        return self.enqueue(session, JobKind.GATE, sha256, channel, caption)
 
     def enqueue_publish(
         self, session: Any, photo_id: int, channel: str, requested_by: str | None = None
     ) -> int:
         """Publish a gated photo to the published store (on behalf of `requested_by`)."""
         if requested_by is None:
-            return self.enqueue(session, "publish", photo_id, channel)
-        return self.enqueue(session, "publish", photo_id, channel, requested_by)
+            return self.enqueue(session, JobKind.PUBLISH, photo_id, channel)
+        return self.enqueue(session, JobKind.PUBLISH, photo_id, channel, requested_by)
 
     def enqueue_takedown(self, session: Any, person_id: int) -> int:
         """Take down every copy of a person's photos that no longer passes."""
-        return self.enqueue(session, "takedown", person_id)
+        return self.enqueue(session, JobKind.TAKEDOWN, person_id)
 
     def enqueue_recheck(self, session: Any) -> int:
         """Re-decide every live publication."""
-        return self.enqueue(session, "recheck")
+        return self.enqueue(session, JobKind.RECHECK)
 
     def enqueue_purge(self, session: Any) -> int:
         """Purge everything past its retention deadline."""
-        return self.enqueue(session, "purge")
+        return self.enqueue(session, JobKind.PURGE)
 
     # --- running -----------------------------------------------------------------------------
 
-    def _runner(self, name: str) -> Callable[..., None]:
+    def _runner(self, kind: JobKind) -> Callable[..., None]:
         def run(job_id: int, task: Any = None) -> None:
-            self.execute(name, job_id, retries_left=task.retries if task is not None else 0)
+            self.execute(kind, job_id, retries_left=task.retries if task is not None else 0)
 
-        run.__name__ = name
+        run.__name__ = kind.value
         return run
 
-    def _periodic(self, name: str, cron: Callable[[datetime], bool]) -> Callable[[], None]:
+    def _periodic(self, kind: JobKind, cron: Callable[[datetime], bool]) -> Callable[[], None]:
         def periodic() -> None:
             # Every scheduler that fires this tick gets here; the first to claim it runs the job.
             now = _now()
             with unit_of_work(self.runtime.sessions) as session:
-                job = jobs_service.claim_tick(session, name, last_tick(cron, now), now=now)
+                job = jobs_service.claim_tick(session, kind, last_tick(cron, now), now=now)
                 job_id = job.id if job is not None else None
             if job_id is not None:
-                self.execute(name, job_id, retries_left=0)
+                self.execute(kind, job_id, retries_left=0)
 
-        periodic.__name__ = f"periodic_{name}"
+        periodic.__name__ = f"periodic_{kind.value}"
         return periodic
 
     def execute(self, name: str, job_id: int, *, retries_left: int) -> None:
@@ -509,9 +535,9 @@ class JobQueue:
 
 
 def _drain_one(settings: Settings) -> int:
-    runtime = Runtime(settings, migrate=False, face_workers=settings.worker_face_cores)
+    runtime = Runtime(settings, migrate=False, face_workers=settings.worker_face_cores, sender=JobQueue)
     try:
-        return JobQueue(runtime).drain()
+        return JobQueue.of(runtime).drain()
     finally:
         if "db" in runtime.__dict__:
             runtime.db.dispose()
@@ -529,8 +555,8 @@ def drain_in_processes(settings: Settings, processes: int) -> int:
 
 
 def _sweep_until_orphaned(settings: Settings, parent: int) -> None:
-    runtime = Runtime(settings, migrate=False)
-    queue = JobQueue(runtime)
+    runtime = Runtime(settings, migrate=False, sender=JobQueue)
+    queue = JobQueue.of(runtime)
     queue.start_sweeper()
     # Ends with the worker that started it, even one killed with SIGKILL (this process is then
     # re-parented).

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from consent_db.models import IdempotencyKey, Job, Photo, UploadItem
 from gatekeeper.errors import InvalidInputError
+from gatekeeper.queueing import JobKind
 from gatekeeper.services.gate import photo_row
 
 # RFC 9110 token characters and a few more, as clients send UUIDs, ULIDs or base64 strings.
@@ -142,7 +143,7 @@ def shared_gate_job(session: Session, photo_id: int, channel: str, caption: str 
             continue
         seen.add(job_id)
         job = session.get(Job, job_id)
-        if job is None or job.task != "gate" or job.state == "failed":
+        if job is None or job.task != JobKind.GATE or job.state == "failed":
             continue
         # Gate jobs take (sha256, channel, caption): another caption is a different request.
         args = list(job.args)

@@ -1,8 +1,9 @@
 """Background jobs as operators see them, and gating an original already in the private store.
 
-A job row is written in the same transaction as the change that made it necessary; the queue
-message (carrying only the job's id) is sent after that transaction commits. The row says whether
-the job is queued, running, done or failed, how many attempts it took and the last error.
+A job row is written in the same transaction as the change that made it necessary, and the queue
+message (carrying only the job's id) is sent after that transaction commits (`gatekeeper.queueing`).
+The row says whether the job is queued, running, done or failed, how many attempts it took and the
+last error.
 
 The row, not the queue, is the record: a running job's `updated_at` is its lease, renewed while it
 runs, and `find_stranded` finds what no worker will ever hear of (queued jobs whose message is
@@ -12,50 +13,22 @@ commit together (`complete_job`), so of two runs of one job only one leaves its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from consent_db import audit
 from consent_db.models import Job
-from consent_db.session import after_commit
 from gatekeeper.errors import InvalidInputError, RecordNotFoundError
+from gatekeeper.queueing import JobKind, request_job
 from gatekeeper.services import gate as gate_service
 
 STATES = ("queued", "running", "done", "failed")
 
-# Session.info key of the callable `(task, job_id) -> None` that puts a committed job on this
-# process's queue; the composition root (Runtime) sets it on every session it makes.
-SEND_JOB = "gatekeeper.send_job"
 _TAKEDOWNS = "gatekeeper.takedowns"
-
-
-def record_job(session: Session, task: str, args: Sequence[Any], *, now: datetime) -> Job:
-    """A queued job row for `task` with id-only `args` (flushes, never commits)."""
-    job = Job(task=task, args=list(args), state="queued", attempts=0, enqueued_at=now, updated_at=now)
-    session.add(job)
-    session.flush()
-    return job
-
-
-def request_job(session: Session, task: str, args: Sequence[Any], *, now: datetime) -> Job:
-    """Record a job in the caller's transaction; it is sent to the queue only after the commit.
-
-    For use cases that make a job necessary (a withdrawal makes a takedown necessary) without
-    knowing the queue: the session's sender (`SEND_JOB`) sends it. If the queue cannot be
-    reached, the change stands and the job row stays `queued`: the sweeper sends it once the
-    queue is back. A session without a sender (no queue in this process) only records the job.
-    """
-    job = record_job(session, task, args, now=now)
-    sender: Callable[[str, int], None] | None = session.info.get(SEND_JOB)
-    if sender is not None:
-        job_id = job.id
-        after_commit(session, lambda: sender(task, job_id))
-    return job
 
 
 def request_takedown(session: Session, person_id: int, *, now: datetime) -> int:
@@ -65,7 +38,7 @@ def request_takedown(session: Session, person_id: int, *, now: datetime) -> int:
     """
     pending: dict[int, int] = session.info.setdefault(_TAKEDOWNS, {})
     if person_id not in pending:
-        pending[person_id] = request_job(session, "takedown", [person_id], now=now).id
+        pending[person_id] = request_job(session, JobKind.TAKEDOWN, [person_id], now=now).id
     return pending[person_id]
 
 
@@ -81,7 +54,7 @@ _TICK_LOCK = 0x6761_7465_6B70  # "gatekp"
 _SWEEP_LOCK = 0x6761_7465_6B73  # "gateks"
 
 
-def claim_tick(session: Session, task: str, tick: datetime, *, now: datetime) -> Job | None:
+def claim_tick(session: Session, task: JobKind, tick: datetime, *, now: datetime) -> Job | None:
     """The job of periodic `task`'s run due at `tick`, recorded by the first scheduler to claim it.
 
     Several schedulers (workers started without --no-periodic on several machines) each fire the
@@ -92,7 +65,7 @@ def claim_tick(session: Session, task: str, tick: datetime, *, now: datetime) ->
     taken = session.scalar(select(Job.id).where(Job.task == task, Job.enqueued_at == tick).limit(1))
     if taken is not None:
         return None
-    job = Job(task=task, args=[], state="queued", attempts=0, enqueued_at=tick, updated_at=now)
+    job = Job(task=task.value, args=[], state="queued", attempts=0, enqueued_at=tick, updated_at=now)
     session.add(job)
     session.flush()
     return job

@@ -33,6 +33,7 @@ from gatekeeper.errors import (
     StorageError,
 )
 from gatekeeper.faces import FaceEngine
+from gatekeeper.queueing import JobKind
 from gatekeeper.services.consent_state import check_channel
 from gatekeeper.services.gate import recheck
 from gatekeeper.storage import BlobStore, opaque_name, open_store
@@ -304,7 +305,7 @@ def already_published(session: Session, store: BlobStore, photo_id: int, channel
 def publish_pending(session: Session, photo_id: int, channel: str) -> Job | None:
     """A publish job for the photo and channel that is queued or running, if there is one."""
     jobs = session.scalars(
-        select(Job).where(Job.task == "publish", Job.state.in_(("queued", "running"))).order_by(Job.id)
+        select(Job).where(Job.task == JobKind.PUBLISH, Job.state.in_(("queued", "running"))).order_by(Job.id)
     )
     return next((job for job in jobs if list(job.args[:2]) == [photo_id, channel]), None)
 

@@ -27,17 +27,16 @@ from consent_db import audit
 from consent_db.models import ConsentRecord, Person, WithdrawalLink, WithdrawalRequest
 from gatekeeper.config import Settings
 from gatekeeper.errors import InvalidInputError, WithdrawalRequestNotFoundError
+from gatekeeper.queueing import JobKind, request_job
 from gatekeeper.services import consent, people, person_summary
 from gatekeeper.services.accounts import token_hash
-from gatekeeper.services.jobs import request_job, request_takedown
+from gatekeeper.services.jobs import request_takedown
 
 LINK_HOW = "public_form_link"
 UNVERIFIED_HOW = "public_form_unverified"
 REINSTATED_HOW = "suspension_lifted"
 RELATIONSHIPS = ("self", "parent", "guardian", "other")
 PENDING, DONE, CONFIRMED, REJECTED = "pending", "done", "confirmed", "rejected"
-# The job that matches a request without a link and suspends publishing for whoever it names.
-MATCH_TASK = "withdrawal_match"
 # How alike a name must be (difflib's ratio, after normalise_name) to be shown to staff as a near match.
 NEAR_NAME_RATIO = 0.75
 # Staff act on a request without a link within this many hours (the list marks older ones overdue):
@@ -275,7 +274,8 @@ def request_withdrawal(
         subject=f"request:{request.id}",
         details={"reference": reference},
     )
-    request_job(session, MATCH_TASK, [request.id], now=now)
+    # The job matches the request and suspends publishing for whoever it names.
+    request_job(session, JobKind.WITHDRAWAL_MATCH, [request.id], now=now)
     return request
 
 

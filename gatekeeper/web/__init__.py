@@ -69,17 +69,22 @@ def build_app(runtime: Runtime) -> Flask:
             app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops, x_host=settings.proxy_hops
         )
 
-    from gatekeeper.web import api, auth, limits, photos, public, staff
+    from gatekeeper.web import api, auth, limits, photos, public, publications, review, staff
 
-    limits.install(app, settings)
+    limits.install(
+        app,
+        settings,
+        sign_in=auth.bp,
+        public=public.bp,
+        api=api.bp,
+        staff=(staff.bp, photos.bp, review.bp, publications.bp),
+    )
     # After the limiter, so a client over its limit is refused before anything else is checked.
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)
     auth.login_manager.init_app(app)
     for blueprint in (auth.bp, staff.bp, public.bp, api.bp, photos.bp):
         app.register_blueprint(blueprint)
-    from gatekeeper.web import publications, review
-
     app.register_blueprint(review.bp)
     app.register_blueprint(publications.bp)
 

@@ -9,9 +9,10 @@ a wrong one, nobody signed in) counts against its address, so made-up tokens buy
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
-from flask import Flask, g, request
+from flask import Blueprint, Flask, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
@@ -93,10 +94,21 @@ def sign_in_client() -> str:
     return f"{address()}|user:{username}"
 
 
-def install(app: Flask, settings: Settings) -> Limiter:
-    """Put the limiter on `app` (blueprints are limited once registered); raises ConfigError."""
-    from gatekeeper.web import api, auth, photos, public, publications, review, staff
+def install(
+    app: Flask,
+    settings: Settings,
+    *,
+    sign_in: Blueprint,
+    public: Blueprint,
+    api: Blueprint,
+    staff: Sequence[Blueprint],
+) -> Limiter:
+    """Put the limiter on `app` and its limits on the sign-in, public, API and staff pages' blueprints
+    (each is limited once registered); raises ConfigError.
 
+    The app factory hands the blueprints over, so this module imports none of them (the API imports
+    this module, through its idempotency keys).
+    """
     check(settings)
     limiter = Limiter(
         get_remote_address,
@@ -105,17 +117,17 @@ def install(app: Flask, settings: Settings) -> Limiter:
         strategy="fixed-window",
         headers_enabled=True,
     )
-    limiter.limit(settings.login_rate_limit, methods=["POST"], key_func=sign_in_client)(auth.bp)
+    limiter.limit(settings.login_rate_limit, methods=["POST"], key_func=sign_in_client)(sign_in)
     # Many account names tried from one address (password spraying) meet this cap.
     limiter.shared_limit(
         settings.login_address_rate_limit, scope="sign-in", methods=["POST"], key_func=address
-    )(auth.bp)
-    limiter.limit(settings.withdraw_rate_limit, methods=["POST"])(public.bp)
-    limiter.limit(settings.public_page_rate_limit)(public.bp)
+    )(sign_in)
+    limiter.limit(settings.withdraw_rate_limit, methods=["POST"])(public)
+    limiter.limit(settings.public_page_rate_limit)(public)
     # One budget per token for the whole API, one per account for every staff page (shared scopes;
     # a plain blueprint limit would count each route apart).
-    limiter.shared_limit(settings.api_rate_limit, scope="api", key_func=api_client)(api.bp)
+    limiter.shared_limit(settings.api_rate_limit, scope="api", key_func=api_client)(api)
     staff_limit = limiter.shared_limit(settings.staff_rate_limit, scope="staff", key_func=staff_client)
-    for blueprint in (staff.bp, photos.bp, review.bp, publications.bp):
+    for blueprint in staff:
         staff_limit(blueprint)
     return limiter

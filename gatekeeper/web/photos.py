@@ -1,7 +1,7 @@
 """Photo upload for staff: batches, each photo's progress and verdict, boxed faces, clean copies.
 
 No request waits for face matching: an upload keeps the originals and queues one gate job per
-photo (workers.JobQueue); pages show each photo's progress and refresh themselves without
+photo (the runtime's job queue); pages show each photo's progress and refresh themselves without
 JavaScript (meta refresh while anything is still queued), and static/photos.js polls the batch's
 JSON instead when scripts run. Every clean copy, single or in the batch zip, is decided again at the
 moment it is asked for.
@@ -9,13 +9,11 @@ moment it is asked for.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, cast
 
 from flask import (
     Blueprint,
     Response,
-    current_app,
     flash,
     jsonify,
     redirect,
@@ -45,19 +43,11 @@ UPLOAD_ROLES = (UPLOADER, CONSENT_ADMIN, ADMIN)
 VIEW_ROLES = (UPLOADER, REVIEWER, CONSENT_ADMIN, ADMIN)
 REFRESH_SECONDS = 3
 MAX_FLASHED = 15
-_queue_lock = threading.Lock()
 
 
 def job_queue() -> Any:
-    """The process's job queue (built on first use; `gatekeeper serve` gives its own)."""
-    from workers import JobQueue
-
-    with _queue_lock:
-        queue = current_app.extensions.get("gatekeeper_queue")
-        if queue is None:
-            queue = JobQueue(runtime())
-            current_app.extensions["gatekeeper_queue"] = queue
-    return queue
+    """The process's job queue: the runtime's, which the app factory composed it with."""
+    return runtime().queue()
 
 
 @bp.teardown_app_request

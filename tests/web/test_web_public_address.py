@@ -17,6 +17,7 @@ from gatekeeper import create_app
 from gatekeeper.cli_users import serving_address
 from gatekeeper.runtime import Runtime
 from helpers import run
+from workers import JobQueue
 
 
 def _free_port() -> int:
@@ -95,7 +96,7 @@ def test_people_link_warns_when_no_public_address_is_configured(runtime: Any, tm
     assert result.stdout.startswith("http://127.0.0.1:8000/withdraw/")
     assert "GATEKEEPER_PUBLIC_URL is not set: this link assumes the app is reached at" in result.stderr
     configured = dataclasses.replace(runtime.settings, public_url="https://photos.school.example")
-    other = Runtime(configured)
+    other = Runtime(configured, sender=JobQueue)
     try:
         again = run(other, "people", "link", "L001")
         assert again.stdout.startswith("https://photos.school.example/withdraw/") and again.stderr == ""

@@ -29,6 +29,7 @@ from gatekeeper.runtime import Runtime
 from gatekeeper.services import gate as gate_service
 from gatekeeper.services import review, subject_access
 from helpers import person_row, run, write_csv
+from workers import JobQueue
 
 pytestmark = pytest.mark.slow
 
@@ -122,7 +123,7 @@ def test_an_image_that_cannot_be_checked_completely_is_withheld_and_listed(
     rt: Any, gated: dict[str, int]
 ) -> None:
     # A detector that stops after two faces cannot vouch for a photo of three: it is withheld.
-    capped = Runtime(replace(rt.settings, max_faces=2))
+    capped = Runtime(replace(rt.settings, max_faces=2), sender=JobQueue)
     try:
         with unit_of_work(rt.sessions) as session:
             data = subject_access.export_person(
