@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from gatekeeper.cli import GateJob, gate_file, main  # noqa: E402
+from gatekeeper.cli import main  # noqa: E402
+from gatekeeper.cli.gate import GateJob, gate_file  # noqa: E402
 from gatekeeper.config import Settings  # noqa: E402
 from gatekeeper.runtime import Runtime  # noqa: E402
 from gatekeeper.services import gate as gate_service  # noqa: E402

@@ -12,7 +12,7 @@ from web_helpers import PASSWORD, Account, csrf, make_account, sign_in
 from consent_db.models import AuditEvent, StaffUser
 from consent_db.session import unit_of_work
 from gatekeeper import create_app
-from gatekeeper.cli_users import first_start
+from gatekeeper.cli.staff import first_start
 from gatekeeper.config import Settings
 from helpers import run
 

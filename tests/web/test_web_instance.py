@@ -19,7 +19,7 @@ from live_server import LiveServer
 from web_helpers import csrf, make_account, sign_in
 
 from gatekeeper import create_app
-from gatekeeper.cli_users import first_start, make_server
+from gatekeeper.cli.staff import first_start, make_server
 from gatekeeper.config import DEV_SECRET, Settings
 from helpers import person_row, run, write_csv
 

@@ -14,7 +14,7 @@ import pytest
 from web_helpers import api_token, import_people, make_account
 
 from gatekeeper import create_app
-from gatekeeper.cli_users import serving_address
+from gatekeeper.cli.staff import serving_address
 from gatekeeper.runtime import Runtime
 from helpers import run
 from workers import JobQueue

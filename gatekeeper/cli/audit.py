@@ -1,8 +1,4 @@
-"""`gatekeeper audit`: read, export and check the hash-chained audit trail.
-
-Registered on the main command in gatekeeper/cli.py. The helpers shared with the other commands
-(runtime, error mapping) are imported inside the commands, so either module may be imported first.
-"""
+"""`gatekeeper audit`: read, export and check the hash-chained audit trail."""
 
 from __future__ import annotations
 
@@ -15,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from gatekeeper.cli.common import _fail, _runtime
+from gatekeeper.errors import GatekeeperError
 
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 _CSV_COLUMNS = ("id", "at", "actor", "action", "subject", "details", "prev_hash", "hash")
@@ -36,8 +35,6 @@ _person_option = click.option(
 
 
 def _person_subjects(session: Any, external_id: str | None) -> set[str] | None:
-    from gatekeeper.cli_common import _fail
-    from gatekeeper.errors import GatekeeperError
     from gatekeeper.services.audit_log import person_subjects
 
     if external_id is None:
@@ -82,7 +79,6 @@ def audit_show(
     """Print audit events, oldest first."""
     from consent_db import audit
     from consent_db.session import unit_of_work
-    from gatekeeper.cli_common import _runtime
 
     runtime = _runtime(ctx)
     shown = 0
@@ -130,7 +126,6 @@ def audit_export(
     """
     from consent_db import audit
     from consent_db.session import unit_of_work
-    from gatekeeper.cli_common import _runtime
     from gatekeeper.storage import write_atomic
 
     if output is not None and output.exists() and not force:
@@ -177,7 +172,6 @@ def audit_head(ctx: click.Context, as_json: bool) -> None:
     """
     from consent_db import audit
     from consent_db.session import unit_of_work
-    from gatekeeper.cli_common import _runtime
 
     runtime = _runtime(ctx)
     with unit_of_work(runtime.sessions) as session:
@@ -208,7 +202,6 @@ def audit_verify(ctx: click.Context, anchor: str | None) -> None:
     """
     from consent_db import audit
     from consent_db.session import unit_of_work
-    from gatekeeper.cli_common import _runtime
 
     if anchor is not None:
         anchor = anchor.strip().lower()

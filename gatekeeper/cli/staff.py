@@ -1,4 +1,4 @@
-"""Commands for the web app: `serve`, staff accounts (`users ...`) and `people link`.
+"""Commands for the web app: `serve` and staff accounts (`users ...`).
 
 `serve` is a composition root like wsgi.py: it is the one command that builds the web app.
 """
@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from gatekeeper.cli_common import _actor, _fail, _now, _runtime
+from gatekeeper.cli.common import _actor, _fail, _now, _runtime
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.runtime import Runtime
 
@@ -210,28 +210,3 @@ def users_list(ctx: click.Context) -> None:
             state = "active" if user.active else "disabled"
             token = "token" if user.api_token_hash else "no token"
             click.echo(f"{user.username:<24} {user.role:<14} {state}, {token}")
-
-
-@click.command("link")
-@click.argument("external_id")
-@click.pass_context
-def people_link(ctx: click.Context, external_id: str) -> None:
-    """Issue a withdrawal link for EXTERNAL_ID and print it (earlier links keep working)."""
-    from consent_db.session import unit_of_work
-    from gatekeeper.services import withdrawals
-
-    runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            url = withdrawals.issue_link(
-                session, external_id, settings=runtime.settings, now=_now(), actor=_actor()
-            )
-    except GatekeeperError as exc:
-        _fail(exc)
-    if not runtime.settings.public_url:
-        click.echo(
-            "warning: GATEKEEPER_PUBLIC_URL is not set: this link assumes the app is reached at "
-            f"{runtime.settings.public_address}",
-            err=True,
-        )
-    click.echo(url)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from gatekeeper.cli_common import _actor, _emit, _fail, _now, _runtime, plural
+from gatekeeper.cli.common import _actor, _emit, _fail, _now, _runtime, plural
 from gatekeeper.errors import GatekeeperError
 
 

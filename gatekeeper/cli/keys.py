@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gatekeeper.cli_common import _actor, _fail, _now, _runtime
+from gatekeeper.cli.common import _actor, _fail, _now, _runtime
 from gatekeeper.errors import GatekeeperError
 
 

@@ -1,8 +1,8 @@
 """What every command module shares: the clock, the actor, errors as failures, the runtime, JSON out.
 
-A module of its own so that `gatekeeper.cli` and every `cli_*` command module import it without
-importing one another in a circle: command modules import this module (and services), never
-`gatekeeper.cli`, which registers them.
+A module of its own so that `gatekeeper.cli` (the root group) and every command module import it
+without importing one another in a circle: command modules import this module, `cli.files` and
+services, never one another nor `gatekeeper.cli`, which registers them.
 """
 
 from __future__ import annotations
@@ -71,3 +71,35 @@ def _runtime(ctx: click.Context) -> Runtime:
 
 def _emit(obj: dict[str, Any]) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+def job_queue(ctx: click.Context) -> JobQueue:
+    """This process's job queue (built once, on the command's runtime)."""
+    from workers import JobQueue
+
+    return JobQueue.of(_runtime(ctx))
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    return {
+        "id": report.id,
+        "started_at": report.started_at.isoformat(),
+        "finished_at": report.finished_at.isoformat() if report.finished_at else None,
+        "actor": report.actor,
+        "deleted": report.deleted,
+        "failures": report.failures,
+        "held": report.held,
+    }
+
+
+def _echo_purge_report(report: Any, as_json: bool) -> None:
+    """A purge report (from `purge` or `people erase`): one JSON object, or what was deleted and what not."""
+    if as_json:
+        _emit(_report_json(report))
+        return
+    deleted = ", ".join(f"{n} {kind}" for kind, n in report.deleted.items()) or "nothing"
+    click.echo(f"purge report {report.id} ({report.started_at:%Y-%m-%d %H:%M} UTC): deleted {deleted}")
+    for failure in report.failures:
+        click.echo(f"  NOT deleted {failure['kind']} {failure['id']}: {failure['why']}")
+    for kept in report.held:
+        click.echo(f"  held {kept['kind']} {kept['id']}: {kept['reason']}")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
-from gatekeeper.cli_common import _actor, _fail, _runtime
+from gatekeeper.cli.common import _actor, _fail, _runtime
 from gatekeeper.errors import GatekeeperError
 
 
