@@ -1,4 +1,5 @@
-"""What every command module shares: the clock, the actor, errors as failures, the runtime, JSON out.
+"""What every command module shares: the clock, the actor, errors as failures, the runtime, a unit of
+work that fails the command on a gatekeeper error, JSON out.
 
 A module of its own so that `gatekeeper.cli` (the root group) and every command module import it
 without importing one another in a circle: command modules import this module, `cli.files` and
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import getpass
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -20,6 +23,8 @@ from gatekeeper.media.refusals import explain
 from gatekeeper.runtime import Runtime
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from workers import JobQueue
 
 
@@ -40,6 +45,22 @@ def _fail(exc: GatekeeperError) -> NoReturn:
         # A decoder's own message is no help to staff: the refusal's plain words are.
         raise click.ClickException(f"{explain(exc).words} ({exc.code})") from exc
     raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def cli_unit(runtime: Runtime) -> Iterator[Session]:
+    """A command's unit of work: committed when the block succeeds, rolled back when it raises.
+
+    A gatekeeper error, from the block, the commit or opening the database, fails the command as
+    `_fail` words it; anything else is raised as it is.
+    """
+    from consent_db.session import unit_of_work
+
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            yield session
+    except GatekeeperError as exc:
+        _fail(exc)
 
 
 def plural(count: int, noun: str) -> str:

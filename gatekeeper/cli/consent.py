@@ -7,8 +7,7 @@ from datetime import datetime
 import click
 
 from gatekeeper import policy
-from gatekeeper.cli.common import _actor, _emit, _fail, _now, _runtime
-from gatekeeper.errors import GatekeeperError
+from gatekeeper.cli.common import _actor, _emit, _now, _runtime, cli_unit
 
 
 @click.group()
@@ -55,29 +54,25 @@ def consent_grant(
 
     Warns when the person is still not publishable on the channel (for example a minor's own consent).
     """
-    from consent_db.session import unit_of_work
     from gatekeeper.services import consent as consent_service
 
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            grant = consent_service.grant_consent(
-                session,
-                external_id,
-                channel,
-                settings=runtime.settings,
-                now=_now(),
-                actor=_actor(),
-                granted_by=granted_by,
-                granted_by_name=granted_by_name,
-                valid_until=until.date() if until else None,
-                named=named,
-                survives_leaving=after_leaving,
-                evidence_ref=evidence,
-                wording_version=wording,
-            )
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        grant = consent_service.grant_consent(
+            session,
+            external_id,
+            channel,
+            settings=runtime.settings,
+            now=_now(),
+            actor=_actor(),
+            granted_by=granted_by,
+            granted_by_name=granted_by_name,
+            valid_until=until.date() if until else None,
+            named=named,
+            survives_leaving=after_leaving,
+            evidence_ref=evidence,
+            wording_version=wording,
+        )
     click.echo(f"granted: {external_id} on {channel} (named: {grant.record.named})")
     if grant.blockers:
         click.echo(
@@ -94,21 +89,17 @@ def consent_grant(
 @click.pass_context
 def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, ...]) -> None:
     """Withdraw EXTERNAL_ID's consent for some or all channels, from now."""
-    from consent_db.session import unit_of_work
     from gatekeeper.services import consent as consent_service
     from gatekeeper.services import jobs as jobs_service
 
     runtime = _runtime(ctx)
     job_id = None
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            added = consent_service.withdraw_consent(
-                session, external_id, channels, settings=runtime.settings, now=_now(), actor=_actor()
-            )
-            if added:  # the takedown job, sent after the commit
-                job_id = jobs_service.takedown_requested(session, added[0].person_id)
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        added = consent_service.withdraw_consent(
+            session, external_id, channels, settings=runtime.settings, now=_now(), actor=_actor()
+        )
+        if added:  # the takedown job, sent after the commit
+            job_id = jobs_service.takedown_requested(session, added[0].person_id)
     names = ", ".join(r.channel for r in added) or "nothing (already withdrawn)"
     queued = f"; takedown job {job_id} queued" if job_id is not None else ""
     click.echo(f"withdrawn: {external_id} from {names}{queued}")
@@ -133,7 +124,6 @@ def consent_biometric(
     When the answers no longer allow face matching (any objection or refusal; no parent's consent
     for a child under POFA rules), every template is deleted at once and audited.
     """
-    from consent_db.session import unit_of_work
     from gatekeeper.services import consent as consent_service
 
     if action == "grant" and role is None:
@@ -141,20 +131,17 @@ def consent_biometric(
     if action == "object" and role is None:
         role = "parent"
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            done = consent_service.record_biometric_answer(
-                session,
-                external_id,
-                action,
-                given_by=role,
-                name=by,
-                settings=runtime.settings,
-                now=_now(),
-                actor=_actor(),
-            )
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        done = consent_service.record_biometric_answer(
+            session,
+            external_id,
+            action,
+            given_by=role,
+            name=by,
+            settings=runtime.settings,
+            now=_now(),
+            actor=_actor(),
+        )
     if action == "withdraw" and not done.records:
         click.echo(f"biometric consent: nothing to withdraw (no grant in force): {external_id}")
     else:
@@ -173,17 +160,13 @@ def consent_object(ctx: click.Context, external_id: str, channel: str) -> None:
     On a public-task or legitimate-interests channel it is recorded as an objection; on a consent
     channel as a withdrawal. Either blocks at once.
     """
-    from consent_db.session import unit_of_work
     from gatekeeper.services import consent as consent_service
 
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            record = consent_service.object_to_publication(
-                session, external_id, channel, settings=runtime.settings, now=_now(), actor=_actor()
-            )
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        record = consent_service.object_to_publication(
+            session, external_id, channel, settings=runtime.settings, now=_now(), actor=_actor()
+        )
     recorded = (
         "an objection" if record.action == "object" else "a withdrawal (the channel's basis is consent)"
     )

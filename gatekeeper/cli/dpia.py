@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
-from gatekeeper.cli.common import _actor, _fail, _runtime
-from gatekeeper.errors import GatekeeperError
+from gatekeeper.cli.common import _actor, _runtime, cli_unit
 
 
 @click.group("dpia")
@@ -22,22 +21,18 @@ def dpia() -> None:
 @click.pass_context
 def dpia_record(ctx: click.Context, reference: str, approved_by: str, approved_on: datetime) -> None:
     """Record an approved DPIA (audited); from now on faces are matched and people may be enrolled."""
-    from consent_db.session import unit_of_work
     from gatekeeper.services import dpia as dpia_service
 
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            record = dpia_service.record_dpia(
-                session,
-                reference=reference,
-                approved_by=approved_by,
-                approved_on=approved_on.date(),
-                now=datetime.now(UTC),
-                actor=_actor(),
-            )
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        record = dpia_service.record_dpia(
+            session,
+            reference=reference,
+            approved_by=approved_by,
+            approved_on=approved_on.date(),
+            now=datetime.now(UTC),
+            actor=_actor(),
+        )
     click.echo(f"DPIA recorded: {record.reference}, approved by {record.approved_by} on {record.approved_on}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gatekeeper.cli.common import _actor, _emit, _fail, _now, _runtime, job_queue
+from gatekeeper.cli.common import _actor, _emit, _fail, _now, _runtime, cli_unit, job_queue
 from gatekeeper.errors import GatekeeperError
 
 
@@ -101,13 +101,10 @@ def jobs(ctx: click.Context, retry_id: int | None, states: tuple[str, ...], as_j
     runtime = _runtime(ctx)
     queue = job_queue(ctx)
     if retry_id is not None:
-        try:
-            with unit_of_work(runtime.sessions) as session:
-                job = jobs_service.requeue_failed(session, retry_id, now=_now(), actor=_actor())
-                task = job.task
-                after_send = (task, job.id)
-        except GatekeeperError as exc:
-            _fail(exc)
+        with cli_unit(runtime) as session:
+            job = jobs_service.requeue_failed(session, retry_id, now=_now(), actor=_actor())
+            task = job.task
+            after_send = (task, job.id)
         if queue.send(*after_send):
             click.echo(f"job {retry_id} queued again")
         else:

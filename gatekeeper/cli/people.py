@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from gatekeeper.cli.common import _actor, _echo_purge_report, _emit, _fail, _now, _runtime
+from gatekeeper.cli.common import _actor, _echo_purge_report, _emit, _fail, _now, _runtime, cli_unit
 from gatekeeper.errors import GatekeeperError
 
 
@@ -120,17 +120,11 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
 
     A consent valid until a date is shown with that date: it holds through the whole day.
     """
-    from consent_db.session import unit_of_work
     from gatekeeper.services import person_summary
 
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            summary = person_summary.summarise_person(
-                session, external_id, settings=runtime.settings, now=_now()
-            )
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        summary = person_summary.summarise_person(session, external_id, settings=runtime.settings, now=_now())
     if as_json:
         _emit(
             {
@@ -221,19 +215,15 @@ def _record_json(record: Any) -> dict[str, Any]:
 @click.pass_context
 def people_safeguarding(ctx: click.Context, external_id: str, flag: bool | None, reason: str) -> None:
     """Set or clear EXTERNAL_ID's safeguarding flag: while set, never published on any channel."""
-    from consent_db.session import unit_of_work
     from gatekeeper.services import people as people_service
 
     if flag is None:
         raise click.UsageError("give --set or --clear")
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            changed = people_service.set_safeguarding(
-                session, external_id, flag, reason=reason, now=_now(), actor=_actor()
-            )
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        changed = people_service.set_safeguarding(
+            session, external_id, flag, reason=reason, now=_now(), actor=_actor()
+        )
     state = "set" if flag else "cleared"
     click.echo(f"safeguarding flag {state}: {external_id}" if changed else f"unchanged: flag already {state}")
 
@@ -246,15 +236,11 @@ def people_safeguarding(ctx: click.Context, external_id: str, flag: bool | None,
 @click.pass_context
 def people_leave(ctx: click.Context, external_id: str, on: datetime) -> None:
     """Record that EXTERNAL_ID leaves on a day: it starts their retention clocks."""
-    from consent_db.session import unit_of_work
     from gatekeeper.services import leaving as leaving_service
 
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            leaving_service.record_leaving(session, external_id, on.date(), now=_now(), actor=_actor())
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        leaving_service.record_leaving(session, external_id, on.date(), now=_now(), actor=_actor())
     click.echo(f"{external_id} leaves on {on.date().isoformat()}")
 
 
@@ -284,17 +270,13 @@ def people_erase(ctx: click.Context, external_id: str, as_json: bool) -> None:
 @click.pass_context
 def people_link(ctx: click.Context, external_id: str) -> None:
     """Issue a withdrawal link for EXTERNAL_ID and print it (earlier links keep working)."""
-    from consent_db.session import unit_of_work
     from gatekeeper.services import withdrawals
 
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            url = withdrawals.issue_link(
-                session, external_id, settings=runtime.settings, now=_now(), actor=_actor()
-            )
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        url = withdrawals.issue_link(
+            session, external_id, settings=runtime.settings, now=_now(), actor=_actor()
+        )
     if not runtime.settings.public_url:
         click.echo(
             "warning: GATEKEEPER_PUBLIC_URL is not set: this link assumes the app is reached at "

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from gatekeeper.cli.common import _actor, _emit, _fail, _now, _runtime
+from gatekeeper.cli.common import _actor, _emit, _fail, _now, _runtime, cli_unit
 from gatekeeper.errors import GatekeeperError
 
 
@@ -23,28 +23,27 @@ def publish(ctx: click.Context, photo_id: int, channel: str, store_url: str | No
     command says it is already published. Exit code 1 when the photo does not pass today (nothing
     is written).
     """
-    from consent_db.session import unit_of_work
     from gatekeeper.services import publish as publish_service
     from gatekeeper.storage import open_store
 
     runtime = _runtime(ctx)
     try:
         store = open_store(store_url) if store_url else runtime.published
-        with unit_of_work(runtime.sessions) as session:
-            outcome = publish_service.publish_photo(
-                session,
-                photo_id,
-                channel=channel,
-                store=store,
-                originals=runtime.originals,
-                settings=runtime.settings,
-                now=_now(),
-                actor=_actor(),
-                engine=runtime.faces if _has_covered_faces(session, photo_id) else None,
-                once=True,
-            )
     except GatekeeperError as exc:
         _fail(exc)
+    with cli_unit(runtime) as session:
+        outcome = publish_service.publish_photo(
+            session,
+            photo_id,
+            channel=channel,
+            store=store,
+            originals=runtime.originals,
+            settings=runtime.settings,
+            now=_now(),
+            actor=_actor(),
+            engine=runtime.faces if _has_covered_faces(session, photo_id) else None,
+            once=True,
+        )
     line = {
         "id": photo_id,
         "published": outcome.published,
@@ -88,23 +87,19 @@ def publications() -> None:
 @click.pass_context
 def publications_add(ctx: click.Context, photo_id: int, channel: str, where: str) -> None:
     """Record a placement outside our stores (it becomes a takedown task if it must come down)."""
-    from consent_db.session import unit_of_work
     from gatekeeper.services import publish as publish_service
 
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            publication, task = publish_service.record_external(
-                session,
-                photo_id,
-                channel=channel,
-                where=where,
-                settings=runtime.settings,
-                now=_now(),
-                actor=_actor(),
-            )
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        publication, task = publish_service.record_external(
+            session,
+            photo_id,
+            channel=channel,
+            where=where,
+            settings=runtime.settings,
+            now=_now(),
+            actor=_actor(),
+        )
     click.echo(f"recorded publication {publication.id}: photo {photo_id} at {where}")
     if task is not None:
         click.echo(f"the photo does not pass today: takedown task {task.id} opened", err=True)
@@ -191,13 +186,9 @@ def takedowns_list(ctx: click.Context, open_only: bool, as_json: bool) -> None:
 @click.pass_context
 def takedowns_done(ctx: click.Context, task_id: int, note: str) -> None:
     """Mark takedown task TASK_ID done."""
-    from consent_db.session import unit_of_work
     from gatekeeper.services import publish as publish_service
 
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            publish_service.complete_task(session, task_id, note=note, now=_now(), actor=_actor())
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        publish_service.complete_task(session, task_id, note=note, now=_now(), actor=_actor())
     click.echo(f"takedown task {task_id} done")

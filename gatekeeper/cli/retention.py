@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
-from gatekeeper.cli.common import _actor, _echo_purge_report, _emit, _fail, _now, _runtime
-from gatekeeper.errors import GatekeeperError
+from gatekeeper.cli.common import _actor, _echo_purge_report, _emit, _now, _runtime, cli_unit
 
 
 @click.group("purge", invoke_without_command=True)
@@ -98,18 +97,14 @@ def photos_hold(ctx: click.Context, photo_id: int, reason: str | None, release: 
 
     Publishing still follows the consent in force; purge reports list the photo as held.
     """
-    from consent_db.session import unit_of_work
     from gatekeeper.services import purge as purge_service
 
     if release == (reason is not None):
         raise click.UsageError("give either --reason TEXT (hold) or --release")
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            if release:
-                purge_service.release_hold(session, photo_id, now=_now(), actor=_actor())
-            else:
-                purge_service.hold_photo(session, photo_id, reason or "", now=_now(), actor=_actor())
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        if release:
+            purge_service.release_hold(session, photo_id, now=_now(), actor=_actor())
+        else:
+            purge_service.hold_photo(session, photo_id, reason or "", now=_now(), actor=_actor())
     click.echo(f"photo {photo_id} " + ("released: retention applies again" if release else "held"))

@@ -6,8 +6,7 @@ from typing import Any
 
 import click
 
-from gatekeeper.cli.common import _actor, _emit, _fail, _now, _runtime, plural
-from gatekeeper.errors import GatekeeperError
+from gatekeeper.cli.common import _actor, _emit, _now, _runtime, cli_unit, plural
 
 
 @click.group("review")
@@ -95,7 +94,6 @@ def review_resolve(
     consent, as a new decision: an identified person without consent for the channel still blocks.
     A template is made from the face only when the person's biometric consent allows it.
     """
-    from consent_db.session import unit_of_work
     from gatekeeper.services import review as review_service
 
     chosen = [
@@ -112,24 +110,21 @@ def review_resolve(
     if face < 1:
         raise click.UsageError("faces are numbered from 1, as `review list` shows them")
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            result = review_service.resolve_face(
-                session,
-                photo_id,
-                face - 1,  # the service counts positions from 0
-                chosen[0],
-                person_external_id=person,
-                reason=reason,
-                decision_id=decision_id,
-                settings=runtime.settings,
-                engine=runtime.faces,
-                originals=runtime.originals,
-                now=_now(),
-                actor=_actor(),
-            )
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        result = review_service.resolve_face(
+            session,
+            photo_id,
+            face - 1,  # the service counts positions from 0
+            chosen[0],
+            person_external_id=person,
+            reason=reason,
+            decision_id=decision_id,
+            settings=runtime.settings,
+            engine=runtime.faces,
+            originals=runtime.originals,
+            now=_now(),
+            actor=_actor(),
+        )
     if as_json:
         _emit(_result_json(result))
         return

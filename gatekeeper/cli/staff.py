@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from gatekeeper.cli.common import _actor, _fail, _now, _runtime
+from gatekeeper.cli.common import _actor, _fail, _now, _runtime, cli_unit
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.runtime import Runtime
 
@@ -164,15 +164,11 @@ def users() -> None:
 @click.pass_context
 def users_add(ctx: click.Context, name: str, role: str) -> None:
     """Create account NAME and print its one-time password (changed at the first sign-in)."""
-    from consent_db.session import unit_of_work
     from gatekeeper.services import accounts
 
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            created = accounts.create_user(session, name, role, now=_now(), actor=_actor())
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        created = accounts.create_user(session, name, role, now=_now(), actor=_actor())
     click.echo(
         f"created {name} ({role}); one-time password, to be changed at the first sign-in: {created.password}"
     )
@@ -183,15 +179,11 @@ def users_add(ctx: click.Context, name: str, role: str) -> None:
 @click.pass_context
 def users_token(ctx: click.Context, name: str) -> None:
     """Issue an API token for NAME (replacing any earlier one); it is shown only this once."""
-    from consent_db.session import unit_of_work
     from gatekeeper.services import accounts
 
     runtime = _runtime(ctx)
-    try:
-        with unit_of_work(runtime.sessions) as session:
-            token = accounts.issue_api_token(session, name, now=_now(), actor=_actor())
-    except GatekeeperError as exc:
-        _fail(exc)
+    with cli_unit(runtime) as session:
+        token = accounts.issue_api_token(session, name, now=_now(), actor=_actor())
     click.echo(f"API token for {name} (shown once; send it as 'Authorization: Bearer TOKEN'): {token}")
 
 
