@@ -44,7 +44,7 @@ import gatekeeper.faces
 from gatekeeper import policy
 from gatekeeper.config import Settings
 from gatekeeper.errors import FaceError
-from gatekeeper.faces import DlibFaceEngine, FaceAnalysis
+from gatekeeper.faces import DlibFaceEngine, FaceAnalysis, FaceEngine
 from gatekeeper.runtime import Runtime, face_engine_options
 
 if TYPE_CHECKING:
@@ -184,12 +184,13 @@ def recorded_runtime(settings: Settings, **options: Any) -> Runtime:
     return Runtime(settings, faces=recorded(settings), **options)
 
 
-def recorded_app(settings: Settings) -> Flask:
-    """The web app as create_app composes it, with its job queue, answered by the recorded engine."""
+def compose_app(settings: Settings, faces: FaceEngine | None) -> Flask:
+    """The web app as create_app composes it (with its job queue), its runtime given `faces` (None:
+    the real engine)."""
     from gatekeeper.web import build_app
     from workers import JobQueue
 
-    return build_app(recorded_runtime(settings, sender=JobQueue))
+    return build_app(Runtime(settings, sender=JobQueue, faces=faces))
 
 
 def engine_for(request: pytest.FixtureRequest, settings: Settings) -> RecordedFaceEngine | None:
