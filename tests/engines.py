@@ -96,8 +96,8 @@ def engine_source_fingerprint() -> str:
 
 
 class RecordedFaceEngine:
-    """A FaceEngine that answers as a real DlibFaceEngine with `options` answered, from disk when it
-    has answered the same question before (see the module's description).
+    """A FaceEngine whose every answer is the one a real DlibFaceEngine with `options` gave, read from
+    disk when the same question was asked before (see the module's description).
 
     `options` are DlibFaceEngine's keyword arguments (the worker count excepted); `recorded(settings)`
     gives the ones a runtime would use. `hits` and `misses` count the answers found and asked for.
@@ -150,10 +150,10 @@ class RecordedFaceEngine:
             # The real engine refuses it (FaceError), and there is nothing to key it by.
             return getattr(self.real, method)(pixels)
         path = self.entry(method, pixels)
-        recorded = _read(path, kind)
-        if recorded is not None:
+        kept = _read(path, kind)
+        if kept is not None:
             self.hits += 1
-            return _replay(recorded)  # type: ignore[no-any-return]
+            return _replay(kept)  # type: ignore[no-any-return]
         self.misses += 1
         # Built first: models that cannot load are this process's problem, not an answer to record.
         ask: Callable[[np.ndarray], T] = getattr(self.real, method)
