@@ -6,7 +6,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gatekeeper.config import DEV_SECRET, Settings
 from gatekeeper.errors import ConfigError
@@ -27,6 +27,10 @@ class Runtime:
     `sender` builds this process's job sender from the runtime (the entry points give
     `workers.JobQueue`); it is built on first use. Without one, jobs that use cases request are
     recorded but not sent (the sweeper of a process that has a queue sends them).
+
+    `faces` is the face engine to use; without one, the dlib engine the settings describe is built
+    on first use (face_engine). Only this runtime uses it: processes that compose their own runtime
+    (`gate --workers`, `worker`) build their own engine.
     """
 
     def __init__(
@@ -36,6 +40,7 @@ class Runtime:
         migrate: bool = True,
         face_workers: int | None = None,
         sender: Callable[[Runtime], JobSender] | None = None,
+        faces: FaceEngine | None = None,
     ) -> None:
         self.settings = settings
         # Processes one photo's face analysis may use: None, every core (the command line);
@@ -47,6 +52,7 @@ class Runtime:
         self._make_sender = sender
         self._sender: JobSender | None = None
         self._sender_lock = threading.Lock()
+        self._faces = faces
 
     @cached_property
     def db(self) -> Engine:
@@ -132,13 +138,24 @@ class Runtime:
 
     @cached_property
     def faces(self) -> FaceEngine:
-        """The face engine (dlib), loaded lazily: it takes a second and a few hundred MB."""
-        settings = self.settings
-        return DlibFaceEngine(
-            min_face_px=settings.min_face_px,
-            min_detect_px=settings.min_detect_px,
-            probe_step=settings.probe_step,
-            max_faces=settings.max_faces,
-            time_limit_s=settings.face_time_limit,
-            workers=self.face_workers,
-        )
+        """The face engine given, else dlib's, loaded lazily (it takes a second and a few hundred MB)."""
+        if self._faces is not None:
+            return self._faces
+        return face_engine(self.settings, workers=self.face_workers)
+
+
+def face_engine_options(settings: Settings) -> dict[str, Any]:
+    """The DlibFaceEngine options the settings set (the worker count is each process's own)."""
+    return {
+        "min_face_px": settings.min_face_px,
+        "min_detect_px": settings.min_detect_px,
+        "probe_step": settings.probe_step,
+        "max_faces": settings.max_faces,
+        "time_limit_s": settings.face_time_limit,
+    }
+
+
+def face_engine(settings: Settings, *, workers: int | None = None) -> DlibFaceEngine:
+    """The dlib face engine the settings describe, sharing one photo's work among `workers` processes
+    (None: one per core); raises FaceError when the models cannot load."""
+    return DlibFaceEngine(**face_engine_options(settings), workers=workers)

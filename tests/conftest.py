@@ -22,6 +22,14 @@ REQUIRE_SERVICES = os.environ.get("GATEKEEPER_REQUIRE_SERVICES") == "1"
 FIXED_NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "real_face_engine: the test's runtime and app fixtures use the real dlib engine, not answers "
+        "recorded from it (tests of the engine's time limit, face cap or worker processes; tests/engines.py)",
+    )
+
+
 def require(available: bool, reason: str) -> None:
     """Skip (laptop) or fail (CI) when a needed service or file is not available."""
     if available:
@@ -225,13 +233,19 @@ def settings(tmp_home: Path, database_url: str) -> Any:
 
 
 @pytest.fixture
-def runtime(settings: Any) -> Iterator[Any]:
+def runtime(request: pytest.FixtureRequest, settings: Any) -> Iterator[Any]:
     """The composed application for one test (with its job queue, as the entry points compose it);
-    its database engine is disposed afterwards."""
+    its database engine is disposed afterwards.
+
+    Its face engine answers as the real one, from answers recorded on disk (tests/engines.py);
+    the engine's own tests and those marked real_face_engine get the real engine.
+    """
+    from engines import engine_for
+
     from gatekeeper.runtime import Runtime
     from workers import JobQueue
 
-    rt = Runtime(settings, sender=JobQueue)
+    rt = Runtime(settings, sender=JobQueue, faces=engine_for(request, settings))
     yield rt
     if "db" in rt.__dict__:
         rt.db.dispose()

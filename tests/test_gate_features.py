@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engines import recorded
 from PIL import Image
 from sqlalchemy import select
 
@@ -34,9 +35,11 @@ NAMES = {
 }
 
 
-def with_settings(runtime: Runtime, **changes: Any) -> Iterator[Runtime]:
-    """A second runtime on the same instance and database with some settings changed."""
-    other = Runtime(dataclasses.replace(runtime.settings, **changes), sender=JobQueue)
+def with_settings(runtime: Runtime, *, real: bool = False, **changes: Any) -> Iterator[Runtime]:
+    """A second runtime on the same instance and database with some settings changed; its face
+    engine answers from recorded answers, unless `real` (tests/engines.py)."""
+    settings = dataclasses.replace(runtime.settings, **changes)
+    other = Runtime(settings, sender=JobQueue, faces=None if real else recorded(settings))
     yield other
     if "db" in other.__dict__:
         other.db.dispose()
@@ -158,12 +161,15 @@ def test_sideways_pixels_without_an_orientation_tag_go_to_review(
 
 
 def test_past_the_face_cap_the_photo_goes_to_review(enrolled: Runtime, corpus: Any) -> None:
-    for capped in with_settings(enrolled, max_faces=1):
+    # The cap is the engine's own work limit: the real engine stops at it.
+    for capped in with_settings(enrolled, real=True, max_faces=1):
         [line] = gate_json(capped, "website", corpus.faces_dir / "group/two_people.jpg")
         assert line["verdict"] == "review"
         assert "too_many_faces" in line["reasons"]
 
 
+# `gate --workers` processes build their own (real) engine; the serial run uses the real one too.
+@pytest.mark.real_face_engine
 def test_parallel_workers_give_the_same_verdicts_as_one_process(
     enrolled: Runtime, corpus: Any, tmp_path: Path
 ) -> None:

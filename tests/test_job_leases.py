@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from engines import recorded_runtime
 from sqlalchemy import func, select
 
 from consent_db import audit
@@ -29,7 +30,7 @@ LEASE = 0.3  # seconds: short, so that a lease lapses within the test
 @pytest.fixture
 def leased(runtime: Runtime) -> Iterator[Runtime]:
     """The test's runtime with a short lease (and the same database)."""
-    other = Runtime(
+    other = recorded_runtime(
         dataclasses.replace(runtime.settings, job_lease=LEASE, job_max_attempts=3), sender=JobQueue
     )
     yield other
@@ -145,7 +146,7 @@ def test_the_lease_is_renewed_while_a_job_runs_so_no_sweep_sends_it_again(
     runtime: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
     # A lease longer than elsewhere here, so that a busy machine never delays a renewal past it.
-    leased = Runtime(dataclasses.replace(runtime.settings, job_lease=1.0), sender=JobQueue)
+    leased = recorded_runtime(dataclasses.replace(runtime.settings, job_lease=1.0), sender=JobQueue)
     try:
         queue = JobQueue.of(leased)
         photo_id = seed_gated_photo(leased, photo_bytes, now=now)

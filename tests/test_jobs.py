@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engines import recorded_runtime
 from sqlalchemy import select
 
 from consent_db.models import AuditEvent, Job, Photo, Publication
@@ -32,7 +33,7 @@ def photo_bytes(corpus: Any) -> bytes:
 
 
 def _other(runtime: Runtime, **changes: Any) -> Iterator[Runtime]:
-    other = Runtime(dataclasses.replace(runtime.settings, **changes), sender=JobQueue)
+    other = recorded_runtime(dataclasses.replace(runtime.settings, **changes), sender=JobQueue)
     yield other
     if "db" in other.__dict__:
         other.db.dispose()

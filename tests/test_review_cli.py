@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engines import recorded_runtime
 from PIL import Image
 from sqlalchemy import func, select
 
 from consent_db.models import AuditEvent, Decision, Face, FaceTemplate, Person
 from consent_db.session import unit_of_work
 from gatekeeper.config import Settings
-from gatekeeper.runtime import Runtime
 from gatekeeper.services import gate as gate_service
 from helpers import gate_json, person_row, run, write_csv
 from workers import JobQueue
@@ -33,7 +33,7 @@ GROUP = "group/two_people.jpg"  # obama (face 1) and biden (face 2), numbered fr
 @pytest.fixture
 def reviewing(settings: Settings) -> Any:
     """A runtime on the test's database that sends photos with unknown faces to review."""
-    rt = Runtime(replace(settings, unknown_faces="review"), sender=JobQueue)
+    rt = recorded_runtime(replace(settings, unknown_faces="review"), sender=JobQueue)
     yield rt
     if "db" in rt.__dict__:
         rt.db.dispose()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engines import compose_app, engine_for
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -20,7 +21,6 @@ from web_helpers import api_token, csrf, make_account, sign_in
 
 from consent_db.models import AuditEvent, Job, Publication
 from consent_db.session import unit_of_work
-from gatekeeper import create_app
 from gatekeeper.runtime import Runtime
 from gatekeeper.services import consent as consent_service
 from gatekeeper.services import withdrawals
@@ -31,8 +31,9 @@ ANN = "ann"
 
 
 @pytest.fixture
-def app(settings: Any) -> Iterator[Flask]:
-    app = create_app(settings)
+def app(request: pytest.FixtureRequest, settings: Any) -> Iterator[Flask]:
+    """The app as create_app composes it; its face engine answers from recorded answers (engines.py)."""
+    app = compose_app(settings, engine_for(request, settings))
     app.config["TESTING"] = True
     yield app
     runtime = app.extensions["gatekeeper"]

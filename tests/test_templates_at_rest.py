@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from engines import recorded_runtime
 from sqlalchemy import text
 
 from consent_db.session import unit_of_work
@@ -105,7 +106,7 @@ def test_configured_keys_rotate_to_the_first_and_the_old_key_alone_no_longer_ope
     assert first != second and len(base64.urlsafe_b64decode(first)) == 32
 
     def with_keys(value: str) -> Runtime:
-        return Runtime(dataclasses.replace(runtime.settings, template_key=value), sender=JobQueue)
+        return recorded_runtime(dataclasses.replace(runtime.settings, template_key=value), sender=JobQueue)
 
     old = with_keys(first)
     try:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from engines import recorded_runtime
 from sqlalchemy import func, select
 
 from consent_db.models import AuditEvent, FaceTemplate
@@ -58,7 +59,7 @@ def make_runtime(settings: Settings) -> Iterator[Any]:
     built: list[Runtime] = []
 
     def make(**changes: Any) -> Runtime:
-        rt = Runtime(replace(settings, **changes), sender=JobQueue)
+        rt = recorded_runtime(replace(settings, **changes), sender=JobQueue)
         built.append(rt)
         return rt
 

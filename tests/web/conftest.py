@@ -6,15 +6,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from engines import compose_app, engine_for
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gatekeeper import create_app
-
 
 @pytest.fixture
-def app(settings: Any) -> Iterator[Flask]:
-    app = create_app(settings)
+def app(request: pytest.FixtureRequest, settings: Any) -> Iterator[Flask]:
+    """The app as create_app composes it; its face engine answers from recorded answers (engines.py)."""
+    app = compose_app(settings, engine_for(request, settings))
     app.config["TESTING"] = True
     yield app
     runtime = app.extensions["gatekeeper"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engines import compose_app, recorded
 from live_server import LiveServer
 from web_helpers import csrf, make_account, sign_in
 
@@ -49,7 +50,7 @@ def test_the_instance_folder_and_everything_in_it_is_private_whatever_the_umask(
     home = tmp_path / "new" / "instance"
     settings = Settings(home=home, dpia_required=False, probe_step=90, face_time_limit=600.0)
     with umask(0):
-        app = create_app(settings)
+        app = compose_app(settings, recorded(settings))
         rt = app.extensions["gatekeeper"]
         try:
             assert first_start(rt) is not None

@@ -249,11 +249,12 @@ def test_a_small_face_goes_to_review_in_amber_with_its_reason(
 ) -> None:
     from dataclasses import replace
 
-    from gatekeeper import create_app
+    from engines import compose_app, recorded
 
     # The same instance with a minimum face size of 80 px: the 240p frame's face (about 62 px) is
     # then too small to identify.
-    strict = create_app(replace(settings, min_face_px=80))
+    strict_settings = replace(settings, min_face_px=80)
+    strict = compose_app(strict_settings, recorded(strict_settings))
     strict.config["TESTING"] = True
     try:
         rt = strict.extensions["gatekeeper"]
