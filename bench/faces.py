@@ -140,6 +140,13 @@ def _init() -> None:
     )
 
 
+def _init_with(workers: int, min_detect_px: int, second_look: bool) -> None:
+    """A spawned pool process: the run's settings, then its own engine."""
+    global _workers, _min_detect_px, _second_look
+    _workers, _min_detect_px, _second_look = workers, min_detect_px, second_look
+    _init()
+
+
 def _analyse(path: str) -> dict[str, Any]:
     assert _engine is not None
     pixels = load_rgb(Path(path))
@@ -195,8 +202,12 @@ def run_ours(
     if processes == 1:
         results = [_analyse(path) for path in paths]
     else:
-        # fork: the workers inherit the parent's loaded models instead of loading their own.
-        with multiprocessing.get_context("fork").Pool(processes, initializer=_init) as pool:
+        # spawn, not fork: the parent has run dlib's CNN (enrolment), and a forked copy of a
+        # process whose BLAS threads have started hangs in its first convolution. Each process
+        # loads its own models (counted in the wall time).
+        with multiprocessing.get_context("spawn").Pool(
+            processes, initializer=_init_with, initargs=(workers, min_detect_px, second_look)
+        ) as pool:
             results = pool.map(_analyse, paths, chunksize=1)
     wall = time.perf_counter() - start
     per_file = {}

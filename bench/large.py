@@ -117,6 +117,13 @@ def _init() -> None:
     )
 
 
+def _init_with(long_edge: int | None, probe_step: int, second_look: bool) -> None:
+    """A spawned pool process: the run's settings, then its own engine."""
+    global _long_edge, _probe_step, _second_look
+    _long_edge, _probe_step, _second_look = long_edge, probe_step, second_look
+    _init()
+
+
 def _analyse(path: str) -> dict[str, Any]:
     assert _engine is not None
     start = time.perf_counter()
@@ -153,7 +160,11 @@ def run_ours(
     index = TemplateIndex(
         keys, np.stack([_engine.encode_single(load_rgb(p)) for p in sorted(known.iterdir())])
     )
-    with multiprocessing.get_context("fork").Pool(2, initializer=_init) as pool:
+    # spawn, not fork: the parent has run dlib's CNN (enrolment), and a forked copy of a process
+    # whose BLAS threads have started hangs in its first convolution.
+    with multiprocessing.get_context("spawn").Pool(
+        2, initializer=_init_with, initargs=(long_edge, probe_step, second_look)
+    ) as pool:
         results = pool.map(_analyse, sorted(str(p) for p in photos.iterdir()), chunksize=1)
     wall = time.perf_counter() - start
     for r in results:
