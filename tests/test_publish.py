@@ -371,3 +371,7 @@ def test_the_periodic_recheck_names_the_person_in_the_task_it_opens(
         assert [(t.target, t.person_id, t.reasons) for t in tasks] == [
             ("https://example.org/a", ids["ann"], ["consent_withdrawn"])
         ]
+    listed = run(runtime, "takedowns", "list", "--json")
+    assert [(t["where"], t["person"]) for t in map(json.loads, listed.stdout.splitlines())] == [
+        ("https://example.org/a", "ann")
+    ]

@@ -146,19 +146,25 @@ def takedowns() -> None:
 @click.pass_context
 def takedowns_list(ctx: click.Context, open_only: bool, as_json: bool) -> None:
     """Takedown tasks: who, what, where, since when (and when done, with the note)."""
+    from sqlalchemy import select
+
     from consent_db.models import Person
     from consent_db.session import unit_of_work
     from gatekeeper.services import publish as publish_service
 
     runtime = _runtime(ctx)
     with unit_of_work(runtime.sessions) as session:
+        tasks = publish_service.list_tasks(session, open_only=open_only)
+        # Every person named by a task, in one query.
+        ids = {t.person_id for t in tasks if t.person_id is not None}
+        rows = session.execute(select(Person.id, Person.external_id).where(Person.id.in_(ids)))
+        mis_ids: dict[int, str] = {person_id: external_id for person_id, external_id in rows}
         lines = []
-        for task in publish_service.list_tasks(session, open_only=open_only):
-            person = session.get(Person, task.person_id) if task.person_id is not None else None
+        for task in tasks:
             lines.append(
                 {
                     "id": task.id,
-                    "person": person.external_id if person else None,
+                    "person": mis_ids.get(task.person_id) if task.person_id is not None else None,
                     "photo": task.photo_id,
                     "channel": task.channel,
                     "where": task.target,
