@@ -191,15 +191,17 @@ def run_ours(
     global _workers, _min_detect_px, _second_look
     _workers, _min_detect_px, _second_look = workers, min_detect_px, second_look
     start = time.perf_counter()
-    _init()
-    assert _engine is not None
+    # Enrolment in this process shares nothing with forked helpers (workers=1): a fork from a
+    # process whose pool threads are running can deadlock the child.
+    enrol = DlibFaceEngine(min_face_px=SETTINGS.min_face_px, workers=1, second_look=second_look)
     keys, encodings = [], []
     for path in sorted(known.iterdir()):
         keys.append(path.stem)
-        encodings.append(_engine.encode_single(load_rgb(path)))
+        encodings.append(enrol.encode_single(load_rgb(path)))
     index = TemplateIndex(keys, np.stack(encodings))
     paths = sorted(str(p) for p in unknown.iterdir())
     if processes == 1:
+        _init()
         results = [_analyse(path) for path in paths]
     else:
         # spawn, not fork: the parent has run dlib's CNN (enrolment), and a forked copy of a
