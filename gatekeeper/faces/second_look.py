@@ -12,9 +12,9 @@ in, at any quarter turn, is not a face.
 A `possible` box the CNN does not confirm at its own size is dropped only when a sweep of the box
 finds no face of any size in it: HOG boxes a turned small face it cannot see with a much larger
 weak box around it (a 48 px face turned 165° was boxed 154 px wide), so "no face of this size" is
-not "no face". The sweep scans the box at the four quarter turns, scaled so the smallest face
-searched is as wide as the CNN's window, within SWEEP_MAX_PIXELS; a box too large for that budget,
-or with anything face-like in it, stays `possible` (review).
+not "no face". The sweep scans the box at the four quarter turns and the four diagonals, scaled
+so the smallest face searched is as wide as the CNN's window, within SWEEP_MAX_PIXELS; a box too
+large for that budget, or with anything face-like in it, stays `possible` (review).
 
 The CNN costs about 4-8 s per megapixel here, so it never scans a whole photo: only crops of about
 0.05 MP each, and sweeps of at most SWEEP_MAX_PIXELS.
@@ -53,9 +53,9 @@ DISMISS_PX = 80
 CNN_WINDOW_PX = 80
 # A sweep's margin around the box, in box widths on every side.
 SWEEP_MARGIN = 0.1
-# Pixels a sweep may scan over its four quarter turns (about 4 s here); a larger box is not swept
-# and stays `possible`.
-SWEEP_MAX_PIXELS = 1_200_000
+# Pixels a sweep may scan over its eight turns (about 9 s here); a larger box is not swept and
+# stays `possible`.
+SWEEP_MAX_PIXELS = 2_400_000
 
 
 @dataclass(frozen=True)
@@ -168,13 +168,20 @@ class SecondLook:
             return False
         factor = max(1.0, CNN_WINDOW_PX / max(min_px, 1))
         size = (max(1, round((right - left) * factor)), max(1, round((bottom - top) * factor)))
-        if 4 * size[0] * size[1] > SWEEP_MAX_PIXELS:
-            return False
         crop = Image.fromarray(np.ascontiguousarray(image[top:bottom, left:right]))
-        scaled = np.asarray(crop.resize(size, Image.Resampling.BILINEAR))
-        # Quarter turns are exact (no resampling): the CNN, like HOG, sees faces tilted up to about 40°,
-        # so with the box's own turn and the diagonal between them every angle is covered.
-        return all(len(self._cnn(np.ascontiguousarray(np.rot90(scaled, k)), 0)) == 0 for k in range(4))
+        scaled = crop.resize(size, Image.Resampling.BILINEAR)
+        # The CNN, like HOG, sees faces tilted up to about 40°: the quarter turns (exact, no
+        # resampling) and the same turned by 45° cover every angle.
+        diagonal = scaled.rotate(
+            45, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=(128, 128, 128)
+        )
+        if 4 * (scaled.width * scaled.height + diagonal.width * diagonal.height) > SWEEP_MAX_PIXELS:
+            return False
+        return all(
+            len(self._cnn(np.ascontiguousarray(np.rot90(np.asarray(turned), k)), 0)) == 0
+            for turned in (scaled, diagonal)
+            for k in range(4)
+        )
 
     def _find(self, crop: NDArray[np.uint8], side: float) -> tuple[tuple[int, int, int, int], float] | None:
         """The CNN's best detection near the crop's centre and of about the face's size, in crop pixels."""
