@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from gatekeeper.cli import main  # noqa: E402
 from gatekeeper.cli.gate import GateJob, gate_file  # noqa: E402
 from gatekeeper.config import Settings  # noqa: E402
+from gatekeeper.photos import gate as gate_service  # noqa: E402
 from gatekeeper.runtime import Runtime  # noqa: E402
-from gatekeeper.services import gate as gate_service  # noqa: E402
 from helpers import ENROLMENT, enrolment_csv  # noqa: E402
 
 

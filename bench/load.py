@@ -330,7 +330,7 @@ def _prepare(env: dict[str, str], tmp: Path, clients: int, faces: Path) -> list[
     from consent_db.session import unit_of_work
     from gatekeeper.config import Settings
     from gatekeeper.runtime import Runtime
-    from gatekeeper.services import accounts
+    from gatekeeper.staff import accounts
 
     runtime = Runtime(Settings.from_env(env))
     now = datetime.now(UTC)

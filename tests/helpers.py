@@ -11,7 +11,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from gatekeeper.cli import main
-from gatekeeper.services.people_csv import COLUMNS
+from gatekeeper.consent.mis_csv import COLUMNS
 
 # One enrolment photo per identity, never from group/.
 ENROLMENT = {
@@ -83,7 +83,8 @@ def add_people(runtime: Any, now: Any, *external_ids: str, channels: str = "webs
 
     from consent_db.models import Person
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people_csv, people_import
+    from gatekeeper.consent import mis_csv as people_csv
+    from gatekeeper.consent import mis_import as people_import
 
     tmp = runtime.settings.instance_path
     csv_path = write_csv(
@@ -120,7 +121,7 @@ def seed_gated_photo(
 
     from consent_db.models import Decision, Face, Photo
     from consent_db.session import unit_of_work
-    from gatekeeper.services.gate import original_key
+    from gatekeeper.photos.gate import original_key
 
     sha = hashlib.sha256(data + channel.encode()).hexdigest()
     runtime.originals.put(original_key(sha), data)

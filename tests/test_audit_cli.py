@@ -190,7 +190,7 @@ def test_audit_show_person_gathers_their_record_photos_and_faces(runtime: Runtim
     """--person EXTERNAL_ID: the person's own events, and those of every photo and face matched to
     them, and nothing about anyone else's photos."""
     from consent_db.models import Face
-    from gatekeeper.services import consent
+    from gatekeeper.consent import records as consent
     from helpers import add_people, seed_gated_photo
 
     ids = add_people(runtime, now, "P1", "P2")

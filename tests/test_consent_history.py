@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 
 from consent_db.models import AuditEvent, ConsentRecord, FaceTemplate, Person
 from consent_db.session import unit_of_work
-from gatekeeper.services import consent as consent_service
-from gatekeeper.services import people_csv, people_import
+from gatekeeper.consent import mis_csv as people_csv
+from gatekeeper.consent import mis_import as people_import
+from gatekeeper.consent import records as consent_service
 from helpers import person_row, run, write_csv
 
 

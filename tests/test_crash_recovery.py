@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from consent_db import audit
 from consent_db.models import AuditEvent, Job, Photo, Publication
 from consent_db.session import unit_of_work
+from gatekeeper.consent import records as consent_service
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import consent as consent_service
 from helpers import add_people, run, seed_gated_photo
 from workers import JobQueue, run_purge
 
@@ -45,7 +45,7 @@ def test_workers_killed_mid_publish_then_recovered_leave_a_consistent_state(
     ]
     # Ann withdrew before any publish job ran: none of her photos may appear, whatever happens.
     with unit_of_work(on_s3.sessions) as session:
-        from gatekeeper.services import consent as consent_service
+        from gatekeeper.consent import records as consent_service
 
         consent_service.withdraw_consent(session, "ann", [], settings=on_s3.settings, now=now, actor="t")
     queue = JobQueue.of(on_s3)

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from consent_db.models import Face, Photo
 from consent_db.session import unit_of_work
 from gatekeeper import media
+from gatekeeper.consent import records as consent_service
+from gatekeeper.photos import gate as gate_service
+from gatekeeper.publishing import publish as publish_service
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import consent as consent_service
-from gatekeeper.services import gate as gate_service
-from gatekeeper.services import publish as publish_service
 from gatekeeper.storage import LocalBlobStore
 from helpers import enrolment_csv, gate_json, run
 from workers import JobQueue

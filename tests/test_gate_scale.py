@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from consent_db.session import unit_of_work
-from gatekeeper.services import gate as gate_service
+from gatekeeper.photos import gate as gate_service
 from helpers import gate_json, person_row, run, write_csv
 
 pytestmark = pytest.mark.slow

@@ -16,11 +16,13 @@ from sqlalchemy import func, select
 from consent_db import audit
 from consent_db.models import AuditEvent, Decision, Job, Publication, TakedownTask
 from consent_db.session import unit_of_work
+from gatekeeper import queueing
+from gatekeeper.consent import records as consent_service
+from gatekeeper.photos.gate import original_key
+from gatekeeper.publishing import placements
+from gatekeeper.publishing import publish as publish_service
+from gatekeeper.queueing import rows as jobs_service
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import consent as consent_service
-from gatekeeper.services import jobs as jobs_service
-from gatekeeper.services import publish as publish_service
-from gatekeeper.services.gate import original_key
 from helpers import add_people, seed_gated_photo
 from workers import JobQueue, run_recheck
 
@@ -198,7 +200,7 @@ def _seed_job(runtime: Runtime, queue: JobQueue, task: str, photo_bytes: bytes, 
         consent_service.withdraw_consent(
             session, "ann", [], settings=runtime.settings, now=datetime.now(UTC), actor="t"
         )
-        job_id = jobs_service.takedown_requested(session, ids["ann"])
+        job_id = queueing.takedown_requested(session, ids["ann"])
     assert job_id is not None
     return job_id
 
@@ -252,7 +254,7 @@ def test_the_periodic_recheck_opens_a_takedown_task_that_names_the_person(
         )
     photo_id = seed_gated_photo(runtime, photo_bytes, now=now, person_ids=(ids["bob"], ids["ann"]))
     with unit_of_work(runtime.sessions) as session:
-        publish_service.record_external(
+        placements.record_external(
             session,
             photo_id,
             channel="website",

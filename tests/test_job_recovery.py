@@ -31,9 +31,9 @@ from sqlalchemy import func, select
 from consent_db import audit
 from consent_db.models import AuditEvent, Decision, Job, Photo, Publication
 from consent_db.session import unit_of_work
+from gatekeeper.photos.gate import original_key
+from gatekeeper.publishing import publish as publish_service
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import publish as publish_service
-from gatekeeper.services.gate import original_key
 from helpers import add_people, run, seed_gated_photo
 from workers import JobQueue
 

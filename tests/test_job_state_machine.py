@@ -26,11 +26,11 @@ from consent_db.models import Job, Photo, Publication
 from consent_db.session import unit_of_work
 from gatekeeper import policy
 from gatekeeper.config import Settings
+from gatekeeper.consent import records as consent_service
+from gatekeeper.photos.gate import recheck
+from gatekeeper.publishing import recheck as publication_checks
+from gatekeeper.queueing import rows as jobs_service
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import consent as consent_service
-from gatekeeper.services import jobs as jobs_service
-from gatekeeper.services import publish as publish_service
-from gatekeeper.services.gate import recheck
 from helpers import add_people, seed_gated_photo
 from workers import JobQueue, run_purge
 
@@ -154,8 +154,8 @@ class Jobs(RuleBasedStateMachine):
         """Live copies in our stores that would not pass now, with the people they show."""
         found = []
         with unit_of_work(self.runtime.sessions) as session:
-            for publication in publish_service.live_publications(session):
-                as_published = publish_service.settings_as_published(self.runtime.settings, publication)
+            for publication in publication_checks.live_publications(session):
+                as_published = publication_checks.settings_as_published(self.runtime.settings, publication)
                 fresh = recheck(session, publication.decision_id, settings=as_published, now=_now())
                 if fresh.verdict != policy.PUBLISHABLE:
                     shown = [int(f.person) for f in fresh.faces if f.person is not None]

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from consent_db.models import AuditEvent, Job, Photo, Publication
 from consent_db.session import unit_of_work
+from gatekeeper.publishing import recheck as publication_checks
 from gatekeeper.runtime import Runtime
 from helpers import add_people, person_row, run, seed_gated_photo, write_csv
 from workers import JobQueue
@@ -267,8 +268,8 @@ def test_the_recheck_job_takes_down_a_copy_whose_consent_has_since_expired(
 ) -> None:
     from datetime import date
 
-    from gatekeeper.services import consent as consent_service
-    from gatekeeper.services import publish as publish_service
+    from gatekeeper.consent import records as consent_service
+    from gatekeeper.publishing import publish as publish_service
 
     ids = add_people(runtime, now, "ann", "bob")
     with unit_of_work(runtime.sessions) as session:
@@ -301,7 +302,7 @@ def test_the_recheck_job_takes_down_a_copy_whose_consent_has_since_expired(
         queue.enqueue_recheck(session)
     assert queue.drain() == 1  # the job decides at the moment it runs, long after 20 June 2026
     with unit_of_work(runtime.sessions) as session:
-        live = {p.photo_id for p in publish_service.live_publications(session)}
+        live = {p.photo_id for p in publication_checks.live_publications(session)}
     assert live == {lasting}
     assert len(list(runtime.published.iter_keys())) == 1
 

@@ -15,9 +15,11 @@ from consent_db import audit
 from consent_db.models import AuditEvent, Publication, TakedownTask
 from consent_db.session import unit_of_work
 from gatekeeper import media
+from gatekeeper.consent import records as consent_service
 from gatekeeper.errors import InvalidInputError, RecordNotFoundError
-from gatekeeper.services import consent as consent_service
-from gatekeeper.services import publish as publish_service
+from gatekeeper.photos import gate
+from gatekeeper.publishing import placements, recheck
+from gatekeeper.publishing import publish as publish_service
 from gatekeeper.storage import LocalBlobStore, open_store
 from helpers import add_people, gate_json, run, seed_gated_photo
 
@@ -168,7 +170,7 @@ def test_publishing_refuses_a_channel_the_photo_was_not_gated_for_and_unknown_id
             actor="t",
         )
     with pytest.raises(RecordNotFoundError), unit_of_work(runtime.sessions) as session:
-        publish_service.latest_decision(session, photo_id + 1000)
+        gate.latest_decision(session, photo_id + 1000)
 
 
 def test_a_withdrawal_takes_down_every_copy_we_control_and_opens_tasks_for_external_ones(
@@ -185,7 +187,7 @@ def test_a_withdrawal_takes_down_every_copy_we_control_and_opens_tasks_for_exter
     kept = _publish(runtime, bobs, bucket_store, now)
     bucket_store.put(on_s3.key or "", b"a second version of the same key")
     with unit_of_work(runtime.sessions) as session:
-        external, task = publish_service.record_external(
+        external, task = placements.record_external(
             session,
             shared,
             channel="website",
@@ -199,7 +201,7 @@ def test_a_withdrawal_takes_down_every_copy_we_control_and_opens_tasks_for_exter
     with unit_of_work(runtime.sessions) as session:
         consent_service.withdraw_consent(session, "ann", [], settings=runtime.settings, now=later, actor="t")
     with unit_of_work(runtime.sessions) as session:
-        report = publish_service.recheck_publications(
+        report = recheck.recheck_publications(
             session, settings=runtime.settings, now=later, actor="t", person_id=ids["ann"]
         )
     assert report.checked == 3 and sorted(report.deleted) == sorted(
@@ -215,7 +217,7 @@ def test_a_withdrawal_takes_down_every_copy_we_control_and_opens_tasks_for_exter
         assert tasks[0].reasons == ["consent_withdrawn"]
     # Running it again changes nothing: every copy is already gone, the task is already open.
     with unit_of_work(runtime.sessions) as session:
-        again = publish_service.recheck_publications(
+        again = recheck.recheck_publications(
             session, settings=runtime.settings, now=later, actor="t", person_id=ids["ann"]
         )
     assert (again.deleted, again.tasks) == ([], [])
@@ -268,7 +270,7 @@ def test_gate_json_lines_carry_the_photo_id(runtime: Any, tmp_path: Path) -> Non
     [line] = gate_json(runtime, "website", junk)
     assert line["verdict"] == "blocked" and isinstance(line["id"], int)
     with unit_of_work(runtime.sessions) as session:
-        assert publish_service.latest_decision(session, line["id"]).reasons == ["unreadable_image"]
+        assert gate.latest_decision(session, line["id"]).reasons == ["unreadable_image"]
 
 
 def test_a_withdrawal_while_a_publish_is_deciding_leaves_nothing_of_the_person_published(
@@ -289,7 +291,7 @@ def test_a_withdrawal_while_a_publish_is_deciding_leaves_nothing_of_the_person_p
                     session, "ann", [], settings=runtime.settings, now=later, actor="t"
                 )
             with unit_of_work(runtime.sessions) as session:
-                publish_service.recheck_publications(
+                recheck.recheck_publications(
                     session, settings=runtime.settings, now=later, actor="t", person_id=ids["ann"]
                 )
         except BaseException as exc:
@@ -325,7 +327,7 @@ def test_locking_people_to_publish_never_waits_for_a_transaction_that_only_refer
 ) -> None:
     from sqlalchemy import text
 
-    from gatekeeper.services.publish import lock_people
+    from gatekeeper.publishing.publish import lock_people
 
     ids = add_people(runtime, now, "ann")
     with runtime.sessions() as recording, recording.begin():
@@ -349,7 +351,7 @@ def test_the_periodic_recheck_names_the_person_in_the_task_it_opens(
     other = seed_gated_photo(runtime, photo_bytes + b"b", now=now, person_ids=(ids["bob"],))
     with unit_of_work(runtime.sessions) as session:
         for photo_id, where in ((shared, "https://example.org/a"), (other, "https://example.org/b")):
-            publish_service.record_external(
+            placements.record_external(
                 session,
                 photo_id,
                 channel="website",
@@ -362,9 +364,7 @@ def test_the_periodic_recheck_names_the_person_in_the_task_it_opens(
     with unit_of_work(runtime.sessions) as session:
         consent_service.withdraw_consent(session, "ann", [], settings=runtime.settings, now=later, actor="t")
     with unit_of_work(runtime.sessions) as session:
-        report = publish_service.recheck_publications(
-            session, settings=runtime.settings, now=later, actor="t"
-        )
+        report = recheck.recheck_publications(session, settings=runtime.settings, now=later, actor="t")
     assert report.checked == 2 and report.kept == 1
     with unit_of_work(runtime.sessions) as session:
         tasks = session.scalars(select(TakedownTask)).all()

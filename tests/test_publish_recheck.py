@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 
 from consent_db.models import AuditEvent, Publication
 from consent_db.session import unit_of_work
-from gatekeeper.services import consent as consent_service
-from gatekeeper.services import gate as gate_service
-from gatekeeper.services import people_csv, people_import
-from gatekeeper.services import publish as publish_service
-from gatekeeper.services.templates import template_keys
+from gatekeeper.consent import mis_csv as people_csv
+from gatekeeper.consent import mis_import as people_import
+from gatekeeper.consent import records as consent_service
+from gatekeeper.people.templates import template_keys
+from gatekeeper.photos import gate as gate_service
+from gatekeeper.publishing import publish as publish_service
 from gatekeeper.storage import LocalBlobStore
 from helpers import person_row, write_csv
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from consent_db.models import Decision, Photo, Publication
 from consent_db.session import unit_of_work
+from gatekeeper.publishing import recheck as publication_checks
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import publish as publish_service
 from helpers import add_people, run, seed_gated_photo
 from workers import JobQueue
 
@@ -59,12 +59,12 @@ def test_raising_a_channels_size_later_does_not_take_down_copies_made_smaller(
     for larger in _larger(runtime):
         assert larger.settings.long_edge("website") == 4096
         with unit_of_work(larger.sessions) as session:
-            report = publish_service.recheck_publications(
+            report = publication_checks.recheck_publications(
                 session, settings=larger.settings, now=now, actor="t"
             )
         assert report.checked == 2 and report.kept == 1
         with unit_of_work(larger.sessions) as session:
-            live = {p.photo_id for p in publish_service.live_publications(session)}
+            live = {p.photo_id for p in publication_checks.live_publications(session)}
         assert live == {current}
         # A new publication at the larger size needs a finer analysis: it is refused.
         again = run(larger, "publish", current, "--channel", "website")

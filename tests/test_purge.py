@@ -15,10 +15,11 @@ from sqlalchemy import select
 from consent_db import audit
 from consent_db.models import AuditEvent, ConsentRecord, FaceTemplate, Person, Photo, PurgeReport
 from consent_db.session import unit_of_work
+from gatekeeper.consent import records as consent_service
+from gatekeeper.publishing import publish as publish_service
+from gatekeeper.publishing import recheck, takedowns
+from gatekeeper.retention.purge import consent_end
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import consent as consent_service
-from gatekeeper.services import publish as publish_service
-from gatekeeper.services.purge import consent_end
 from helpers import add_people, run, seed_gated_photo
 from workers import JobQueue, run_purge
 
@@ -77,7 +78,7 @@ def test_a_dry_run_plans_ahead_and_deletes_nothing(
 def test_an_upload_whose_check_never_finished_is_purged_as_blocked(
     runtime: Runtime, photo_bytes: bytes
 ) -> None:
-    from gatekeeper.services import uploads
+    from gatekeeper.photos import intake as uploads
 
     uploaded = datetime(2026, 6, 15, 9, tzinfo=UTC)
     queue = JobQueue.of(runtime)  # never drained: the gate job did not run (or failed and was left)
@@ -154,8 +155,8 @@ def test_a_legal_hold_is_reported_keeps_the_photo_due_and_a_later_run_finishes(
         photo_id = seed_gated_photo(held, photo_bytes, now=now)
         outcome = _publish(held, photo_id, now)
         with unit_of_work(held.sessions) as session:
-            [publication] = publish_service.live_publications(session)
-            publish_service.take_down(session, publication, reasons=["test"], now=now, actor="t")
+            [publication] = recheck.live_publications(session)
+            takedowns.take_down(session, publication, reasons=["test"], now=now, actor="t")
         # The copy came down; an older version re-appears under a legal hold (say, restored by hand).
         held.published.put(outcome.key or "", b"restored")
         version = s3.client.list_object_versions(Bucket=bucket)["Versions"][0]["VersionId"]
@@ -223,7 +224,7 @@ def test_erasure_removes_the_person_and_every_photo_showing_them(
 
 
 def _request(runtime: Runtime, name: str, email: str, at: datetime) -> str:
-    from gatekeeper.services import withdrawals
+    from gatekeeper.consent import withdrawals
 
     with unit_of_work(runtime.sessions) as session:
         request = withdrawals.request_withdrawal(
@@ -254,7 +255,7 @@ def _requests(runtime: Runtime) -> dict[str, tuple[str, str | None, str | None, 
 def test_a_decided_requests_contact_details_are_erased_after_their_time_and_the_record_stays(
     runtime: Runtime, now: datetime
 ) -> None:
-    from gatekeeper.services import withdrawals
+    from gatekeeper.consent import withdrawals
 
     ids = add_people(runtime, now, "ann", "bob")
     received = datetime(2026, 10, 20, 9, tzinfo=UTC)
@@ -351,7 +352,7 @@ def test_a_face_a_reviewer_identified_counts_as_that_person_for_erasure_and_rete
     runtime: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
     from consent_db.models import Face
-    from gatekeeper.services.purge import photo_facts, photos_showing
+    from gatekeeper.retention.purge import photo_facts, photos_showing
 
     ids = add_people(runtime, now, "ann", "bob")
     photo_id = seed_gated_photo(runtime, photo_bytes, now=now, person_ids=(ids["bob"],))
@@ -370,8 +371,8 @@ def test_a_face_a_reviewer_identified_counts_as_that_person_for_erasure_and_rete
 def test_the_orphan_sweep_deletes_originals_no_photo_refers_to_and_keeps_the_rest(
     runtime: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
-    from gatekeeper.services.gate import original_key
-    from gatekeeper.services.purge import sweep_orphans
+    from gatekeeper.photos.gate import original_key
+    from gatekeeper.retention.purge import sweep_orphans
 
     photo_id = seed_gated_photo(runtime, photo_bytes, now=now)
     orphan = original_key("0" * 64)

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from gatekeeper.retention import (
+from gatekeeper.retention.deadlines import (
     PhotoFacts,
     Schedule,
     is_due,

@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 
 from consent_db.models import AuditEvent, Face, FaceTemplate
 from consent_db.session import unit_of_work
+from gatekeeper.consent import mis_csv as people_csv
+from gatekeeper.consent import mis_import as people_import
 from gatekeeper.errors import FaceNotFoundError
-from gatekeeper.services import gate as gate_service
-from gatekeeper.services import people_csv, people_import
-from gatekeeper.services.review import confirm_face
+from gatekeeper.photos import gate as gate_service
+from gatekeeper.photos.review import confirm_face
 from helpers import person_row, write_csv
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from consent_db.models import AuditEvent, Decision, Face, FaceTemplate, Person
 from consent_db.session import unit_of_work
 from gatekeeper.config import Settings
-from gatekeeper.services import gate as gate_service
+from gatekeeper.photos import gate as gate_service
 from helpers import gate_json, person_row, run, write_csv
 from workers import JobQueue
 

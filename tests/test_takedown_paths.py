@@ -21,9 +21,10 @@ from web_helpers import api_token, csrf, make_account, sign_in
 
 from consent_db.models import AuditEvent, Job, Publication
 from consent_db.session import unit_of_work
+from gatekeeper.consent import records as consent_service
+from gatekeeper.consent import withdrawals
+from gatekeeper.publishing import recheck, takedowns
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import consent as consent_service
-from gatekeeper.services import withdrawals
 from helpers import add_people, person_row, run, seed_gated_photo, write_csv
 from workers import JobQueue
 
@@ -251,7 +252,7 @@ def test_a_takedown_of_many_copies_deletes_them_together_and_keeps_a_refused_one
     import secrets
 
     from gatekeeper.errors import StorageError
-    from gatekeeper.services import publish as publish_service
+    from gatekeeper.publishing import publish as publish_service
 
     bucket = f"takedown-{secrets.token_hex(4)}"
     s3.client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
@@ -260,7 +261,7 @@ def test_a_takedown_of_many_copies_deletes_them_together_and_keeps_a_refused_one
     )
     ids = add_people(on_s3, now, ANN)
     data = (corpus.faces_dir / "biden/biden2.jpg").read_bytes()
-    count = publish_service.DELETE_MANY_FROM + 5
+    count = takedowns.DELETE_MANY_FROM + 5
     for i in range(count):
         photo_id = seed_gated_photo(on_s3, data + i.to_bytes(2, "big"), now=now, person_ids=(ids[ANN],))
         with unit_of_work(on_s3.sessions) as session:
@@ -286,9 +287,7 @@ def test_a_takedown_of_many_copies_deletes_them_together_and_keeps_a_refused_one
         pytest.raises(StorageError, match="1 copies could not be taken down"),
         unit_of_work(on_s3.sessions) as session,
     ):
-        publish_service.recheck_publications(
-            session, settings=on_s3.settings, now=now, actor="t", person_id=ids[ANN]
-        )
+        recheck.recheck_publications(session, settings=on_s3.settings, now=now, actor="t", person_id=ids[ANN])
     # The refusal rolled the record back: every copy is still recorded live, and only the held one
     # remains in the bucket; the retry records the rest and, once the hold is lifted, that one too.
     assert [k for k in on_s3.published.iter_keys()] == [outcome.key]
@@ -296,12 +295,12 @@ def test_a_takedown_of_many_copies_deletes_them_together_and_keeps_a_refused_one
         Bucket=bucket, Key=held_key, VersionId=held_version, LegalHold={"Status": "OFF"}
     )
     with unit_of_work(on_s3.sessions) as session:
-        report = publish_service.recheck_publications(
+        report = recheck.recheck_publications(
             session, settings=on_s3.settings, now=now, actor="t", person_id=ids[ANN]
         )
     assert len(report.deleted) == count
     assert s3.client.list_object_versions(Bucket=bucket).get("Versions", []) == []
     with unit_of_work(on_s3.sessions) as session:
-        assert publish_service.live_publications(session) == []
+        assert recheck.live_publications(session) == []
     if "db" in on_s3.__dict__:
         on_s3.db.dispose()

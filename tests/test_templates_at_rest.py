@@ -20,8 +20,8 @@ from sqlalchemy import text
 from consent_db.session import unit_of_work
 from gatekeeper.errors import FaceError
 from gatekeeper.faces.codec import TemplateKeys, encoding_to_bytes, is_sealed
+from gatekeeper.people.templates import template_keys
 from gatekeeper.runtime import Runtime
-from gatekeeper.services.templates import template_keys
 from helpers import gate_json, person_row, run, write_csv
 from workers import JobQueue
 

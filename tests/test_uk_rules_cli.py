@@ -309,8 +309,9 @@ def test_the_uk_settings_are_read_and_checked(tmp_path: Path) -> None:
 def test_a_learner_who_comes_of_age_without_their_own_biometric_consent_is_no_longer_matched(
     runtime: Any, corpus: Any, tmp_path: Path, now: Any
 ) -> None:
-    from gatekeeper.services import gate as gate_service
-    from gatekeeper.services import people_csv, people_import
+    from gatekeeper.consent import mis_csv as people_csv
+    from gatekeeper.consent import mis_import as people_import
+    from gatekeeper.photos import gate as gate_service
 
     seventeen = now.date().replace(year=now.year - 17)
     rows = [

@@ -11,7 +11,9 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from consent_db.session import unit_of_work
-from gatekeeper.services import accounts, people_csv, people_import
+from gatekeeper.consent import mis_csv as people_csv
+from gatekeeper.consent import mis_import as people_import
+from gatekeeper.staff import accounts
 
 CSRF_RE = re.compile(r'name="(?:[a-z]+-)?csrf_token"[^>]*value="([^"]+)"')
 ROLES = accounts.ROLES

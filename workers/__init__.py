@@ -47,15 +47,17 @@ from sqlalchemy.exc import OperationalError
 from consent_db.models import PurgeReport
 from consent_db.session import after_commit, create_private_sqlite, unit_of_work
 from gatekeeper.config import Settings
+from gatekeeper.consent import withdrawals as withdrawals_service
 from gatekeeper.errors import BackendError
+from gatekeeper.photos import gate
+from gatekeeper.photos import gate as gate_service
+from gatekeeper.publishing import publish as publish_service
+from gatekeeper.publishing import recheck as publication_checks
 from gatekeeper.queueing import JobKind, record_job
+from gatekeeper.queueing import rows as jobs_service
+from gatekeeper.retention import leaving as leaving_service
+from gatekeeper.retention import purge as purge_service
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import gate as gate_service
-from gatekeeper.services import jobs as jobs_service
-from gatekeeper.services import leaving as leaving_service
-from gatekeeper.services import publish as publish_service
-from gatekeeper.services import purge as purge_service
-from gatekeeper.services import withdrawals as withdrawals_service
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +99,7 @@ def run_gate(
     # seconds while web requests (`gatekeeper serve` runs jobs in its own process) wait for it.
     with unit_of_work(runtime.sessions) as reading:
         tools = gate_service.load_tools(reading, runtime.settings, runtime.faces, runtime.originals)
-    jobs_service.gate_original(
-        session, sha256, channel, tools=tools, now=_now(), actor=actor, caption=caption
-    )
+    gate.gate_original(session, sha256, channel, tools=tools, now=_now(), actor=actor, caption=caption)
 
 
 def run_publish(
@@ -108,7 +108,7 @@ def run_publish(
     """Publish a gated photo to the published store (deciding again now), on behalf of whoever
     asked for it (`requested_by`: the publication and its audit event name them)."""
     # The face models load only for a copy with covered faces, which is checked by detection.
-    covered = any(f.covered for f in publish_service.latest_decision(session, photo_id).faces)
+    covered = any(f.covered for f in gate.latest_decision(session, photo_id).faces)
     publish_service.publish_photo(
         session,
         photo_id,
@@ -125,7 +125,7 @@ def run_publish(
 
 def run_takedown(runtime: Runtime, session: Any, actor: str, person_id: int) -> None:
     """Decide every publication of a person's photos again and take down what fails."""
-    publish_service.recheck_publications(
+    publication_checks.recheck_publications(
         session, settings=runtime.settings, now=_now(), actor=actor, person_id=person_id
     )
 
@@ -137,7 +137,7 @@ def run_withdrawal_match(runtime: Runtime, session: Any, actor: str, request_id:
 
 def run_recheck(runtime: Runtime, session: Any, actor: str) -> None:
     """Decide every live publication again and take down what fails."""
-    publish_service.recheck_publications(session, settings=runtime.settings, now=_now(), actor=actor)
+    publication_checks.recheck_publications(session, settings=runtime.settings, now=_now(), actor=actor)
 
 
 def run_purge_job(runtime: Runtime, session: Any, actor: str) -> None:
@@ -358,7 +358,7 @@ class JobQueue:
         return {task.args[0] for task in tasks if task.args and isinstance(task.args[0], int)}
 
     def sweep(self) -> int:
-        """Send again every job no worker will hear of (see `services.jobs.find_stranded`); how many.
+        """Send again every job no worker will hear of (see `queueing.rows.find_stranded`); how many.
 
         Does nothing while the queue cannot be reached (the jobs stay queued for the next sweep).
         """

@@ -35,7 +35,7 @@ _person_option = click.option(
 
 
 def _person_subjects(session: Any, external_id: str | None) -> set[str] | None:
-    from gatekeeper.services.audit_log import person_subjects
+    from gatekeeper.audit.log import person_subjects
 
     if external_id is None:
         return None

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import click
 
-from gatekeeper import policy
+from gatekeeper import policy, queueing
 from gatekeeper.cli.common import _actor, _emit, _now, _runtime, cli_unit
 
 
@@ -54,7 +54,7 @@ def consent_grant(
 
     Warns when the person is still not publishable on the channel (for example a minor's own consent).
     """
-    from gatekeeper.services import consent as consent_service
+    from gatekeeper.consent import records as consent_service
 
     runtime = _runtime(ctx)
     with cli_unit(runtime) as session:
@@ -89,8 +89,7 @@ def consent_grant(
 @click.pass_context
 def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, ...]) -> None:
     """Withdraw EXTERNAL_ID's consent for some or all channels, from now."""
-    from gatekeeper.services import consent as consent_service
-    from gatekeeper.services import jobs as jobs_service
+    from gatekeeper.consent import records as consent_service
 
     runtime = _runtime(ctx)
     job_id = None
@@ -99,7 +98,7 @@ def consent_withdraw(ctx: click.Context, external_id: str, channels: tuple[str, 
             session, external_id, channels, settings=runtime.settings, now=_now(), actor=_actor()
         )
         if added:  # the takedown job, sent after the commit
-            job_id = jobs_service.takedown_requested(session, added[0].person_id)
+            job_id = queueing.takedown_requested(session, added[0].person_id)
     names = ", ".join(r.channel for r in added) or "nothing (already withdrawn)"
     queued = f"; takedown job {job_id} queued" if job_id is not None else ""
     click.echo(f"withdrawn: {external_id} from {names}{queued}")
@@ -124,7 +123,7 @@ def consent_biometric(
     When the answers no longer allow face matching (any objection or refusal; no parent's consent
     for a child under POFA rules), every template is deleted at once and audited.
     """
-    from gatekeeper.services import consent as consent_service
+    from gatekeeper.consent import records as consent_service
 
     if action == "grant" and role is None:
         raise click.UsageError("grant needs --role self, parent or guardian")
@@ -160,7 +159,7 @@ def consent_object(ctx: click.Context, external_id: str, channel: str) -> None:
     On a public-task or legitimate-interests channel it is recorded as an objection; on a consent
     channel as a withdrawal. Either blocks at once.
     """
-    from gatekeeper.services import consent as consent_service
+    from gatekeeper.consent import records as consent_service
 
     runtime = _runtime(ctx)
     with cli_unit(runtime) as session:
@@ -182,7 +181,7 @@ def consent_object(ctx: click.Context, external_id: str, channel: str) -> None:
 def consent_due(ctx: click.Context, within: int, as_json: bool) -> None:
     """List who needs re-consent (coming of age) or whose consent expires within DAYS, for letters."""
     from consent_db.session import unit_of_work
-    from gatekeeper.services import consent_due as due_service
+    from gatekeeper.consent import due as due_service
 
     runtime = _runtime(ctx)
     with unit_of_work(runtime.sessions) as session:

@@ -21,7 +21,7 @@ def dpia() -> None:
 @click.pass_context
 def dpia_record(ctx: click.Context, reference: str, approved_by: str, approved_on: datetime) -> None:
     """Record an approved DPIA (audited); from now on faces are matched and people may be enrolled."""
-    from gatekeeper.services import dpia as dpia_service
+    from gatekeeper.people import dpia as dpia_service
 
     runtime = _runtime(ctx)
     with cli_unit(runtime) as session:
@@ -41,7 +41,7 @@ def dpia_record(ctx: click.Context, reference: str, approved_by: str, approved_o
 def dpia_show(ctx: click.Context) -> None:
     """Show the DPIA in force, and whether face matching is on."""
     from consent_db.session import unit_of_work
-    from gatekeeper.services import dpia as dpia_service
+    from gatekeeper.people import dpia as dpia_service
 
     runtime = _runtime(ctx)
     with unit_of_work(runtime.sessions) as session:

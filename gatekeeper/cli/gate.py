@@ -25,7 +25,7 @@ from gatekeeper.errors import FileTooLargeError, GatekeeperError
 from gatekeeper.runtime import Runtime
 
 if TYPE_CHECKING:
-    from gatekeeper.services.gate import GateTools
+    from gatekeeper.photos.gate import GateTools
 
 # The database stack (SQLAlchemy, Alembic) and the services load inside the commands that use
 # them: a command line should start quickly.
@@ -72,7 +72,7 @@ def gate(
     read: named pipes, sockets, devices and broken links are skipped and reported.
     """
     from consent_db.session import unit_of_work
-    from gatekeeper.services import gate as gate_service
+    from gatekeeper.photos import gate as gate_service
 
     _check_named(paths)
     runtime = _runtime(ctx)
@@ -196,7 +196,7 @@ _worker: dict[str, Any] = {}
 
 def _start_worker(settings: Settings, job: GateJob) -> None:
     from consent_db.session import unit_of_work
-    from gatekeeper.services import gate as gate_service
+    from gatekeeper.photos import gate as gate_service
 
     runtime = Runtime(settings, sender=_job_queue)
     with unit_of_work(runtime.sessions) as session:
@@ -214,7 +214,7 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
     A clean copy appears in the job's folder only after its publication record has committed.
     """
     from consent_db.session import unit_of_work
-    from gatekeeper.services import gate as gate_service
+    from gatekeeper.photos import gate as gate_service
 
     now = _now()
     limit = runtime.settings.max_bytes
@@ -300,7 +300,7 @@ def _publish_to_folder(
 ) -> _FolderCopy:
     """Publish a gated photo's clean copy into `--out` (a store we control), once per folder and
     channel while its copy is still there."""
-    from gatekeeper.services import publish as publish_service
+    from gatekeeper.publishing import publish as publish_service
     from gatekeeper.storage import LocalBlobStore
 
     assert job.out_dir is not None
@@ -355,7 +355,7 @@ def enqueue_files(
 ) -> None:
     """`gate --queue`: keep each original privately and queue its gate job (sent after commit)."""
     from consent_db.session import unit_of_work
-    from gatekeeper.services.gate import original_key
+    from gatekeeper.photos.gate import original_key
 
     runtime = _runtime(ctx)
     queue = job_queue(ctx)

@@ -96,7 +96,7 @@ def worker(ctx: click.Context, workers: int, drain: bool, periodic: bool) -> Non
 def jobs(ctx: click.Context, retry_id: int | None, states: tuple[str, ...], as_json: bool) -> None:
     """Background jobs: queued, running and failed (newest first), and what waits in the schedule."""
     from consent_db.session import unit_of_work
-    from gatekeeper.services import jobs as jobs_service
+    from gatekeeper.queueing import rows as jobs_service
 
     runtime = _runtime(ctx)
     queue = job_queue(ctx)

@@ -23,7 +23,7 @@ def keys_rotate(ctx: click.Context) -> None:
     key; remove the older ones from the setting afterwards. Run it with the service stopped.
     """
     from consent_db.session import unit_of_work
-    from gatekeeper.services import templates
+    from gatekeeper.people import templates
 
     runtime = _runtime(ctx)
     settings = runtime.settings
@@ -47,6 +47,6 @@ def keys_rotate(ctx: click.Context) -> None:
 @keys.command("new")
 def keys_new() -> None:
     """Print a fresh random key, for GATEKEEPER_TEMPLATE_KEY (put it first; keep the old one after it)."""
-    from gatekeeper.services.templates import encode_key, new_key
+    from gatekeeper.people.templates import encode_key, new_key
 
     click.echo(encode_key(new_key()))

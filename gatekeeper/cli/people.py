@@ -35,7 +35,9 @@ def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
     import tempfile
 
     from consent_db.session import unit_of_work
-    from gatekeeper.services import people_admin, people_csv, people_import
+    from gatekeeper.consent import mis_csv as people_csv
+    from gatekeeper.consent import mis_import as people_import
+    from gatekeeper.consent import mis_upload as people_admin
 
     runtime = _runtime(ctx)
     settings = runtime.settings
@@ -120,7 +122,7 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
 
     A consent valid until a date is shown with that date: it holds through the whole day.
     """
-    from gatekeeper.services import person_summary
+    from gatekeeper.consent import summary as person_summary
 
     runtime = _runtime(ctx)
     with cli_unit(runtime) as session:
@@ -181,7 +183,7 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
 
 
 def _last_day(valid_until: datetime | None) -> str | None:
-    from gatekeeper.services.consent import last_valid_day
+    from gatekeeper.consent.records import last_valid_day
 
     return last_valid_day(valid_until).isoformat() if valid_until else None
 
@@ -215,7 +217,7 @@ def _record_json(record: Any) -> dict[str, Any]:
 @click.pass_context
 def people_safeguarding(ctx: click.Context, external_id: str, flag: bool | None, reason: str) -> None:
     """Set or clear EXTERNAL_ID's safeguarding flag: while set, never published on any channel."""
-    from gatekeeper.services import people as people_service
+    from gatekeeper.people import lookup as people_service
 
     if flag is None:
         raise click.UsageError("give --set or --clear")
@@ -236,7 +238,7 @@ def people_safeguarding(ctx: click.Context, external_id: str, flag: bool | None,
 @click.pass_context
 def people_leave(ctx: click.Context, external_id: str, on: datetime) -> None:
     """Record that EXTERNAL_ID leaves on a day: it starts their retention clocks."""
-    from gatekeeper.services import leaving as leaving_service
+    from gatekeeper.retention import leaving as leaving_service
 
     runtime = _runtime(ctx)
     with cli_unit(runtime) as session:
@@ -270,7 +272,7 @@ def people_erase(ctx: click.Context, external_id: str, as_json: bool) -> None:
 @click.pass_context
 def people_link(ctx: click.Context, external_id: str) -> None:
     """Issue a withdrawal link for EXTERNAL_ID and print it (earlier links keep working)."""
-    from gatekeeper.services import withdrawals
+    from gatekeeper.consent import withdrawals
 
     runtime = _runtime(ctx)
     with cli_unit(runtime) as session:

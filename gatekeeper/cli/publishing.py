@@ -8,6 +8,8 @@ import click
 
 from gatekeeper.cli.common import _actor, _emit, _fail, _now, _runtime, cli_unit
 from gatekeeper.errors import GatekeeperError
+from gatekeeper.publishing import placements
+from gatekeeper.publishing import takedowns as takedown_service
 
 
 @click.command("publish")
@@ -23,7 +25,7 @@ def publish(ctx: click.Context, photo_id: int, channel: str, store_url: str | No
     command says it is already published. Exit code 1 when the photo does not pass today (nothing
     is written).
     """
-    from gatekeeper.services import publish as publish_service
+    from gatekeeper.publishing import publish as publish_service
     from gatekeeper.storage import open_store
 
     runtime = _runtime(ctx)
@@ -67,7 +69,7 @@ def publish(ctx: click.Context, photo_id: int, channel: str, store_url: str | No
 
 
 def _has_covered_faces(session: Any, photo_id: int) -> bool:
-    from gatekeeper.services.publish import latest_decision
+    from gatekeeper.photos.gate import latest_decision
 
     try:
         return any(f.covered for f in latest_decision(session, photo_id).faces)
@@ -87,11 +89,10 @@ def publications() -> None:
 @click.pass_context
 def publications_add(ctx: click.Context, photo_id: int, channel: str, where: str) -> None:
     """Record a placement outside our stores (it becomes a takedown task if it must come down)."""
-    from gatekeeper.services import publish as publish_service
 
     runtime = _runtime(ctx)
     with cli_unit(runtime) as session:
-        publication, task = publish_service.record_external(
+        publication, task = placements.record_external(
             session,
             photo_id,
             channel=channel,
@@ -150,11 +151,10 @@ def takedowns_list(ctx: click.Context, open_only: bool, as_json: bool) -> None:
 
     from consent_db.models import Person
     from consent_db.session import unit_of_work
-    from gatekeeper.services import publish as publish_service
 
     runtime = _runtime(ctx)
     with unit_of_work(runtime.sessions) as session:
-        tasks = publish_service.list_tasks(session, open_only=open_only)
+        tasks = takedown_service.list_tasks(session, open_only=open_only)
         # Every person named by a task, in one query.
         ids = {t.person_id for t in tasks if t.person_id is not None}
         rows = session.execute(select(Person.id, Person.external_id).where(Person.id.in_(ids)))
@@ -192,9 +192,8 @@ def takedowns_list(ctx: click.Context, open_only: bool, as_json: bool) -> None:
 @click.pass_context
 def takedowns_done(ctx: click.Context, task_id: int, note: str) -> None:
     """Mark takedown task TASK_ID done."""
-    from gatekeeper.services import publish as publish_service
 
     runtime = _runtime(ctx)
     with cli_unit(runtime) as session:
-        publish_service.complete_task(session, task_id, note=note, now=_now(), actor=_actor())
+        takedown_service.complete_task(session, task_id, note=note, now=_now(), actor=_actor())
     click.echo(f"takedown task {task_id} done")

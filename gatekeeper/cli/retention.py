@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from gatekeeper.cli.common import _actor, _echo_purge_report, _emit, _now, _runtime, cli_unit
+from gatekeeper.retention import holds
 
 
 @click.group("purge", invoke_without_command=True)
@@ -27,7 +28,7 @@ def purge(ctx: click.Context, dry_run: bool, as_of: datetime | None, as_json: bo
     if ctx.invoked_subcommand is not None:
         return
     from consent_db.session import unit_of_work
-    from gatekeeper.services import purge as purge_service
+    from gatekeeper.retention import purge as purge_service
 
     runtime = _runtime(ctx)
     if as_of is not None and not dry_run:
@@ -73,7 +74,7 @@ def purge(ctx: click.Context, dry_run: bool, as_of: datetime | None, as_json: bo
 def purge_reports(ctx: click.Context, as_json: bool) -> None:
     """The newest purge reports: what was deleted, by kind and count, and what could not be."""
     from consent_db.session import unit_of_work
-    from gatekeeper.services import purge as purge_service
+    from gatekeeper.retention import purge as purge_service
 
     runtime = _runtime(ctx)
     with unit_of_work(runtime.sessions) as session:
@@ -97,14 +98,13 @@ def photos_hold(ctx: click.Context, photo_id: int, reason: str | None, release: 
 
     Publishing still follows the consent in force; purge reports list the photo as held.
     """
-    from gatekeeper.services import purge as purge_service
 
     if release == (reason is not None):
         raise click.UsageError("give either --reason TEXT (hold) or --release")
     runtime = _runtime(ctx)
     with cli_unit(runtime) as session:
         if release:
-            purge_service.release_hold(session, photo_id, now=_now(), actor=_actor())
+            holds.release_hold(session, photo_id, now=_now(), actor=_actor())
         else:
-            purge_service.hold_photo(session, photo_id, reason or "", now=_now(), actor=_actor())
+            holds.hold_photo(session, photo_id, reason or "", now=_now(), actor=_actor())
     click.echo(f"photo {photo_id} " + ("released: retention applies again" if release else "held"))

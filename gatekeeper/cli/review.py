@@ -26,7 +26,7 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
     `original` (JSON) is the photo's key in the private originals store, where the reviewer looks at it.
     """
     from consent_db.session import unit_of_work
-    from gatekeeper.services import review as review_service
+    from gatekeeper.photos import review as review_service
 
     runtime = _runtime(ctx)
     with unit_of_work(runtime.sessions) as session:
@@ -94,7 +94,7 @@ def review_resolve(
     consent, as a new decision: an identified person without consent for the channel still blocks.
     A template is made from the face only when the person's biometric consent allows it.
     """
-    from gatekeeper.services import review as review_service
+    from gatekeeper.photos import review as review_service
 
     chosen = [
         name

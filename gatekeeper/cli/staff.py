@@ -32,7 +32,7 @@ def serving_address(host: str, port: int) -> str:
 def first_start(runtime: Runtime) -> str | None:
     """On a database without accounts, create `admin` and return its one-time password; else None."""
     from consent_db.session import unit_of_work
-    from gatekeeper.services import accounts
+    from gatekeeper.staff import accounts
 
     with unit_of_work(runtime.sessions) as session:
         created = accounts.ensure_first_admin(session, now=_now())
@@ -164,7 +164,7 @@ def users() -> None:
 @click.pass_context
 def users_add(ctx: click.Context, name: str, role: str) -> None:
     """Create account NAME and print its one-time password (changed at the first sign-in)."""
-    from gatekeeper.services import accounts
+    from gatekeeper.staff import accounts
 
     runtime = _runtime(ctx)
     with cli_unit(runtime) as session:
@@ -179,7 +179,7 @@ def users_add(ctx: click.Context, name: str, role: str) -> None:
 @click.pass_context
 def users_token(ctx: click.Context, name: str) -> None:
     """Issue an API token for NAME (replacing any earlier one); it is shown only this once."""
-    from gatekeeper.services import accounts
+    from gatekeeper.staff import accounts
 
     runtime = _runtime(ctx)
     with cli_unit(runtime) as session:

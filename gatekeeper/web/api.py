@@ -14,10 +14,14 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from consent_db import audit
+from gatekeeper.consent import mis_upload as people_admin
+from gatekeeper.consent import summary as person_summary
+from gatekeeper.consent import withdrawals
+from gatekeeper.consent.mis_import import ImportReport
 from gatekeeper.errors import InvalidInputError, RecordNotFoundError
-from gatekeeper.services import people, people_admin, person_summary, withdrawals
-from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN, UPLOADER
-from gatekeeper.services.people_import import ImportReport
+from gatekeeper.people import lookup as people
+from gatekeeper.photos import views
+from gatekeeper.staff.accounts import ADMIN, AUDITOR, CONSENT_ADMIN, UPLOADER
 from gatekeeper.web.auth import actor, api_roles
 from gatekeeper.web.common import DB_INT_MAX, now, runtime, unit
 from gatekeeper.web.idempotency import idempotent
@@ -180,7 +184,7 @@ def _photo_id(raw: str) -> int:
 @api_roles(*PHOTO_API_ROLES)
 @idempotent
 def photos_upload() -> ResponseReturnValue:
-    from gatekeeper.services.uploads import ZIP_MAGIC, UploadFile, receive
+    from gatekeeper.photos.intake import ZIP_MAGIC, UploadFile, receive
     from gatekeeper.web.photos import do_upload
 
     upload = request.files.get("file")
@@ -208,32 +212,30 @@ def photos_upload() -> ResponseReturnValue:
 @bp.get("/photos/<photo_id>")
 @api_roles(*PHOTO_API_ROLES)
 def photos_show(photo_id: str) -> ResponseReturnValue:
-    from gatekeeper.services import uploads
     from gatekeeper.web.photos import check_photo, photo_json, role
 
     with unit() as db:
         check_photo(db, _photo_id(photo_id))
-        view = uploads.photo_view(db, _photo_id(photo_id), role=role())
+        view = views.photo_view(db, _photo_id(photo_id), role=role())
     return jsonify(photo_json(view))
 
 
 @bp.get("/photos/<photo_id>/clean")
 @api_roles(*PHOTO_API_ROLES)
 def photos_clean(photo_id: str) -> ResponseReturnValue:
-    from gatekeeper.services import uploads
     from gatekeeper.web.photos import check_photo, role
 
     number = _photo_id(photo_id)
     with unit() as db:
         check_photo(db, number)
-        view = uploads.photo_view(db, number, role=role(), with_faces=False)
+        view = views.photo_view(db, number, role=role(), with_faces=False)
         if view.status != "done":
             return jsonify(
                 error="not_ready", message=f"photo {photo_id} is {view.status}, not checked yet"
             ), 409
         got = clean_copy(db, number)
     if got.data is None:
-        reasons = uploads.masked_reasons(got.reasons, role())
+        reasons = views.masked_reasons(got.reasons, role())
         return jsonify(
             error="not_publishable",
             message=f"photo {photo_id} cannot be published now ({got.verdict}: {', '.join(reasons)})",

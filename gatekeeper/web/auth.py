@@ -15,7 +15,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_required, l
 
 from consent_db.models import StaffUser
 from gatekeeper.errors import InvalidInputError
-from gatekeeper.services import accounts
+from gatekeeper.staff import accounts
 from gatekeeper.web.common import now, unit
 from gatekeeper.web.forms import LoginForm, PasswordForm
 

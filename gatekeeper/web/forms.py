@@ -20,7 +20,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
-from gatekeeper.services.accounts import MIN_PASSWORD_LENGTH
+from gatekeeper.staff.accounts import MIN_PASSWORD_LENGTH
 
 
 def options(*pairs: tuple[str, str]) -> list[SelectChoice]:

@@ -1,6 +1,6 @@
 """`Idempotency-Key` on the API's POST routes: a repeat of a request gets the first answer back.
 
-The route runs in one unit of work that also claims the key (services/idempotency.py) and records
+The route runs in one unit of work that also claims the key (photos/idempotency.py) and records
 the answer, so the answer exists exactly when the change it reports does. Only a success (2xx)
 is kept: after an error the repeat runs afresh. The key belongs to the API token that
 sent it; the same key with a different request (another path, form, file or JSON body) is refused
@@ -20,7 +20,7 @@ from flask import current_app, g, jsonify, request
 from werkzeug.wrappers import Response
 
 from consent_db.session import unit_of_work
-from gatekeeper.services import idempotency
+from gatekeeper.photos import idempotency
 from gatekeeper.web.common import SHARED_UNIT, now, runtime
 from gatekeeper.web.limits import bearer_token, token_id
 

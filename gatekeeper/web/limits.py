@@ -20,7 +20,7 @@ from limits import parse_many
 
 from gatekeeper import errors
 from gatekeeper.config import Settings
-from gatekeeper.services import accounts
+from gatekeeper.staff import accounts
 from gatekeeper.web.common import unit
 
 # flask.g key of the API client's rate-limit key, worked out once per request.

@@ -31,9 +31,11 @@ from wtforms.validators import DataRequired, Length, Optional
 from consent_db import audit
 from consent_db.models import Photo
 from gatekeeper.errors import RecordNotFoundError
-from gatekeeper.services import access, uploads
-from gatekeeper.services import publish as publish_service
-from gatekeeper.services.accounts import ADMIN, CONSENT_ADMIN, REVIEWER, UPLOADER
+from gatekeeper.photos import access, views
+from gatekeeper.photos import intake as uploads
+from gatekeeper.publishing import downloads
+from gatekeeper.publishing import publish as publish_service
+from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN, REVIEWER, UPLOADER
 from gatekeeper.web.auth import Principal, actor, roles_required
 from gatekeeper.web.common import now, plural, runtime, unit
 
@@ -79,7 +81,7 @@ class UploadForm(FlaskForm):
 
 def _form() -> UploadForm:
     form = UploadForm()
-    form.channel.choices = [(c, uploads.channel_words(c).capitalize()) for c in runtime().settings.channels]
+    form.channel.choices = [(c, views.channel_words(c).capitalize()) for c in runtime().settings.channels]
     return form
 
 
@@ -140,7 +142,7 @@ def upload() -> ResponseReturnValue:
     return render_template("upload.html", form=form, batches=batches), status
 
 
-def _filtered(view: uploads.BatchView, verdict: str, reason: str) -> list[uploads.PhotoView]:
+def _filtered(view: views.BatchView, verdict: str, reason: str) -> list[views.PhotoView]:
     return [
         p
         for p in view.photos
@@ -156,14 +158,14 @@ def batch(batch_id: int) -> ResponseReturnValue:
     reason = request.args.get("reason", "")
     with unit() as db:
         check_batch(db, batch_id)
-        view = uploads.batch_view(db, batch_id, role=role(), viewer=actor())
+        view = views.batch_view(db, batch_id, role=role(), viewer=actor())
     return render_template(
         "batch.html",
         view=view,
         photos=_filtered(view, verdict, reason),
         verdict=verdict,
         reason=reason,
-        words=uploads.reason_words,
+        words=views.reason_words,
         refresh=None if view.finished else REFRESH_SECONDS,
     )
 
@@ -178,7 +180,7 @@ def check_photo(db: Session, photo_id: int) -> None:
     access.check_photo(db, photo_id, role=role(), actor=actor())
 
 
-def photo_json(view: uploads.PhotoView) -> dict[str, Any]:
+def photo_json(view: views.PhotoView) -> dict[str, Any]:
     """A photo as the API and the batch's JSON give it (the fields of `gate --json`; faces are
     numbered from 1 in the order of the list, as on the photo page)."""
     return {
@@ -208,7 +210,7 @@ def photo_json(view: uploads.PhotoView) -> dict[str, Any]:
 def batch_json(batch_id: int) -> ResponseReturnValue:
     with unit() as db:
         check_batch(db, batch_id)
-        view = uploads.batch_view(db, batch_id, role=role())
+        view = views.batch_view(db, batch_id, role=role())
     return jsonify(
         id=view.id,
         finished=view.finished,
@@ -219,7 +221,7 @@ def batch_json(batch_id: int) -> ResponseReturnValue:
                 "id": p.id,
                 "status": p.status,
                 "verdict": p.verdict,
-                "reasons": [uploads.reason_words(r, view.channel) for r in p.reasons],
+                "reasons": [views.reason_words(r, view.channel) for r in p.reasons],
                 "error": p.error,
                 "url": url_for("photos.photo", photo_id=p.id) if p.id else None,
             }
@@ -236,7 +238,7 @@ def batch_zip(batch_id: int) -> ResponseReturnValue:
         check_batch(db, batch_id)
     # The copies are built first, with the database free; then given out in one unit of work that
     # decides every photo again at that moment.
-    copies = uploads.build_batch_copies(
+    copies = downloads.build_batch_copies(
         rt.sessions,
         batch_id,
         settings=rt.settings,
@@ -245,7 +247,7 @@ def batch_zip(batch_id: int) -> ResponseReturnValue:
         now=now(),
     )
     with unit() as db:
-        data, held, refused = uploads.release_batch(
+        data, held, refused = downloads.release_batch(
             db,
             copies,
             settings=rt.settings,
@@ -269,7 +271,7 @@ def photo(photo_id: int) -> ResponseReturnValue:
     with unit() as db:
         check_photo(db, photo_id)
         # Decided again now: a withdrawal since the check shows at once.
-        view = uploads.photo_view(
+        view = views.photo_view(
             db, photo_id, role=role(), now=now(), settings=runtime().settings, viewer=actor()
         )
         publications = publish_service.publications_of(db, photo_id)
@@ -277,8 +279,8 @@ def photo(photo_id: int) -> ResponseReturnValue:
         "photo.html",
         view=view,
         publications=publications,
-        words=uploads.reason_words,
-        channel=uploads.channel_words(view.channel),
+        words=views.reason_words,
+        channel=views.channel_words(view.channel),
         may_publish=cast(Principal, current_user).has_role(*UPLOAD_ROLES),
         refresh=REFRESH_SECONDS if view.status in ("queued", "processing") else None,
     )
@@ -287,13 +289,13 @@ def photo(photo_id: int) -> ResponseReturnValue:
 @bp.get("/photos/<int:photo_id>/preview.jpg")
 @roles_required(*VIEW_ROLES)
 def preview(photo_id: int) -> ResponseReturnValue:
-    return _private_image(photo_id, edge=uploads.PREVIEW_EDGE)
+    return _private_image(photo_id, edge=views.PREVIEW_EDGE)
 
 
 @bp.get("/photos/<int:photo_id>/thumbnail.jpg")
 @roles_required(*VIEW_ROLES)
 def thumbnail(photo_id: int) -> ResponseReturnValue:
-    return _private_image(photo_id, edge=uploads.THUMBNAIL_EDGE)
+    return _private_image(photo_id, edge=views.THUMBNAIL_EDGE)
 
 
 def _private_image(photo_id: int, *, edge: int) -> ResponseReturnValue:
@@ -304,19 +306,19 @@ def _private_image(photo_id: int, *, edge: int) -> ResponseReturnValue:
         found = db.get(Photo, photo_id)
         if found is None:
             raise RecordNotFoundError("photo", photo_id)
-        data = uploads.preview(rt.originals, found, rt.settings, edge=edge)
+        data = views.preview(rt.originals, found, rt.settings, edge=edge)
     response = Response(data, mimetype="image/jpeg")
     response.headers["Cache-Control"] = "no-store, private"
     return response
 
 
-def clean_copy(db: Session, photo_id: int) -> uploads.CleanDownload:
+def clean_copy(db: Session, photo_id: int) -> downloads.CleanDownload:
     """A photo's clean copy for download, decided again now (a download is a publication).
 
     Raises RecordNotFoundError for a photo the asker may not open."""
     check_photo(db, photo_id)
     rt = runtime()
-    return uploads.clean_download(
+    return downloads.clean_download(
         db,
         photo_id,
         settings=rt.settings,
@@ -327,7 +329,7 @@ def clean_copy(db: Session, photo_id: int) -> uploads.CleanDownload:
     )
 
 
-def attachment(got: uploads.CleanDownload) -> Response:
+def attachment(got: downloads.CleanDownload) -> Response:
     """The clean copy as a file to save, under its opaque name."""
     assert got.data is not None
     response = Response(got.data, mimetype=got.media_type)
@@ -342,7 +344,7 @@ def clean(photo_id: int) -> ResponseReturnValue:
         got = clean_copy(db, photo_id)
     if got.data is None:
         channel = db_channel(photo_id)
-        why = "; ".join(uploads.reason_words(r, channel) for r in uploads.masked_reasons(got.reasons, role()))
+        why = "; ".join(views.reason_words(r, channel) for r in views.masked_reasons(got.reasons, role()))
         flash(f"This photo cannot be published now: {why}.", "error")
         return redirect(url_for("photos.photo", photo_id=photo_id))
     return attachment(got)
@@ -364,7 +366,7 @@ def publish(photo_id: int) -> ResponseReturnValue:
         found = db.get(Photo, photo_id)
         if found is None:
             raise RecordNotFoundError("photo", photo_id)
-        where = uploads.channel_words(found.channel)
+        where = views.channel_words(found.channel)
         live = publish_service.already_published(db, rt.published, photo_id, found.channel)
         if live is not None:
             # Nothing new is written: the copy already there is the publication.

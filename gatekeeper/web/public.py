@@ -14,8 +14,8 @@ from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
+from gatekeeper.consent import withdrawals
 from gatekeeper.errors import InvalidInputError
-from gatekeeper.services import withdrawals
 from gatekeeper.web.common import now, runtime, unit
 from gatekeeper.web.forms import LinkWithdrawForm, NoLinkWithdrawForm, options
 

@@ -6,8 +6,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from gatekeeper.errors import InvalidInputError, NotFoundError
-from gatekeeper.services import placements, publish
-from gatekeeper.services.accounts import ADMIN, CONSENT_ADMIN
+from gatekeeper.publishing import placements
+from gatekeeper.publishing import takedowns as takedown_service
+from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN
 from gatekeeper.web.auth import actor, roles_required
 from gatekeeper.web.common import now, unit
 from gatekeeper.web.forms import TakedownDoneForm
@@ -65,7 +66,9 @@ def takedown_done(task_id: int) -> ResponseReturnValue:
         return _takedowns(form, task_id, 400)
     try:
         with unit() as db:
-            task = publish.complete_task(db, task_id, note=form.note.data or "", now=now(), actor=actor())
+            task = takedown_service.complete_task(
+                db, task_id, note=form.note.data or "", now=now(), actor=actor()
+            )
             where = task.target
     except (InvalidInputError, NotFoundError) as exc:
         flash(f"Takedown task {task_id} was not changed: {exc}", "error")

@@ -1,7 +1,7 @@
 """The review queue: faces a reviewer identifies by eye, and the crops they look at.
 
 A reviewer says who a face is (a person, someone else, not a face) with a reason; the consent rules
-then decide the photo again (services/review.py). Crops are cut from the private original on
+then decide the photo again (photos/review.py). Crops are cut from the private original on
 request, re-encoded without metadata and never cached.
 """
 
@@ -11,10 +11,11 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask.typing import ResponseReturnValue
 
 from gatekeeper.errors import GatekeeperError, InvalidInputError, NotFoundError, StaleDecisionError
-from gatekeeper.services import face_crops, people_admin
-from gatekeeper.services import review as review_service
-from gatekeeper.services.accounts import ADMIN, CONSENT_ADMIN, REVIEWER
-from gatekeeper.services.uploads import masked_reasons
+from gatekeeper.people import search
+from gatekeeper.photos import face_crops
+from gatekeeper.photos import review as review_service
+from gatekeeper.photos.views import masked_reasons
+from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN, REVIEWER
 from gatekeeper.web.auth import actor, roles_required
 from gatekeeper.web.common import now, runtime, unit
 from gatekeeper.web.forms import ResolveForm, options
@@ -67,11 +68,11 @@ def _item_page(
     # A short query would list most people on record: at least MIN_QUERY characters, matched literally.
     searchable = len(query) >= MIN_QUERY
     with unit() as db:
-        found = people_admin.search_people(db, query, limit=SEARCH_LIMIT) if searchable else []
+        found = search.search_people(db, query, limit=SEARCH_LIMIT) if searchable else []
         candidate = None
         has_reference = False
         if item.candidate is not None:
-            candidate = people_admin.search_people(db, item.candidate, limit=1)
+            candidate = search.search_people(db, item.candidate, limit=1)
             candidate = next((p for p in candidate if p.external_id == item.candidate), None)
             has_reference = face_crops.reference_face(db, item.candidate, exclude_photo=photo_id) is not None
         people = ([candidate] if candidate is not None else []) + [

@@ -30,21 +30,19 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from consent_db import audit
+from gatekeeper.audit import log as audit_log
+from gatekeeper.consent import mis_upload as people_admin
+from gatekeeper.consent import records as consent
+from gatekeeper.consent import summary as person_summary
+from gatekeeper.consent import withdrawals
+from gatekeeper.consent.mis_import import ImportReport
+from gatekeeper.consent.state import matching_reasons
 from gatekeeper.errors import DpiaRequiredError, GatekeeperError, InvalidInputError
-from gatekeeper.services import (
-    audit_log,
-    consent,
-    enrolment,
-    people,
-    people_admin,
-    people_edit,
-    person_summary,
-    subject_access,
-    withdrawals,
-)
-from gatekeeper.services.accounts import ADMIN, AUDITOR, CONSENT_ADMIN
-from gatekeeper.services.consent_state import matching_reasons
-from gatekeeper.services.people_import import ImportReport
+from gatekeeper.people import edit as people_edit
+from gatekeeper.people import enrolment, search
+from gatekeeper.people import lookup as people
+from gatekeeper.retention import subject_access
+from gatekeeper.staff.accounts import ADMIN, AUDITOR, CONSENT_ADMIN
 from gatekeeper.storage.base import make_private_dirs, write_atomic
 from gatekeeper.web.auth import Principal, actor, roles_required
 from gatekeeper.web.common import now, page_number, runtime, unit
@@ -98,7 +96,7 @@ def people_list() -> ResponseReturnValue:
     query = request.args.get("q", "")[:200]
     page = page_number()
     with unit() as db:
-        found = people_admin.search_people(db, query, limit=PAGE + 1, offset=(page - 1) * PAGE)
+        found = search.search_people(db, query, limit=PAGE + 1, offset=(page - 1) * PAGE)
     return render_template("people.html", people=found[:PAGE], query=query, page=page, more=len(found) > PAGE)
 
 

@@ -88,7 +88,7 @@ def test_an_enrolment_photo_that_does_not_decode_says_so_in_plain_words(
 ) -> None:
     from consent_db.models import Person
     from consent_db.session import unit_of_work
-    from gatekeeper.services import enrolment
+    from gatekeeper.people import enrolment
 
     ids = add_people(runtime, now, "L001")
     photo = tmp_path / "amy.jpg"

@@ -129,7 +129,7 @@ def test_pending_withdrawal_requests_are_listed_and_decided_through_the_api(
 ) -> None:
     from datetime import UTC, date, datetime
 
-    from gatekeeper.services import withdrawals
+    from gatekeeper.consent import withdrawals
 
     import_people(rt, tmp_path)
     with unit_of_work(rt.sessions) as session:

@@ -17,8 +17,8 @@ from web_helpers import csrf, import_people, make_account, sign_in
 
 from consent_db.models import AuditEvent, SafeguardingNote
 from consent_db.session import unit_of_work
-from gatekeeper.services import gate as gate_service
-from gatekeeper.services import people
+from gatekeeper.people import lookup as people
+from gatekeeper.photos import gate as gate_service
 from helpers import person_row, run, write_csv
 
 REASON = "Court order 4471: father must not learn the school"

@@ -24,8 +24,8 @@ from web_helpers import CLOCK, api_token, csrf, make_account, sign_in
 
 from consent_db.models import FaceTemplate, Person
 from consent_db.session import unit_of_work
+from gatekeeper.consent import mis_csv as people_csv
 from gatekeeper.errors import InvalidInputError
-from gatekeeper.services import people_csv
 from helpers import run
 
 HEADER = "external_id,name,date_of_birth,photos,biometric_consent,channels,granted_by\n"

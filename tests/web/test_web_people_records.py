@@ -20,7 +20,8 @@ from web_helpers import csrf, import_people, make_account, sign_in
 
 from consent_db.models import AuditEvent, Person, TakedownTask
 from consent_db.session import unit_of_work
-from gatekeeper.services import gate as gate_service
+from gatekeeper.photos import gate as gate_service
+from gatekeeper.publishing import recheck as publication_checks
 from helpers import person_row, run, write_csv
 
 
@@ -208,11 +209,9 @@ def test_a_takedown_task_is_listed_and_marked_done_with_a_note(
     assert run(rt, "publications", "add", str(photo), "--channel", "website", "--where", where).exit_code == 0
     assert run(rt, "consent", "withdraw", "obama", "--channel", "website").exit_code == 0
     with unit_of_work(rt.sessions) as session:
-        from gatekeeper.services import publish
-
         obama = session.scalar(select(Person.id).where(Person.external_id == "obama"))
         # What the withdrawal job does for the person whose consent went.
-        publish.recheck_publications(
+        publication_checks.recheck_publications(
             session, settings=rt.settings, now=datetime.now(UTC), actor="t", person_id=obama
         )
         [task] = session.scalars(select(TakedownTask)).all()

@@ -24,7 +24,8 @@ from web_helpers import api_token, csrf, make_account, sign_in
 from consent_db.models import AuditEvent, ConsentRecord, Decision, Job, Person, Photo, Publication, UploadItem
 from consent_db.session import unit_of_work
 from gatekeeper import media
-from gatekeeper.services import uploads
+from gatekeeper.photos import views
+from gatekeeper.publishing import downloads
 from helpers import enrolment_csv, run
 
 pytestmark = pytest.mark.slow
@@ -323,7 +324,7 @@ def test_the_preview_is_private_downscaled_stripped_and_never_cached(
     assert "no-store" in response.headers["Cache-Control"]
     data = response.get_data()
     image = Image.open(io.BytesIO(data))
-    assert max(image.size) == uploads.PREVIEW_EDGE
+    assert max(image.size) == views.PREVIEW_EDGE
     assert len(image.getexif()) == 0 and "icc_profile" not in image.info
     assert not any(
         marker in data for marker in (b"Exif\x00", b"http://ns.adobe.com", b"Photoshop", b"ICC_PROFILE")
@@ -393,7 +394,7 @@ def test_a_withdrawal_while_a_batch_zip_is_built_commits_at_once_and_keeps_its_p
     files.append(((corpus.metadata_dir / "nikon_d70s_gps_iptc_xmp.jpg").read_bytes(), "scene.jpg"))
     batch_id = _batch_id(_upload(client, files))
     _drain(app)
-    copies = uploads.build_batch_copies(
+    copies = downloads.build_batch_copies(
         rt.sessions,
         batch_id,
         settings=rt.settings,
@@ -407,7 +408,7 @@ def test_a_withdrawal_while_a_batch_zip_is_built_commits_at_once_and_keeps_its_p
     assert run(rt, "consent", "withdraw", "obama", "--channel", "website").exit_code == 0
     with unit_of_work(rt.sessions) as session:
         assert session.scalars(select(Publication)).all() == []
-        data, held, refused = uploads.release_batch(
+        data, held, refused = downloads.release_batch(
             session,
             copies,
             settings=rt.settings,

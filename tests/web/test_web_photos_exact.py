@@ -206,7 +206,7 @@ def test_the_batch_shows_thumbnails_and_upload_names_to_their_uploader_only(
 
 
 def test_purging_a_photo_forgets_the_name_it_was_uploaded_under(app: Flask, rt: Any, corpus: Any) -> None:
-    from gatekeeper.services import purge
+    from gatekeeper.retention import purge
 
     original = (corpus.metadata_dir / NO_FACES).read_bytes()
     uploader = _client(app, rt, "uploader")

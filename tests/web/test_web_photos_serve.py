@@ -73,7 +73,7 @@ def _token(server: LiveServer) -> str:
     from consent_db.session import unit_of_work
     from gatekeeper.config import Settings
     from gatekeeper.runtime import Runtime
-    from gatekeeper.services import accounts
+    from gatekeeper.staff import accounts
 
     one_time = server.cli("users", "add", "comms", "--role", "uploader").split()[-1]
     runtime = Runtime(Settings.from_env(server.env), migrate=False)

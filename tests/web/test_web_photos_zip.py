@@ -10,8 +10,8 @@ import pytest
 
 from gatekeeper.config import Settings
 from gatekeeper.errors import InvalidInputError
-from gatekeeper.services import uploads
-from gatekeeper.services.uploads import UploadFile
+from gatekeeper.photos import intake as uploads
+from gatekeeper.photos.intake import UploadFile
 
 SETTINGS = Settings()
 

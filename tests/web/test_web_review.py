@@ -21,7 +21,7 @@ from web_helpers import csrf, make_account, sign_in
 
 from consent_db.models import AuditEvent, FaceTemplate, Person, Photo
 from consent_db.session import unit_of_work
-from gatekeeper.services import gate as gate_service
+from gatekeeper.photos import gate as gate_service
 from helpers import person_row, run, write_csv
 
 pytestmark = pytest.mark.slow
@@ -146,7 +146,7 @@ def test_identified_on_the_page_the_consent_rules_decide_and_it_is_audited(
     assert (event.details["resolution"], event.details["reason"]) == ("person", "Kim, Year 7, seen by eye")
     assert "Nothing is waiting for review" in client.get("/review").get_data(as_text=True)
     # The face is now kim's reference for a later possible match of kim; never served on request.
-    from gatekeeper.services import face_crops
+    from gatekeeper.photos import face_crops
 
     with unit_of_work(rt.sessions) as session:
         assert face_crops.reference_face(session, "kim") is not None

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from web_helpers import CLOCK, PASSWORD, PEOPLE_CSV, ROLES, csrf, import_people, make_account, sign_in
 
 from consent_db.session import unit_of_work
-from gatekeeper.services import withdrawals
+from gatekeeper.consent import withdrawals
 
 STAFF = frozenset(ROLES)
 CONSENT = frozenset({"consent_admin"})

@@ -18,7 +18,7 @@ from werkzeug.routing import Rule
 
 from consent_db.session import unit_of_work
 from gatekeeper.errors import InvalidInputError
-from gatekeeper.services import accounts
+from gatekeeper.staff import accounts
 from gatekeeper.web.common import DB_INT_MAX
 
 # What an account on its one-time password may still open: the page that replaces it, signing

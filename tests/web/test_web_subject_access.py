@@ -25,9 +25,10 @@ from web_helpers import csrf, make_account, sign_in
 
 from consent_db.models import Decision, Person
 from consent_db.session import unit_of_work
+from gatekeeper.photos import gate as gate_service
+from gatekeeper.photos import review
+from gatekeeper.retention import subject_access
 from gatekeeper.runtime import Runtime
-from gatekeeper.services import gate as gate_service
-from gatekeeper.services import review, subject_access
 from helpers import person_row, run, write_csv
 from workers import JobQueue
 

@@ -18,7 +18,8 @@ from consent_db.models import AuditEvent, ConsentRecord, WithdrawalLink
 from consent_db.session import unit_of_work
 from gatekeeper import create_app
 from gatekeeper.config import Settings
-from gatekeeper.services import person_summary, withdrawals
+from gatekeeper.consent import summary as person_summary
+from gatekeeper.consent import withdrawals
 from helpers import run
 from workers import run_purge
 

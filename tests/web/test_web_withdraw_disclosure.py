@@ -24,7 +24,8 @@ from web_helpers import PEOPLE_CSV, api_token, csrf, import_people, make_account
 
 from consent_db.session import unit_of_work
 from gatekeeper import create_app
-from gatekeeper.services import person_summary, withdrawals
+from gatekeeper.consent import summary as person_summary
+from gatekeeper.consent import withdrawals
 from gatekeeper.web.public import RECEIPT_COOKIE, RECEIPT_MINUTES
 
 FORM = {

@@ -1,0 +1,73 @@
+"""Who needs asking again: parents' consent lapsing at the age threshold, consent about to expire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from consent_db.models import Person
+from gatekeeper import policy
+from gatekeeper.config import Settings
+from gatekeeper.consent.records import last_valid_day
+from gatekeeper.consent.state import person_state, policy_for
+
+RECONSENT: str = policy.RECONSENT_REQUIRED
+EXPIRES: str = "expires"
+
+
+@dataclass(frozen=True)
+class DueItem:
+    """One consent that needs renewing: whose, on which channel, why, and from (or until) when."""
+
+    external_id: str
+    name: str
+    channel: str
+    why: str
+    due: date
+    overdue: bool
+
+
+def consent_due(session: Session, *, settings: Settings, now: datetime, within_days: int) -> list[DueItem]:
+    """Grants in force that lapse (coming of age) or expire within `within_days`, or already did."""
+    rules = policy_for(settings)
+    horizon = now + timedelta(days=within_days)
+    items: list[DueItem] = []
+    people = session.scalars(
+        select(Person)
+        .where(Person.status != "erased")
+        .options(selectinload(Person.consents))
+        .order_by(Person.external_id)
+    ).all()
+    for person in people:
+        state = person_state(person)
+        lapses = policy.reconsent_due(state, rules)
+        for channel in sorted({r.channel for r in state.records}):
+            record = policy.current_record(state.records, channel, now)
+            if record is None or record.action != "grant" or record.channel != channel:
+                continue
+            if record.granted_by in policy.GUARDIANS and lapses is not None and lapses <= horizon:
+                items.append(
+                    DueItem(
+                        person.external_id,
+                        person.display_name,
+                        channel,
+                        RECONSENT,
+                        lapses.date(),
+                        lapses <= now,
+                    )
+                )
+            elif record.valid_until is not None and record.valid_until <= horizon:
+                items.append(
+                    DueItem(
+                        person.external_id,
+                        person.display_name,
+                        channel,
+                        EXPIRES,
+                        last_valid_day(record.valid_until),
+                        record.valid_until <= now,
+                    )
+                )
+    return sorted(items, key=lambda i: (i.due, i.external_id, i.channel))

@@ -1,0 +1,111 @@
+"""Who a face is, as each viewer may be told it: one rule for every page, answer, export and log.
+
+A face carries a person only when the matcher identified it with confidence (its outcome is
+`consented` or `no_consent`) or a reviewer identified it by eye. The nearest template of an unknown
+face is nobody, and the candidate of an uncertain match is not who the face is: it may be named only
+to a reviewer, a consent admin or an admin, only while they review the face, and only as a possible
+match. Every surface (web pages, the API, the command line, exports, the audit log, the review
+queue) asks `face_identity`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+from consent_db.models import Face
+from gatekeeper.policy import FaceVerdict
+from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN, REVIEWER
+
+# Roles that resolve faces: they may be told an uncertain match's candidate, in the review context.
+REVIEW_ROLES = frozenset({REVIEWER, CONSENT_ADMIN, ADMIN})
+# Outcomes the matcher gives only to a face it identified with confidence.
+MATCHED_OUTCOMES = frozenset({"consented", "no_consent"})
+# The viewer of records written by the system itself (the audit log, `gate --json`): no role.
+SYSTEM = "system"
+
+Context = Literal["record", "review"]
+K = TypeVar("K", int, str)
+
+
+@dataclass(frozen=True)
+class FaceIdentity(Generic[K]):
+    """What a face says about who it is: the person (with how), or a possible match for reviewers."""
+
+    person: K | None = None
+    how: Literal["matched", "identified"] | None = None
+    possible: K | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        """True when the face is this person (matched with confidence or identified by a reviewer)."""
+        return self.person is not None
+
+
+def face_identity(
+    *,
+    outcome: str,
+    candidate: K | None,
+    review_resolution: str | None,
+    reviewed_person: K | None,
+    viewer: str,
+    context: Context = "record",
+) -> FaceIdentity[K]:
+    """The identity a face carries for `viewer` (a role, or SYSTEM) in `context`.
+
+    `candidate` is the matcher's nearest person, `outcome` the face's outcome; a reviewer's
+    resolution, when there is one, decides alone.
+    """
+    if review_resolution is not None:
+        if review_resolution == "person" and reviewed_person is not None:
+            return FaceIdentity(reviewed_person, "identified")
+        return FaceIdentity()
+    if candidate is None:
+        return FaceIdentity()
+    if outcome in MATCHED_OUTCOMES:
+        return FaceIdentity(candidate, "matched")
+    if outcome == "uncertain" and context == "review" and viewer in REVIEW_ROLES:
+        return FaceIdentity(possible=candidate)
+    return FaceIdentity()
+
+
+def stored_identity(
+    face: Face, *, viewer: str, context: Context = "record", outcome: str | None = None
+) -> FaceIdentity[int]:
+    """`face_identity` of a recorded face (person ids); `outcome` overrides the recorded one when the
+    face was decided again since."""
+    return face_identity(
+        outcome=outcome if outcome is not None else face.outcome,
+        candidate=face.person_id,
+        review_resolution=face.review_resolution,
+        reviewed_person=face.reviewed_person_id,
+        viewer=viewer,
+        context=context,
+    )
+
+
+def confirmed_person(face: Face) -> int | None:
+    """The person a recorded face is (matched with confidence or identified by a reviewer), or None."""
+    return stored_identity(face, viewer=SYSTEM).person
+
+
+def verdict_identity(verdict: FaceVerdict, *, viewer: str, context: Context = "record") -> FaceIdentity[str]:
+    """`face_identity` of a face as the consent decision just gave it (person keys)."""
+    if verdict.reviewed:
+        resolution = "person" if verdict.person is not None else "stranger"
+        return face_identity(
+            outcome=verdict.outcome,
+            candidate=None,
+            review_resolution=resolution,
+            reviewed_person=verdict.person,
+            viewer=viewer,
+            context=context,
+        )
+    return face_identity(
+        outcome=verdict.outcome,
+        candidate=verdict.person,
+        review_resolution=None,
+        reviewed_person=None,
+        viewer=viewer,
+        context=context,
+    )

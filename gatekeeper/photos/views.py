@@ -1,0 +1,398 @@
+"""What a photo's and a batch's pages show: each face's outcome, its reasons, previews.
+
+Identity and safeguarding reasons are masked by the viewer's role (`people.identity`).
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from consent_db.models import ConsentRecord, Decision, Face, Job, Person, Photo, UploadBatch, UploadItem
+from gatekeeper import media, policy
+from gatekeeper.config import Settings
+from gatekeeper.errors import (
+    MediaError,
+    RecordNotFoundError,
+)
+from gatekeeper.media.refusals import AGAIN
+from gatekeeper.people.identity import SYSTEM, stored_identity
+from gatekeeper.photos.gate import recheck
+from gatekeeper.storage import BlobStore
+
+PREVIEW_EDGE = 1280
+THUMBNAIL_EDGE = 240
+# Only these roles may learn that a face is blocked by a safeguarding flag.
+SAFEGUARDING_ROLES = frozenset({"consent_admin", "admin"})
+CANNOT_BE_PUBLISHED = "cannot_be_published"
+
+CONSENT_WORDS = {
+    policy.NO_CONSENT_FOR_CHANNEL: "no consent for {channel}",
+    policy.CONSENT_WITHDRAWN: "no consent for {channel} (withdrawn{on})",
+    policy.OBJECTED: "no consent for {channel} (objected{on})",
+    policy.CONSENT_EXPIRED: "consent for {channel} has expired",
+    policy.CONSENT_NOT_YET_VALID: "consent for {channel} is not valid yet",
+    policy.GUARDIAN_CONSENT_REQUIRED: "a parent or guardian must consent for {channel}",
+    policy.DATE_OF_BIRTH_UNKNOWN: "no date of birth to check who may consent for {channel}",
+    policy.RECONSENT_REQUIRED: "a parent's consent for {channel} lapsed at the age threshold: ask again",
+    policy.PERSON_LEFT: "has left, and the consent for {channel} ended then",
+    policy.PERSON_ERASED: "this person's record was erased",
+    policy.UNKNOWN_FACE: "not recognised: nobody enrolled matches this face",
+    policy.UNCERTAIN_MATCH: "an uncertain match, a reviewer must check it",
+    policy.FACE_TOO_SMALL: "too small to identify, a reviewer must check it",
+    policy.POSSIBLE_FACE: "possibly a face, a reviewer must check it",
+    policy.MATCHING_DISABLED: "not matched (no DPIA is recorded yet), a reviewer must check it",
+}
+
+PHOTO_WORDS = {
+    policy.UNREADABLE_IMAGE: "the file could not be read as an image",
+    policy.TOO_MANY_FACES: "too many faces to examine them all: a reviewer must check it",
+    policy.TIME_LIMIT: "face analysis took too long: a reviewer must check it",
+    policy.FACES_COVERED: "faces without consent are covered in the published copy",
+    policy.COVER_FAILED: "a covered face could still be detected",
+    policy.CLEAN_COPY_FAILED: "no verified clean copy could be made",
+    policy.CONSENT_CHANGED: "consent changed since the copy was made",
+    policy.ANALYSIS_TOO_COARSE: "analysed for smaller copies than this channel needs: gate it again",
+    CANNOT_BE_PUBLISHED: "cannot be published",
+}
+
+
+# --- following photos to their verdicts -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaceView:
+    """One face as a member of staff sees it: number (from 1), box, colour, words."""
+
+    number: int
+    box: tuple[int, int, int, int]
+    outcome: str
+    colour: str  # green, red, amber, grey
+    person: str | None  # external id
+    person_name: str | None
+    distance: float | None
+    covered: bool
+    reasons: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class PhotoView:
+    """A photo's progress and, once gated, its verdict, faces and caption.
+
+    The verdict and faces are those recorded by the gate, or, when the view was asked for `now`,
+    decided again against the consent in force then; `checked_verdict` is always the gate's.
+    """
+
+    id: int
+    channel: str
+    status: str
+    verdict: str | None
+    reasons: tuple[str, ...]
+    faces: tuple[FaceView, ...]
+    caption: str | None
+    width: int | None
+    height: int | None
+    decision_id: int | None
+    position: int | None = None
+    checked_verdict: str | None = None
+    # A photo that could not be read: the refusal's plain words (what to do) and reason code.
+    error: str | None = None
+    error_code: str | None = None
+    # The name it was uploaded under, only for the member of staff who uploaded it.
+    file_name: str | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Whether the file could not be read as a photo (no preview, no faces to show)."""
+        return self.status == "done" and policy.UNREADABLE_IMAGE in self.reasons and not self.faces
+
+    @property
+    def refusal(self) -> str:
+        """Why a refused file could not be read, and what to do (the words `gate` gives)."""
+        return self.error or f"{PHOTO_WORDS[policy.UNREADABLE_IMAGE]}: {AGAIN}"
+
+
+def _job_status(job: Job | None) -> str:
+    if job is None:
+        return "queued"
+    return {"queued": "queued", "running": "processing", "done": "done", "failed": "failed"}[job.state]
+
+
+def channel_words(channel: str) -> str:
+    """A channel as people say it: `social_media:instagram` -> `social media (instagram)`."""
+    parent, _, sub = channel.partition(":")
+    words = parent.replace("_", " ")
+    return f"{words} ({sub.replace('_', ' ')})" if sub else words
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def _withdrawn_on(session: Session, person_id: int, channel: str) -> datetime | None:
+    records = session.scalars(
+        select(ConsentRecord).where(
+            ConsentRecord.person_id == person_id,
+            ConsentRecord.kind == "publication",
+            ConsentRecord.action.in_(("withdraw", "object")),
+        )
+    )
+    found = [r.at for r in records if policy.covers(r.channel, channel)]
+    return max(found) if found else None
+
+
+def reason_words(reason: str, channel: str) -> str:
+    """A photo-level reason code in plain English."""
+    template = PHOTO_WORDS.get(reason) or CONSENT_WORDS.get(reason)
+    if template is None:
+        return reason.replace("_", " ")
+    return template.format(channel=channel_words(channel), on="")
+
+
+def _colour(outcome: str, covered: bool) -> str:
+    if covered:
+        return "grey"
+    return {"consented": "green", "no_consent": "red", "unknown": "red", "uncertain": "amber"}.get(
+        outcome, "grey"
+    )
+
+
+def _face_view(
+    session: Session,
+    face: Face,
+    channel: str,
+    people: dict[int, Person],
+    see_safeguarding: bool,
+    now_face: policy.FaceVerdict | None = None,
+    viewer: str = SYSTEM,
+) -> FaceView:
+    """How staff see a face: as recorded by the gate, or as decided again (`now_face`)."""
+    number = face.position + 1
+    outcome = now_face.outcome if now_face is not None else face.outcome
+    covered = now_face.covered if now_face is not None else face.covered
+    # Only a confident match or a reviewer's identification names the face (never a nearest template).
+    identity = stored_identity(face, viewer=viewer, outcome=outcome)
+    person = people.get(identity.person) if identity.person is not None else None
+    # A distance says how near the nearest template is: shown only for the person the face is.
+    distance = face.distance if identity.how == "matched" else None
+    reasons = tuple(now_face.reasons if now_face is not None else face.reasons)
+    box = (face.left, face.top, face.right, face.bottom)
+    if policy.SAFEGUARDING in reasons and not see_safeguarding:
+        # Nothing that hints at a safeguarding flag: no name, no other reason.
+        return FaceView(
+            number, box, "no_consent", "red", None, None, None, False, (CANNOT_BE_PUBLISHED,),
+            f"Face {number}: cannot be published",
+        )  # fmt: skip
+    who = f"{person.display_name} ({person.external_id})" if person is not None else None
+    if covered:
+        text = f"Face {number}: covered in the published copy"
+    elif outcome == "consented":
+        text = f"Face {number}: {who or 'identified'}, consented for {channel_words(channel)}"
+    elif outcome == "not_a_face":
+        text = f"Face {number}: not a face (a reviewer said so)"
+    else:
+        parts = []
+        for reason in reasons:
+            if reason == policy.SAFEGUARDING:
+                parts.append("safeguarding flag: never published")
+                continue
+            template = CONSENT_WORDS.get(reason, reason.replace("_", " "))
+            on = ""
+            if reason in (policy.CONSENT_WITHDRAWN, policy.OBJECTED) and person is not None:
+                when = _withdrawn_on(session, person.id, channel)
+                on = f" on {_day(when)}" if when is not None else ""
+            parts.append(template.format(channel=channel_words(channel), on=on))
+        words = "; ".join(parts) or outcome.replace("_", " ")
+        text = f"Face {number}: " + (f"{who}, {words}" if who else words)
+    return FaceView(
+        number,
+        box,
+        outcome,
+        _colour(outcome, covered),
+        person.external_id if person is not None else None,
+        person.display_name if person is not None else None,
+        distance,
+        covered,
+        reasons,
+        text,
+    )
+
+
+def _masked(reasons: Iterable[str], see_safeguarding: bool) -> tuple[str, ...]:
+    out: list[str] = []
+    for reason in reasons:
+        if reason == policy.SAFEGUARDING and not see_safeguarding:
+            reason = CANNOT_BE_PUBLISHED
+        if reason not in out:
+            out.append(reason)
+    return tuple(out)
+
+
+def masked_reasons(reasons: Iterable[str], role: str) -> tuple[str, ...]:
+    """Reason codes as `role` may see them: `safeguarding` reads `cannot_be_published` to most."""
+    return _masked(reasons, role in SAFEGUARDING_ROLES)
+
+
+def _latest_items(session: Session, photo_ids: Sequence[int]) -> dict[int, UploadItem]:
+    if not photo_ids:
+        return {}
+    rows = session.scalars(
+        select(UploadItem).where(UploadItem.photo_id.in_(list(photo_ids))).order_by(UploadItem.id)
+    )
+    return {row.photo_id: row for row in rows if row.photo_id is not None}
+
+
+def photo_view(
+    session: Session,
+    photo_id: int,
+    *,
+    role: str,
+    item: UploadItem | None = None,
+    with_faces: bool = True,
+    now: datetime | None = None,
+    settings: Settings | None = None,
+    viewer: str | None = None,
+) -> PhotoView:
+    """The photo's status (from its latest upload's gate job) and verdict, for `role`: as the gate
+    recorded it, or with `now` and `settings` decided again against the consent in force at `now`
+    (a withdrawal since shows at once). The name it was uploaded under is given only when `viewer`
+    (an actor) uploaded its batch.
+
+    Raises RecordNotFoundError.
+    """
+    photo = session.get(Photo, photo_id)
+    if photo is None:
+        raise RecordNotFoundError("photo", photo_id)
+    if item is None:
+        item = _latest_items(session, [photo_id]).get(photo_id)
+    job = session.get(Job, item.job_id) if item is not None and item.job_id is not None else None
+    decision = session.scalar(
+        select(Decision).where(Decision.photo_id == photo_id).order_by(Decision.id.desc()).limit(1)
+    )
+    if item is not None and item.job_id is not None:
+        status = _job_status(job)
+    else:
+        status = "done" if decision is not None else "queued"
+    if status == "done" and decision is None:
+        status = "failed"
+    see = role in SAFEGUARDING_ROLES
+    faces: tuple[FaceView, ...] = ()
+    file_name = _file_name(item, viewer)
+    if status != "done" or decision is None:
+        return PhotoView(
+            photo.id, photo.channel, status, None, (), (), photo.caption, photo.width, photo.height, None,
+            item.position if item is not None else None, file_name=file_name,
+        )  # fmt: skip
+    verdict, reasons = decision.verdict, tuple(decision.reasons)
+    now_faces: tuple[policy.FaceVerdict | None, ...] = (None,) * len(decision.faces)
+    if now is not None and settings is not None:
+        fresh = recheck(session, decision.id, settings=settings, now=now)
+        verdict, reasons = fresh.verdict, fresh.reasons
+        if len(fresh.faces) == len(decision.faces):
+            now_faces = fresh.faces
+    if with_faces:
+        ids = {pid for f in decision.faces for pid in (f.person_id, f.reviewed_person_id) if pid is not None}
+        people = {p.id: p for p in session.scalars(select(Person).where(Person.id.in_(ids)))} if ids else {}
+        faces = tuple(
+            _face_view(session, f, photo.channel, people, see, now_face, role)
+            for f, now_face in zip(decision.faces, now_faces, strict=True)
+        )
+    return PhotoView(
+        photo.id,
+        photo.channel,
+        status,
+        verdict,
+        _masked(reasons, see),
+        faces,
+        photo.caption,
+        photo.width,
+        photo.height,
+        decision.id,
+        item.position if item is not None else None,
+        checked_verdict=decision.verdict,
+        error=decision.error,
+        error_code=decision.error_code,
+        file_name=file_name,
+    )
+
+
+def _file_name(item: UploadItem | None, viewer: str | None) -> str | None:
+    """The uploaded file's name, only for whoever uploaded its batch."""
+    if item is None or viewer is None or item.batch.created_by != viewer:
+        return None
+    return item.file_name
+
+
+@dataclass(frozen=True)
+class BatchView:
+    """A batch with each photo's progress and verdict, and counts."""
+
+    id: int
+    channel: str
+    created_at: datetime
+    created_by: str
+    refused: int
+    photos: tuple[PhotoView, ...]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Photos per verdict (and per status while not yet decided)."""
+        counts: Counter[str] = Counter(p.verdict or p.status for p in self.photos)
+        return dict(counts)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Every reason of the batch's verdicts, for filtering."""
+        return sorted({r for p in self.photos for r in p.reasons})
+
+    @property
+    def finished(self) -> bool:
+        return all(p.status in ("done", "failed", "deleted") for p in self.photos)
+
+
+def batch_view(
+    session: Session, batch_id: int, *, role: str, with_faces: bool = False, viewer: str | None = None
+) -> BatchView:
+    """The batch's photos and their verdicts so far (with the names they were uploaded under when
+    `viewer` uploaded the batch); raises RecordNotFoundError."""
+    batch = session.get(UploadBatch, batch_id)
+    if batch is None:
+        raise RecordNotFoundError("batch", batch_id)
+    photos = []
+    for item in batch.items:
+        if item.photo_id is None:
+            photos.append(
+                PhotoView(0, batch.channel, "deleted", None, (), (), None, None, None, None, item.position)
+            )
+            continue
+        photos.append(
+            photo_view(session, item.photo_id, role=role, item=item, with_faces=with_faces, viewer=viewer)
+        )
+    return BatchView(
+        batch.id, batch.channel, batch.created_at, batch.created_by, batch.refused, tuple(photos)
+    )
+
+
+# --- previews and clean copies ------------------------------------------------------------------
+
+
+def preview(originals: BlobStore, photo: Photo, settings: Settings, *, edge: int = PREVIEW_EDGE) -> bytes:
+    """A private preview (or, with a small `edge`, a thumbnail): the original decoded upright,
+    downscaled, re-encoded as a JPEG with no metadata at all. Raises MediaError, BlobNotFoundError."""
+    if photo.original_key is None:
+        raise MediaError("no original was kept for this photo")
+    source = media.decode_source(
+        originals.get(photo.original_key), max_pixels=settings.max_pixels, long_edge=edge
+    )
+    out = io.BytesIO()
+    # Pillow writes no EXIF, XMP, ICC or comment unless asked: the preview carries pixels only.
+    Image.fromarray(source.image.pixels).save(out, format="JPEG", quality=82)
+    return out.getvalue()

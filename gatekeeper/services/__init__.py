@@ -1,1 +1,0 @@
-"""Use cases: one module each, collaborators passed in, sessions flushed but never committed."""
