@@ -120,7 +120,7 @@ def test_every_command_line_module_is_covered_by_the_import_contracts() -> None:
     contracts = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
     for name in (
         "Nothing imports the web layer",
-        "Layers: entry points -> web app and workers -> runtime -> services -> building blocks -> data",
+        "Layers: entry points -> web app and workers -> runtime -> domains -> building blocks -> data",
         "The runtime is given its job sender: it never imports workers or the command line",
     ):
         [contract] = [c for c in contracts if c["name"] == name]
@@ -130,3 +130,20 @@ def test_every_command_line_module_is_covered_by_the_import_contracts() -> None:
     assert own["containers"] == ["gatekeeper.cli"] and own["exhaustive"] is True
     declared = _words(own, "layers")
     assert cli_modules <= declared, f"missing {sorted(cli_modules - declared)}"
+
+
+# Beside the layers: read by every layer above policy and consent_db, they import neither.
+BESIDE_THE_LAYERS = {"gatekeeper", "gatekeeper.config", "gatekeeper.errors"}
+
+
+def test_every_package_of_the_application_has_its_place_in_the_layers() -> None:
+    """A new domain package (or building block) must be placed in the layers contract, so that
+    nothing it imports can go upwards unnoticed."""
+    modules = set(_graph().modules)
+    top = {".".join(m.split(".")[:2]) for m in modules if m.startswith("gatekeeper")}
+    contracts = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
+    [layers] = [c for c in contracts if c["name"].startswith("Layers: entry points")]
+    named = _words(layers, "layers")
+    placed = {m for m in top if m in named or any(n.startswith(m + ".") for n in named)}
+    assert {"gatekeeper.people", "gatekeeper.consent", "gatekeeper.photos", "gatekeeper.publishing"} <= placed
+    assert top - placed - BESIDE_THE_LAYERS == set(), "not placed in the layers contract"
