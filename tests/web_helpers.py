@@ -14,9 +14,10 @@ from consent_db.session import unit_of_work
 from gatekeeper.consent import mis_csv as people_csv
 from gatekeeper.consent import mis_import as people_import
 from gatekeeper.staff import accounts
+from gatekeeper.staff.roles import Role
 
 CSRF_RE = re.compile(r'name="(?:[a-z]+-)?csrf_token"[^>]*value="([^"]+)"')
-ROLES = accounts.ROLES
+ROLES = tuple(Role)
 PASSWORD = "correct horse battery staple"
 CLOCK = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 PEOPLE_CSV = (

@@ -27,11 +27,12 @@ def review_list(ctx: click.Context, as_json: bool) -> None:
     """
     from consent_db.session import unit_of_work
     from gatekeeper.photos import review as review_service
+    from gatekeeper.staff.roles import Role
 
     runtime = _runtime(ctx)
     with unit_of_work(runtime.sessions) as session:
         # Whoever runs the command line holds the whole instance: they see what an admin sees.
-        items = review_service.open_reviews(session, viewer="admin")
+        items = review_service.open_reviews(session, viewer=Role.ADMIN)
     for item in items:
         if as_json:
             _emit(

@@ -13,8 +13,7 @@ import click
 from gatekeeper.cli.common import _actor, _fail, _now, _runtime, cli_unit
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.runtime import Runtime
-
-ROLES = ("uploader", "reviewer", "consent_admin", "auditor", "admin")
+from gatekeeper.staff.roles import Role
 
 
 def serving_address(host: str, port: int) -> str:
@@ -160,7 +159,9 @@ def users() -> None:
 
 @users.command("add")
 @click.argument("name")
-@click.option("--role", required=True, type=click.Choice(ROLES), help="What the account may do.")
+@click.option(
+    "--role", required=True, type=click.Choice([role.value for role in Role]), help="What the account may do."
+)
 @click.pass_context
 def users_add(ctx: click.Context, name: str, role: str) -> None:
     """Create account NAME and print its one-time password (changed at the first sign-in)."""

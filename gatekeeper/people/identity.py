@@ -3,9 +3,9 @@
 A face carries a person only when the matcher identified it with confidence (its outcome is
 `consented` or `no_consent`) or a reviewer identified it by eye. The nearest template of an unknown
 face is nobody, and the candidate of an uncertain match is not who the face is: it may be named only
-to a reviewer, a consent admin or an admin, only while they review the face, and only as a possible
-match. Every surface (web pages, the API, the command line, exports, the audit log, the review
-queue) asks `face_identity`.
+to a role with `Permission.SEE_POSSIBLE_MATCHES` (reviewers, consent admins and admins), only while
+they review the face, and only as a possible match. Every surface (web pages, the API, the command
+line, exports, the audit log, the review queue) asks `face_identity`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from typing import Generic, Literal, TypeVar
 
 from consent_db.models import Face
 from gatekeeper.policy import FaceVerdict
-from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN, REVIEWER
+from gatekeeper.staff.roles import Permission, may
 
-# Roles that resolve faces: they may be told an uncertain match's candidate, in the review context.
-REVIEW_ROLES = frozenset({REVIEWER, CONSENT_ADMIN, ADMIN})
 # Outcomes the matcher gives only to a face it identified with confidence.
 MATCHED_OUTCOMES = frozenset({"consented", "no_consent"})
 # The viewer of records written by the system itself (the audit log, `gate --json`): no role.
@@ -64,7 +62,7 @@ def face_identity(
         return FaceIdentity()
     if outcome in MATCHED_OUTCOMES:
         return FaceIdentity(candidate, "matched")
-    if outcome == "uncertain" and context == "review" and viewer in REVIEW_ROLES:
+    if outcome == "uncertain" and context == "review" and may(viewer, Permission.SEE_POSSIBLE_MATCHES):
         return FaceIdentity(possible=candidate)
     return FaceIdentity()
 

@@ -13,10 +13,7 @@ from sqlalchemy.orm import Session
 
 from consent_db.models import Photo, UploadBatch, UploadItem
 from gatekeeper.errors import RecordNotFoundError
-from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN, REVIEWER, UPLOADER
-
-# Roles that see every batch and photo (they review, manage consent or run the service).
-SEE_ALL = frozenset({REVIEWER, CONSENT_ADMIN, ADMIN})
+from gatekeeper.staff.roles import Permission, Role, may
 
 
 def may_see_batch(session: Session, batch_id: int, *, role: str, actor: str) -> bool:
@@ -24,7 +21,7 @@ def may_see_batch(session: Session, batch_id: int, *, role: str, actor: str) -> 
     batch = session.get(UploadBatch, batch_id)
     if batch is None:
         return False
-    return role in SEE_ALL or (role == UPLOADER and batch.created_by == actor)
+    return may(role, Permission.SEE_ALL_UPLOADS) or (role == Role.UPLOADER and batch.created_by == actor)
 
 
 def may_see_photo(session: Session, photo_id: int, *, role: str, actor: str) -> bool:
@@ -32,9 +29,9 @@ def may_see_photo(session: Session, photo_id: int, *, role: str, actor: str) -> 
     photo = session.get(Photo, photo_id)
     if photo is None:
         return False
-    if role in SEE_ALL:
+    if may(role, Permission.SEE_ALL_UPLOADS):
         return True
-    if role != UPLOADER:
+    if role != Role.UPLOADER:
         return False
     if photo.uploaded_by == actor:
         return True
@@ -65,6 +62,6 @@ def check_photo(session: Session, photo_id: int, *, role: str, actor: str) -> No
 def visible_batches(session: Session, *, role: str, actor: str, limit: int = 20) -> list[UploadBatch]:
     """The newest batches `actor` may open."""
     stmt = select(UploadBatch).order_by(UploadBatch.id.desc()).limit(limit)
-    if role not in SEE_ALL:
+    if not may(role, Permission.SEE_ALL_UPLOADS):
         stmt = stmt.where(UploadBatch.created_by == actor)
     return list(session.scalars(stmt))

@@ -25,12 +25,12 @@ from gatekeeper.errors import (
 from gatekeeper.media.refusals import AGAIN
 from gatekeeper.people.identity import SYSTEM, stored_identity
 from gatekeeper.photos.gate import recheck
+from gatekeeper.staff.roles import Permission, may
 from gatekeeper.storage import BlobStore
 
 PREVIEW_EDGE = 1280
 THUMBNAIL_EDGE = 240
-# Only these roles may learn that a face is blocked by a safeguarding flag.
-SAFEGUARDING_ROLES = frozenset({"consent_admin", "admin"})
+# What a role without Permission.SEE_SAFEGUARDING is told in place of the safeguarding reason.
 CANNOT_BE_PUBLISHED = "cannot_be_published"
 
 CONSENT_WORDS = {
@@ -238,7 +238,7 @@ def _masked(reasons: Iterable[str], see_safeguarding: bool) -> tuple[str, ...]:
 
 def masked_reasons(reasons: Iterable[str], role: str) -> tuple[str, ...]:
     """Reason codes as `role` may see them: `safeguarding` reads `cannot_be_published` to most."""
-    return _masked(reasons, role in SAFEGUARDING_ROLES)
+    return _masked(reasons, may(role, Permission.SEE_SAFEGUARDING))
 
 
 def _latest_items(session: Session, photo_ids: Sequence[int]) -> dict[int, UploadItem]:
@@ -283,7 +283,7 @@ def photo_view(
         status = "done" if decision is not None else "queued"
     if status == "done" and decision is None:
         status = "failed"
-    see = role in SAFEGUARDING_ROLES
+    see = may(role, Permission.SEE_SAFEGUARDING)
     faces: tuple[FaceView, ...] = ()
     file_name = _file_name(item, viewer)
     if status != "done" or decision is None:

@@ -37,6 +37,7 @@ from gatekeeper.people.identity import confirmed_person
 from gatekeeper.people.lookup import find_person, subject
 from gatekeeper.photos.views import masked_reasons
 from gatekeeper.retention.purge import photos_showing
+from gatekeeper.staff.roles import Role
 from gatekeeper.storage import BlobStore
 
 Box = tuple[int, int, int, int]
@@ -244,7 +245,9 @@ def export_person(
                     "verdict": decision.verdict if decision else item.photo.status,
                     # No safeguarding flag, the person's or anyone else's, is told in an export.
                     "reasons": list(
-                        masked_reasons(decision.reasons if decision else item.photo.reasons, role="uploader")
+                        masked_reasons(
+                            decision.reasons if decision else item.photo.reasons, role=Role.UPLOADER
+                        )
                     ),
                     "decided_at": _when(decision.decided_at) if decision else None,
                     "faces_of_person": [p + 1 for p in item.shown_at],  # numbered from 1

@@ -1,4 +1,4 @@
-"""Staff accounts: roles, one-time passwords, password changes and hashed API tokens.
+"""Staff accounts: one-time passwords, password changes and hashed API tokens.
 
 Passwords are hashed with Argon2id (argon2-cffi). API tokens are long random strings: only their
 sha256 is stored, so a token is shown once, when it is issued, and can never be read back.
@@ -21,13 +21,8 @@ from zxcvbn import zxcvbn
 from consent_db import audit
 from consent_db.models import StaffUser
 from gatekeeper.errors import InvalidInputError, StaffUserNotFoundError
+from gatekeeper.staff.roles import Role
 
-UPLOADER = "uploader"
-REVIEWER = "reviewer"
-CONSENT_ADMIN = "consent_admin"
-AUDITOR = "auditor"
-ADMIN = "admin"
-ROLES = (UPLOADER, REVIEWER, CONSENT_ADMIN, AUDITOR, ADMIN)
 FIRST_ADMIN = "admin"
 MIN_PASSWORD_LENGTH = 12
 # zxcvbn's score (0-4): below 3, the password is a common or breached-style one (its shipped lists of
@@ -69,9 +64,9 @@ def check_username(username: str) -> str:
 
 
 def check_role(role: str) -> str:
-    """Return `role` if it is one of ROLES; raises InvalidInputError."""
-    if role not in ROLES:
-        raise InvalidInputError(f"role must be one of {', '.join(ROLES)} (got {role!r})", field="role")
+    """Return `role` if it is one of the roles (`Role`); raises InvalidInputError."""
+    if role not in list(Role):
+        raise InvalidInputError(f"role must be one of {', '.join(Role)} (got {role!r})", field="role")
     return role
 
 
@@ -104,7 +99,7 @@ def ensure_first_admin(session: Session, *, now: datetime) -> NewAccount | None:
     """On a database without any account, create `admin` with a one-time password; else None."""
     if session.scalar(select(func.count()).select_from(StaffUser)):
         return None
-    return create_user(session, FIRST_ADMIN, ADMIN, now=now, actor="system:first-start")
+    return create_user(session, FIRST_ADMIN, Role.ADMIN, now=now, actor="system:first-start")
 
 
 def find_user(session: Session, username: str) -> StaffUser:

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from gatekeeper import errors
 from gatekeeper.media.refusals import explain
 from gatekeeper.runtime import Runtime
+from gatekeeper.staff.roles import Permission
 from gatekeeper.web.common import plural
 
 STATUS = {
@@ -63,6 +64,8 @@ def build_app(runtime: Runtime) -> Flask:
     )
     app.extensions["gatekeeper"] = runtime
     app.jinja_env.filters["plural"] = plural
+    # Pages show a role only what it may do: `current_user.may(Permission.X)`.
+    app.jinja_env.globals["Permission"] = Permission
     if settings.proxy_hops:
         # Behind a reverse proxy: the client's address (rate limits) and scheme come from its headers.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

@@ -21,8 +21,8 @@ from gatekeeper.consent.mis_import import ImportReport
 from gatekeeper.errors import InvalidInputError, RecordNotFoundError
 from gatekeeper.people import lookup as people
 from gatekeeper.photos import views
-from gatekeeper.staff.accounts import ADMIN, AUDITOR, CONSENT_ADMIN, UPLOADER
-from gatekeeper.web.auth import actor, api_roles
+from gatekeeper.staff.roles import Permission
+from gatekeeper.web.auth import actor, api_permission
 from gatekeeper.web.common import DB_INT_MAX, now, runtime, unit
 from gatekeeper.web.idempotency import idempotent
 from gatekeeper.web.photos import attachment, clean_copy
@@ -45,7 +45,7 @@ def _report(report: ImportReport, dry_run: bool) -> dict[str, Any]:
 
 
 @bp.post("/people/import")
-@api_roles(CONSENT_ADMIN)
+@api_permission(Permission.MANAGE_PEOPLE)
 @idempotent
 def people_import() -> ResponseReturnValue:
     upload = request.files.get("file")
@@ -68,7 +68,7 @@ def people_import() -> ResponseReturnValue:
 
 
 @bp.get("/people/<external_id>")
-@api_roles(CONSENT_ADMIN)
+@api_permission(Permission.MANAGE_PEOPLE)
 def person(external_id: str) -> ResponseReturnValue:
     with unit() as db:
         summary = person_summary.summarise_person(db, external_id, settings=runtime().settings, now=now())
@@ -96,7 +96,7 @@ def person(external_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/people/<external_id>/withdraw")
-@api_roles(CONSENT_ADMIN)
+@api_permission(Permission.MANAGE_PEOPLE)
 @idempotent
 def withdraw(external_id: str) -> ResponseReturnValue:
     body = request.get_json(silent=True) if request.is_json else None
@@ -115,7 +115,7 @@ def withdraw(external_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/people/<external_id>/link")
-@api_roles(CONSENT_ADMIN)
+@api_permission(Permission.MANAGE_PEOPLE)
 def link(external_id: str) -> ResponseReturnValue:
     with unit() as db:
         url = withdrawals.issue_link(db, external_id, settings=runtime().settings, now=now(), actor=actor())
@@ -123,7 +123,7 @@ def link(external_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/withdrawals")
-@api_roles(CONSENT_ADMIN)
+@api_permission(Permission.MANAGE_PEOPLE)
 def pending() -> ResponseReturnValue:
     moment = now()
     with unit() as db:
@@ -146,7 +146,7 @@ def pending() -> ResponseReturnValue:
 
 
 @bp.post("/withdrawals/<reference>/<decision>")
-@api_roles(CONSENT_ADMIN)
+@api_permission(Permission.MANAGE_PEOPLE)
 @idempotent
 def decide(reference: str, decision: str) -> ResponseReturnValue:
     if decision not in ("confirm", "reject"):
@@ -161,7 +161,7 @@ def decide(reference: str, decision: str) -> ResponseReturnValue:
 
 
 @bp.get("/audit/verify")
-@api_roles(AUDITOR, ADMIN)
+@api_permission(Permission.READ_AUDIT)
 def audit_verify() -> ResponseReturnValue:
     with unit() as db:
         check = audit.verify(db)
@@ -169,8 +169,6 @@ def audit_verify() -> ResponseReturnValue:
 
 
 # --- photos ---------------------------------------------------------------------------------------
-
-PHOTO_API_ROLES = (UPLOADER, CONSENT_ADMIN, ADMIN)
 
 
 def _photo_id(raw: str) -> int:
@@ -181,7 +179,7 @@ def _photo_id(raw: str) -> int:
 
 
 @bp.post("/photos")
-@api_roles(*PHOTO_API_ROLES)
+@api_permission(Permission.PHOTO_API)
 @idempotent
 def photos_upload() -> ResponseReturnValue:
     from gatekeeper.photos.intake import ZIP_MAGIC, UploadFile, receive
@@ -210,7 +208,7 @@ def photos_upload() -> ResponseReturnValue:
 
 
 @bp.get("/photos/<photo_id>")
-@api_roles(*PHOTO_API_ROLES)
+@api_permission(Permission.PHOTO_API)
 def photos_show(photo_id: str) -> ResponseReturnValue:
     from gatekeeper.web.photos import check_photo, photo_json, role
 
@@ -221,7 +219,7 @@ def photos_show(photo_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/photos/<photo_id>/clean")
-@api_roles(*PHOTO_API_ROLES)
+@api_permission(Permission.PHOTO_API)
 def photos_clean(photo_id: str) -> ResponseReturnValue:
     from gatekeeper.web.photos import check_photo, role
 

@@ -1,4 +1,4 @@
-"""Staff sign-in (Flask-Login sessions), API tokens, and the role checks every route declares."""
+"""Staff sign-in (Flask-Login sessions), API tokens, and the permission every staff route declares."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_required, l
 from consent_db.models import StaffUser
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.staff import accounts
+from gatekeeper.staff.roles import Permission, may
 from gatekeeper.web.common import now, unit
 from gatekeeper.web.forms import LoginForm, PasswordForm
 
@@ -43,8 +44,9 @@ class Principal(UserMixin):  # type: ignore[misc]
         # generation advances on signing out, so a cookie copied before then is refused after it.
         return f"{self.user_id}:{self.generation}:{self.stamp}"
 
-    def has_role(self, *roles: str) -> bool:
-        return self.role in roles
+    def may(self, permission: Permission) -> bool:
+        """True when this account's role has `permission`."""
+        return may(self.role, permission)
 
 
 def _stamp(user: StaffUser) -> str:
@@ -95,7 +97,7 @@ _BEFORE_PASSWORD = frozenset({"auth.password", "auth.logout", "static"})
 @bp.before_app_request
 def _password_first() -> ResponseReturnValue | None:
     # One check for every blueprint, present and future: a one-time password opens nothing else.
-    # The API is not reached by session cookies; its tokens are checked in api_roles.
+    # The API is not reached by session cookies; its tokens are checked in api_permission.
     if request.blueprint == "api" or request.endpoint in _BEFORE_PASSWORD:
         return None
     user = current_user
@@ -104,24 +106,26 @@ def _password_first() -> ResponseReturnValue | None:
     return None
 
 
-def roles_required(*roles: str) -> Callable[[F], F]:
-    """Signed-in staff with one of `roles` only: others get 403, anonymous visitors the sign-in page."""
+def permission_required(permission: Permission) -> Callable[[F], F]:
+    """Signed-in staff whose role has `permission` only: others get 403, anonymous visitors the
+    sign-in page."""
 
     def decorate(view: F) -> F:
         @wraps(view)
         @login_required
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not cast(Principal, current_user).has_role(*roles):
+            if not cast(Principal, current_user).may(permission):
                 abort(403)
             return view(*args, **kwargs)
 
-        return cast(F, wrapper)
+        return _declare(cast(F, wrapper), permission)
 
     return decorate
 
 
-def api_roles(*roles: str) -> Callable[[F], F]:
-    """A bearer API token of an account with one of `roles`: 401 without a valid token, 403 wrong role."""
+def api_permission(permission: Permission) -> Callable[[F], F]:
+    """A bearer API token of an account whose role has `permission`: 401 without a valid token, 403
+    for another role."""
 
     def decorate(view: F) -> F:
         @wraps(view)
@@ -141,14 +145,29 @@ def api_roles(*roles: str) -> Callable[[F], F]:
                 return _api_error(
                     403, "password_change_required", "sign in and replace the one-time password first"
                 )
-            if not found.has_role(*roles):
+            if not found.may(permission):
                 return _api_error(403, "forbidden", f"the {found.role} role may not do this")
             g.api_user = found
             return view(*args, **kwargs)
 
-        return cast(F, wrapper)
+        return _declare(cast(F, wrapper), permission)
 
     return decorate
+
+
+_PERMISSION = "gatekeeper_permission"
+
+
+def _declare(view: F, permission: Permission) -> F:
+    # Kept on the view, so the route x role test reads what each route requires.
+    setattr(view, _PERMISSION, permission)
+    return view
+
+
+def declared_permission(view: Callable[..., Any]) -> Permission | None:
+    """The permission a route's view declared (`permission_required`, `api_permission`), else None."""
+    found = getattr(view, _PERMISSION, None)
+    return found if isinstance(found, Permission) else None
 
 
 def _api_error(status: int, code: str, message: str) -> ResponseReturnValue:

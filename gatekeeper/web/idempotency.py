@@ -65,7 +65,7 @@ def _replay(status: int, body: str) -> Response:
 
 
 def idempotent(view: F) -> F:
-    """Honour an `Idempotency-Key` header on an API route (after `api_roles`: the token is valid).
+    """Honour an `Idempotency-Key` header on an API route (after `api_permission`: the token is valid).
 
     Without the header the route runs as usual. Raises InvalidInputError (a malformed key).
     """
@@ -76,7 +76,7 @@ def idempotent(view: F) -> F:
         if key is None:
             return view(*args, **kwargs)
         token = bearer_token()
-        assert token is not None  # api_roles let the request through
+        assert token is not None  # api_permission let the request through
         idempotency.check_key(key)
         rt = runtime()
         keep = timedelta(hours=rt.settings.idempotency_hours)

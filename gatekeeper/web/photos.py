@@ -35,14 +35,12 @@ from gatekeeper.photos import access, views
 from gatekeeper.photos import intake as uploads
 from gatekeeper.publishing import downloads
 from gatekeeper.publishing import publish as publish_service
-from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN, REVIEWER, UPLOADER
-from gatekeeper.web.auth import Principal, actor, roles_required
+from gatekeeper.staff.roles import Permission
+from gatekeeper.web.auth import Principal, actor, permission_required
 from gatekeeper.web.common import now, plural, runtime, unit
 
 bp = Blueprint("photos", __name__)
 
-UPLOAD_ROLES = (UPLOADER, CONSENT_ADMIN, ADMIN)
-VIEW_ROLES = (UPLOADER, REVIEWER, CONSENT_ADMIN, ADMIN)
 REFRESH_SECONDS = 3
 MAX_FLASHED = 15
 
@@ -106,7 +104,7 @@ def do_upload(files: list[uploads.UploadFile], channel: str, caption: str | None
 
 
 @bp.route("/upload", methods=["GET", "POST"])
-@roles_required(*UPLOAD_ROLES)
+@permission_required(Permission.UPLOAD)
 def upload() -> ResponseReturnValue:
     form = _form()
     status = 200
@@ -152,7 +150,7 @@ def _filtered(view: views.BatchView, verdict: str, reason: str) -> list[views.Ph
 
 
 @bp.get("/batches/<int:batch_id>")
-@roles_required(*UPLOAD_ROLES)
+@permission_required(Permission.UPLOAD)
 def batch(batch_id: int) -> ResponseReturnValue:
     verdict = request.args.get("verdict", "")
     reason = request.args.get("reason", "")
@@ -206,7 +204,7 @@ def photo_json(view: views.PhotoView) -> dict[str, Any]:
 
 
 @bp.get("/batches/<int:batch_id>.json")
-@roles_required(*UPLOAD_ROLES)
+@permission_required(Permission.UPLOAD)
 def batch_json(batch_id: int) -> ResponseReturnValue:
     with unit() as db:
         check_batch(db, batch_id)
@@ -231,7 +229,7 @@ def batch_json(batch_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/batches/<int:batch_id>/publishable.zip")
-@roles_required(*UPLOAD_ROLES)
+@permission_required(Permission.UPLOAD)
 def batch_zip(batch_id: int) -> ResponseReturnValue:
     rt = runtime()
     with unit() as db:
@@ -266,7 +264,7 @@ def batch_zip(batch_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/photos/<int:photo_id>")
-@roles_required(*VIEW_ROLES)
+@permission_required(Permission.VIEW_PHOTOS)
 def photo(photo_id: int) -> ResponseReturnValue:
     with unit() as db:
         check_photo(db, photo_id)
@@ -281,19 +279,19 @@ def photo(photo_id: int) -> ResponseReturnValue:
         publications=publications,
         words=views.reason_words,
         channel=views.channel_words(view.channel),
-        may_publish=cast(Principal, current_user).has_role(*UPLOAD_ROLES),
+        may_publish=cast(Principal, current_user).may(Permission.UPLOAD),
         refresh=REFRESH_SECONDS if view.status in ("queued", "processing") else None,
     )
 
 
 @bp.get("/photos/<int:photo_id>/preview.jpg")
-@roles_required(*VIEW_ROLES)
+@permission_required(Permission.VIEW_PHOTOS)
 def preview(photo_id: int) -> ResponseReturnValue:
     return _private_image(photo_id, edge=views.PREVIEW_EDGE)
 
 
 @bp.get("/photos/<int:photo_id>/thumbnail.jpg")
-@roles_required(*VIEW_ROLES)
+@permission_required(Permission.VIEW_PHOTOS)
 def thumbnail(photo_id: int) -> ResponseReturnValue:
     return _private_image(photo_id, edge=views.THUMBNAIL_EDGE)
 
@@ -338,7 +336,7 @@ def attachment(got: downloads.CleanDownload) -> Response:
 
 
 @bp.post("/photos/<int:photo_id>/clean")
-@roles_required(*UPLOAD_ROLES)
+@permission_required(Permission.UPLOAD)
 def clean(photo_id: int) -> ResponseReturnValue:
     with unit() as db:
         got = clean_copy(db, photo_id)
@@ -357,7 +355,7 @@ def db_channel(photo_id: int) -> str:
 
 
 @bp.post("/photos/<int:photo_id>/publish")
-@roles_required(*UPLOAD_ROLES)
+@permission_required(Permission.UPLOAD)
 def publish(photo_id: int) -> ResponseReturnValue:
     queue = job_queue()
     rt = runtime()

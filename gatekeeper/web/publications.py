@@ -8,19 +8,18 @@ from flask.typing import ResponseReturnValue
 from gatekeeper.errors import InvalidInputError, NotFoundError
 from gatekeeper.publishing import placements
 from gatekeeper.publishing import takedowns as takedown_service
-from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN
-from gatekeeper.web.auth import actor, roles_required
+from gatekeeper.staff.roles import Permission
+from gatekeeper.web.auth import actor, permission_required
 from gatekeeper.web.common import now, unit
 from gatekeeper.web.forms import TakedownDoneForm
 from gatekeeper.web.staff import _password_first
 
 bp = Blueprint("publications", __name__)
 bp.before_request(_password_first)
-PLACEMENT_ROLES = (CONSENT_ADMIN, ADMIN)
 
 
 @bp.get("/publications")
-@roles_required(*PLACEMENT_ROLES)
+@permission_required(Permission.RECORD_PLACEMENTS)
 def publications() -> ResponseReturnValue:
     live_only = request.args.get("live") == "1"
     with unit() as db:
@@ -53,13 +52,13 @@ def _takedowns(
 
 
 @bp.get("/takedowns")
-@roles_required(*PLACEMENT_ROLES)
+@permission_required(Permission.RECORD_PLACEMENTS)
 def takedowns() -> ResponseReturnValue:
     return _takedowns()
 
 
 @bp.post("/takedowns/<int:task_id>/done")
-@roles_required(*PLACEMENT_ROLES)
+@permission_required(Permission.RECORD_PLACEMENTS)
 def takedown_done(task_id: int) -> ResponseReturnValue:
     form = TakedownDoneForm(prefix=f"t{task_id}")
     if not form.validate_on_submit():

@@ -15,8 +15,8 @@ from gatekeeper.people import search
 from gatekeeper.photos import face_crops
 from gatekeeper.photos import review as review_service
 from gatekeeper.photos.views import masked_reasons
-from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN, REVIEWER
-from gatekeeper.web.auth import actor, roles_required
+from gatekeeper.staff.roles import Permission
+from gatekeeper.web.auth import actor, permission_required
 from gatekeeper.web.common import now, runtime, unit
 from gatekeeper.web.forms import ResolveForm, options
 from gatekeeper.web.photos import role
@@ -24,7 +24,6 @@ from gatekeeper.web.staff import _password_first
 
 bp = Blueprint("review", __name__)
 bp.before_request(_password_first)
-REVIEW_ROLES = (REVIEWER, CONSENT_ADMIN, ADMIN)
 SEARCH_LIMIT = 20
 MIN_QUERY = 3
 RESOLUTION_WORDS = {"person": "identified as", "stranger": "someone else", "not_a_face": "not a face"}
@@ -38,7 +37,7 @@ def _jpeg(data: bytes) -> Response:
 
 
 @bp.get("/review")
-@roles_required(*REVIEW_ROLES)
+@permission_required(Permission.REVIEW)
 def queue() -> ResponseReturnValue:
     with unit() as db:
         items = review_service.open_reviews(db, viewer=role())
@@ -101,13 +100,13 @@ def _item_page(
 
 
 @bp.get("/review/<int:photo_id>/<int:position>")
-@roles_required(*REVIEW_ROLES)
+@permission_required(Permission.REVIEW)
 def item(photo_id: int, position: int) -> ResponseReturnValue:
     return _item_page(photo_id, position)
 
 
 @bp.post("/review/<int:photo_id>/<int:position>")
-@roles_required(*REVIEW_ROLES)
+@permission_required(Permission.REVIEW)
 def resolve(photo_id: int, position: int) -> ResponseReturnValue:
     form = ResolveForm()
     if not form.validate_on_submit():
@@ -158,7 +157,7 @@ def resolve(photo_id: int, position: int) -> ResponseReturnValue:
 
 
 @bp.get("/review/crops/<int:photo_id>/<int:position>.jpg")
-@roles_required(*REVIEW_ROLES)
+@permission_required(Permission.REVIEW)
 def face_crop(photo_id: int, position: int) -> ResponseReturnValue:
     rt = runtime()
     try:
@@ -170,7 +169,7 @@ def face_crop(photo_id: int, position: int) -> ResponseReturnValue:
 
 
 @bp.get("/review/references/<external_id>.jpg")
-@roles_required(*REVIEW_ROLES)
+@permission_required(Permission.REVIEW)
 def reference_crop(external_id: str) -> ResponseReturnValue:
     rt = runtime()
     photo_id = request.args.get("photo", type=int)

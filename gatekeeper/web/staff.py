@@ -1,6 +1,6 @@
 """Pages for signed-in staff: home, people and consent, verification of withdrawals, the audit log.
 
-Each route names the roles allowed to use it (the README lists them); nothing is shown to a role
+Each route names the permission it needs (staff/roles.py: PERMISSIONS); nothing is shown to a role
 that may not act on it. The safeguarding flag appears only on consent admins' pages.
 """
 
@@ -42,9 +42,9 @@ from gatekeeper.people import edit as people_edit
 from gatekeeper.people import enrolment, search
 from gatekeeper.people import lookup as people
 from gatekeeper.retention import subject_access
-from gatekeeper.staff.accounts import ADMIN, AUDITOR, CONSENT_ADMIN
+from gatekeeper.staff.roles import Permission
 from gatekeeper.storage.base import make_private_dirs, write_atomic
-from gatekeeper.web.auth import Principal, actor, roles_required
+from gatekeeper.web.auth import Principal, actor, permission_required
 from gatekeeper.web.common import now, page_number, runtime, unit
 from gatekeeper.web.forms import (
     ActionForm,
@@ -61,7 +61,6 @@ from gatekeeper.web.forms import (
 )
 
 bp = Blueprint("staff", __name__)
-AUDIT_ROLES = (AUDITOR, ADMIN)
 PAGE = 50
 PREVIEW_HOURS = 24
 _UPLOAD_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,40}$")
@@ -81,7 +80,7 @@ def _password_first() -> ResponseReturnValue | None:
 def home() -> ResponseReturnValue:
     me = cast(Principal, current_user)
     pending = 0
-    if me.has_role(CONSENT_ADMIN):
+    if me.may(Permission.MANAGE_PEOPLE):
         with unit() as db:
             pending = len(withdrawals.pending_requests(db))
     return render_template("home.html", pending=pending)
@@ -91,7 +90,7 @@ def home() -> ResponseReturnValue:
 
 
 @bp.get("/people")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def people_list() -> ResponseReturnValue:
     query = request.args.get("q", "")[:200]
     page = page_number()
@@ -131,13 +130,13 @@ def _person_page(external_id: str, *, new_link: str | None = None, status: int =
 
 
 @bp.get("/people/<external_id>")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def person(external_id: str) -> ResponseReturnValue:
     return _person_page(external_id)
 
 
 @bp.post("/people/<external_id>/grant")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def grant(external_id: str) -> ResponseReturnValue:
     settings = runtime().settings
     form = GrantForm(prefix="grant")
@@ -169,7 +168,7 @@ def grant(external_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/people/<external_id>/withdraw")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def withdraw(external_id: str) -> ResponseReturnValue:
     settings = runtime().settings
     form = StaffWithdrawForm(prefix="withdraw")
@@ -188,7 +187,7 @@ def withdraw(external_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/people/<external_id>/safeguarding")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def safeguarding(external_id: str) -> ResponseReturnValue:
     form = SafeguardingForm(prefix="flag")
     if form.flag.data not in ("on", "off"):
@@ -205,7 +204,7 @@ def safeguarding(external_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/people/<external_id>/link")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def issue_link(external_id: str) -> ResponseReturnValue:
     if not ActionForm(prefix="link").validate_on_submit():
         abort(400)
@@ -227,7 +226,7 @@ BIOMETRIC_WORDS = {
 
 
 @bp.route("/people/new", methods=["GET", "POST"])
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def person_new() -> ResponseReturnValue:
     form = PersonForm()
     if not form.validate_on_submit():
@@ -252,7 +251,7 @@ def person_new() -> ResponseReturnValue:
 
 
 @bp.route("/people/<external_id>/edit", methods=["GET", "POST"])
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def person_edit(external_id: str) -> ResponseReturnValue:
     with unit() as db:
         person = people.find_person(db, external_id)
@@ -291,7 +290,7 @@ def person_edit(external_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/people/<external_id>/biometric")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def biometric(external_id: str) -> ResponseReturnValue:
     form = BiometricForm(prefix="bio")
     if not form.validate_on_submit():
@@ -327,7 +326,7 @@ def biometric(external_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/people/<external_id>/enrol")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def enrol(external_id: str) -> ResponseReturnValue:
     form = EnrolForm(prefix="enrol")
     if not form.validate_on_submit():
@@ -360,7 +359,7 @@ def enrol(external_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/people/<external_id>/photos")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def person_photos(external_id: str) -> ResponseReturnValue:
     with unit() as db:
         person, items = subject_access.photos_of(db, external_id)
@@ -375,7 +374,7 @@ def person_photos(external_id: str) -> ResponseReturnValue:
 
 
 @bp.post("/people/<external_id>/export")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def person_export(external_id: str) -> ResponseReturnValue:
     if not ActionForm(prefix="export").validate_on_submit():
         abort(400)
@@ -429,7 +428,7 @@ def _import(data: bytes, *, dry_run: bool, source: str) -> ImportReport:
 
 
 @bp.route("/people/import", methods=["GET", "POST"])
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def people_import() -> ResponseReturnValue:
     form = ImportForm()
     if not form.validate_on_submit():
@@ -450,7 +449,7 @@ def people_import() -> ResponseReturnValue:
 
 
 @bp.post("/people/import/confirm")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def people_import_confirm() -> ResponseReturnValue:
     form = ConfirmImportForm()
     me = cast(Principal, current_user)
@@ -475,7 +474,7 @@ def people_import_confirm() -> ResponseReturnValue:
 
 
 @bp.get("/withdrawals")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def requests_list() -> ResponseReturnValue:
     moment = now()
     with unit() as db:
@@ -494,7 +493,7 @@ def requests_list() -> ResponseReturnValue:
 
 
 @bp.get("/withdrawals/<reference>")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def request_page(reference: str) -> ResponseReturnValue:
     with unit() as db:
         req = withdrawals.find_request(db, reference)
@@ -504,7 +503,7 @@ def request_page(reference: str) -> ResponseReturnValue:
 
 
 @bp.post("/withdrawals/<reference>/<decision>")
-@roles_required(CONSENT_ADMIN)
+@permission_required(Permission.MANAGE_PEOPLE)
 def decide_request(reference: str, decision: str) -> ResponseReturnValue:
     form = DecisionForm()
     if decision not in ("confirm", "reject") or not form.validate_on_submit():
@@ -549,7 +548,7 @@ def _audit_filter() -> audit_log.AuditFilter:
 
 
 @bp.get("/audit")
-@roles_required(*AUDIT_ROLES)
+@permission_required(Permission.READ_AUDIT)
 def audit_page() -> ResponseReturnValue:
     flt = _audit_filter()
     page = page_number()
@@ -562,7 +561,7 @@ def audit_page() -> ResponseReturnValue:
 
 
 @bp.get("/audit.csv")
-@roles_required(*AUDIT_ROLES)
+@permission_required(Permission.READ_AUDIT)
 def audit_csv() -> ResponseReturnValue:
     flt = _audit_filter()
 
