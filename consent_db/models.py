@@ -68,7 +68,8 @@ class Person(Base):
     external_id: Mapped[str] = mapped_column(String(120), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
     date_of_birth: Mapped[date | None] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    # The application's PersonStatus (active, left, erased), always given when a person is added.
+    status: Mapped[str] = mapped_column(String(16))
     safeguarding: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

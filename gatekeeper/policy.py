@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from typing import Final, Literal, get_args
 
 # --- reason codes ----------------------------------------------------------------------------------
@@ -86,13 +87,28 @@ BIOMETRIC_REASON_CODES: Final = (
 # Work limits: analysis stopped early, so some of the photo was never examined.
 LIMIT_REASONS: Final = frozenset({TOO_MANY_FACES, TIME_LIMIT})
 
-Verdict = Literal["publishable", "blocked", "review"]
+
+class Verdict(StrEnum):
+    """The decision about a photo on a channel: it may go out, it may not, or a person must look."""
+
+    PUBLISHABLE = "publishable"
+    BLOCKED = "blocked"
+    REVIEW = "review"
+
+
+class PersonStatus(StrEnum):
+    """Where a person stands: at the organisation, gone (their last day has passed), or erased."""
+
+    ACTIVE = "active"
+    LEFT = "left"
+    ERASED = "erased"
+
+
 Outcome = Literal["consented", "no_consent", "unknown", "uncertain", "not_a_face"]
 Action = Literal["grant", "withdraw", "object"]
 BiometricAction = Literal["grant", "withdraw", "object", "refuse"]
 GrantedBy = Literal["self", "parent", "guardian"]
 Named = Literal["yes", "first_name", "no"]
-PersonStatus = Literal["active", "left", "erased"]
 LawfulBasis = Literal["consent", "public_task", "legitimate_interests"]
 BiometricRules = Literal["pofa", "gdpr"]
 UnknownFaces = Literal["block", "review"]
@@ -101,7 +117,6 @@ Resolution = Literal["person", "stranger", "not_a_face"]
 
 # The vocabularies, each defined once: the Literal types above are the source, these tuples are what
 # parsers, command-line choices and documentation list.
-VERDICTS: Final[tuple[str, ...]] = get_args(Verdict)
 OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
 ACTIONS: Final[tuple[str, ...]] = get_args(Action)
 BIOMETRIC_ACTIONS: Final[tuple[str, ...]] = get_args(BiometricAction)
@@ -111,11 +126,7 @@ UNKNOWN_FACES: Final[tuple[str, ...]] = get_args(UnknownFaces)
 RESOLUTIONS: Final[tuple[str, ...]] = get_args(Resolution)
 GRANTED_BY: Final[tuple[str, ...]] = get_args(GrantedBy)
 NAMED: Final[tuple[str, ...]] = get_args(Named)
-PERSON_STATUSES: Final[tuple[str, ...]] = get_args(PersonStatus)
 
-PUBLISHABLE: Final = "publishable"
-BLOCKED: Final = "blocked"
-REVIEW: Final = "review"
 GUARDIANS: Final = frozenset({"parent", "guardian"})
 # POFA 2012 s. 26 applies to children, i.e. under-18s, whatever the publication age threshold.
 POFA_ADULT_AGE: Final = 18
@@ -283,7 +294,7 @@ class PersonState:
     person: str
     date_of_birth: date | None
     records: tuple[ConsentRecord, ...] = ()
-    status: PersonStatus = "active"
+    status: PersonStatus = PersonStatus.ACTIVE
     safeguarding: bool = False
     # The day the person left; their consent ends with it unless a grant says otherwise.
     left_on: date | None = None
@@ -378,7 +389,7 @@ def reconsent_due(state: PersonState, policy: Policy) -> datetime | None:
 
 def consent_reasons(state: PersonState, channel: str, moment: datetime, policy: Policy) -> tuple[str, ...]:
     """Why `state`'s person may not appear on `channel` at `moment`; empty when they may."""
-    if state.status == "erased":
+    if state.status == PersonStatus.ERASED:
         return (PERSON_ERASED,)
     reasons: list[str] = []
     if state.safeguarding:
@@ -572,7 +583,7 @@ def decide(
     if not policy.matching_enabled and not any(face.review is not None for face in faces):
         verdicts = tuple(FaceVerdict("uncertain", None, None, (MATCHING_DISABLED,)) for _ in faces)
         disabled = (MATCHING_DISABLED,) if faces else ()
-        return PhotoVerdict("review" if faces else "publishable", disabled, verdicts)
+        return PhotoVerdict(Verdict.REVIEW if faces else Verdict.PUBLISHABLE, disabled, verdicts)
     verdicts = tuple(decide_face(face, people, channel, moment, policy) for face in faces)
     if policy.allows_cover(channel):
         verdicts = tuple(
@@ -589,11 +600,11 @@ def decide(
     if any(
         _excluded(v) and not (review_unknown and v.outcome == "unknown" and not v.reviewed) for v in visible
     ):
-        verdict: Verdict = "blocked"
+        verdict = Verdict.BLOCKED
     elif any(v.outcome in ("uncertain", "unknown") for v in visible) or limit is not None:
-        verdict = "review"
+        verdict = Verdict.REVIEW
     else:
-        verdict = "publishable"
+        verdict = Verdict.PUBLISHABLE
     return PhotoVerdict(verdict=verdict, reasons=tuple(reasons), faces=verdicts)
 
 
@@ -603,7 +614,7 @@ def _excluded(verdict: FaceVerdict) -> bool:
 
 def unreadable() -> PhotoVerdict:
     """The verdict for a file that could not be read as an image: blocked."""
-    return PhotoVerdict(verdict="blocked", reasons=(UNREADABLE_IMAGE,), faces=())
+    return PhotoVerdict(verdict=Verdict.BLOCKED, reasons=(UNREADABLE_IMAGE,), faces=())
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

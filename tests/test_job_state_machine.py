@@ -157,7 +157,7 @@ class Jobs(RuleBasedStateMachine):
             for publication in publication_checks.live_publications(session):
                 as_published = publication_checks.settings_as_published(self.runtime.settings, publication)
                 fresh = recheck(session, publication.decision_id, settings=as_published, now=_now())
-                if fresh.verdict != policy.PUBLISHABLE:
+                if fresh.verdict != policy.Verdict.PUBLISHABLE:
                     shown = [int(f.person) for f in fresh.faces if f.person is not None]
                     found.append((publication.photo_id, shown))
         return found

@@ -238,7 +238,7 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
             gate_service.record_unreadable_file(session, job.channel, reason, now=now, actor=job.actor)
         return _line(
             path,
-            "blocked",
+            policy.Verdict.BLOCKED,
             [policy.UNREADABLE_IMAGE],
             [],
             None,

@@ -13,6 +13,7 @@ from gatekeeper import policy
 from gatekeeper.config import Settings
 from gatekeeper.consent.records import last_valid_day
 from gatekeeper.consent.state import person_state, policy_for
+from gatekeeper.policy import PersonStatus
 
 RECONSENT: str = policy.RECONSENT_REQUIRED
 EXPIRES: str = "expires"
@@ -37,7 +38,7 @@ def consent_due(session: Session, *, settings: Settings, now: datetime, within_d
     items: list[DueItem] = []
     people = session.scalars(
         select(Person)
-        .where(Person.status != "erased")
+        .where(Person.status != PersonStatus.ERASED)
         .options(selectinload(Person.consents))
         .order_by(Person.external_id)
     ).all()

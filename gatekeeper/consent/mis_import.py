@@ -33,6 +33,7 @@ from gatekeeper.errors import GatekeeperError, InvalidInputError
 from gatekeeper.faces import FaceEngine
 from gatekeeper.people.enrolment import delete_templates, enrol
 from gatekeeper.people.lookup import new_person, subject
+from gatekeeper.policy import PersonStatus
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def _import_row(
         )
         report.changes.append(RowChange(row.line, row.external_id, "person.created"))
     else:
-        if person.status == "erased":
+        if person.status == PersonStatus.ERASED:
             raise InvalidInputError(f"{row.external_id} was erased; an erased person is not re-imported")
         fields = [] if person.display_name == row.name else ["display_name"]
         if row.has_date_of_birth and person.date_of_birth != row.date_of_birth:
@@ -202,8 +203,12 @@ def _import_row(
             )
     if row.has_left_on and person.left_on != row.left_on:
         person.left_on = row.left_on
-        if person.status != "erased":
-            person.status = "left" if row.left_on is not None and row.left_on <= now.date() else "active"
+        if person.status != PersonStatus.ERASED:
+            person.status = (
+                PersonStatus.LEFT
+                if row.left_on is not None and row.left_on <= now.date()
+                else PersonStatus.ACTIVE
+            )
         person.updated_at = now
         audit.append(
             session,

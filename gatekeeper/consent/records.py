@@ -30,6 +30,7 @@ from gatekeeper.consent.state import (
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.people.enrolment import delete_templates
 from gatekeeper.people.lookup import find_person, subject
+from gatekeeper.policy import PersonStatus
 from gatekeeper.queueing import request_takedown
 
 # How a record was made: by an import, or in the gatekeeper (staff on the command line or web).
@@ -156,7 +157,7 @@ def grant_consent(
     if valid_until is not None and valid_until < now.date():
         raise InvalidInputError(f"valid until {valid_until.isoformat()} is in the past", field="valid_until")
     person = find_person(session, external_id)
-    if person.status == "erased":
+    if person.status == PersonStatus.ERASED:
         raise InvalidInputError(f"{external_id} was erased; consent cannot be granted")
     if named is None:
         previous = latest((r for r in person.consents if r.kind == "publication"), channel, action="grant")
@@ -261,7 +262,7 @@ def record_biometric_answer(
     if action == "grant" and given_by is None:
         raise InvalidInputError("say who gave biometric consent (self, parent or guardian)", field="given_by")
     person = find_person(session, external_id)
-    if person.status == "erased" and action == "grant":
+    if person.status == PersonStatus.ERASED and action == "grant":
         raise InvalidInputError(f"{external_id} was erased; consent cannot be granted")
     records: list[ConsentRecord] = []
 

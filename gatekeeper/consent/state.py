@@ -61,7 +61,7 @@ def person_state(person: Person, *, kind: str = "publication") -> policy.PersonS
         person=str(person.id),
         date_of_birth=person.date_of_birth,
         records=tuple(as_policy_record(r) for r in person.consents if r.kind == kind),
-        status=cast(policy.PersonStatus, person.status),
+        status=policy.PersonStatus(person.status),
         safeguarding=person.safeguarding,
         left_on=person.left_on,
     )

@@ -30,6 +30,7 @@ from gatekeeper.consent import records as consent
 from gatekeeper.consent import summary as person_summary
 from gatekeeper.errors import InvalidInputError, WithdrawalRequestNotFoundError
 from gatekeeper.people import lookup as people
+from gatekeeper.policy import PersonStatus
 from gatekeeper.queueing import JobKind, request_job, request_takedown
 from gatekeeper.staff.accounts import token_hash
 
@@ -91,7 +92,7 @@ def person_for_link(session: Session, token: str) -> Person | None:
         .join(WithdrawalLink, WithdrawalLink.person_id == Person.id)
         .where(WithdrawalLink.token_hash == token_hash(token))
     )
-    return person if person is not None and person.status != "erased" else None
+    return person if person is not None and person.status != PersonStatus.ERASED else None
 
 
 def suspended_channels(person: Person) -> tuple[str, ...]:
@@ -289,7 +290,7 @@ def exact_matches(session: Session, name: str, date_of_birth: date) -> list[Pers
 def _born_on(session: Session, date_of_birth: date) -> Sequence[Person]:
     return session.scalars(
         select(Person)
-        .where(Person.date_of_birth == date_of_birth, Person.status != "erased")
+        .where(Person.date_of_birth == date_of_birth, Person.status != PersonStatus.ERASED)
         .order_by(Person.id)
     ).all()
 

@@ -12,6 +12,7 @@ from consent_db import audit
 from consent_db.models import Person
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.people.lookup import find_person, new_person, subject
+from gatekeeper.policy import PersonStatus
 from gatekeeper.queueing import request_takedown
 
 
@@ -76,7 +77,7 @@ def update_person(
     InvalidInputError (an erased person, bad input).
     """
     person = find_person(session, external_id)
-    if person.status == "erased":
+    if person.status == PersonStatus.ERASED:
         raise InvalidInputError(f"{external_id} was erased; the record cannot be edited")
     name = _check(name, date_of_birth, now.date())
     changes: dict[str, Any] = {}
@@ -88,7 +89,9 @@ def update_person(
         changes["date_of_birth"] = date_of_birth
     if person.left_on != left_on:
         person.left_on = left_on
-        person.status = "left" if left_on is not None and left_on <= now.date() else "active"
+        person.status = (
+            PersonStatus.LEFT if left_on is not None and left_on <= now.date() else PersonStatus.ACTIVE
+        )
         changes["left_on"] = left_on
     if not changes:
         return []

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from consent_db import audit
 from consent_db.models import Person, SafeguardingNote
 from gatekeeper.errors import InvalidInputError, PersonNotFoundError
+from gatekeeper.policy import PersonStatus
 
 
 def subject(person: Person) -> str:
@@ -76,7 +77,7 @@ def new_person(
         external_id=external_id,
         display_name=name,
         date_of_birth=date_of_birth,
-        status="active",
+        status=PersonStatus.ACTIVE,
         safeguarding=False,
         created_at=now,
         updated_at=now,

@@ -20,6 +20,7 @@ from gatekeeper.errors import NotFoundError
 from gatekeeper.people.identity import MATCHED_OUTCOMES
 from gatekeeper.people.lookup import find_person
 from gatekeeper.photos.gate import latest_decision
+from gatekeeper.policy import PersonStatus
 from gatekeeper.storage import BlobStore
 
 CROP_EDGE = 240
@@ -71,7 +72,7 @@ def reference_face(session: Session, external_id: str, *, exclude_photo: int | N
     Raises PersonNotFoundError.
     """
     person = find_person(session, external_id)
-    if person.status == "erased":
+    if person.status == PersonStatus.ERASED:
         return None
     reviewed = and_(Face.review_resolution == "person", Face.reviewed_person_id == person.id)
     # The query form of identity.face_identity: a nearest template of an unknown face is not them.

@@ -30,6 +30,8 @@ from gatekeeper.media.refusals import explain
 from gatekeeper.people.dpia import matching_enabled
 from gatekeeper.people.identity import SYSTEM, verdict_identity
 from gatekeeper.people.templates import template_keys
+from gatekeeper.photos.status import PhotoStatus
+from gatekeeper.policy import PersonStatus
 from gatekeeper.storage import BlobStore
 
 
@@ -83,7 +85,7 @@ def load_template_index(session: Session, model: str, keys: TemplateKeys) -> Tem
     rows = session.execute(
         select(FaceTemplate.person_id, FaceTemplate.encoding)
         .join(Person)
-        .where(FaceTemplate.model == model, Person.status != "erased")
+        .where(FaceTemplate.model == model, Person.status != PersonStatus.ERASED)
         .order_by(FaceTemplate.id)
     ).all()
     if not rows:
@@ -189,7 +191,7 @@ def gate_photo(
     )
     clean = None
     error = error_code = None
-    if verdict.verdict == policy.PUBLISHABLE:
+    if verdict.verdict == policy.Verdict.PUBLISHABLE:
         try:
             if any(v.covered for v in verdict.faces):
                 clean = _covered_copy(source, verdict, detected, tools)
@@ -302,7 +304,7 @@ def record_unreadable_file(session: Session, channel: str, error: str, *, now: d
 
 def _blocked(verdict: policy.PhotoVerdict, reason: str) -> policy.PhotoVerdict:
     """A publishable verdict turned to blocked because a later step of the image path failed."""
-    return replace(verdict, verdict="blocked", reasons=(*verdict.reasons, reason))
+    return replace(verdict, verdict=policy.Verdict.BLOCKED, reasons=(*verdict.reasons, reason))
 
 
 def _covered_copy(
@@ -351,7 +353,7 @@ def photo_row(session: Session, sha256: str, channel: str, *, now: datetime, act
         photo = Photo(
             sha256=sha256,
             channel=channel,
-            status="pending",
+            status=PhotoStatus.PENDING,
             reasons=[],
             uploaded_by=actor,
             created_at=now,
@@ -426,7 +428,11 @@ def _record(
             )
         )
     session.add(decision)
-    photo.status, photo.reasons, photo.decided_at = verdict.verdict, list(verdict.reasons), now
+    photo.status, photo.reasons, photo.decided_at = (
+        PhotoStatus.of(verdict.verdict),
+        list(verdict.reasons),
+        now,
+    )
     session.flush()
     audit.append(
         session,
@@ -479,12 +485,12 @@ def recheck(
         if not policy.is_fine_enough(
             decision.analysis_scale, decision.min_detect_px, width / photo.width, settings.min_detect_px
         ):
-            return policy.PhotoVerdict("blocked", (policy.ANALYSIS_TOO_COARSE,), ())
+            return policy.PhotoVerdict(policy.Verdict.BLOCKED, (policy.ANALYSIS_TOO_COARSE,), ())
     if policy.UNREADABLE_IMAGE in decision.reasons:
         return policy.unreadable()
     failed = [r for r in decision.reasons if r in (policy.COVER_FAILED, policy.CLEAN_COPY_FAILED)]
     if failed:
-        return policy.PhotoVerdict("blocked", tuple(failed), ())
+        return policy.PhotoVerdict(policy.Verdict.BLOCKED, tuple(failed), ())
     # A face a reviewer identified is decided as that person (their consent today), whoever it matched.
     inputs = [stored_face_input(face) for face in decision.faces]
     people = _people(session, {key for fi in inputs for key in fi.people})
@@ -497,7 +503,7 @@ def recheck(
         for stored, now_face in zip(decision.faces, fresh.faces, strict=True)
         if now_face.covered and not stored.covered
     ]
-    if fresh.verdict == policy.PUBLISHABLE and newly_covered:
+    if fresh.verdict == policy.Verdict.PUBLISHABLE and newly_covered:
         # Someone's consent lapsed since the copy was made: that copy shows their face uncovered.
         return _blocked(fresh, policy.CONSENT_CHANGED)
     return fresh

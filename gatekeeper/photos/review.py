@@ -42,6 +42,8 @@ from gatekeeper.people.dpia import matching_enabled
 from gatekeeper.people.enrolment import add_template
 from gatekeeper.people.identity import SYSTEM, stored_identity, verdict_identity
 from gatekeeper.people.lookup import find_person
+from gatekeeper.photos.status import PhotoStatus
+from gatekeeper.policy import PersonStatus
 from gatekeeper.storage import BlobStore
 
 MIN_BOX_OVERLAP = 0.5
@@ -126,7 +128,7 @@ def open_reviews(session: Session, *, viewer: str) -> list[ReviewItem]:
         .outerjoin(candidate, Face.person_id == candidate.id)
         .where(
             Decision.id.in_(latest),
-            Decision.verdict == policy.REVIEW,
+            Decision.verdict == policy.Verdict.REVIEW,
             Face.outcome.in_(OPEN_OUTCOMES),
             Face.review_resolution.is_(None),
         )
@@ -229,7 +231,11 @@ def resolve_face(
         face.outcome, face.reasons, face.covered = result.outcome, list(result.reasons), result.covered
     decision.verdict, decision.reasons = verdict.verdict, list(verdict.reasons)
     session.add(decision)
-    photo.status, photo.reasons, photo.decided_at = verdict.verdict, list(verdict.reasons), now
+    photo.status, photo.reasons, photo.decided_at = (
+        PhotoStatus.of(verdict.verdict),
+        list(verdict.reasons),
+        now,
+    )
     session.flush()
     audit.append(
         session,
@@ -251,7 +257,7 @@ def resolve_face(
     )
 
     template_id, note = None, None
-    if learn and person is not None and person.status != "erased":
+    if learn and person is not None and person.status != PersonStatus.ERASED:
         try:
             template = confirm_face(
                 session,
@@ -361,7 +367,7 @@ def confirm_face(
     if face is None:
         raise FaceNotFoundError(face_id)
     person = find_person(session, external_id)
-    if person.status == "erased":
+    if person.status == PersonStatus.ERASED:
         raise InvalidInputError(f"{external_id} was erased")
     face.reviewer_outcome, face.reviewed_by, face.reviewed_at = "confirmed", actor, now
     audit.append(

@@ -27,6 +27,7 @@ from gatekeeper.errors import (
 )
 from gatekeeper.photos.gate import latest_decision, recheck
 from gatekeeper.photos.intake import EngineFactory
+from gatekeeper.photos.status import PhotoStatus
 from gatekeeper.publishing.placements import record_external
 from gatekeeper.publishing.publish import lock_people, rebuild_clean
 from gatekeeper.storage import BlobStore, opaque_name
@@ -108,7 +109,7 @@ def _release(
     fresh = recheck(session, decision.id, settings=settings, now=now)
     reasons = fresh.reasons
     data: media.CleanCopy | None = None
-    if fresh.verdict == policy.PUBLISHABLE:
+    if fresh.verdict == policy.Verdict.PUBLISHABLE:
         data = build()
         if data is None:
             reasons = (*reasons, policy.CLEAN_COPY_FAILED)
@@ -121,7 +122,7 @@ def _release(
             subject=f"photo:{photo.id}",
             details={"decision": decision.id, "reasons": list(reasons), "via": "download"},
         )
-        verdict = fresh.verdict if fresh.verdict != policy.PUBLISHABLE else policy.BLOCKED
+        verdict = fresh.verdict if fresh.verdict != policy.Verdict.PUBLISHABLE else policy.Verdict.BLOCKED
         return CleanDownload(photo.id, verdict, reasons)
     name = opaque_name(data.extension)
     record_external(
@@ -169,7 +170,7 @@ def build_batch_copies(
         photo_ids: list[int] = []
         for item in batch.items:
             photo = session.get(Photo, item.photo_id) if item.photo_id is not None else None
-            if photo is not None and photo.status == policy.PUBLISHABLE and photo.id not in photo_ids:
+            if photo is not None and photo.status == PhotoStatus.PUBLISHABLE and photo.id not in photo_ids:
                 photo_ids.append(photo.id)
     built: dict[int, tuple[int, media.CleanCopy | None]] = {}
     for photo_id in photo_ids:
@@ -177,7 +178,7 @@ def build_batch_copies(
             decision = latest_decision(session, photo_id)
             verdict = recheck(session, decision.id, settings=settings, now=now).verdict
             _ = (decision.photo, list(decision.faces))  # loaded: the copy is built outside the unit
-        if verdict == policy.PUBLISHABLE:
+        if verdict == policy.Verdict.PUBLISHABLE:
             copy = _build(decision, settings=settings, originals=originals, engine=engine)
             built[photo_id] = (decision.id, copy)
     return BatchCopies(batch_id, tuple(photo_ids), built)

@@ -87,6 +87,6 @@ def record_external(
     )
     fresh = recheck(session, decision.id, settings=settings, now=now)
     task = None
-    if fresh.verdict != policy.PUBLISHABLE:
+    if fresh.verdict != policy.Verdict.PUBLISHABLE:
         task = open_task(session, publication, fresh.reasons, person_id=None, now=now, actor=actor)
     return publication, task

@@ -179,13 +179,13 @@ def publish_photo(
     check_photo_channel(settings, photo, channel)
     lock_people(session, _people_in(decision))
     fresh = recheck(session, decision.id, settings=settings, now=now, channel=channel)
-    if once and fresh.verdict == policy.PUBLISHABLE:
+    if once and fresh.verdict == policy.Verdict.PUBLISHABLE:
         existing = _live_in(session, store, photo_id, channel)
         if existing is not None:
             return PublishOutcome(
                 photo_id, fresh.verdict, fresh.reasons, existing.id, existing.store, existing.key, reused=True
             )
-    if fresh.verdict == policy.PUBLISHABLE and clean is None:
+    if fresh.verdict == policy.Verdict.PUBLISHABLE and clean is None:
         try:
             if photo.original_key is None:
                 raise MediaError("no original was kept")
@@ -193,7 +193,9 @@ def publish_photo(
                 originals.get(photo.original_key), decision, channel=channel, settings=settings, engine=engine
             )
         except (MediaError, BlobNotFoundError) as exc:
-            fresh = policy.PhotoVerdict("blocked", (*fresh.reasons, policy.CLEAN_COPY_FAILED), fresh.faces)
+            fresh = policy.PhotoVerdict(
+                policy.Verdict.BLOCKED, (*fresh.reasons, policy.CLEAN_COPY_FAILED), fresh.faces
+            )
             audit.append(
                 session,
                 at=now,
@@ -203,7 +205,7 @@ def publish_photo(
                 details={"decision": decision.id, "error": str(exc), "reasons": list(fresh.reasons)},
             )
             return PublishOutcome(photo_id, fresh.verdict, fresh.reasons)
-    if fresh.verdict != policy.PUBLISHABLE:
+    if fresh.verdict != policy.Verdict.PUBLISHABLE:
         audit.append(
             session,
             at=now,

@@ -84,7 +84,7 @@ def recheck_publications(
         fresh = recheck(
             session, publication.decision_id, settings=settings_as_published(settings, publication), now=now
         )
-        if fresh.verdict == policy.PUBLISHABLE:
+        if fresh.verdict == policy.Verdict.PUBLISHABLE:
             report.kept += 1
         elif publication.external:
             who = person_id if person_id is not None else _blocking_person(fresh)

@@ -13,6 +13,7 @@ from gatekeeper.consent.withdrawals import erase_details
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.people.enrolment import delete_templates
 from gatekeeper.people.lookup import find_person, subject
+from gatekeeper.policy import PersonStatus
 from gatekeeper.queueing import request_takedown
 
 
@@ -20,8 +21,8 @@ def record_leaving(session: Session, external_id: str, on: date, *, now: datetim
     """Record a person's last day; it starts their retention clocks. Raises PersonNotFoundError."""
     person = find_person(session, external_id)
     person.left_on, person.updated_at = on, now
-    if person.status != "erased":
-        person.status = "left" if on <= now.date() else "active"
+    if person.status != PersonStatus.ERASED:
+        person.status = PersonStatus.LEFT if on <= now.date() else PersonStatus.ACTIVE
     session.flush()
     audit.append(
         session,
@@ -48,13 +49,13 @@ def erase_person(session: Session, external_id: str, *, now: datetime, actor: st
     Raises PersonNotFoundError, InvalidInputError (already erased).
     """
     person = find_person(session, external_id)
-    if person.status == "erased":
+    if person.status == PersonStatus.ERASED:
         raise InvalidInputError(f"{external_id} is already erased")
     templates = delete_templates(session, person, now=now, actor=actor, why="erasure")
     records = len(person.consents)
     session.execute(delete(ConsentRecord).where(ConsentRecord.person_id == person.id))
     session.expire(person, ["consents"])
-    person.status, person.display_name, person.date_of_birth = "erased", "(erased)", None
+    person.status, person.display_name, person.date_of_birth = PersonStatus.ERASED, "(erased)", None
     person.updated_at = now
     session.flush()
     for request in session.scalars(select(WithdrawalRequest).order_by(WithdrawalRequest.id)):

@@ -33,6 +33,8 @@ from gatekeeper.config import Settings
 from gatekeeper.consent import withdrawals
 from gatekeeper.errors import StorageError
 from gatekeeper.people.enrolment import delete_templates
+from gatekeeper.photos.status import PhotoStatus
+from gatekeeper.policy import PersonStatus
 from gatekeeper.publishing import takedowns
 from gatekeeper.retention import deadlines as retention
 from gatekeeper.retention.holds import active_hold, held_photos
@@ -70,7 +72,7 @@ def consent_end(person: Person, channel: str) -> datetime | None:
         ends.append(person.created_at)  # never consented: nothing to keep it for
     if person.left_on is not None and not survives_leaving:
         ends.append(datetime.combine(person.left_on, time.max, tzinfo=UTC))
-    if person.status == "erased":
+    if person.status == PersonStatus.ERASED:
         ends.append(person.updated_at)
     return min(ends) if ends else None
 
@@ -86,7 +88,7 @@ def photo_facts(session: Session, photo: Photo) -> retention.PhotoFacts:
     elif publications:
         state = "taken_down"
         taken_down_at = max(p.taken_down_at for p in publications if p.taken_down_at is not None)
-    elif photo.status in ("pending", "blocked", "review"):
+    elif photo.status in (PhotoStatus.PENDING, PhotoStatus.BLOCKED, PhotoStatus.REVIEW):
         state = photo.status  # type: ignore[assignment]
     else:
         state = "publishable"

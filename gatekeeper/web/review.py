@@ -15,6 +15,7 @@ from gatekeeper.people import search
 from gatekeeper.photos import face_crops
 from gatekeeper.photos import review as review_service
 from gatekeeper.photos.views import masked_reasons
+from gatekeeper.policy import PersonStatus
 from gatekeeper.staff.roles import Permission
 from gatekeeper.web.auth import actor, permission_required
 from gatekeeper.web.common import now, runtime, unit
@@ -78,7 +79,9 @@ def _item_page(
             p for p in found if candidate is None or p.id != candidate.id
         ]
         choices = [
-            (p.external_id, f"{p.display_name} ({p.external_id})") for p in people if p.status != "erased"
+            (p.external_id, f"{p.display_name} ({p.external_id})")
+            for p in people
+            if p.status != PersonStatus.ERASED
         ]
     form = form or ResolveForm(formdata=None, decision=str(item.decision_id), learn=True)
     form.person.choices = options(*choices)

@@ -41,6 +41,7 @@ from gatekeeper.errors import DpiaRequiredError, GatekeeperError, InvalidInputEr
 from gatekeeper.people import edit as people_edit
 from gatekeeper.people import enrolment, search
 from gatekeeper.people import lookup as people
+from gatekeeper.policy import PersonStatus
 from gatekeeper.retention import subject_access
 from gatekeeper.staff.roles import Permission
 from gatekeeper.storage.base import make_private_dirs, write_atomic
@@ -338,7 +339,7 @@ def enrol(external_id: str) -> ResponseReturnValue:
         with unit() as db:
             person = people.find_person(db, external_id)
             blockers = matching_reasons(person, rt.settings, now())
-            if person.status == "erased" or blockers:
+            if person.status == PersonStatus.ERASED or blockers:
                 why = "; ".join(BIOMETRIC_WORDS.get(b, b) for b in blockers) or "the person was erased"
                 raise InvalidInputError(f"No photo was enrolled: {why}.")
             with tempfile.TemporaryDirectory() as folder:
