@@ -14,6 +14,7 @@ import json
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -23,6 +24,76 @@ from consent_db.models import AuditEvent
 
 GENESIS = "0" * 64
 _LOCK_KEY = 0x6761_7465  # "gate": an arbitrary constant shared by every writer
+
+
+class AuditAction(StrEnum):
+    """What an audit event records: `<what>.<what happened>`. Stored as its value, which never changes
+    (the chain's hashes and every filter on `action` depend on it)."""
+
+    BATCH_UPLOADED = "batch.uploaded"
+
+    CONSENT_GRANT = "consent.grant"
+    CONSENT_WITHDRAW = "consent.withdraw"
+    CONSENT_OBJECT = "consent.object"
+    CONSENT_REFUSE = "consent.refuse"
+
+    DPIA_RECORDED = "dpia.recorded"
+
+    FACE_CONFIRMED = "face.confirmed"
+    FACE_REVIEWED = "face.reviewed"
+
+    FILE_UNREADABLE = "file.unreadable"
+
+    JOB_FAILED = "job.failed"
+    JOB_RETRIED = "job.retried"
+
+    ORPHANS_DELETED = "orphans.deleted"
+
+    PERSON_CREATED = "person.created"
+    PERSON_ERASED = "person.erased"
+    PERSON_EXPORTED = "person.exported"
+    PERSON_LEFT = "person.left"
+    PERSON_SAFEGUARDING_CLEARED = "person.safeguarding_cleared"
+    PERSON_SAFEGUARDING_SET = "person.safeguarding_set"
+    PERSON_UPDATED = "person.updated"
+
+    PHOTO_GATED = "photo.gated"
+    PHOTO_HELD = "photo.held"
+    PHOTO_PUBLISHED = "photo.published"
+    PHOTO_PURGED = "photo.purged"
+    PHOTO_RELEASED = "photo.released"
+
+    PUBLICATION_RECORDED = "publication.recorded"
+    PUBLICATION_REFUSED = "publication.refused"
+    PUBLICATION_REQUESTED = "publication.requested"
+    PUBLICATION_TAKEN_DOWN = "publication.taken_down"
+
+    PURGE_REPORT = "purge.report"
+
+    TAKEDOWN_DONE = "takedown.done"
+    TAKEDOWN_OPENED = "takedown.opened"
+
+    TEMPLATE_CREATED = "template.created"
+    TEMPLATE_DELETED = "template.deleted"
+    TEMPLATES_RESEALED = "templates.resealed"
+
+    USER_CREATED = "user.created"
+    USER_PASSWORD_CHANGED = "user.password_changed"
+    USER_TOKEN_ISSUED = "user.token_issued"
+
+    WITHDRAWAL_CONFIRMED = "withdrawal.confirmed"
+    WITHDRAWAL_DETAILS_ERASED = "withdrawal.details_erased"
+    WITHDRAWAL_LINK = "withdrawal.link"
+    WITHDRAWAL_RECEIVED = "withdrawal.received"
+    WITHDRAWAL_REJECTED = "withdrawal.rejected"
+    WITHDRAWAL_SUSPENDED = "withdrawal.suspended"
+    WITHDRAWAL_LINK_ISSUED = "withdrawal_link.issued"
+
+    @classmethod
+    def of_consent(cls, action: str) -> AuditAction:
+        """The event of a consent record with `action` (grant, withdraw, object, refuse); raises
+        ValueError for any other."""
+        return cls(f"consent.{action}")
 
 
 def event_hash(
@@ -50,7 +121,7 @@ def append(
     *,
     at: datetime,
     actor: str,
-    action: str,
+    action: AuditAction,
     subject: str,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:

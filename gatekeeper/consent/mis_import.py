@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import ConsentRecord, Person
 from gatekeeper import policy
 from gatekeeper.config import Settings
@@ -38,7 +39,8 @@ from gatekeeper.policy import PersonStatus
 
 @dataclass(frozen=True)
 class RowChange:
-    """One change an import made: the audit action, for whom, and on what."""
+    """One change an import made: the audit action (an `AuditAction`, or `person.left_on`), for whom,
+    and on what."""
 
     line: int
     external_id: str
@@ -174,11 +176,11 @@ def _import_row(
             session,
             at=now,
             actor=actor,
-            action="person.created",
+            action=AuditAction.PERSON_CREATED,
             subject=subject(person),
             details={"source": source},
         )
-        report.changes.append(RowChange(row.line, row.external_id, "person.created"))
+        report.changes.append(RowChange(row.line, row.external_id, AuditAction.PERSON_CREATED))
     else:
         if person.status == PersonStatus.ERASED:
             raise InvalidInputError(f"{row.external_id} was erased; an erased person is not re-imported")
@@ -194,12 +196,12 @@ def _import_row(
                 session,
                 at=now,
                 actor=actor,
-                action="person.updated",
+                action=AuditAction.PERSON_UPDATED,
                 subject=subject(person),
                 details={"source": source, "fields": fields},
             )
             report.changes.append(
-                RowChange(row.line, row.external_id, "person.updated", None, ", ".join(fields))
+                RowChange(row.line, row.external_id, AuditAction.PERSON_UPDATED, None, ", ".join(fields))
             )
     if row.has_left_on and person.left_on != row.left_on:
         person.left_on = row.left_on
@@ -214,11 +216,12 @@ def _import_row(
             session,
             at=now,
             actor=actor,
-            action="person.left" if row.left_on else "person.updated",
+            action=AuditAction.PERSON_LEFT if row.left_on else AuditAction.PERSON_UPDATED,
             subject=subject(person),
             details={"source": source, "left_on": row.left_on, "status": person.status},
         )
         left = row.left_on.isoformat() if row.left_on else "cleared"
+        # Named after the field, not an audit action: its event is person.left or person.updated.
         report.changes.append(RowChange(row.line, row.external_id, "person.left_on", None, left))
     ctx = _RowContext(session, row, person, now, actor, source, report)
     if row.channels is not None:
@@ -256,7 +259,7 @@ def _sync_publication(ctx: _RowContext, channels: Sequence[str], settings: Setti
             detail += f", from {row.granted_on.isoformat()}"
         if row.valid_until:
             detail += f", until {row.valid_until.isoformat()}"
-        ctx.changed("consent.grant", channel, detail)
+        ctx.changed(AuditAction.CONSENT_GRANT, channel, detail)
     imported_channels = sorted({r.channel for r in publication if r.how == IMPORT} - set(channels))
     for channel in imported_channels:
         own = _latest_of(publication, channel, imported=True)
@@ -268,7 +271,7 @@ def _sync_publication(ctx: _RowContext, channels: Sequence[str], settings: Setti
                 ctx.warn(GATEKEEPER_RECORD_KEPT, f"{channel}: not withdrawn; {_kept(kept)}")
             continue
         ctx.add(kind="publication", channel=channel, action="withdraw", at=now)
-        ctx.changed("consent.withdraw", channel, "no longer in the export")
+        ctx.changed(AuditAction.CONSENT_WITHDRAW, channel, "no longer in the export")
     rules = policy_for(settings)
     state = person_state(person)
     for channel in channels:
@@ -327,7 +330,7 @@ def _sync_biometric(ctx: _RowContext, *, engine: FaceEngine | None, settings: Se
                 ctx.add(
                     kind="biometric", channel=BIOMETRIC, action="withdraw", at=now, granted_by=own.granted_by
                 )
-                ctx.changed("consent.withdraw", BIOMETRIC, "no longer in the export")
+                ctx.changed(AuditAction.CONSENT_WITHDRAW, BIOMETRIC, "no longer in the export")
             elif kept.action == "grant":
                 ctx.warn(GATEKEEPER_RECORD_KEPT, f"biometric consent not withdrawn; {_kept(kept)}")
     elif own is None or own.action != "grant" or own.granted_by != given_by:
@@ -338,7 +341,7 @@ def _sync_biometric(ctx: _RowContext, *, engine: FaceEngine | None, settings: Se
             ctx.warn(GATEKEEPER_RECORD_KEPT, f"biometric consent not granted; {_kept(kept)}")
         else:
             ctx.add(kind="biometric", channel=BIOMETRIC, action="grant", at=granted_at, granted_by=given_by)
-            ctx.changed("consent.grant", BIOMETRIC, f"granted by {given_by}")
+            ctx.changed(AuditAction.CONSENT_GRANT, BIOMETRIC, f"granted by {given_by}")
     if row.biometric_objection:
         act = "refuse" if row.biometric_objection == "self" else "object"
         answers = [
@@ -349,7 +352,7 @@ def _sync_biometric(ctx: _RowContext, *, engine: FaceEngine | None, settings: Se
             ctx.add(
                 kind="biometric", channel=BIOMETRIC, action=act, at=now, granted_by=row.biometric_objection
             )
-            ctx.changed(f"consent.{act}", BIOMETRIC, f"by {row.biometric_objection}")
+            ctx.changed(AuditAction.of_consent(act), BIOMETRIC, f"by {row.biometric_objection}")
     blockers = matching_reasons(person, settings, now)
     if blockers:
         deleted = delete_templates(
@@ -357,11 +360,11 @@ def _sync_biometric(ctx: _RowContext, *, engine: FaceEngine | None, settings: Se
         )
         ctx.report.templates_deleted += deleted
         if deleted:
-            ctx.changed("template.deleted", None, f"{deleted} template(s)")
+            ctx.changed(AuditAction.TEMPLATE_DELETED, None, f"{deleted} template(s)")
         if row.biometric:
             ctx.warn(MATCHING_NOT_ALLOWED, f"no template is made or kept ({', '.join(blockers)})")
         return
     added = enrol(ctx.session, person, row.photos, engine=engine, settings=settings, now=now, actor=ctx.actor)
     ctx.report.templates_added += added
     if added:
-        ctx.changed("template.created", None, f"{added} template(s)")
+        ctx.changed(AuditAction.TEMPLATE_CREATED, None, f"{added} template(s)")

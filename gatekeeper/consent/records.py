@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import ConsentRecord, Person
 from gatekeeper import policy
 from gatekeeper.config import Settings
@@ -111,7 +112,12 @@ def add_record(
     if source:
         details["source"] = source
     audit.append(
-        session, at=now, actor=actor, action=f"consent.{action}", subject=subject(person), details=details
+        session,
+        at=now,
+        actor=actor,
+        action=AuditAction.of_consent(action),
+        subject=subject(person),
+        details=details,
     )
     if action != "grant":
         request_takedown(session, person.id, now=now)

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import ConsentRecord, Person, WithdrawalLink, WithdrawalRequest
 from gatekeeper.config import Settings
 from gatekeeper.consent import records as consent
@@ -76,7 +77,7 @@ def issue_link(session: Session, external_id: str, *, settings: Settings, now: d
         session,
         at=now,
         actor=actor,
-        action="withdrawal_link.issued",
+        action=AuditAction.WITHDRAWAL_LINK_ISSUED,
         subject=f"person:{person.id}",
         details={"link": link.id},
     )
@@ -161,7 +162,7 @@ def withdraw(
             session,
             at=now,
             actor=actor,
-            action="consent.withdraw",
+            action=AuditAction.CONSENT_WITHDRAW,
             subject=f"person:{person.id}",
             details={"record": record.id, "kind": "publication", "channel": channel, "how": how},
         )
@@ -218,7 +219,7 @@ def withdraw_with_link(
         session,
         at=now,
         actor=f"public:{reference}",
-        action="withdrawal.link",
+        action=AuditAction.WITHDRAWAL_LINK,
         subject=f"person:{person.id}",
         details={"reference": reference, "channels": targets},
     )
@@ -272,7 +273,7 @@ def request_withdrawal(
         session,
         at=now,
         actor=f"public:{reference}",
-        action="withdrawal.received",
+        action=AuditAction.WITHDRAWAL_RECEIVED,
         subject=f"request:{request.id}",
         details={"reference": reference},
     )
@@ -329,7 +330,7 @@ def match_request(
         session,
         at=now,
         actor=f"public:{request.reference}",
-        action="withdrawal.suspended",
+        action=AuditAction.WITHDRAWAL_SUSPENDED,
         subject=f"request:{request.id}",
         details={"reference": request.reference, "people": request.person_ids, "records": record_ids},
     )
@@ -428,7 +429,7 @@ def erase_details(
         session,
         at=now,
         actor=actor,
-        action="withdrawal.details_erased",
+        action=AuditAction.WITHDRAWAL_DETAILS_ERASED,
         subject=f"request:{request.id}",
         details={"reference": request.reference, "why": why},
     )
@@ -463,7 +464,7 @@ def confirm_request(
         session,
         at=now,
         actor=actor,
-        action="withdrawal.confirmed",
+        action=AuditAction.WITHDRAWAL_CONFIRMED,
         subject=f"request:{request.id}",
         details={"reference": reference, "people": request.person_ids},
     )
@@ -521,7 +522,7 @@ def reject_request(
             session,
             at=now,
             actor=actor,
-            action="consent.grant",
+            action=AuditAction.CONSENT_GRANT,
             subject=f"person:{suspension.person_id}",
             details={
                 "record": grant.id,
@@ -539,7 +540,7 @@ def reject_request(
         session,
         at=now,
         actor=actor,
-        action="withdrawal.rejected",
+        action=AuditAction.WITHDRAWAL_REJECTED,
         subject=f"request:{request.id}",
         details={"reference": reference, "people": request.person_ids, "reinstated": reinstated},
     )

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import DpiaRecord
 from gatekeeper.config import Settings
 from gatekeeper.errors import DpiaRequiredError, InvalidInputError
@@ -50,7 +51,7 @@ def record_dpia(
         session,
         at=now,
         actor=actor,
-        action="dpia.recorded",
+        action=AuditAction.DPIA_RECORDED,
         subject=f"dpia:{record.id}",
         details={
             "reference": record.reference,

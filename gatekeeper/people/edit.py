@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import Person
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.people.lookup import find_person, new_person, subject
@@ -52,7 +53,7 @@ def add_person(
         session,
         at=now,
         actor=actor,
-        action="person.created",
+        action=AuditAction.PERSON_CREATED,
         subject=subject(person),
         details={"source": "web"},
     )
@@ -102,7 +103,7 @@ def update_person(
         session,
         at=now,
         actor=actor,
-        action="person.updated",
+        action=AuditAction.PERSON_UPDATED,
         subject=subject(person),
         details={"fields": sorted(changes), **{k: v for k, v in changes.items() if k != "display_name"}},
     )

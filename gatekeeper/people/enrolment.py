@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import FaceTemplate, Person
 from gatekeeper import media
 from gatekeeper.config import Settings
@@ -131,7 +132,7 @@ def add_template(
         session,
         at=now,
         actor=actor,
-        action="template.created",
+        action=AuditAction.TEMPLATE_CREATED,
         subject=subject(person),
         details={"template": template.id, "model": model, **details},
     )
@@ -149,7 +150,7 @@ def delete_templates(session: Session, person: Person, *, now: datetime, actor: 
             session,
             at=now,
             actor=actor,
-            action="template.deleted",
+            action=AuditAction.TEMPLATE_DELETED,
             subject=subject(person),
             details={"templates": ids, "why": why},
         )

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import Person, SafeguardingNote
 from gatekeeper.errors import InvalidInputError, PersonNotFoundError
 from gatekeeper.policy import PersonStatus
@@ -51,7 +52,7 @@ def set_safeguarding(
         session,
         at=now,
         actor=actor,
-        action="person.safeguarding_set" if flag else "person.safeguarding_cleared",
+        action=AuditAction.PERSON_SAFEGUARDING_SET if flag else AuditAction.PERSON_SAFEGUARDING_CLEARED,
         subject=subject(person),
         details={"note": note.id},
     )

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import FaceTemplate
 from gatekeeper.config import TEMPLATE_KEY_BYTES, Settings, parse_template_keys
 from gatekeeper.errors import ConfigError
@@ -107,7 +108,7 @@ def reseal_all(session: Session, keys: TemplateKeys, *, now: datetime, actor: st
         session,
         at=now,
         actor=actor,
-        action="templates.resealed",
+        action=AuditAction.TEMPLATES_RESEALED,
         subject="templates",
         details={"resealed": resealed, "were_plain": were_plain, "total": total},
     )

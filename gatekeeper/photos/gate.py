@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import Decision, Face, FaceTemplate, Person, Photo
 from gatekeeper import media, policy
 from gatekeeper.config import Settings
@@ -296,7 +297,7 @@ def record_unreadable_file(session: Session, channel: str, error: str, *, now: d
         session,
         at=now,
         actor=actor,
-        action="file.unreadable",
+        action=AuditAction.FILE_UNREADABLE,
         subject=f"channel:{channel}",
         details={"error": error},
     )
@@ -438,7 +439,7 @@ def _record(
         session,
         at=now,
         actor=actor,
-        action="photo.gated",
+        action=AuditAction.PHOTO_GATED,
         subject=f"photo:{photo.id}",
         details={
             "sha256": photo.sha256,

@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import UploadBatch, UploadItem
 from gatekeeper import media
 from gatekeeper.config import Settings
@@ -233,7 +234,7 @@ def submit_batch(
         session,
         at=now,
         actor=actor,
-        action="batch.uploaded",
+        action=AuditAction.BATCH_UPLOADED,
         subject=f"batch:{batch.id}",
         details={"channel": channel, "photos": photo_ids, "refused": len(refused)},
     )

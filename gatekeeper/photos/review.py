@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import Decision, Face, FaceTemplate, Person, Photo
 from gatekeeper import media, policy
 from gatekeeper.config import Settings
@@ -241,7 +242,7 @@ def resolve_face(
         session,
         at=now,
         actor=actor,
-        action="face.reviewed",
+        action=AuditAction.FACE_REVIEWED,
         subject=f"photo:{photo.id}",
         details={
             "face": target.id,
@@ -374,7 +375,7 @@ def confirm_face(
         session,
         at=now,
         actor=actor,
-        action="face.confirmed",
+        action=AuditAction.FACE_CONFIRMED,
         subject=f"face:{face.id}",
         details={"person": person.id, "photo": face.decision.photo_id},
     )

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import Decision, Photo, UploadBatch
 from consent_db.session import unit_of_work
 from gatekeeper import media, policy
@@ -118,7 +119,7 @@ def _release(
             session,
             at=now,
             actor=actor,
-            action="publication.refused",
+            action=AuditAction.PUBLICATION_REFUSED,
             subject=f"photo:{photo.id}",
             details={"decision": decision.id, "reasons": list(reasons), "via": "download"},
         )

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import Person, Publication, TakedownTask
 from gatekeeper import policy
 from gatekeeper.config import Settings
@@ -81,7 +82,7 @@ def record_external(
         session,
         at=now,
         actor=actor,
-        action="publication.recorded",
+        action=AuditAction.PUBLICATION_RECORDED,
         subject=f"photo:{photo_id}",
         details={"publication": publication.id, "where": where, "channel": channel},
     )

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import Decision, Job, Person, Photo, Publication
 from consent_db.session import after_commit, after_rollback
 from gatekeeper import media, policy
@@ -200,7 +201,7 @@ def publish_photo(
                 session,
                 at=now,
                 actor=actor,
-                action="publication.refused",
+                action=AuditAction.PUBLICATION_REFUSED,
                 subject=f"photo:{photo_id}",
                 details={"decision": decision.id, "error": str(exc), "reasons": list(fresh.reasons)},
             )
@@ -210,7 +211,7 @@ def publish_photo(
             session,
             at=now,
             actor=actor,
-            action="publication.refused",
+            action=AuditAction.PUBLICATION_REFUSED,
             subject=f"photo:{photo_id}",
             details={"decision": decision.id, "verdict": fresh.verdict, "reasons": list(fresh.reasons)},
         )
@@ -239,7 +240,7 @@ def publish_photo(
         session,
         at=now,
         actor=actor,
-        action="photo.published",
+        action=AuditAction.PHOTO_PUBLISHED,
         subject=f"photo:{photo_id}",
         details={
             "publication": publication.id,

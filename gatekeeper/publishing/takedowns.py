@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import Publication, TakedownTask
 from gatekeeper.errors import (
     InvalidInputError,
@@ -65,7 +66,7 @@ def record_takedown(
         session,
         at=now,
         actor=actor,
-        action="publication.taken_down",
+        action=AuditAction.PUBLICATION_TAKEN_DOWN,
         subject=f"photo:{publication.photo_id}",
         details={
             "publication": publication.id,
@@ -150,7 +151,7 @@ def open_task(
         session,
         at=now,
         actor=actor,
-        action="takedown.opened",
+        action=AuditAction.TAKEDOWN_OPENED,
         subject=f"photo:{publication.photo_id}",
         details={"task": task.id, "publication": publication.id, "where": publication.target},
     )
@@ -184,7 +185,7 @@ def complete_task(session: Session, task_id: int, *, note: str, now: datetime, a
         session,
         at=now,
         actor=actor,
-        action="takedown.done",
+        action=AuditAction.TAKEDOWN_DONE,
         subject=f"photo:{task.photo_id}",
         details={"task": task.id, "where": task.target, "note": task.note},
     )

@@ -21,6 +21,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import Job
 from gatekeeper.errors import InvalidInputError, RecordNotFoundError
 from gatekeeper.queueing import JobKind
@@ -150,7 +151,7 @@ def find_stranded(
                 session,
                 at=now,
                 actor=actor,
-                action="job.failed",
+                action=AuditAction.JOB_FAILED,
                 subject=f"job:{job.id}",
                 details={"task": job.task, "args": job.args, "attempts": job.attempts, "error": error},
             )
@@ -181,7 +182,7 @@ def finish_job(
             session,
             at=now,
             actor="worker",
-            action="job.failed",
+            action=AuditAction.JOB_FAILED,
             subject=f"job:{job.id}",
             details={"task": job.task, "args": job.args, "attempts": job.attempts, "error": error},
         )
@@ -208,6 +209,8 @@ def requeue_failed(session: Session, job_id: int, *, now: datetime, actor: str) 
     if job.state == "done":
         raise InvalidInputError(f"job {job_id} is done")
     job.state, job.updated_at = "queued", now
-    audit.append(session, at=now, actor=actor, action="job.retried", subject=f"job:{job.id}", details={})
+    audit.append(
+        session, at=now, actor=actor, action=AuditAction.JOB_RETRIED, subject=f"job:{job.id}", details={}
+    )
     session.flush()
     return job

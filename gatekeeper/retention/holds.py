@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import (
     Photo,
     PhotoHold,
@@ -57,7 +58,7 @@ def hold_photo(session: Session, photo_id: int, reason: str, *, now: datetime, a
         session,
         at=now,
         actor=actor,
-        action="photo.held",
+        action=AuditAction.PHOTO_HELD,
         subject=f"photo:{photo_id}",
         details={"hold": hold.id, "reason": reason},
     )
@@ -77,7 +78,7 @@ def release_hold(session: Session, photo_id: int, *, now: datetime, actor: str) 
         session,
         at=now,
         actor=actor,
-        action="photo.released",
+        action=AuditAction.PHOTO_RELEASED,
         subject=f"photo:{photo_id}",
         details={"hold": hold.id},
     )

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import ConsentRecord, Person, WithdrawalRequest
 from gatekeeper.consent.withdrawals import erase_details
 from gatekeeper.errors import InvalidInputError
@@ -28,7 +29,7 @@ def record_leaving(session: Session, external_id: str, on: date, *, now: datetim
         session,
         at=now,
         actor=actor,
-        action="person.left",
+        action=AuditAction.PERSON_LEFT,
         subject=subject(person),
         details={"on": on.isoformat()},
     )
@@ -65,7 +66,7 @@ def erase_person(session: Session, external_id: str, *, now: datetime, actor: st
         session,
         at=now,
         actor=actor,
-        action="person.erased",
+        action=AuditAction.PERSON_ERASED,
         subject=subject(person),
         details={"templates": templates, "consent_records": records},
     )

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import (
     Decision,
     Face,
@@ -246,7 +247,7 @@ def purge_photo(
         session,
         at=now,
         actor=actor,
-        action="photo.purged",
+        action=AuditAction.PHOTO_PURGED,
         subject=f"photo:{photo_id}",
         details={"why": why, "deleted": dict(result.deleted)},
     )
@@ -300,7 +301,7 @@ def write_report(
         session,
         at=now,
         actor=actor,
-        action="purge.report",
+        action=AuditAction.PURGE_REPORT,
         subject=f"purge:{report.id}",
         details={"deleted": report.deleted, "failures": failures, "held": held},
     )
@@ -349,7 +350,7 @@ def sweep_orphans(
             session,
             at=now,
             actor=actor,
-            action="orphans.deleted",
+            action=AuditAction.ORPHANS_DELETED,
             subject=f"store:{store.url}",
             details={"keys": orphans, "failures": result.failures},
         )

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import Decision, Face, Person, Photo, Publication
 from gatekeeper import media
 from gatekeeper.config import Settings
@@ -323,7 +324,7 @@ def export_person(
         session,
         at=now,
         actor=actor,
-        action="person.exported",
+        action=AuditAction.PERSON_EXPORTED,
         subject=subject(person),
         details={"photos": len(rows), "images": sum(1 for r in rows if r["file"])},
     )

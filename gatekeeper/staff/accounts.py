@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import StaffUser
 from gatekeeper.errors import InvalidInputError, StaffUserNotFoundError
 from gatekeeper.staff.roles import Role
@@ -90,7 +91,12 @@ def create_user(session: Session, username: str, role: str, *, now: datetime, ac
     session.add(user)
     session.flush()
     audit.append(
-        session, at=now, actor=actor, action="user.created", subject=f"user:{user.id}", details={"role": role}
+        session,
+        at=now,
+        actor=actor,
+        action=AuditAction.USER_CREATED,
+        subject=f"user:{user.id}",
+        details={"role": role},
     )
     return NewAccount(user, password)
 
@@ -146,7 +152,7 @@ def change_password(session: Session, user_id: int, current: str, new: str, *, n
         session,
         at=now,
         actor=f"user:{user.username}",
-        action="user.password_changed",
+        action=AuditAction.USER_PASSWORD_CHANGED,
         subject=f"user:{user.id}",
     )
     return user
@@ -190,7 +196,9 @@ def issue_api_token(session: Session, username: str, *, now: datetime, actor: st
     user.api_token_hash = token_hash(token)
     user.api_token_created_at = now
     session.flush()
-    audit.append(session, at=now, actor=actor, action="user.token_issued", subject=f"user:{user.id}")
+    audit.append(
+        session, at=now, actor=actor, action=AuditAction.USER_TOKEN_ISSUED, subject=f"user:{user.id}"
+    )
     return token
 
 

@@ -29,6 +29,7 @@ from wtforms import MultipleFileField, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from consent_db import audit
+from consent_db.audit import AuditAction
 from consent_db.models import Photo
 from gatekeeper.errors import RecordNotFoundError
 from gatekeeper.photos import access, views
@@ -382,7 +383,7 @@ def publish(photo_id: int) -> ResponseReturnValue:
             db,
             at=now(),
             actor=actor(),
-            action="publication.requested",
+            action=AuditAction.PUBLICATION_REQUESTED,
             subject=f"photo:{photo_id}",
             details={"channel": found.channel, "job": job_id},
         )
