@@ -32,6 +32,7 @@ from gatekeeper.consent.records import IMPORT, add_record, end_of, start_of
 from gatekeeper.consent.state import BIOMETRIC, latest, matching_reasons, person_state, policy_for
 from gatekeeper.errors import GatekeeperError, InvalidInputError
 from gatekeeper.faces import FaceEngine
+from gatekeeper.people.edit import set_last_day
 from gatekeeper.people.enrolment import delete_templates, enrol
 from gatekeeper.people.lookup import new_person, subject
 from gatekeeper.policy import PersonStatus
@@ -204,13 +205,7 @@ def _import_row(
                 RowChange(row.line, row.external_id, AuditAction.PERSON_UPDATED, None, ", ".join(fields))
             )
     if row.has_left_on and person.left_on != row.left_on:
-        person.left_on = row.left_on
-        if person.status != PersonStatus.ERASED:
-            person.status = (
-                PersonStatus.LEFT
-                if row.left_on is not None and row.left_on <= now.date()
-                else PersonStatus.ACTIVE
-            )
+        set_last_day(person, row.left_on, today=now.date())
         person.updated_at = now
         audit.append(
             session,

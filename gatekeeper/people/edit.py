@@ -17,6 +17,14 @@ from gatekeeper.policy import PersonStatus
 from gatekeeper.queueing import request_takedown
 
 
+def set_last_day(person: Person, left_on: date | None, *, today: date) -> None:
+    """Record `left_on` as the person's last day (None: not leaving). Their status follows it: left
+    from that day on, active before it; an erased person stays erased."""
+    person.left_on = left_on
+    if person.status != PersonStatus.ERASED:
+        person.status = PersonStatus.LEFT if left_on is not None and left_on <= today else PersonStatus.ACTIVE
+
+
 def _check(name: str, date_of_birth: date | None, today: date) -> str:
     name = " ".join(name.split())
     if not name:
@@ -89,10 +97,7 @@ def update_person(
         person.date_of_birth = date_of_birth
         changes["date_of_birth"] = date_of_birth
     if person.left_on != left_on:
-        person.left_on = left_on
-        person.status = (
-            PersonStatus.LEFT if left_on is not None and left_on <= now.date() else PersonStatus.ACTIVE
-        )
+        set_last_day(person, left_on, today=now.date())
         changes["left_on"] = left_on
     if not changes:
         return []

@@ -12,6 +12,7 @@ from consent_db.audit import AuditAction
 from consent_db.models import ConsentRecord, Person, WithdrawalRequest
 from gatekeeper.consent.withdrawals import erase_details
 from gatekeeper.errors import InvalidInputError
+from gatekeeper.people.edit import set_last_day
 from gatekeeper.people.enrolment import delete_templates
 from gatekeeper.people.lookup import find_person, subject
 from gatekeeper.policy import PersonStatus
@@ -21,9 +22,8 @@ from gatekeeper.queueing import request_takedown
 def record_leaving(session: Session, external_id: str, on: date, *, now: datetime, actor: str) -> Person:
     """Record a person's last day; it starts their retention clocks. Raises PersonNotFoundError."""
     person = find_person(session, external_id)
-    person.left_on, person.updated_at = on, now
-    if person.status != PersonStatus.ERASED:
-        person.status = PersonStatus.LEFT if on <= now.date() else PersonStatus.ACTIVE
+    set_last_day(person, on, today=now.date())
+    person.updated_at = now
     session.flush()
     audit.append(
         session,
