@@ -217,7 +217,7 @@ class Settings:
         for name, edge in self.output_sizes:
             if (name, edge) in DEFAULT_OUTPUT_SIZES:
                 continue  # a default for a channel this organisation may not use
-            if name.split(":")[0] not in self.channels and name not in self.channels:
+            if policy.Channel(name).base not in self.channels and name not in self.channels:
                 raise ConfigError(f"output size for {name!r}: not in the channel list {self.channels}")
             if edge != 0 and edge < 256:
                 raise ConfigError(f"output size for {name!r} must be at least 256 px, or 0 for full size")
@@ -244,7 +244,7 @@ class Settings:
     def long_edge(self, channel: str) -> int | None:
         """The longest edge of a copy on `channel` (else its parent's); None: full size."""
         sizes = dict(self.output_sizes)
-        edge = sizes.get(channel, sizes.get(channel.split(":")[0]))
+        edge = sizes.get(channel, sizes.get(policy.Channel(channel).base))
         return edge or None
 
     @property

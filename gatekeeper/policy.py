@@ -175,6 +175,40 @@ def is_fine_enough(
 
 
 @dataclass(frozen=True)
+class Channel:
+    """A channel's name, and the sub-channel rule: `parent:sub` (`social_media:instagram`) is a
+    sub-channel of `parent`. A sub-channel takes its parent's consent, lawful basis, covering and
+    copy size, unless it is given its own."""
+
+    name: str
+
+    @property
+    def parent(self) -> str | None:
+        """The channel this is a sub-channel of (`social_media`), else None."""
+        head, sep, _ = self.name.partition(":")
+        return head if sep else None
+
+    @property
+    def base(self) -> str:
+        """The top-level channel: a sub-channel's parent, else the channel itself."""
+        return self.name.partition(":")[0]
+
+    @property
+    def sub(self) -> str:
+        """A sub-channel's own name (`instagram`), else the empty string."""
+        return self.name.partition(":")[2]
+
+    @property
+    def is_sub_channel(self) -> bool:
+        """True for a well-formed sub-channel name: one colon, with the sub-channel's name after it."""
+        return self.parent is not None and bool(self.sub) and ":" not in self.sub
+
+    def covered_by(self, record_channel: str) -> bool:
+        """True when a record for `record_channel` applies here: this channel's own, or its parent's."""
+        return record_channel == self.name or record_channel == self.parent
+
+
+@dataclass(frozen=True)
 class Policy:
     """The organisation's rules that the decision applies."""
 
@@ -197,11 +231,11 @@ class Policy:
     def lawful_basis(self, channel: str) -> LawfulBasis:
         """The lawful basis for publishing on `channel` (a sub-channel inherits its parent's)."""
         bases = dict(self.lawful_bases)
-        return bases.get(channel) or bases.get(parent_channel(channel) or "", "consent")
+        return bases.get(channel) or bases.get(Channel(channel).parent or "", "consent")
 
     def allows_cover(self, channel: str) -> bool:
         """True when unconsented faces may be covered on `channel`."""
-        return channel in self.cover_channels or parent_channel(channel) in self.cover_channels
+        return channel in self.cover_channels or Channel(channel).parent in self.cover_channels
 
 
 @dataclass(frozen=True)
@@ -339,17 +373,6 @@ class PhotoVerdict:
 # --- the decision ----------------------------------------------------------------------------------
 
 
-def parent_channel(channel: str) -> str | None:
-    """The parent of a sub-channel (`social_media:instagram` -> `social_media`), else None."""
-    head, sep, _ = channel.partition(":")
-    return head if sep else None
-
-
-def covers(record_channel: str, channel: str) -> bool:
-    """True when a record for `record_channel` applies to publication on `channel`."""
-    return record_channel == channel or record_channel == parent_channel(channel)
-
-
 def age_on(date_of_birth: date, moment: date) -> int:
     """Whole years of age on a given day."""
     years = moment.year - date_of_birth.year
@@ -360,7 +383,8 @@ def age_on(date_of_birth: date, moment: date) -> int:
 
 def current_record(records: Iterable[ConsentRecord], channel: str, moment: datetime) -> ConsentRecord | None:
     """The record in force for `channel` at `moment`: the latest to take effect, grant or withdrawal."""
-    applicable = [r for r in records if covers(r.channel, channel) and r.at <= moment]
+    target = Channel(channel)
+    applicable = [r for r in records if target.covered_by(r.channel) and r.at <= moment]
     if not applicable:
         return None
     return max(applicable, key=lambda r: (r.at, r.sequence))
@@ -396,7 +420,7 @@ def consent_reasons(state: PersonState, channel: str, moment: datetime, policy: 
         reasons.append(SAFEGUARDING)
     record = current_record(state.records, channel, moment)
     if record is None:
-        future = any(covers(r.channel, channel) and r.action == "grant" for r in state.records)
+        future = any(Channel(channel).covered_by(r.channel) and r.action == "grant" for r in state.records)
         reasons.append(CONSENT_NOT_YET_VALID if future else NO_CONSENT_FOR_CHANNEL)
     elif record.action == "withdraw":
         reasons.append(CONSENT_WITHDRAWN)

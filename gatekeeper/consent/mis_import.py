@@ -292,7 +292,7 @@ def _later_gatekeeper_record(
         r
         for r in records
         if r.how != IMPORT
-        and (r.channel == channel if exact else policy.covers(r.channel, channel))
+        and (r.channel == channel if exact else policy.Channel(channel).covered_by(r.channel))
         and (after is None or r.at >= after)
     ]
     return max(found, key=lambda r: (r.at, r.id)) if found else None

@@ -33,10 +33,8 @@ def policy_for(settings: Settings, *, matching_enabled: bool = True) -> policy.P
 
 def check_channel(settings: Settings, channel: str) -> str:
     """Return `channel` if configured (or a sub-channel of a configured one); raises UnknownChannelError."""
-    parent = policy.parent_channel(channel)
-    if channel in settings.channels or (
-        parent in settings.channels and channel.count(":") == 1 and channel[-1] != ":"
-    ):
+    named = policy.Channel(channel)
+    if channel in settings.channels or (named.parent in settings.channels and named.is_sub_channel):
         return channel
     raise UnknownChannelError(channel, settings.channels)
 

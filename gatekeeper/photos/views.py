@@ -126,11 +126,15 @@ def _job_status(job: Job | None) -> str:
     return {"queued": "queued", "running": "processing", "done": "done", "failed": "failed"}[job.state]
 
 
+def spoken(name: str) -> str:
+    """A channel's or sub-channel's name as people say it: `social_media` -> `social media`."""
+    return name.replace("_", " ")
+
+
 def channel_words(channel: str) -> str:
-    """A channel as people say it: `social_media:instagram` -> `social media (instagram)`."""
-    parent, _, sub = channel.partition(":")
-    words = parent.replace("_", " ")
-    return f"{words} ({sub.replace('_', ' ')})" if sub else words
+    """A channel as staff read it: `social_media:instagram` -> `social media (instagram)`."""
+    named = policy.Channel(channel)
+    return f"{spoken(named.base)} ({spoken(named.sub)})" if named.sub else spoken(named.base)
 
 
 def _day(moment: datetime) -> str:
@@ -145,7 +149,8 @@ def _withdrawn_on(session: Session, person_id: int, channel: str) -> datetime | 
             ConsentRecord.action.in_(("withdraw", "object")),
         )
     )
-    found = [r.at for r in records if policy.covers(r.channel, channel)]
+    target = policy.Channel(channel)
+    found = [r.at for r in records if target.covered_by(r.channel)]
     return max(found) if found else None
 
 

@@ -59,7 +59,8 @@ def consent_end(person: Person, channel: str) -> datetime | None:
     """When `person`'s consent for `channel` ends: withdrawal or objection, expiry, or leaving (unless
     the grant continues after it); None if open."""
     ends: list[datetime] = []
-    records = [r for r in person.consents if r.kind == "publication" and policy.covers(r.channel, channel)]
+    target = policy.Channel(channel)
+    records = [r for r in person.consents if r.kind == "publication" and target.covered_by(r.channel)]
     survives_leaving = False
     if records:
         last = max(records, key=lambda r: (r.at, r.id))

@@ -16,6 +16,8 @@ from werkzeug.wrappers import Response
 
 from gatekeeper.consent import withdrawals
 from gatekeeper.errors import InvalidInputError
+from gatekeeper.photos.views import spoken
+from gatekeeper.policy import Channel
 from gatekeeper.web.common import now, runtime, unit
 from gatekeeper.web.forms import LinkWithdrawForm, NoLinkWithdrawForm, options
 
@@ -63,10 +65,15 @@ def _holds_receipt(kind: str, reference: str) -> bool:
 
 
 def label(channel: str) -> str:
-    """A channel as a parent reads it."""
-    head, _, sub = channel.partition(":")
-    base = LABELS.get(head, head.replace("_", " ").capitalize())
-    return f"{base}: {sub.replace('_', ' ')}" if sub else base
+    """A channel as a parent reads it: `Social media: instagram`.
+
+    The staff pages' words (`views.channel_words`) are for people who know the channel list; a
+    parent is told what each known channel covers (LABELS), as a phrase with a capital, and a
+    sub-channel's name after a colon.
+    """
+    named = Channel(channel)
+    base = LABELS.get(named.base, spoken(named.base).capitalize())
+    return f"{base}: {spoken(named.sub)}" if named.sub else base
 
 
 @bp.route("/withdraw", methods=["GET", "POST"])
