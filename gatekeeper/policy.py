@@ -395,6 +395,11 @@ def start_of_day(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
+def end_of_day(day: date) -> datetime:
+    """The first moment after `day` (UTC): what lasts through `day` ends here."""
+    return start_of_day(day + timedelta(days=1))
+
+
 def coming_of_age(date_of_birth: date, age: int) -> date:
     """The day a person born on `date_of_birth` reaches `age` (29 February: 1 March)."""
     try:
@@ -440,11 +445,7 @@ def consent_reasons(state: PersonState, channel: str, moment: datetime, policy: 
             lapses = reconsent_due(state, policy)
             if lapses is not None and moment >= lapses:
                 reasons.append(RECONSENT_REQUIRED)
-        if (
-            state.left_on is not None
-            and not record.survives_leaving
-            and moment >= start_of_day(state.left_on + timedelta(days=1))
-        ):
+        if state.left_on is not None and not record.survives_leaving and moment >= end_of_day(state.left_on):
             reasons.append(PERSON_LEFT)
     return tuple(reasons)
 

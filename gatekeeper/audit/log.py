@@ -14,9 +14,9 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from consent_db.models import AuditEvent, Decision, Face
-from gatekeeper.consent.records import end_of, start_of
 from gatekeeper.people.identity import confirmed_person
 from gatekeeper.people.lookup import find_person, subject
+from gatekeeper.policy import end_of_day, start_of_day
 
 CSV_COLUMNS = ("id", "at", "actor", "action", "subject", "details", "prev_hash", "hash")
 
@@ -45,9 +45,9 @@ def _query(flt: AuditFilter) -> Select[Any]:
     if flt.subject:
         stmt = stmt.where(AuditEvent.subject == flt.subject)
     if flt.since:
-        stmt = stmt.where(AuditEvent.at >= start_of(flt.since))
+        stmt = stmt.where(AuditEvent.at >= start_of_day(flt.since))
     if flt.until:
-        stmt = stmt.where(AuditEvent.at < end_of(flt.until))
+        stmt = stmt.where(AuditEvent.at < end_of_day(flt.until))
     return stmt
 
 

@@ -28,7 +28,7 @@ from gatekeeper.consent.mis_csv import (
     RowProblem,
     RowWarning,
 )
-from gatekeeper.consent.records import IMPORT, add_record, end_of, start_of
+from gatekeeper.consent.records import IMPORT, add_record
 from gatekeeper.consent.state import BIOMETRIC, latest, matching_reasons, person_state, policy_for
 from gatekeeper.errors import GatekeeperError, InvalidInputError
 from gatekeeper.faces import FaceEngine
@@ -227,8 +227,8 @@ def _import_row(
 
 def _sync_publication(ctx: _RowContext, channels: Sequence[str], settings: Settings) -> None:
     row, person, now = ctx.row, ctx.person, ctx.now
-    granted_at = start_of(row.granted_on) if row.granted_on else now
-    valid_until = end_of(row.valid_until) if row.valid_until else None
+    granted_at = policy.start_of_day(row.granted_on) if row.granted_on else now
+    valid_until = policy.end_of_day(row.valid_until) if row.valid_until else None
     publication = [r for r in person.consents if r.kind == "publication"]
     for channel in channels:
         own = _latest_of(publication, channel, imported=True)
@@ -309,14 +309,14 @@ def _kept(record: ConsentRecord) -> str:
 def _same_grant(record: ConsentRecord, row: PersonRow, valid_until: datetime | None) -> bool:
     same = (record.granted_by, record.valid_until, record.named) == (row.granted_by, valid_until, row.named)
     same = same and (record.evidence_ref, record.wording_version) == (row.evidence_ref, row.wording_version)
-    return same and (row.granted_on is None or record.at == start_of(row.granted_on))
+    return same and (row.granted_on is None or record.at == policy.start_of_day(row.granted_on))
 
 
 def _sync_biometric(ctx: _RowContext, *, engine: FaceEngine | None, settings: Settings) -> None:
     row, person, now = ctx.row, ctx.person, ctx.now
     records = [r for r in person.consents if r.kind == "biometric"]
     own = _latest_of([r for r in records if r.action in ("grant", "withdraw")], BIOMETRIC, imported=True)
-    granted_at = start_of(row.granted_on) if row.granted_on else now
+    granted_at = policy.start_of_day(row.granted_on) if row.granted_on else now
     given_by = row.biometric_granted_by or row.granted_by
     if not row.biometric:
         if own is not None and own.action == "grant":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -39,18 +39,9 @@ IMPORT = "import"
 STAFF = "staff"
 
 
-def start_of(day: date) -> datetime:
-    """Midnight UTC at the start of `day`."""
-    return datetime.combine(day, time(), tzinfo=UTC)
-
-
-def end_of(day: date) -> datetime:
-    """The first moment after `day` (consent valid until a date is valid through that whole day)."""
-    return start_of(day + timedelta(days=1))
-
-
 def last_valid_day(valid_until: datetime) -> date:
-    """The last day a consent holds, as the user wrote it (stored as the first moment after that day)."""
+    """The last day a consent holds, as the user wrote it: consent valid until a date is valid through
+    that whole day, so it is stored as `policy.end_of_day` of it."""
     return (valid_until - timedelta(microseconds=1)).date()
 
 
@@ -177,7 +168,7 @@ def grant_consent(
         at=now,
         granted_by=granted_by,
         granted_by_name=granted_by_name,
-        valid_until=end_of(valid_until) if valid_until else None,
+        valid_until=policy.end_of_day(valid_until) if valid_until else None,
         named=named,
         how=STAFF,
         now=now,
