@@ -20,7 +20,7 @@ EXPIRES: str = "expires"
 
 
 @dataclass(frozen=True)
-class DueItem:
+class ConsentRenewal:
     """One consent that needs renewing: whose, on which channel, why, and from (or until) when."""
 
     external_id: str
@@ -31,11 +31,13 @@ class DueItem:
     overdue: bool
 
 
-def consent_due(session: Session, *, settings: Settings, now: datetime, within_days: int) -> list[DueItem]:
+def consent_due(
+    session: Session, *, settings: Settings, now: datetime, within_days: int
+) -> list[ConsentRenewal]:
     """Grants in force that lapse (coming of age) or expire within `within_days`, or already did."""
     rules = policy_for(settings)
     horizon = now + timedelta(days=within_days)
-    items: list[DueItem] = []
+    items: list[ConsentRenewal] = []
     people = session.scalars(
         select(Person)
         .where(Person.status != PersonStatus.ERASED)
@@ -51,7 +53,7 @@ def consent_due(session: Session, *, settings: Settings, now: datetime, within_d
                 continue
             if record.granted_by in policy.GUARDIANS and lapses is not None and lapses <= horizon:
                 items.append(
-                    DueItem(
+                    ConsentRenewal(
                         person.external_id,
                         person.display_name,
                         channel,
@@ -62,7 +64,7 @@ def consent_due(session: Session, *, settings: Settings, now: datetime, within_d
                 )
             elif record.valid_until is not None and record.valid_until <= horizon:
                 items.append(
-                    DueItem(
+                    ConsentRenewal(
                         person.external_id,
                         person.display_name,
                         channel,

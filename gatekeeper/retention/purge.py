@@ -115,7 +115,7 @@ def _shown(face: Face) -> int | None:
 
 
 @dataclass(frozen=True)
-class DueItem:
+class PurgeDue:
     """Something past (or, with a later `as_of`, reaching) its retention deadline."""
 
     kind: str  # "photo", "templates" or "request" (a withdrawal request's contact details)
@@ -126,25 +126,25 @@ class DueItem:
     held: str | None = None
 
 
-def find_due(session: Session, settings: Settings, as_of: datetime) -> list[DueItem]:
+def find_due(session: Session, settings: Settings, as_of: datetime) -> list[PurgeDue]:
     """Every photo and every person's templates due at `as_of`, oldest deadline first."""
     schedule = schedule_for(settings)
     holds = held_photos(session)
-    due: list[DueItem] = []
+    due: list[PurgeDue] = []
     for photo in session.scalars(select(Photo).order_by(Photo.id)):
         facts = photo_facts(session, photo)
         deadline = retention.photo_deadline(facts, schedule)
         if deadline is not None and retention.is_due(deadline, as_of):
-            due.append(DueItem("photo", photo.id, deadline, facts.state, holds.get(photo.id)))
+            due.append(PurgeDue("photo", photo.id, deadline, facts.state, holds.get(photo.id)))
     with_templates = select(Person).where(Person.templates.any()).options(selectinload(Person.consents))
     for person in session.scalars(with_templates):
         deadline = retention.template_deadline(_biometric_end(person), person.left_on, schedule)
         if deadline is not None and retention.is_due(deadline, as_of):
-            due.append(DueItem("templates", person.id, deadline, person.status))
+            due.append(PurgeDue("templates", person.id, deadline, person.status))
     for request in session.scalars(_decided_requests_with_details()):
         deadline = retention.request_deadline(request.decided_at, schedule)
         if deadline is not None and retention.is_due(deadline, as_of):
-            due.append(DueItem("request", request.id, deadline, request.status))
+            due.append(PurgeDue("request", request.id, deadline, request.status))
     return sorted(due, key=lambda item: (item.deadline, item.kind, item.id))
 
 
