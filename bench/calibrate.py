@@ -240,7 +240,7 @@ def review_share(faces_dir: Path, settings: Settings, variants: list[str]) -> di
         key: policy.PersonState(
             key,
             date(1980, 1, 1),
-            tuple(policy.ConsentRecord(c, "grant", granted) for c in settings.channels),
+            tuple(policy.ConsentFact(c, "grant", granted) for c in settings.channels),
         )
         for key in ENROLLED
     }

@@ -288,8 +288,9 @@ class FaceInput:
 
 
 @dataclass(frozen=True)
-class ConsentRecord:
-    """One immutable consent record: a grant or a withdrawal for one channel.
+class ConsentFact:
+    """One consent record as the decision sees it (a stored one is `consent_db.models.ConsentRecord`):
+    a grant, a withdrawal or an objection for one channel.
 
     `at` is when it takes effect (granted at / withdrawn at); `sequence` orders records that take
     effect at the same moment (the later recorded wins).
@@ -327,7 +328,7 @@ class PersonState:
 
     person: str
     date_of_birth: date | None
-    records: tuple[ConsentRecord, ...] = ()
+    records: tuple[ConsentFact, ...] = ()
     status: PersonStatus = PersonStatus.ACTIVE
     safeguarding: bool = False
     # The day the person left; their consent ends with it unless a grant says otherwise.
@@ -381,7 +382,7 @@ def age_on(date_of_birth: date, moment: date) -> int:
     return years
 
 
-def current_record(records: Iterable[ConsentRecord], channel: str, moment: datetime) -> ConsentRecord | None:
+def current_record(records: Iterable[ConsentFact], channel: str, moment: datetime) -> ConsentFact | None:
     """The record in force for `channel` at `moment`: the latest to take effect, grant or withdrawal."""
     target = Channel(channel)
     applicable = [r for r in records if target.covered_by(r.channel) and r.at <= moment]

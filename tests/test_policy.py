@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from gatekeeper import policy as p
-from gatekeeper.policy import Candidate, ConsentRecord, FaceInput, KnownName, PersonState, Policy
+from gatekeeper.policy import Candidate, ConsentFact, FaceInput, KnownName, PersonState, Policy
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 LAST_YEAR = datetime(2025, 9, 1, tzinfo=UTC)
@@ -15,19 +15,19 @@ ADULT = date(1990, 1, 1)
 POLICY = Policy(accept_distance=0.55, review_distance=0.65, margin=0.08, age_threshold=18)
 
 
-def grant(channel: str = "website", **kw: object) -> ConsentRecord:
+def grant(channel: str = "website", **kw: object) -> ConsentFact:
     fields: dict[str, object] = {"channel": channel, "action": "grant", "at": LAST_YEAR}
     fields.update(kw)
-    return ConsentRecord(**fields)  # type: ignore[arg-type]
+    return ConsentFact(**fields)  # type: ignore[arg-type]
 
 
 def withdraw(
     channel: str = "website", at: datetime = NOW - timedelta(days=1), sequence: int = 1
-) -> ConsentRecord:
-    return ConsentRecord(channel=channel, action="withdraw", at=at, sequence=sequence)
+) -> ConsentFact:
+    return ConsentFact(channel=channel, action="withdraw", at=at, sequence=sequence)
 
 
-def person(*records: ConsentRecord, dob: date | None = ADULT, **kw: object) -> PersonState:
+def person(*records: ConsentFact, dob: date | None = ADULT, **kw: object) -> PersonState:
     return PersonState("ann", dob, records, **kw)  # type: ignore[arg-type]
 
 

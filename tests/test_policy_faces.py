@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from gatekeeper import policy as p
-from gatekeeper.policy import Candidate, ConsentRecord, FaceInput, PersonState, Policy
+from gatekeeper.policy import Candidate, ConsentFact, FaceInput, PersonState, Policy
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 GRANTED = datetime(2025, 9, 1, tzinfo=UTC)
@@ -17,7 +17,7 @@ POLICY = Policy(accept_distance=0.55, review_distance=0.65, margin=0.08, age_thr
 
 
 def state(key: str, *channels: str, **kw: object) -> PersonState:
-    records = tuple(ConsentRecord(channel=c, action="grant", at=GRANTED) for c in channels)
+    records = tuple(ConsentFact(channel=c, action="grant", at=GRANTED) for c in channels)
     return PersonState(key, ADULT, records, **kw)  # type: ignore[arg-type]
 
 
@@ -132,7 +132,7 @@ def test_a_face_too_close_to_call_between_consented_people_is_decided_for_the_ch
 
 def test_a_face_that_may_be_one_of_several_people_names_none_of_them() -> None:
     named = {
-        k: PersonState(k, ADULT, (ConsentRecord("website", "grant", GRANTED, named="yes"),))
+        k: PersonState(k, ADULT, (ConsentFact("website", "grant", GRANTED, named="yes"),))
         for k in ("ann", "bob")
     }
     result = p.decide([near(("ann", 0.40), ("bob", 0.45))], named, "website", NOW, POLICY)

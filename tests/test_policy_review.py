@@ -7,26 +7,26 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from gatekeeper import policy as p
-from gatekeeper.policy import Candidate, ConsentRecord, FaceInput, PersonState, Policy, Review
+from gatekeeper.policy import Candidate, ConsentFact, FaceInput, PersonState, Policy, Review
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 EARLIER = datetime(2025, 9, 1, tzinfo=UTC)
 CHILD = date(2014, 5, 5)  # 12 at NOW
 ADULT = date(1990, 1, 1)
 
-PARENT_YES = ConsentRecord("website", "grant", EARLIER, granted_by="parent")
+PARENT_YES = ConsentFact("website", "grant", EARLIER, granted_by="parent")
 # A learner whose parent refused face matching: never matched, consented to the website.
 KIM = PersonState("kim", CHILD, (PARENT_YES,), matchable=False)
 # An adult with consent for social media only.
-LEE = PersonState("lee", ADULT, (ConsentRecord("social_media", "grant", EARLIER),))
-ANN = PersonState("ann", ADULT, (ConsentRecord("website", "grant", EARLIER),))
-SAM = PersonState("sam", ADULT, (ConsentRecord("website", "grant", EARLIER),), safeguarding=True)
+LEE = PersonState("lee", ADULT, (ConsentFact("social_media", "grant", EARLIER),))
+ANN = PersonState("ann", ADULT, (ConsentFact("website", "grant", EARLIER),))
+SAM = PersonState("sam", ADULT, (ConsentFact("website", "grant", EARLIER),), safeguarding=True)
 WITHDRAWN = PersonState(
     "wyn",
     ADULT,
     (
-        ConsentRecord("website", "grant", EARLIER),
-        ConsentRecord("website", "withdraw", NOW - timedelta(days=1)),
+        ConsentFact("website", "grant", EARLIER),
+        ConsentFact("website", "withdraw", NOW - timedelta(days=1)),
     ),
 )
 PEOPLE = {s.person: s for s in (KIM, LEE, ANN, SAM, WITHDRAWN)}

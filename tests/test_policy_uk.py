@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from gatekeeper import policy as p
-from gatekeeper.policy import BiometricRecord, Candidate, ConsentRecord, FaceInput, PersonState, Policy
+from gatekeeper.policy import BiometricRecord, Candidate, ConsentFact, FaceInput, PersonState, Policy
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 EARLIER = datetime(2025, 9, 1, tzinfo=UTC)
@@ -119,8 +119,8 @@ def test_pofa_stops_requiring_a_parent_on_the_eighteenth_birthday() -> None:
 POLICY = Policy(age_threshold=18, reconsent_grace_days=30)
 
 
-def parent_grant(at: datetime = EARLIER) -> ConsentRecord:
-    return ConsentRecord("website", "grant", at, granted_by="parent")
+def parent_grant(at: datetime = EARLIER) -> ConsentFact:
+    return ConsentFact("website", "grant", at, granted_by="parent")
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def test_a_parents_consent_lapses_after_the_threshold_birthday_and_the_grace_per
 
 
 def test_the_learners_own_consent_after_coming_of_age_replaces_the_parents() -> None:
-    own = ConsentRecord("website", "grant", datetime(2026, 3, 10, tzinfo=UTC), granted_by="self")
+    own = ConsentFact("website", "grant", datetime(2026, 3, 10, tzinfo=UTC), granted_by="self")
     state = PersonState("ann", date(2008, 3, 2), (parent_grant(), own))
     assert p.consent_reasons(state, "website", NOW, POLICY) == ()
 
@@ -196,20 +196,20 @@ def test_each_channel_has_a_lawful_basis_and_an_objection_is_recorded_by_it(
 @pytest.mark.parametrize(
     ("records", "reasons"),
     [
-        ((ConsentRecord("internal", "grant", EARLIER),), ()),
+        ((ConsentFact("internal", "grant", EARLIER),), ()),
         (
-            (ConsentRecord("internal", "grant", EARLIER), ConsentRecord("internal", "object", NOW)),
+            (ConsentFact("internal", "grant", EARLIER), ConsentFact("internal", "object", NOW)),
             (p.OBJECTED,),
         ),
         (
-            (ConsentRecord("social_media", "grant", EARLIER), ConsentRecord("social_media", "object", NOW)),
+            (ConsentFact("social_media", "grant", EARLIER), ConsentFact("social_media", "object", NOW)),
             (p.OBJECTED,),
         ),
-        ((ConsentRecord("internal", "object", EARLIER), ConsentRecord("internal", "grant", NOW)), ()),
+        ((ConsentFact("internal", "object", EARLIER), ConsentFact("internal", "grant", NOW)), ()),
     ],
 )
 def test_an_objection_blocks_exactly_as_a_withdrawal_does(
-    records: tuple[ConsentRecord, ...], reasons: tuple[str, ...]
+    records: tuple[ConsentFact, ...], reasons: tuple[str, ...]
 ) -> None:
     channel = records[0].channel
     state = PersonState("ann", ADULT, records)
@@ -235,14 +235,14 @@ def test_an_objection_blocks_exactly_as_a_withdrawal_does(
 def test_consent_ends_on_leaving_unless_it_says_otherwise(
     left_on: date | None, survives: bool, reasons: tuple[str, ...]
 ) -> None:
-    record = ConsentRecord("website", "grant", EARLIER, survives_leaving=survives)
+    record = ConsentFact("website", "grant", EARLIER, survives_leaving=survives)
     state = PersonState("ann", ADULT, (record,), status="left" if left_on else "active", left_on=left_on)
     assert p.consent_reasons(state, "website", NOW, Policy()) == reasons
 
 
 def test_a_leaver_is_still_identified_so_nobody_else_takes_their_place() -> None:
     state = PersonState(
-        "ann", ADULT, (ConsentRecord("website", "grant", EARLIER),), status="left", left_on=date(2026, 1, 1)
+        "ann", ADULT, (ConsentFact("website", "grant", EARLIER),), status="left", left_on=date(2026, 1, 1)
     )
     face = FaceInput((Candidate("ann", 0.3), Candidate("bob", 0.5)))
     verdict = p.decide([face], {"ann": state}, "website", NOW, Policy())
@@ -255,7 +255,7 @@ def test_a_leaver_is_still_identified_so_nobody_else_takes_their_place() -> None
 
 # --- the DPIA switch and unknown faces -------------------------------------------------------------
 
-KNOWN = {"ann": PersonState("ann", ADULT, (ConsentRecord("website", "grant", EARLIER),))}
+KNOWN = {"ann": PersonState("ann", ADULT, (ConsentFact("website", "grant", EARLIER),))}
 ANN = FaceInput((Candidate("ann", 0.3),))
 STRANGER = FaceInput(())
 
@@ -293,8 +293,8 @@ def test_the_dpia_switch_and_the_unknown_faces_setting(
 
 
 def test_a_face_nearest_to_someone_who_may_not_be_matched_is_unknown_not_the_runner_up() -> None:
-    ann = PersonState("ann", ADULT, (ConsentRecord("website", "grant", EARLIER),), matchable=False)
-    bob = PersonState("bob", ADULT, (ConsentRecord("website", "grant", EARLIER),))
+    ann = PersonState("ann", ADULT, (ConsentFact("website", "grant", EARLIER),), matchable=False)
+    bob = PersonState("bob", ADULT, (ConsentFact("website", "grant", EARLIER),))
     face = FaceInput((Candidate("ann", 0.3), Candidate("bob", 0.5)))
     result = p.decide([face], {"ann": ann, "bob": bob}, "website", NOW, Policy())
     assert (result.verdict, result.reasons, result.faces[0].person) == ("blocked", (p.UNKNOWN_FACE,), None)

@@ -39,9 +39,9 @@ def check_channel(settings: Settings, channel: str) -> str:
     raise UnknownChannelError(channel, settings.channels)
 
 
-def as_policy_record(row: ConsentRecord) -> policy.ConsentRecord:
+def as_consent_fact(row: ConsentRecord) -> policy.ConsentFact:
     """A stored consent row as the decision sees it."""
-    return policy.ConsentRecord(
+    return policy.ConsentFact(
         channel=row.channel,
         action=cast(policy.Action, row.action),
         at=row.at,
@@ -58,7 +58,7 @@ def person_state(person: Person, *, kind: str = "publication") -> policy.PersonS
     return policy.PersonState(
         person=str(person.id),
         date_of_birth=person.date_of_birth,
-        records=tuple(as_policy_record(r) for r in person.consents if r.kind == kind),
+        records=tuple(as_consent_fact(r) for r in person.consents if r.kind == kind),
         status=policy.PersonStatus(person.status),
         safeguarding=person.safeguarding,
         left_on=person.left_on,
