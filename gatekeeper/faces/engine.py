@@ -38,12 +38,12 @@ from PIL import Image
 from gatekeeper import policy
 from gatekeeper.errors import EnrolmentPhotoError, FaceError
 from gatekeeper.faces.merging import Candidate, merged, overlap_matrix
-from gatekeeper.faces.models import DLIB_MODEL, load_models
 from gatekeeper.faces.pool import cores, run_all
 from gatekeeper.faces.quality import RELIABLE_QUALITY, face_quality, second_look_quality
 from gatekeeper.faces.resnet import CHIP_PADDING, CHIP_PX
 from gatekeeper.faces.search import DETECTOR_FACE_PX, Box, Orientation, orientations, scan, windows
 from gatekeeper.faces.second_look import DISMISS_PX, Confirmed, SecondLook, side_of
+from gatekeeper.faces.weights import DLIB_MODEL, load_models
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

@@ -1,4 +1,4 @@
-"""Loading dlib's models from face_recognition_models, and nothing else of face_recognition."""
+"""dlib's trained weights, loaded from face_recognition_models (and nothing else of face_recognition)."""
 
 from __future__ import annotations
 
