@@ -120,7 +120,7 @@ def test_every_command_line_module_is_covered_by_the_import_contracts() -> None:
     contracts = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
     for name in (
         "Nothing imports the web layer",
-        "Layers: entry points -> web app and workers -> runtime -> services -> building blocks -> data",
+        "Layers: entry points -> web app and workers -> runtime -> domains -> building blocks -> data",
         "The runtime is given its job sender: it never imports workers or the command line",
     ):
         [contract] = [c for c in contracts if c["name"] == name]
