@@ -145,12 +145,35 @@ class JobQueue:
 
     # --- sending -----------------------------------------------------------------------------
 
+    # The application requests its jobs through `gatekeeper.queueing.request_job` (the runtime
+    # sends them); these record and send a job on this queue for whoever holds it (tests, tools).
+
     def enqueue(self, session: Any, kind: JobKind, *args: Any) -> int:
         """Record a job of `kind` in the caller's transaction; send it after the commit."""
         job = record_job(session, kind, args, now=_now())
         job_id = job.id
         after_commit(session, lambda: self.send(kind, job_id))
         return job_id
+
+    def enqueue_gate(self, session: Any, sha256: str, channel: str, caption: str | None = None) -> int:
+        """Gate an original already in the private store."""
+        return self.enqueue(session, JobKind.GATE, sha256, channel, caption)
+
+    def enqueue_publish(
+        self, session: Any, photo_id: int, channel: str, requested_by: str | None = None
+    ) -> int:
+        """Publish a gated photo to the published store (on behalf of `requested_by`)."""
+        if requested_by is None:
+            return self.enqueue(session, JobKind.PUBLISH, photo_id, channel)
+        return self.enqueue(session, JobKind.PUBLISH, photo_id, channel, requested_by)
+
+    def enqueue_recheck(self, session: Any) -> int:
+        """Re-decide every live publication."""
+        return self.enqueue(session, JobKind.RECHECK)
+
+    def enqueue_purge(self, session: Any) -> int:
+        """Purge everything past its retention deadline."""
+        return self.enqueue(session, JobKind.PURGE)
 
     def send(self, kind: str, job_id: int) -> bool:
         """Put a recorded (committed) job's id on the queue; False when the queue cannot be reached.
@@ -254,26 +277,6 @@ class JobQueue:
                 log.warning("job sweep failed", exc_info=True)
             if self._stop_sweeper.wait(interval):
                 return
-
-    def enqueue_gate(self, session: Any, sha256: str, channel: str, caption: str | None = None) -> int:
-        """Gate an original already in the private store."""
-        return self.enqueue(session, JobKind.GATE, sha256, channel, caption)
-
-    def enqueue_publish(
-        self, session: Any, photo_id: int, channel: str, requested_by: str | None = None
-    ) -> int:
-        """Publish a gated photo to the published store (on behalf of `requested_by`)."""
-        if requested_by is None:
-            return self.enqueue(session, JobKind.PUBLISH, photo_id, channel)
-        return self.enqueue(session, JobKind.PUBLISH, photo_id, channel, requested_by)
-
-    def enqueue_recheck(self, session: Any) -> int:
-        """Re-decide every live publication."""
-        return self.enqueue(session, JobKind.RECHECK)
-
-    def enqueue_purge(self, session: Any) -> int:
-        """Purge everything past its retention deadline."""
-        return self.enqueue(session, JobKind.PURGE)
 
     # --- running -----------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """Photo upload for staff: batches, each photo's progress and verdict, boxed faces, clean copies.
 
-No request waits for face matching: an upload keeps the originals and queues one gate job per
-photo (the runtime's job queue); pages show each photo's progress and refresh themselves without
-JavaScript (meta refresh while anything is still queued), and static/photos.js polls the batch's
-JSON instead when scripts run. Every clean copy, single or in the batch zip, is decided again at the
-moment it is asked for.
+No request waits for face matching: an upload keeps the originals and requests one gate job per
+photo (the runtime's job queue sends it after the commit); pages show each photo's progress and
+refresh themselves without JavaScript (meta refresh while anything is still queued), and
+static/photos.js polls the batch's JSON instead when scripts run. Every clean copy, single or in
+the batch zip, is decided again at the moment it is asked for.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from gatekeeper.photos import access, views
 from gatekeeper.photos import intake as uploads
 from gatekeeper.publishing import downloads
 from gatekeeper.publishing import publish as publish_service
+from gatekeeper.queueing import JobKind, request_job
 from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN, REVIEWER, UPLOADER
 from gatekeeper.web.auth import Principal, actor, roles_required
 from gatekeeper.web.common import now, plural, runtime, unit
@@ -89,7 +90,6 @@ def do_upload(files: list[uploads.UploadFile], channel: str, caption: str | None
     """Receive, keep and queue the files (shared with the API)."""
     rt = runtime()
     accepted, refused = uploads.receive(files, rt.settings)
-    queue = job_queue()
     with unit() as db:
         return uploads.submit_batch(
             db,
@@ -99,7 +99,6 @@ def do_upload(files: list[uploads.UploadFile], channel: str, caption: str | None
             refused=refused,
             settings=rt.settings,
             originals=rt.originals,
-            enqueue_gate=queue.enqueue_gate,
             now=now(),
             actor=actor(),
         )
@@ -359,7 +358,6 @@ def db_channel(photo_id: int) -> str:
 @bp.post("/photos/<int:photo_id>/publish")
 @roles_required(*UPLOAD_ROLES)
 def publish(photo_id: int) -> ResponseReturnValue:
-    queue = job_queue()
     rt = runtime()
     with unit() as db:
         check_photo(db, photo_id)
@@ -379,7 +377,7 @@ def publish(photo_id: int) -> ResponseReturnValue:
         if publish_service.publish_pending(db, photo_id, found.channel) is not None:
             flash(f"Publishing to {where} is already queued: nothing new was queued.", "info")
             return redirect(url_for("photos.photo", photo_id=photo_id))
-        job_id = queue.enqueue_publish(db, photo_id, found.channel, actor())
+        job_id = request_job(db, JobKind.PUBLISH, [photo_id, found.channel, actor()], now=now()).id
         audit.append(
             db,
             at=now(),
