@@ -6,15 +6,20 @@ face is nobody, and the candidate of an uncertain match is not who the face is: 
 to a reviewer, a consent admin or an admin, only while they review the face, and only as a possible
 match. Every surface (web pages, the API, the command line, exports, the audit log, the review
 queue) asks `face_identity`.
+
+Why a face cannot be published is told by the same kind of rule: that a safeguarding flag blocks
+it only to consent admins and admins; every other viewer reads `cannot_be_published`
+(`masked_reasons`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
 from consent_db.models import Face
-from gatekeeper.policy import FaceVerdict
+from gatekeeper.policy import SAFEGUARDING, FaceVerdict
 from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN, REVIEWER
 
 # Roles that resolve faces: they may be told an uncertain match's candidate, in the review context.
@@ -23,6 +28,10 @@ REVIEW_ROLES = frozenset({REVIEWER, CONSENT_ADMIN, ADMIN})
 MATCHED_OUTCOMES = frozenset({"consented", "no_consent"})
 # The viewer of records written by the system itself (the audit log, `gate --json`): no role.
 SYSTEM = "system"
+# Only these roles may learn that a face is blocked by a safeguarding flag.
+SAFEGUARDING_ROLES = frozenset({CONSENT_ADMIN, ADMIN})
+# The reason every other role reads in place of a safeguarding flag.
+CANNOT_BE_PUBLISHED = "cannot_be_published"
 
 Context = Literal["record", "review"]
 K = TypeVar("K", int, str)
@@ -109,3 +118,21 @@ def verdict_identity(verdict: FaceVerdict, *, viewer: str, context: Context = "r
         viewer=viewer,
         context=context,
     )
+
+
+def sees_safeguarding(role: str) -> bool:
+    """True when `role` may learn that a face is blocked by a safeguarding flag."""
+    return role in SAFEGUARDING_ROLES
+
+
+def masked_reasons(reasons: Iterable[str], role: str) -> tuple[str, ...]:
+    """Reason codes as `role` may see them, each once: `safeguarding` reads `cannot_be_published`
+    to every role but consent admins and admins."""
+    see = sees_safeguarding(role)
+    out: list[str] = []
+    for reason in reasons:
+        if reason == SAFEGUARDING and not see:
+            reason = CANNOT_BE_PUBLISHED
+        if reason not in out:
+            out.append(reason)
+    return tuple(out)

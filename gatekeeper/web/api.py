@@ -19,6 +19,7 @@ from gatekeeper.consent import summary as person_summary
 from gatekeeper.consent import withdrawals
 from gatekeeper.errors import InvalidInputError, RecordNotFoundError
 from gatekeeper.people import lookup as people
+from gatekeeper.people.identity import masked_reasons
 from gatekeeper.photos import views
 from gatekeeper.staff.accounts import ADMIN, AUDITOR, CONSENT_ADMIN, UPLOADER
 from gatekeeper.web.auth import actor, api_roles
@@ -210,7 +211,7 @@ def photos_clean(photo_id: str) -> ResponseReturnValue:
             ), 409
         got = clean_copy(db, number)
     if got.data is None:
-        reasons = views.masked_reasons(got.reasons, role())
+        reasons = masked_reasons(got.reasons, role())
         return jsonify(
             error="not_publishable",
             message=f"photo {photo_id} cannot be published now ({got.verdict}: {', '.join(reasons)})",

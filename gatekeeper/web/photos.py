@@ -31,6 +31,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from consent_db import audit
 from consent_db.models import Photo
 from gatekeeper.errors import RecordNotFoundError
+from gatekeeper.people.identity import masked_reasons
 from gatekeeper.photos import access, views
 from gatekeeper.photos import intake as uploads
 from gatekeeper.publishing import downloads
@@ -39,6 +40,7 @@ from gatekeeper.queueing import JobKind, request_job
 from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN, REVIEWER, UPLOADER
 from gatekeeper.web.auth import Principal, actor, roles_required
 from gatekeeper.web.common import now, plural, runtime, unit
+from gatekeeper.web.wording import channel_words, face_colour, face_text, reason_words, refusal
 
 bp = Blueprint("photos", __name__)
 
@@ -82,7 +84,7 @@ class UploadForm(FlaskForm):
 
 def _form() -> UploadForm:
     form = UploadForm()
-    form.channel.choices = [(c, views.channel_words(c).capitalize()) for c in runtime().settings.channels]
+    form.channel.choices = [(c, channel_words(c).capitalize()) for c in runtime().settings.channels]
     return form
 
 
@@ -164,7 +166,8 @@ def batch(batch_id: int) -> ResponseReturnValue:
         photos=_filtered(view, verdict, reason),
         verdict=verdict,
         reason=reason,
-        words=views.reason_words,
+        words=reason_words,
+        refusal=refusal,
         refresh=None if view.finished else REFRESH_SECONDS,
     )
 
@@ -220,7 +223,7 @@ def batch_json(batch_id: int) -> ResponseReturnValue:
                 "id": p.id,
                 "status": p.status,
                 "verdict": p.verdict,
-                "reasons": [views.reason_words(r, view.channel) for r in p.reasons],
+                "reasons": [reason_words(r, view.channel) for r in p.reasons],
                 "error": p.error,
                 "url": url_for("photos.photo", photo_id=p.id) if p.id else None,
             }
@@ -278,8 +281,11 @@ def photo(photo_id: int) -> ResponseReturnValue:
         "photo.html",
         view=view,
         publications=publications,
-        words=views.reason_words,
-        channel=views.channel_words(view.channel),
+        words=reason_words,
+        refusal=refusal,
+        colour=face_colour,
+        face_text=face_text,
+        channel=channel_words(view.channel),
         may_publish=cast(Principal, current_user).has_role(*UPLOAD_ROLES),
         refresh=REFRESH_SECONDS if view.status in ("queued", "processing") else None,
     )
@@ -343,7 +349,7 @@ def clean(photo_id: int) -> ResponseReturnValue:
         got = clean_copy(db, photo_id)
     if got.data is None:
         channel = db_channel(photo_id)
-        why = "; ".join(views.reason_words(r, channel) for r in views.masked_reasons(got.reasons, role()))
+        why = "; ".join(reason_words(r, channel) for r in masked_reasons(got.reasons, role()))
         flash(f"This photo cannot be published now: {why}.", "error")
         return redirect(url_for("photos.photo", photo_id=photo_id))
     return attachment(got)
@@ -364,7 +370,7 @@ def publish(photo_id: int) -> ResponseReturnValue:
         found = db.get(Photo, photo_id)
         if found is None:
             raise RecordNotFoundError("photo", photo_id)
-        where = views.channel_words(found.channel)
+        where = channel_words(found.channel)
         live = publish_service.already_published(db, rt.published, photo_id, found.channel)
         if live is not None:
             # Nothing new is written: the copy already there is the publication.

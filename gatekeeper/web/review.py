@@ -12,9 +12,9 @@ from flask.typing import ResponseReturnValue
 
 from gatekeeper.errors import GatekeeperError, InvalidInputError, NotFoundError, StaleDecisionError
 from gatekeeper.people import search
+from gatekeeper.people.identity import masked_reasons
 from gatekeeper.photos import face_crops
 from gatekeeper.photos import review as review_service
-from gatekeeper.photos.views import masked_reasons
 from gatekeeper.staff.accounts import ADMIN, CONSENT_ADMIN, REVIEWER
 from gatekeeper.web.auth import actor, roles_required
 from gatekeeper.web.common import now, runtime, unit
