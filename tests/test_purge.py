@@ -81,7 +81,7 @@ def test_an_upload_whose_check_never_finished_is_purged_as_blocked(
     from gatekeeper.photos import intake as uploads
 
     uploaded = datetime(2026, 6, 15, 9, tzinfo=UTC)
-    queue = JobQueue.of(runtime)  # never drained: the gate job did not run (or failed and was left)
+    # The queue is never drained: the gate job did not run (or failed and was left).
     with unit_of_work(runtime.sessions) as session:
         batch = uploads.submit_batch(
             session,
@@ -90,7 +90,6 @@ def test_an_upload_whose_check_never_finished_is_purged_as_blocked(
             caption=None,
             settings=runtime.settings,
             originals=runtime.originals,
-            enqueue_gate=queue.enqueue_gate,
             now=uploaded,
             actor="t",
         )

@@ -22,7 +22,7 @@ from consent_db.models import AuditEvent, Job, Publication
 from consent_db.session import unit_of_work
 from gatekeeper.runtime import Runtime
 from helpers import seed_gated_photo
-from workers import JobQueue, last_tick
+from workers import PERIODIC, TASKS, JobQueue, last_tick
 
 REDIS_URL = os.environ.get("GATEKEEPER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 GATEKEEPER = str(Path(sys.executable).parent / "gatekeeper")
@@ -68,6 +68,16 @@ def test_a_tick_is_the_latest_minute_the_schedule_matches() -> None:
     assert last_tick(every_quarter, at) == datetime(2026, 3, 29, 10, 0, tzinfo=UTC)
     assert last_tick(every_quarter, at.replace(minute=15, second=0)) == at.replace(minute=15, second=0)
     assert last_tick(nightly, at.replace(hour=1)) == datetime(2026, 3, 28, 2, 30, tzinfo=UTC)
+
+
+def test_every_periodic_job_is_a_task_scheduled_by_a_setting(runtime: Runtime) -> None:
+    fields = {f.name for f in dataclasses.fields(runtime.settings)}
+    assert [(p.kind, p.schedule) for p in PERIODIC] == [
+        ("recheck", "recheck_schedule"),
+        ("purge", "purge_schedule"),
+    ]
+    assert all(p.kind in TASKS and p.schedule in fields for p in PERIODIC)
+    assert set(JobQueue.of(runtime).periodic) == {p.kind for p in PERIODIC}
 
 
 def test_two_schedulers_firing_one_tick_run_its_job_once(runtime: Runtime) -> None:

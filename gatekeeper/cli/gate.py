@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gatekeeper import policy
-from gatekeeper.cli.common import _actor, _emit, _fail, _job_queue, _now, _runtime, job_queue, plural
+from gatekeeper.cli.common import _actor, _emit, _fail, _job_queue, _now, _runtime, plural
 from gatekeeper.cli.files import _check_named, _iter_files, _kind, _progress, _say, _show_bar
 from gatekeeper.config import Settings
 from gatekeeper.errors import FileTooLargeError, GatekeeperError
@@ -353,12 +353,12 @@ def _line(
 def enqueue_files(
     ctx: click.Context, files: list[Path], channel: str, caption: str | None, as_json: bool
 ) -> None:
-    """`gate --queue`: keep each original privately and queue its gate job (sent after commit)."""
+    """`gate --queue`: keep each original privately and request its gate job (sent after commit)."""
     from consent_db.session import unit_of_work
     from gatekeeper.photos.gate import original_key
+    from gatekeeper.queueing import JobKind, request_job
 
     runtime = _runtime(ctx)
-    queue = job_queue(ctx)
     failed = 0
     for path in files:
         try:
@@ -368,7 +368,7 @@ def enqueue_files(
             sha256 = hashlib.sha256(data).hexdigest()
             runtime.originals.put(original_key(sha256), data)
             with unit_of_work(runtime.sessions) as session:
-                job_id = queue.enqueue_gate(session, sha256, channel, caption)
+                job_id = request_job(session, JobKind.GATE, [sha256, channel, caption], now=_now()).id
             line: dict[str, Any] = {"source": str(path), "job": job_id, "error": None}
         except (OSError, GatekeeperError) as exc:
             failed += 1

@@ -67,32 +67,7 @@ def people_import(ctx: click.Context, csv_file: Path, as_json: bool) -> None:
     report.problems = sorted([*problems, *report.problems], key=lambda p: p.line)
     report.rows += len(problems)
     if as_json:
-        _emit(
-            {
-                "rows": report.rows,
-                "imported": report.imported,
-                "unchanged": report.unchanged,
-                "people_created": report.people_created,
-                "consent_records_added": report.consent_records_added,
-                "templates_added": report.templates_added,
-                "templates_deleted": report.templates_deleted,
-                "changes": [
-                    {
-                        "line": c.line,
-                        "external_id": c.external_id,
-                        "action": c.action,
-                        "channel": c.channel,
-                        "detail": c.detail,
-                    }
-                    for c in report.changes
-                ],
-                "warnings": [
-                    {"line": w.line, "external_id": w.external_id, "code": w.code, "message": w.message}
-                    for w in report.warnings
-                ],
-                "problems": [{"line": p.line, "reason": p.reason} for p in report.problems],
-            }
-        )
+        _emit(report.as_json())
     else:
         click.echo(
             f"{report.rows} rows: {report.imported} imported, {report.unchanged} unchanged, "
@@ -140,16 +115,7 @@ def people_show(ctx: click.Context, external_id: str, as_json: bool) -> None:
                 "biometric_reasons": list(summary.biometric_reasons),
                 "left_on": summary.left_on.isoformat() if summary.left_on else None,
                 "channels": [
-                    {
-                        "channel": c.channel,
-                        "publishable": c.publishable,
-                        "reasons": list(c.reasons),
-                        "granted_by": c.granted_by,
-                        "named": c.named,
-                        "valid_until": c.valid_until.isoformat() if c.valid_until else None,
-                        "last_valid_day": _last_day(c.valid_until),
-                    }
-                    for c in summary.channels
+                    {**c.as_json(), "last_valid_day": _last_day(c.valid_until)} for c in summary.channels
                 ],
                 "history": [_record_json(r) for r in summary.history],
             }

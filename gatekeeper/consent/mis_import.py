@@ -69,6 +69,33 @@ class ImportReport:
     def ok(self) -> bool:
         return not self.problems
 
+    def as_json(self) -> dict[str, Any]:
+        """The report as `people import --json` prints it and the API answers it (with `dry_run`)."""
+        return {
+            "rows": self.rows,
+            "imported": self.imported,
+            "unchanged": self.unchanged,
+            "people_created": self.people_created,
+            "consent_records_added": self.consent_records_added,
+            "templates_added": self.templates_added,
+            "templates_deleted": self.templates_deleted,
+            "changes": [
+                {
+                    "line": c.line,
+                    "external_id": c.external_id,
+                    "action": c.action,
+                    "channel": c.channel,
+                    "detail": c.detail,
+                }
+                for c in self.changes
+            ],
+            "warnings": [
+                {"line": w.line, "external_id": w.external_id, "code": w.code, "message": w.message}
+                for w in self.warnings
+            ],
+            "problems": [{"line": p.line, "reason": p.reason} for p in self.problems],
+        }
+
 
 def import_people(
     session: Session,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,17 @@ class ChannelStatus:
     granted_by: str | None
     valid_until: datetime | None
     named: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The channel as `people show --json` prints it and the API answers it."""
+        return {
+            "channel": self.channel,
+            "publishable": self.publishable,
+            "reasons": list(self.reasons),
+            "granted_by": self.granted_by,
+            "named": self.named,
+            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+        }
 
 
 @dataclass(frozen=True)

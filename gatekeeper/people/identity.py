@@ -6,21 +6,28 @@ face is nobody, and the candidate of an uncertain match is not who the face is: 
 to a role with `Permission.SEE_POSSIBLE_MATCHES` (reviewers, consent admins and admins), only while
 they review the face, and only as a possible match. Every surface (web pages, the API, the command
 line, exports, the audit log, the review queue) asks `face_identity`.
+
+Why a face cannot be published is told by the same kind of rule: that a safeguarding flag blocks
+it only to a role with `Permission.SEE_SAFEGUARDING` (consent admins and admins); every other
+viewer reads `cannot_be_published` (`masked_reasons`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
 from consent_db.models import Face
-from gatekeeper.policy import FaceVerdict
+from gatekeeper.policy import SAFEGUARDING, FaceVerdict
 from gatekeeper.staff.roles import Permission, may
 
 # Outcomes the matcher gives only to a face it identified with confidence.
 MATCHED_OUTCOMES = frozenset({"consented", "no_consent"})
 # The viewer of records written by the system itself (the audit log, `gate --json`): no role.
 SYSTEM = "system"
+# The reason every other role reads in place of a safeguarding flag.
+CANNOT_BE_PUBLISHED = "cannot_be_published"
 
 Context = Literal["record", "review"]
 K = TypeVar("K", int, str)
@@ -107,3 +114,21 @@ def verdict_identity(verdict: FaceVerdict, *, viewer: str, context: Context = "r
         viewer=viewer,
         context=context,
     )
+
+
+def sees_safeguarding(role: str) -> bool:
+    """True when `role` may learn that a face is blocked by a safeguarding flag."""
+    return may(role, Permission.SEE_SAFEGUARDING)
+
+
+def masked_reasons(reasons: Iterable[str], role: str) -> tuple[str, ...]:
+    """Reason codes as `role` may see them, each once: `safeguarding` reads `cannot_be_published`
+    to every role without `Permission.SEE_SAFEGUARDING`."""
+    see = sees_safeguarding(role)
+    out: list[str] = []
+    for reason in reasons:
+        if reason == SAFEGUARDING and not see:
+            reason = CANNOT_BE_PUBLISHED
+        if reason not in out:
+            out.append(reason)
+    return tuple(out)

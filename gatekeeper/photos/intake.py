@@ -1,11 +1,12 @@
 """Uploading photos in batches (web app, API): refusing what is not a photo, keeping originals, gate jobs.
 
 An upload keeps each photo's original in the private store, records the photo (status `pending`)
-and a gate job in the caller's unit of work, and returns at once: the face analysis runs in the
-gate job (workers/), never in a request. A zip is opened with limits (members, total size, ratio)
-and every member name checked; each refused file gets its own reason. The name each photo was
-uploaded under is kept with its place in the batch, shown only to the member of staff who uploaded
-it, and never given to a published copy (those get opaque names).
+and requests its gate job (`gatekeeper.queueing.request_job`, sent after the commit) in the
+caller's unit of work, and returns at once: the face analysis runs in the gate job, never in a
+request. A zip is opened with limits (members, total size, ratio) and every member name checked;
+each refused file gets its own reason. The name each photo was uploaded under is kept with its
+place in the batch, shown only to the member of staff who uploaded it, and never given to a
+published copy (those get opaque names).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from gatekeeper.faces import FaceEngine
 from gatekeeper.media.refusals import Refusal, explain
 from gatekeeper.photos import idempotency
 from gatekeeper.photos.gate import original_key
+from gatekeeper.queueing import JobKind, request_job
 from gatekeeper.storage import BlobStore
 
 MAX_FILES = 500
@@ -48,7 +50,6 @@ MAX_CAPTION = 2000
 ZIP_MAGIC = b"PK\x03\x04"
 STATUSES = ("queued", "processing", "done", "failed", "deleted")
 
-EnqueueGate = Callable[[Session, str, str, str | None], int]
 EngineFactory = Callable[[], FaceEngine]
 
 
@@ -192,15 +193,15 @@ def submit_batch(
     refused: Sequence[Refused] = (),
     settings: Settings,
     originals: BlobStore,
-    enqueue_gate: EnqueueGate,
     now: datetime,
     actor: str,
 ) -> UploadResult:
-    """Keep each photo's original, record it and queue its gate job, all in one batch (audited).
+    """Keep each photo's original, record it and request its gate job, all in one batch (audited).
 
-    A photo already on record for the channel whose gate job for the same caption is waiting,
-    running or done gets that job, not a new one. The caption goes to the gate job, which stores it
-    scrubbed of names. Raises UnknownChannelError, InvalidInputError (a caption too long), StorageError.
+    The gate jobs are sent after the caller's unit of work commits. A photo already on record for
+    the channel whose gate job for the same caption is waiting, running or done gets that job, not
+    a new one. The caption goes to the gate job, which stores it scrubbed of names.
+    Raises UnknownChannelError, InvalidInputError (a caption too long), StorageError.
     """
     check_channel(settings, channel)
     caption = (caption or "").strip() or None
@@ -224,7 +225,7 @@ def submit_batch(
         idempotency.lock_photo(session, photo)
         job_id = idempotency.shared_gate_job(session, photo.id, channel, caption)
         if job_id is None:
-            job_id = enqueue_gate(session, sha256, channel, caption)
+            job_id = request_job(session, JobKind.GATE, [sha256, channel, caption], now=now).id
         batch.items.append(
             UploadItem(position=position, photo_id=photo.id, job_id=job_id, file_name=upload.name[:255])
         )

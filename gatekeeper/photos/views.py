@@ -1,13 +1,14 @@
-"""What a photo's and a batch's pages show: each face's outcome, its reasons, previews.
+"""What a photo's and a batch's pages show, as facts: each face's outcome, its reasons, previews.
 
-Identity and safeguarding reasons are masked by the viewer's role (`people.identity`).
+Identity and safeguarding reasons are masked by the viewer's role (`people.identity`). The words
+and colours they are shown in are the web app's (web/wording.py).
 """
 
 from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,65 +23,36 @@ from gatekeeper.errors import (
     MediaError,
     RecordNotFoundError,
 )
-from gatekeeper.media.refusals import AGAIN
-from gatekeeper.people.identity import SYSTEM, stored_identity
+from gatekeeper.people.identity import (
+    CANNOT_BE_PUBLISHED,
+    SYSTEM,
+    masked_reasons,
+    sees_safeguarding,
+    stored_identity,
+)
 from gatekeeper.photos.gate import recheck
-from gatekeeper.staff.roles import Permission, may
 from gatekeeper.storage import BlobStore
 
 PREVIEW_EDGE = 1280
 THUMBNAIL_EDGE = 240
-# What a role without Permission.SEE_SAFEGUARDING is told in place of the safeguarding reason.
-CANNOT_BE_PUBLISHED = "cannot_be_published"
-
-CONSENT_WORDS = {
-    policy.NO_CONSENT_FOR_CHANNEL: "no consent for {channel}",
-    policy.CONSENT_WITHDRAWN: "no consent for {channel} (withdrawn{on})",
-    policy.OBJECTED: "no consent for {channel} (objected{on})",
-    policy.CONSENT_EXPIRED: "consent for {channel} has expired",
-    policy.CONSENT_NOT_YET_VALID: "consent for {channel} is not valid yet",
-    policy.GUARDIAN_CONSENT_REQUIRED: "a parent or guardian must consent for {channel}",
-    policy.DATE_OF_BIRTH_UNKNOWN: "no date of birth to check who may consent for {channel}",
-    policy.RECONSENT_REQUIRED: "a parent's consent for {channel} lapsed at the age threshold: ask again",
-    policy.PERSON_LEFT: "has left, and the consent for {channel} ended then",
-    policy.PERSON_ERASED: "this person's record was erased",
-    policy.UNKNOWN_FACE: "not recognised: nobody enrolled matches this face",
-    policy.UNCERTAIN_MATCH: "an uncertain match, a reviewer must check it",
-    policy.FACE_TOO_SMALL: "too small to identify, a reviewer must check it",
-    policy.POSSIBLE_FACE: "possibly a face, a reviewer must check it",
-    policy.MATCHING_DISABLED: "not matched (no DPIA is recorded yet), a reviewer must check it",
-}
-
-PHOTO_WORDS = {
-    policy.UNREADABLE_IMAGE: "the file could not be read as an image",
-    policy.TOO_MANY_FACES: "too many faces to examine them all: a reviewer must check it",
-    policy.TIME_LIMIT: "face analysis took too long: a reviewer must check it",
-    policy.FACES_COVERED: "faces without consent are covered in the published copy",
-    policy.COVER_FAILED: "a covered face could still be detected",
-    policy.CLEAN_COPY_FAILED: "no verified clean copy could be made",
-    policy.CONSENT_CHANGED: "consent changed since the copy was made",
-    policy.ANALYSIS_TOO_COARSE: "analysed for smaller copies than this channel needs: gate it again",
-    CANNOT_BE_PUBLISHED: "cannot be published",
-}
-
 
 # --- following photos to their verdicts -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class FaceView:
-    """One face as a member of staff sees it: number (from 1), box, colour, words."""
+    """One face as a member of staff may see it: number (from 1), box, outcome, who, why."""
 
     number: int
     box: tuple[int, int, int, int]
     outcome: str
-    colour: str  # green, red, amber, grey
     person: str | None  # external id
     person_name: str | None
     distance: float | None
     covered: bool
     reasons: tuple[str, ...]
-    text: str
+    # When the person withdrew or objected for the photo's channel, if a reason says they did.
+    withdrawn_on: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -114,31 +86,11 @@ class PhotoView:
         """Whether the file could not be read as a photo (no preview, no faces to show)."""
         return self.status == "done" and policy.UNREADABLE_IMAGE in self.reasons and not self.faces
 
-    @property
-    def refusal(self) -> str:
-        """Why a refused file could not be read, and what to do (the words `gate` gives)."""
-        return self.error or f"{PHOTO_WORDS[policy.UNREADABLE_IMAGE]}: {AGAIN}"
-
 
 def _job_status(job: Job | None) -> str:
     if job is None:
         return "queued"
     return {"queued": "queued", "running": "processing", "done": "done", "failed": "failed"}[job.state]
-
-
-def spoken(name: str) -> str:
-    """A channel's or sub-channel's name as people say it: `social_media` -> `social media`."""
-    return name.replace("_", " ")
-
-
-def channel_words(channel: str) -> str:
-    """A channel as staff read it: `social_media:instagram` -> `social media (instagram)`."""
-    named = policy.Channel(channel)
-    return f"{spoken(named.base)} ({spoken(named.sub)})" if named.sub else spoken(named.base)
-
-
-def _day(moment: datetime) -> str:
-    return f"{moment.day} {moment:%B %Y}"
 
 
 def _withdrawn_on(session: Session, person_id: int, channel: str) -> datetime | None:
@@ -154,22 +106,6 @@ def _withdrawn_on(session: Session, person_id: int, channel: str) -> datetime | 
     return max(found) if found else None
 
 
-def reason_words(reason: str, channel: str) -> str:
-    """A photo-level reason code in plain English."""
-    template = PHOTO_WORDS.get(reason) or CONSENT_WORDS.get(reason)
-    if template is None:
-        return reason.replace("_", " ")
-    return template.format(channel=channel_words(channel), on="")
-
-
-def _colour(outcome: str, covered: bool) -> str:
-    if covered:
-        return "grey"
-    return {"consented": "green", "no_consent": "red", "unknown": "red", "uncertain": "amber"}.get(
-        outcome, "grey"
-    )
-
-
 def _face_view(
     session: Session,
     face: Face,
@@ -179,7 +115,7 @@ def _face_view(
     now_face: policy.FaceVerdict | None = None,
     viewer: str = SYSTEM,
 ) -> FaceView:
-    """How staff see a face: as recorded by the gate, or as decided again (`now_face`)."""
+    """How staff may see a face: as recorded by the gate, or as decided again (`now_face`)."""
     number = face.position + 1
     outcome = now_face.outcome if now_face is not None else face.outcome
     covered = now_face.covered if now_face is not None else face.covered
@@ -193,57 +129,22 @@ def _face_view(
     if policy.SAFEGUARDING in reasons and not see_safeguarding:
         # Nothing that hints at a safeguarding flag: no name, no other reason.
         return FaceView(
-            number, box, "no_consent", "red", None, None, None, False, (CANNOT_BE_PUBLISHED,),
-            f"Face {number}: cannot be published",
-        )  # fmt: skip
-    who = f"{person.display_name} ({person.external_id})" if person is not None else None
-    if covered:
-        text = f"Face {number}: covered in the published copy"
-    elif outcome == "consented":
-        text = f"Face {number}: {who or 'identified'}, consented for {channel_words(channel)}"
-    elif outcome == "not_a_face":
-        text = f"Face {number}: not a face (a reviewer said so)"
-    else:
-        parts = []
-        for reason in reasons:
-            if reason == policy.SAFEGUARDING:
-                parts.append("safeguarding flag: never published")
-                continue
-            template = CONSENT_WORDS.get(reason, reason.replace("_", " "))
-            on = ""
-            if reason in (policy.CONSENT_WITHDRAWN, policy.OBJECTED) and person is not None:
-                when = _withdrawn_on(session, person.id, channel)
-                on = f" on {_day(when)}" if when is not None else ""
-            parts.append(template.format(channel=channel_words(channel), on=on))
-        words = "; ".join(parts) or outcome.replace("_", " ")
-        text = f"Face {number}: " + (f"{who}, {words}" if who else words)
+            number, box, "no_consent", None, None, None, covered=False, reasons=(CANNOT_BE_PUBLISHED,)
+        )
+    withdrawn_on = None
+    if person is not None and {policy.CONSENT_WITHDRAWN, policy.OBJECTED} & set(reasons):
+        withdrawn_on = _withdrawn_on(session, person.id, channel)
     return FaceView(
         number,
         box,
         outcome,
-        _colour(outcome, covered),
         person.external_id if person is not None else None,
         person.display_name if person is not None else None,
         distance,
         covered,
         reasons,
-        text,
+        withdrawn_on,
     )
-
-
-def _masked(reasons: Iterable[str], see_safeguarding: bool) -> tuple[str, ...]:
-    out: list[str] = []
-    for reason in reasons:
-        if reason == policy.SAFEGUARDING and not see_safeguarding:
-            reason = CANNOT_BE_PUBLISHED
-        if reason not in out:
-            out.append(reason)
-    return tuple(out)
-
-
-def masked_reasons(reasons: Iterable[str], role: str) -> tuple[str, ...]:
-    """Reason codes as `role` may see them: `safeguarding` reads `cannot_be_published` to most."""
-    return _masked(reasons, may(role, Permission.SEE_SAFEGUARDING))
 
 
 def _latest_items(session: Session, photo_ids: Sequence[int]) -> dict[int, UploadItem]:
@@ -288,7 +189,7 @@ def photo_view(
         status = "done" if decision is not None else "queued"
     if status == "done" and decision is None:
         status = "failed"
-    see = may(role, Permission.SEE_SAFEGUARDING)
+    see = sees_safeguarding(role)
     faces: tuple[FaceView, ...] = ()
     file_name = _file_name(item, viewer)
     if status != "done" or decision is None:
@@ -315,7 +216,7 @@ def photo_view(
         photo.channel,
         status,
         verdict,
-        _masked(reasons, see),
+        masked_reasons(reasons, role),
         faces,
         photo.caption,
         photo.width,

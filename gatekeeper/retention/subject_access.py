@@ -34,9 +34,8 @@ from gatekeeper.config import Settings
 from gatekeeper.errors import GatekeeperError, MediaError
 from gatekeeper.faces import FaceEngine
 from gatekeeper.media.refusals import explain
-from gatekeeper.people.identity import confirmed_person
+from gatekeeper.people.identity import confirmed_person, masked_reasons
 from gatekeeper.people.lookup import find_person, subject
-from gatekeeper.photos.views import masked_reasons
 from gatekeeper.retention.purge import photos_showing
 from gatekeeper.staff.roles import Role
 from gatekeeper.storage import BlobStore

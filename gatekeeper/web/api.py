@@ -17,9 +17,9 @@ from consent_db import audit
 from gatekeeper.consent import mis_upload as people_admin
 from gatekeeper.consent import summary as person_summary
 from gatekeeper.consent import withdrawals
-from gatekeeper.consent.mis_import import ImportReport
 from gatekeeper.errors import InvalidInputError, RecordNotFoundError
 from gatekeeper.people import lookup as people
+from gatekeeper.people.identity import masked_reasons
 from gatekeeper.photos import views
 from gatekeeper.staff.roles import Permission
 from gatekeeper.web.auth import actor, api_permission
@@ -28,20 +28,6 @@ from gatekeeper.web.idempotency import idempotent
 from gatekeeper.web.photos import attachment, clean_copy
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-def _report(report: ImportReport, dry_run: bool) -> dict[str, Any]:
-    return {
-        "dry_run": dry_run,
-        "rows": report.rows,
-        "imported": report.imported,
-        "unchanged": report.unchanged,
-        "people_created": report.people_created,
-        "consent_records_added": report.consent_records_added,
-        "templates_added": report.templates_added,
-        "templates_deleted": report.templates_deleted,
-        "problems": [{"line": p.line, "reason": p.reason} for p in report.problems],
-    }
 
 
 @bp.post("/people/import")
@@ -64,7 +50,7 @@ def people_import() -> ResponseReturnValue:
             source=f"api:{upload.filename or 'upload'}",
             dry_run=dry_run,
         )
-    return jsonify(_report(report, dry_run)), 200 if report.ok else 422
+    return jsonify({"dry_run": dry_run, **report.as_json()}), 200 if report.ok else 422
 
 
 @bp.get("/people/<external_id>")
@@ -81,17 +67,7 @@ def person(external_id: str) -> ResponseReturnValue:
         safeguarding=safeguarding,
         templates=summary.templates,
         biometric_consent=summary.biometric_consent,
-        channels=[
-            {
-                "channel": c.channel,
-                "publishable": c.publishable,
-                "reasons": list(c.reasons),
-                "granted_by": c.granted_by,
-                "named": c.named,
-                "valid_until": c.valid_until.isoformat() if c.valid_until else None,
-            }
-            for c in summary.channels
-        ],
+        channels=[c.as_json() for c in summary.channels],
     )
 
 
@@ -233,7 +209,7 @@ def photos_clean(photo_id: str) -> ResponseReturnValue:
             ), 409
         got = clean_copy(db, number)
     if got.data is None:
-        reasons = views.masked_reasons(got.reasons, role())
+        reasons = masked_reasons(got.reasons, role())
         return jsonify(
             error="not_publishable",
             message=f"photo {photo_id} cannot be published now ({got.verdict}: {', '.join(reasons)})",

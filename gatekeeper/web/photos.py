@@ -1,10 +1,10 @@
 """Photo upload for staff: batches, each photo's progress and verdict, boxed faces, clean copies.
 
-No request waits for face matching: an upload keeps the originals and queues one gate job per
-photo (the runtime's job queue); pages show each photo's progress and refresh themselves without
-JavaScript (meta refresh while anything is still queued), and static/photos.js polls the batch's
-JSON instead when scripts run. Every clean copy, single or in the batch zip, is decided again at the
-moment it is asked for.
+No request waits for face matching: an upload keeps the originals and requests one gate job per
+photo (the runtime's job queue sends it after the commit); pages show each photo's progress and
+refresh themselves without JavaScript (meta refresh while anything is still queued), and
+static/photos.js polls the batch's JSON instead when scripts run. Every clean copy, single or in
+the batch zip, is decided again at the moment it is asked for.
 """
 
 from __future__ import annotations
@@ -32,13 +32,16 @@ from consent_db import audit
 from consent_db.audit import AuditAction
 from consent_db.models import Photo
 from gatekeeper.errors import RecordNotFoundError
+from gatekeeper.people.identity import masked_reasons
 from gatekeeper.photos import access, views
 from gatekeeper.photos import intake as uploads
 from gatekeeper.publishing import downloads
 from gatekeeper.publishing import publish as publish_service
+from gatekeeper.queueing import JobKind, request_job
 from gatekeeper.staff.roles import Permission
 from gatekeeper.web.auth import Principal, actor, permission_required
 from gatekeeper.web.common import now, plural, runtime, unit
+from gatekeeper.web.wording import channel_words, face_colour, face_text, reason_words, refusal
 
 bp = Blueprint("photos", __name__)
 
@@ -80,7 +83,7 @@ class UploadForm(FlaskForm):
 
 def _form() -> UploadForm:
     form = UploadForm()
-    form.channel.choices = [(c, views.channel_words(c).capitalize()) for c in runtime().settings.channels]
+    form.channel.choices = [(c, channel_words(c).capitalize()) for c in runtime().settings.channels]
     return form
 
 
@@ -88,7 +91,6 @@ def do_upload(files: list[uploads.UploadFile], channel: str, caption: str | None
     """Receive, keep and queue the files (shared with the API)."""
     rt = runtime()
     accepted, refused = uploads.receive(files, rt.settings)
-    queue = job_queue()
     with unit() as db:
         return uploads.submit_batch(
             db,
@@ -98,7 +100,6 @@ def do_upload(files: list[uploads.UploadFile], channel: str, caption: str | None
             refused=refused,
             settings=rt.settings,
             originals=rt.originals,
-            enqueue_gate=queue.enqueue_gate,
             now=now(),
             actor=actor(),
         )
@@ -164,7 +165,8 @@ def batch(batch_id: int) -> ResponseReturnValue:
         photos=_filtered(view, verdict, reason),
         verdict=verdict,
         reason=reason,
-        words=views.reason_words,
+        words=reason_words,
+        refusal=refusal,
         refresh=None if view.finished else REFRESH_SECONDS,
     )
 
@@ -220,7 +222,7 @@ def batch_json(batch_id: int) -> ResponseReturnValue:
                 "id": p.id,
                 "status": p.status,
                 "verdict": p.verdict,
-                "reasons": [views.reason_words(r, view.channel) for r in p.reasons],
+                "reasons": [reason_words(r, view.channel) for r in p.reasons],
                 "error": p.error,
                 "url": url_for("photos.photo", photo_id=p.id) if p.id else None,
             }
@@ -278,8 +280,11 @@ def photo(photo_id: int) -> ResponseReturnValue:
         "photo.html",
         view=view,
         publications=publications,
-        words=views.reason_words,
-        channel=views.channel_words(view.channel),
+        words=reason_words,
+        refusal=refusal,
+        colour=face_colour,
+        face_text=face_text,
+        channel=channel_words(view.channel),
         may_publish=cast(Principal, current_user).may(Permission.UPLOAD),
         refresh=REFRESH_SECONDS if view.status in ("queued", "processing") else None,
     )
@@ -343,7 +348,7 @@ def clean(photo_id: int) -> ResponseReturnValue:
         got = clean_copy(db, photo_id)
     if got.data is None:
         channel = db_channel(photo_id)
-        why = "; ".join(views.reason_words(r, channel) for r in views.masked_reasons(got.reasons, role()))
+        why = "; ".join(reason_words(r, channel) for r in masked_reasons(got.reasons, role()))
         flash(f"This photo cannot be published now: {why}.", "error")
         return redirect(url_for("photos.photo", photo_id=photo_id))
     return attachment(got)
@@ -358,14 +363,13 @@ def db_channel(photo_id: int) -> str:
 @bp.post("/photos/<int:photo_id>/publish")
 @permission_required(Permission.UPLOAD)
 def publish(photo_id: int) -> ResponseReturnValue:
-    queue = job_queue()
     rt = runtime()
     with unit() as db:
         check_photo(db, photo_id)
         found = db.get(Photo, photo_id)
         if found is None:
             raise RecordNotFoundError("photo", photo_id)
-        where = views.channel_words(found.channel)
+        where = channel_words(found.channel)
         live = publish_service.already_published(db, rt.published, photo_id, found.channel)
         if live is not None:
             # Nothing new is written: the copy already there is the publication.
@@ -378,7 +382,7 @@ def publish(photo_id: int) -> ResponseReturnValue:
         if publish_service.publish_pending(db, photo_id, found.channel) is not None:
             flash(f"Publishing to {where} is already queued: nothing new was queued.", "info")
             return redirect(url_for("photos.photo", photo_id=photo_id))
-        job_id = queue.enqueue_publish(db, photo_id, found.channel, actor())
+        job_id = request_job(db, JobKind.PUBLISH, [photo_id, found.channel, actor()], now=now()).id
         audit.append(
             db,
             at=now(),

@@ -16,10 +16,10 @@ from werkzeug.wrappers import Response
 
 from gatekeeper.consent import withdrawals
 from gatekeeper.errors import InvalidInputError
-from gatekeeper.photos.views import spoken
 from gatekeeper.policy import Channel
 from gatekeeper.web.common import now, runtime, unit
 from gatekeeper.web.forms import LinkWithdrawForm, NoLinkWithdrawForm, options
+from gatekeeper.web.wording import spoken
 
 bp = Blueprint("public", __name__)
 LABELS = {
@@ -67,7 +67,7 @@ def _holds_receipt(kind: str, reference: str) -> bool:
 def label(channel: str) -> str:
     """A channel as a parent reads it: `Social media: instagram`.
 
-    The staff pages' words (`views.channel_words`) are for people who know the channel list; a
+    The staff pages' words (`wording.channel_words`) are for people who know the channel list; a
     parent is told what each known channel covers (LABELS), as a phrase with a capital, and a
     sub-channel's name after a colon.
     """

@@ -12,9 +12,9 @@ from flask.typing import ResponseReturnValue
 
 from gatekeeper.errors import GatekeeperError, InvalidInputError, NotFoundError, StaleDecisionError
 from gatekeeper.people import search
+from gatekeeper.people.identity import masked_reasons
 from gatekeeper.photos import face_crops
 from gatekeeper.photos import review as review_service
-from gatekeeper.photos.views import masked_reasons
 from gatekeeper.policy import PersonStatus
 from gatekeeper.staff.roles import Permission
 from gatekeeper.web.auth import actor, permission_required

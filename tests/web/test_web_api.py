@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from web_helpers import PEOPLE_CSV, api_token, import_people, make_account
 
 from consent_db.models import Person
 from consent_db.session import unit_of_work
+from helpers import run
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 
@@ -79,6 +81,27 @@ def test_an_import_stores_the_rows_and_a_second_one_changes_nothing(app: Flask, 
         assert {k: body[k] for k in expected} == expected
     person = client.get("/api/v1/people/L001", headers=headers).get_json()
     assert [c["channel"] for c in person["channels"] if c["publishable"]] == ["website", "social_media"]
+
+
+def test_the_api_reports_an_import_as_people_import_json_does_with_every_change(
+    app: Flask, rt: Any, tmp_path: Path
+) -> None:
+    data = PEOPLE_CSV + "L004,Bad Date,2014-13-01,,no,website,parent,,,no\n"
+    response = app.test_client().post(
+        "/api/v1/people/import",
+        data={"file": (io.BytesIO(data.encode()), "people.csv"), "dry_run": "1"},
+        headers=_auth(rt),
+    )
+    assert response.status_code == 422
+    body = response.get_json()
+    # The dry run stored nothing: the command line imports the same rows afresh.
+    csv_file = tmp_path / "people.csv"
+    csv_file.write_text(data)
+    result = run(rt, "people", "import", csv_file, "--json")
+    assert result.exit_code == 1, result.output
+    printed = json.loads(result.stdout)
+    assert len(body["changes"]) >= 3 and body["changes"] == printed["changes"]
+    assert body.pop("dry_run") is True and body == printed
 
 
 def test_an_import_without_a_file_or_with_a_bad_header_is_a_json_error(app: Flask, rt: Any) -> None:

@@ -1,0 +1,67 @@
+"""Purging and erasure as the command line and the purge job run them: one unit of work per item.
+
+Each item (a photo, a person's templates, a request's details, the orphans of a store) commits on
+its own, so a purge stopped half-way (a crash, a store that is away) keeps what it did and the
+next run does the rest; one audited report lists everything.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from consent_db.models import PurgeReport
+from consent_db.session import unit_of_work
+from gatekeeper.retention import leaving as leaving_service
+from gatekeeper.retention import purge as purge_service
+from gatekeeper.runtime import Runtime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_purge(runtime: Runtime, *, now: datetime, actor: str) -> PurgeReport:
+    """Purge what is due at `now`, one unit of work per item (resumable), then write the report."""
+    sessions = runtime.sessions
+    with unit_of_work(sessions) as session:
+        due = purge_service.find_due(session, runtime.settings, now)
+    results = []
+    for item in due:
+        with unit_of_work(sessions) as session:
+            if item.kind == "photo":
+                result = purge_service.purge_photo(
+                    session, item.id, originals=runtime.originals, now=now, actor=actor
+                )
+            elif item.kind == "templates":
+                result = purge_service.purge_templates(session, item.id, now=now, actor=actor)
+            else:
+                result = purge_service.purge_request_details(session, item.id, now=now, actor=actor)
+        results.append(result)
+    stores = [(runtime.originals, True)]
+    if runtime.published.url != runtime.originals.url:
+        stores.append((runtime.published, False))
+    for store, originals in stores:
+        with unit_of_work(sessions) as session:
+            results.append(
+                purge_service.sweep_orphans(session, store, originals=originals, now=now, actor=actor)
+            )
+    with unit_of_work(sessions) as session:
+        return purge_service.write_report(session, started_at=now, now=_now(), actor=actor, results=results)
+
+
+def run_erasure(runtime: Runtime, external_id: str, *, now: datetime, actor: str) -> PurgeReport:
+    """Erase a person, then take down and purge every photo showing them; one report."""
+    sessions = runtime.sessions
+    with unit_of_work(sessions) as session:
+        person = leaving_service.erase_person(session, external_id, now=now, actor=actor)
+        photo_ids = purge_service.photos_showing(session, person.id)
+    results = []
+    for photo_id in photo_ids:
+        with unit_of_work(sessions) as session:
+            results.append(
+                purge_service.purge_photo(
+                    session, photo_id, originals=runtime.originals, now=now, actor=actor, why="erasure"
+                )
+            )
+    with unit_of_work(sessions) as session:
+        return purge_service.write_report(session, started_at=now, now=_now(), actor=actor, results=results)
