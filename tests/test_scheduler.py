@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import secrets
 import signal
@@ -29,7 +28,7 @@ GATEKEEPER = str(Path(sys.executable).parent / "gatekeeper")
 
 
 def _other(runtime: Runtime, **changes: Any) -> Iterator[Runtime]:
-    other = Runtime(dataclasses.replace(runtime.settings, **changes), sender=JobQueue)
+    other = Runtime(runtime.settings.with_(**changes), sender=JobQueue)
     yield other
     if "db" in other.__dict__:
         other.db.dispose()
@@ -114,7 +113,7 @@ def test_two_worker_processes_with_schedulers_on_one_redis_queue_run_each_tick_o
         for worker in workers:
             worker.send_signal(signal.SIGINT)
         outputs = [w.communicate(timeout=60)[1] for w in workers]
-        for redis_runtime in _other(runtime, queue_url=REDIS_URL, queue_name=name):
+        for redis_runtime in _other(runtime, queue={"url": REDIS_URL, "name": name}):
             JobQueue.of(redis_runtime).huey.storage.flush_all()
     fired = [o.count("Enqueueing periodic task") for o in outputs]
     assert all(n >= 2 for n in fired), outputs  # each scheduler fired both periodic tasks

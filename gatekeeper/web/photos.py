@@ -80,7 +80,9 @@ class UploadForm(FlaskForm):
 
 def _form() -> UploadForm:
     form = UploadForm()
-    form.channel.choices = [(c, views.channel_words(c).capitalize()) for c in runtime().settings.channels]
+    form.channel.choices = [
+        (c, views.channel_words(c).capitalize()) for c in runtime().settings.policy.channels
+    ]
     return form
 
 
