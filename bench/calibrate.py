@@ -101,11 +101,14 @@ def stats(values: list[float]) -> dict[str, Any]:
 def classify(index: TemplateIndex, encoding: np.ndarray, settings: Settings) -> tuple[str, str | None]:
     """The §4 rule: (identified | uncertain | unknown, candidate key)."""
     matches = index.best_matches(encoding, limit=2)
-    if not matches or matches[0].distance > settings.review_distance:
+    if not matches or matches[0].distance > settings.policy.review_distance:
         return UNKNOWN, None
     best = matches[0]
     runner_up = matches[1].distance if len(matches) > 1 else float("inf")
-    if best.distance <= settings.accept_distance and runner_up - best.distance >= settings.margin:
+    if (
+        best.distance <= settings.policy.accept_distance
+        and runner_up - best.distance >= settings.policy.margin
+    ):
         return "identified", best.key
     return "uncertain", best.key
 
@@ -173,7 +176,7 @@ def size_sweep(faces_dir: Path, settings: Settings) -> list[dict[str, Any]]:
                 "score": round(face.score, 3),
                 "possible": face.possible,
                 "too_small_at_min_face_px": min(face.box[2] - face.box[0], face.box[3] - face.box[1])
-                < settings.min_face_px,
+                < settings.faces.min_face_px,
                 "distance_to_full_size": None
                 if face.encoding is None
                 else round(float(np.linalg.norm(face.encoding - reference)), 4),
@@ -240,17 +243,19 @@ def review_share(faces_dir: Path, settings: Settings, variants: list[str]) -> di
         key: policy.PersonState(
             key,
             date(1980, 1, 1),
-            tuple(policy.ConsentFact(c, "grant", granted) for c in settings.channels),
+            tuple(policy.ConsentFact(c, "grant", granted) for c in settings.policy.channels),
         )
         for key in ENROLLED
     }
-    rules = policy.Policy(settings.accept_distance, settings.review_distance, settings.margin)
+    rules = policy.Policy(
+        settings.policy.accept_distance, settings.policy.review_distance, settings.policy.margin
+    )
     with open(faces_dir / "manifest.csv", newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if set(r["identity"].split(";")) <= set(ENROLLED)]
     channels = ("website", "social_media", "print")
     report: dict[str, Any] = {"photos": len(rows) * len(variants), "variants": variants}
     for second_look in (False, True):
-        engine = DlibFaceEngine(min_face_px=settings.min_face_px, second_look=second_look)
+        engine = DlibFaceEngine(min_face_px=settings.faces.min_face_px, second_look=second_look)
         keys = list(ENROLLED)
         index = TemplateIndex(
             keys, np.stack([engine.encode_single(load_rgb(faces_dir / ENROLLED[k])) for k in keys])
@@ -263,11 +268,13 @@ def review_share(faces_dir: Path, settings: Settings, variants: list[str]) -> di
             analysed: dict[tuple[str, str, int | None], tuple[str, tuple[str, ...]]] = {}
             for row in rows:
                 data = (faces_dir / row["file"]).read_bytes()
-                edge = settings.long_edge(channel)
+                edge = settings.media.long_edge(channel)
                 for name in variants:
                     memo = (row["file"], name, edge)
                     if memo not in analysed:
-                        source = media.decode_source(data, max_pixels=settings.max_pixels, long_edge=edge)
+                        source = media.decode_source(
+                            data, max_pixels=settings.media.max_pixels, long_edge=edge
+                        )
                         pixels = np.ascontiguousarray(_variant(source.image.pixels, name))
                         analysis = engine.analyse(pixels)
                         verdict = _decide(analysis, index, states, channel, now, rules, second_look)
@@ -317,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     started = time.perf_counter()
-    faces = encode_corpus(DlibFaceEngine(min_face_px=settings.min_face_px), faces_dir)
+    faces = encode_corpus(DlibFaceEngine(min_face_px=settings.faces.min_face_px), faces_dir)
     encode_seconds = time.perf_counter() - started
 
     same: list[tuple[float, Face, Face]] = []
@@ -355,11 +362,11 @@ def main(argv: list[str] | None = None) -> int:
         "closest_different": pairs(different[: args.top]),
         "farthest_same": pairs(same[::-1][: args.top]),
         "thresholds": {
-            "accept_distance": settings.accept_distance,
-            "review_distance": settings.review_distance,
-            "margin": settings.margin,
-            "same_within_accept": all(d <= settings.accept_distance for d, _, _ in same),
-            "different_beyond_review": all(d > settings.review_distance for d, _, _ in different),
+            "accept_distance": settings.policy.accept_distance,
+            "review_distance": settings.policy.review_distance,
+            "margin": settings.policy.margin,
+            "same_within_accept": all(d <= settings.policy.accept_distance for d, _, _ in same),
+            "different_beyond_review": all(d > settings.policy.review_distance for d, _, _ in different),
         },
         "leave_one_photo_out": leave_one_photo_out(faces, settings),
         "seconds": {"encode_corpus": round(encode_seconds, 2)},

@@ -133,7 +133,7 @@ def side_folders(work: Path, unknown: Path) -> tuple[Path, Path]:
 def _init() -> None:
     global _engine
     _engine = DlibFaceEngine(
-        min_face_px=SETTINGS.min_face_px,
+        min_face_px=SETTINGS.faces.min_face_px,
         min_detect_px=_min_detect_px,
         workers=_workers,
         second_look=_second_look,
@@ -171,9 +171,9 @@ def _analyse(path: str) -> dict[str, Any]:
 def identify(index: TemplateIndex, encoding: list[float]) -> str | None:
     """The person a face is identified as under the §4 rule at the default settings, else None."""
     matches = index.best_matches(np.array(encoding))
-    if not matches or matches[0].distance > SETTINGS.accept_distance:
+    if not matches or matches[0].distance > SETTINGS.policy.accept_distance:
         return None
-    if len(matches) > 1 and matches[1].distance - matches[0].distance < SETTINGS.margin:
+    if len(matches) > 1 and matches[1].distance - matches[0].distance < SETTINGS.policy.margin:
         return None
     return matches[0].key
 
@@ -193,7 +193,7 @@ def run_ours(
     start = time.perf_counter()
     # Enrolment in this process shares nothing with forked helpers (workers=1): a fork from a
     # process whose pool threads are running can deadlock the child.
-    enrol = DlibFaceEngine(min_face_px=SETTINGS.min_face_px, workers=1, second_look=second_look)
+    enrol = DlibFaceEngine(min_face_px=SETTINGS.faces.min_face_px, workers=1, second_look=second_look)
     keys, encodings = [], []
     for path in sorted(known.iterdir()):
         keys.append(path.stem)

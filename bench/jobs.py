@@ -24,7 +24,6 @@ are in three buckets. `--s3-only` runs only the scale-out takedown and purge.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -51,7 +50,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from consent_db.session import unit_of_work  # noqa: E402
 from gatekeeper.cli import main  # noqa: E402
-from gatekeeper.config import Settings  # noqa: E402
+from gatekeeper.config import PolicySettings, QueueSettings, Settings, StorageSettings  # noqa: E402
 from gatekeeper.queueing import JobKind  # noqa: E402
 from gatekeeper.runtime import Runtime  # noqa: E402
 from helpers import ENROLMENT, add_people, enrolment_csv, seed_gated_photo  # noqa: E402
@@ -74,11 +73,11 @@ def env_for(settings: Settings) -> dict[str, str]:
         **os.environ,
         "GATEKEEPER_HOME": str(settings.home),
         "GATEKEEPER_DATABASE_URL": settings.database_url,
-        "GATEKEEPER_ORIGINALS_URL": settings.originals_url,
-        "GATEKEEPER_PUBLISHED_URL": settings.published_url,
-        "GATEKEEPER_QUEUE_URL": settings.queue_url,
-        "GATEKEEPER_QUEUE_NAME": settings.queue_name,
-        "GATEKEEPER_DPIA_REQUIRED": "1" if settings.dpia_required else "0",
+        "GATEKEEPER_ORIGINALS_URL": settings.storage.originals_url,
+        "GATEKEEPER_PUBLISHED_URL": settings.storage.published_url,
+        "GATEKEEPER_QUEUE_URL": settings.queue.url,
+        "GATEKEEPER_QUEUE_NAME": settings.queue.name,
+        "GATEKEEPER_DPIA_REQUIRED": "1" if settings.policy.dpia_required else "0",
     }
 
 
@@ -208,7 +207,7 @@ def bench_purge(settings: Settings, objects: int) -> dict[str, Any]:
 
     from workers import run_purge
 
-    bucket, prefix = settings.published_url.removeprefix("s3://").split("/", 1)
+    bucket, prefix = settings.storage.published_url.removeprefix("s3://").split("/", 1)
     client = boto3.client("s3")
     client.create_bucket(Bucket=bucket)
     client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
@@ -303,12 +302,12 @@ def scale_out(tmp: Path) -> Iterator[Settings]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         yield Settings(
             home=tmp / "scale-out",
-            dpia_required=False,
             database_url=POSTGRES.rsplit("/", 1)[0] + f"/{name}",
-            originals_url="s3://bench-originals/originals",
-            published_url="s3://bench-published/published",
-            queue_url=REDIS,
-            queue_name=name,
+            policy=PolicySettings(dpia_required=False),
+            storage=StorageSettings(
+                originals_url="s3://bench-originals/originals", published_url="s3://bench-published/published"
+            ),
+            queue=QueueSettings(url=REDIS, name=name),
         )
     finally:
         with admin.connect() as conn:
@@ -345,11 +344,13 @@ def main_() -> None:
     }
     try:
         if not args.s3_only:
-            embedded = Settings(home=tmp / "embedded", dpia_required=False)
+            embedded = Settings(home=tmp / "embedded", policy=PolicySettings(dpia_required=False))
             part: dict[str, Any] = results.setdefault("embedded", {})
             if not args.skip_gate:
                 part["gate"] = bench_gate(embedded, args.corpus, tmp)
-            takedown_home = Settings(home=tmp / "embedded-takedown", dpia_required=False)
+            takedown_home = Settings(
+                home=tmp / "embedded-takedown", policy=PolicySettings(dpia_required=False)
+            )
             part["takedown"] = bench_takedown(takedown_home, args.corpus, args.publications)
         if args.scale_out or args.s3_only:
             with scale_out(tmp) as settings:
@@ -359,11 +360,12 @@ def main_() -> None:
                 part["takedown"] = bench_takedown(
                     settings, args.corpus, args.scale_out_publications, small=True
                 )
-                purging = dataclasses.replace(
-                    settings,
+                purging = settings.with_(
                     home=tmp / "purge",
-                    published_url="s3://bench-purge/published",
-                    originals_url="s3://bench-purge/originals",
+                    storage={
+                        "published_url": "s3://bench-purge/published",
+                        "originals_url": "s3://bench-purge/originals",
+                    },
                 )
                 part["purge"] = bench_purge(purging, args.objects)
     finally:

@@ -113,7 +113,7 @@ def build(
 def _init() -> None:
     global _engine
     _engine = DlibFaceEngine(
-        min_face_px=SETTINGS.min_face_px, workers=1, probe_step=_probe_step, second_look=_second_look
+        min_face_px=SETTINGS.faces.min_face_px, workers=1, probe_step=_probe_step, second_look=_second_look
     )
 
 
@@ -128,7 +128,7 @@ def _analyse(path: str) -> dict[str, Any]:
     assert _engine is not None
     start = time.perf_counter()
     source = media.decode_source(
-        Path(path).read_bytes(), max_pixels=SETTINGS.max_pixels, long_edge=_long_edge
+        Path(path).read_bytes(), max_pixels=SETTINGS.media.max_pixels, long_edge=_long_edge
     )
     decoded = time.perf_counter()
     analysis = _engine.analyse(source.image.pixels)

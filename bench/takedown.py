@@ -191,7 +191,10 @@ def _set_up(round_: Round, faces: Path) -> dict[str, Any]:
 def _periodic_minutes(settings: Any) -> list[Any]:
     from huey import crontab
 
-    return [crontab(*schedule.split()) for schedule in (settings.recheck_schedule, settings.purge_schedule)]
+    return [
+        crontab(*schedule.split())
+        for schedule in (settings.queue.recheck_schedule, settings.retention.purge_schedule)
+    ]
 
 
 def _clear_of_periodic_jobs(settings: Any, span: float) -> float:
@@ -421,10 +424,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "measured": "seconds from the withdrawal recorded (its takedown job's enqueued_at) to no copy of "
         "the person's photos left in the published store",
         "settings": {
-            "job_lease_s": defaults.job_lease,
-            "job_sweep_interval_s": defaults.job_sweep_interval,
-            "job_max_attempts": defaults.job_max_attempts,
-            "recheck_schedule": defaults.recheck_schedule,
+            "job_lease_s": defaults.queue.job_lease,
+            "job_sweep_interval_s": defaults.queue.job_sweep_interval,
+            "job_max_attempts": defaults.queue.job_max_attempts,
+            "recheck_schedule": defaults.queue.recheck_schedule,
             "restart_delay_s": args.restart_delay,
             "idle_before_withdrawal_s": args.idle,
             "note": "every GATEKEEPER_* variable of the caller left out: all settings at their defaults",

@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime(settings or Settings.from_env(), sender=JobQueue)
     if runtime.uses_development_secret:
         logging.getLogger("gatekeeper").warning(DEV_SECRET_WARNING)
-    if not runtime.settings.dpia_required:
+    if not runtime.settings.policy.dpia_required:
         logging.getLogger("gatekeeper").warning(
             "GATEKEEPER_DPIA_REQUIRED=0: faces are matched without a recorded DPIA"
         )

@@ -1,5 +1,11 @@
 """Settings: one frozen value read once from the environment in the composition root.
 
+`Settings` holds what is global (the instance folder, the database, the deployment mode, the
+template keys) and one part per subject, each a frozen value that checks its own rules:
+`policy` (what the consent decision applies), `faces` (the face engine), `media` (image limits and
+published sizes), `retention`, `queue` (background jobs), `web` and `storage`. A service that reads
+only one subject takes only its part. `ENV` names each setting's variable and parser.
+
 Every setting has a default that works on a laptop: an instance folder holding a SQLite file and
 local folders. Parsers are strict: a value that does not parse is an error at start-up, never a
 silent fallback.
@@ -11,9 +17,10 @@ import base64
 import binascii
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gatekeeper import policy
@@ -46,94 +53,30 @@ def default_home(environ: Mapping[str, str] | None = None) -> Path:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the gatekeeper can be configured with (see the README's table)."""
+class PolicySettings:
+    """What the consent decision applies: channels, thresholds, the age rule and the UK rules
+    (gatekeeper.consent.state.policy_for makes the decision's Policy of it)."""
 
-    home: Path = field(default_factory=default_home)
-    database_url: str = ""
-    originals_url: str = ""
-    published_url: str = ""
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     cover_channels: tuple[str, ...] = ()
     # Face distances (dlib 128-d, Euclidean). Chosen from the corpus measurement in docs/faces.md.
     accept_distance: float = policy.ACCEPT_DISTANCE
     review_distance: float = policy.REVIEW_DISTANCE
     margin: float = policy.MARGIN
-    min_face_px: int = policy.MIN_FACE_PX
-    max_faces: int = policy.MAX_FACES
-    face_time_limit: float = policy.FACE_TIME_LIMIT_S
     age_threshold: int = 18
-    max_pixels: int = 50_000_000
-    max_bytes: int = 100 * 1024 * 1024
-    jpeg_quality: int = 92
-    # Faces down to this width (px of the copy that will be published) are searched for, at any angle.
-    min_detect_px: int = policy.MIN_DETECT_PX
-    probe_step: int = policy.PROBE_STEP
-    output_sizes: tuple[tuple[str, int], ...] = DEFAULT_OUTPUT_SIZES
-    env: str = "development"
-    # Empty: the secret in the instance's secret file, made on first start (DEV_SECRET: a fixed,
-    # published secret that production refuses and development announces on every start).
-    secret_key: str = ""
-    secret_key_file: str = ""
-    # Face templates are encrypted with the first of these keys (base64 of 32 bytes, comma-separated;
-    # the others still decrypt, for a rotation); empty: the instance's key file, made on first use.
-    template_key: str = ""
-    template_key_file: str = ""
-    # Background jobs: empty queue_url means SqliteHuey in the instance folder.
-    queue_url: str = ""
-    queue_name: str = "gatekeeper"
-    job_retries: int = 5
-    job_retry_delay: float = 2.0
-    # A running job's lease (renewed while it runs) and how often lapsed or unsent jobs are re-sent.
-    job_lease: float = 20.0
-    job_sweep_interval: float = 5.0
-    # A job whose process died this many times while running it is failed, not run again.
-    job_max_attempts: int = 5
-    recheck_schedule: str = "*/15 * * * *"
-    timezone: str = "Europe/London"
-    # Retention (days of the organisation's calendar; see gatekeeper/retention.py for the reasons).
-    purge_schedule: str = "30 2 * * *"
-    retention_blocked_days: int = 30
-    retention_review_days: int = 90
-    retention_grace_days: int = 30
-    retention_taken_down_days: int = 30
-    retention_template_days: int = 0
-    retention_request_days: int = 30
-    worker_face_cores: int = 1
-    # The web app: where people reach it (withdrawal links), idle session timeout, rate limits.
-    # Empty: not configured; `serve` derives it from its --host/--port (see public_address).
-    public_url: str = ""
-    session_minutes: int = 30
-    rate_limit_url: str = "memory://"
-    withdraw_rate_limit: str = "5 per minute;30 per hour"
-    public_page_rate_limit: str = "60 per minute"
-    # Counted per account name tried (sign-in), per API token and per staff account; see web/limits.py.
-    login_rate_limit: str = "10 per minute;100 per hour"
-    login_address_rate_limit: str = "100 per minute;1000 per hour"
-    api_rate_limit: str = "600 per minute"
-    staff_rate_limit: str = "1200 per minute"
-    # How long the API keeps the answer to a request sent with an Idempotency-Key.
-    idempotency_hours: int = 24
-    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none).
-    proxy_hops: int = 0
     # UK rules (docs/uk-rules.md).
     biometric_rules: str = "pofa"
     reconsent_grace_days: int = 30
     lawful_bases: tuple[tuple[str, str], ...] = ()
     unknown_faces: str = "block"
+    # False: faces are matched without a recorded DPIA (tests and demos only).
     dpia_required: bool = True
 
     def __post_init__(self) -> None:
-        if not self.database_url:
-            object.__setattr__(self, "database_url", f"sqlite:///{(self.home / 'gatekeeper.db').resolve()}")
-        if not self.originals_url:
-            object.__setattr__(self, "originals_url", str((self.home / "originals").resolve()))
-        if not self.published_url:
-            object.__setattr__(self, "published_url", str((self.home / "published").resolve()))
         self.validate()
 
     def validate(self) -> None:
-        """Check cross-field rules; raises ConfigError."""
+        """Check the decision's rules; raises ConfigError."""
         if not 0 < self.accept_distance <= self.review_distance <= 1.0:
             raise ConfigError(
                 "thresholds must satisfy 0 < accept_distance <= review_distance <= 1.0 "
@@ -143,30 +86,14 @@ class Settings:
             raise ConfigError(f"margin must be in [0, 1) (got {self.margin})")
         if self.age_threshold not in AGE_THRESHOLDS:
             raise ConfigError(f"age threshold must be one of {AGE_THRESHOLDS} (got {self.age_threshold})")
-        if self.env not in ("development", "production"):
-            raise ConfigError(f"GATEKEEPER_ENV must be 'development' or 'production' (got {self.env!r})")
-        if self.env == "production" and self.secret_key == DEV_SECRET:
-            raise ConfigError("refusing to run in production with the development secret key")
-        if self.template_key:
-            parse_template_keys(self.template_key)
         if not self.channels:
             raise ConfigError("at least one channel must be configured")
-        if self.public_url and not re.match(r"^https?://[^/\s]+", self.public_url):
-            raise ConfigError(f"GATEKEEPER_PUBLIC_URL must be an http(s) URL (got {self.public_url!r})")
-        if not re.match(r"^(memory|redis|rediss)://", self.rate_limit_url):
-            raise ConfigError(
-                f"GATEKEEPER_RATE_LIMIT_URL must be memory:// or a redis:// URL (got {self.rate_limit_url!r})"
-            )
         for name in self.channels:
             if not _CHANNEL_RE.match(name):
                 raise ConfigError(f"invalid channel name {name!r}: lower-case letters, digits, '_', one ':'")
         for name in self.cover_channels:
             if name not in self.channels:
                 raise ConfigError(f"cover channel {name!r} is not in the channel list {self.channels}")
-        if not 1 <= self.idempotency_hours <= 24 * 30:
-            raise ConfigError(f"GATEKEEPER_IDEMPOTENCY_HOURS must be 1..720 (got {self.idempotency_hours})")
-        if not 0 <= self.proxy_hops <= 5:
-            raise ConfigError(f"GATEKEEPER_PROXY_HOPS must be 0..5 (got {self.proxy_hops})")
         if self.biometric_rules not in BIOMETRIC_RULES:
             raise ConfigError(
                 f"biometric rules must be one of {BIOMETRIC_RULES} (got {self.biometric_rules!r})"
@@ -180,47 +107,30 @@ class Settings:
                 raise ConfigError(f"lawful basis given for {name!r}, which is not in the channel list")
             if basis not in LAWFUL_BASES:
                 raise ConfigError(f"lawful basis of {name!r} must be one of {LAWFUL_BASES} (got {basis!r})")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ConfigError(f"JPEG quality must be 1..100 (got {self.jpeg_quality})")
-        if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://")):
-            raise ConfigError(
-                f"GATEKEEPER_QUEUE_URL must be a redis:// URL or empty (got {self.queue_url!r})"
-            )
-        if self.job_retries < 0 or self.job_retry_delay < 0:
-            raise ConfigError("job retries and retry delay must not be negative")
-        if not (self.job_lease > 0 and self.job_sweep_interval > 0 and self.job_max_attempts >= 1):
-            raise ConfigError("the job lease and sweep interval must be positive, max attempts at least 1")
-        for label, schedule in (
-            ("GATEKEEPER_RECHECK_SCHEDULE", self.recheck_schedule),
-            ("GATEKEEPER_PURGE_SCHEDULE", self.purge_schedule),
-        ):
-            if len(schedule.split()) != 5:
-                raise ConfigError(f"{label} must be a 5-field crontab (got {schedule!r})")
-        for label, days in (
-            ("GATEKEEPER_RETENTION_BLOCKED_DAYS", self.retention_blocked_days),
-            ("GATEKEEPER_RETENTION_REVIEW_DAYS", self.retention_review_days),
-            ("GATEKEEPER_RETENTION_GRACE_DAYS", self.retention_grace_days),
-            ("GATEKEEPER_RETENTION_TAKEN_DOWN_DAYS", self.retention_taken_down_days),
-            ("GATEKEEPER_RETENTION_TEMPLATE_DAYS", self.retention_template_days),
-            ("GATEKEEPER_RETENTION_REQUEST_DAYS", self.retention_request_days),
-        ):
-            if days < 0:
-                raise ConfigError(f"{label} must not be negative (got {days})")
-        if self.worker_face_cores < 1:
-            raise ConfigError(
-                f"GATEKEEPER_WORKER_FACE_CORES must be at least 1 (got {self.worker_face_cores})"
-            )
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"unknown time zone {self.timezone!r} (GATEKEEPER_TIMEZONE)") from None
-        for name, edge in self.output_sizes:
-            if (name, edge) in DEFAULT_OUTPUT_SIZES:
-                continue  # a default for a channel this organisation may not use
-            if policy.Channel(name).base not in self.channels and name not in self.channels:
-                raise ConfigError(f"output size for {name!r}: not in the channel list {self.channels}")
-            if edge != 0 and edge < 256:
-                raise ConfigError(f"output size for {name!r} must be at least 256 px, or 0 for full size")
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """The face engine's options (gatekeeper.runtime.face_engine builds the engine of them)."""
+
+    # Faces with a shorter side (px of the analysed copy) go to review, not matching.
+    min_face_px: int = policy.MIN_FACE_PX
+    # Faces down to this width (px of the copy that will be published) are searched for, at any angle.
+    min_detect_px: int = policy.MIN_DETECT_PX
+    probe_step: int = policy.PROBE_STEP
+    max_faces: int = policy.MAX_FACES
+    # Seconds of analysis per photo.
+    time_limit: float = policy.FACE_TIME_LIMIT_S
+    # Processes one photo's analysis may use inside a `gatekeeper worker` (the command line: every core).
+    worker_cores: int = 1
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the engine's options; raises ConfigError."""
+        if self.worker_cores < 1:
+            raise ConfigError(f"GATEKEEPER_WORKER_FACE_CORES must be at least 1 (got {self.worker_cores})")
         if self.probe_step not in policy.PROBE_STEPS:
             raise ConfigError(
                 f"probe step must be one of {policy.PROBE_STEPS} degrees (got {self.probe_step})"
@@ -229,17 +139,33 @@ class Settings:
             raise ConfigError(
                 f"min_detect_px must be 8..min_face_px ({self.min_face_px}) (got {self.min_detect_px})"
             )
-        if not self.face_time_limit > 0:
-            raise ConfigError(f"face_time_limit must be positive (got {self.face_time_limit})")
-        for label, value in (
-            ("min_face_px", self.min_face_px),
-            ("max_faces", self.max_faces),
-            ("max_pixels", self.max_pixels),
-            ("max_bytes", self.max_bytes),
-            ("session_minutes", self.session_minutes),
-        ):
-            if value <= 0:
-                raise ConfigError(f"{label} must be positive (got {value})")
+        if not self.time_limit > 0:
+            raise ConfigError(f"face_time_limit must be positive (got {self.time_limit})")
+        _require_positive(("min_face_px", self.min_face_px), ("max_faces", self.max_faces))
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """What images are taken in, and how published copies are written."""
+
+    # Images above this many pixels are refused before decoding; files above this many bytes unread.
+    max_pixels: int = 50_000_000
+    max_bytes: int = 100 * 1024 * 1024
+    # Where pixels must be re-encoded (HEIC/TIFF to JPEG).
+    jpeg_quality: int = 92
+    output_sizes: tuple[tuple[str, int], ...] = DEFAULT_OUTPUT_SIZES
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the limits and sizes (Settings checks the sizes' channels); raises ConfigError."""
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"JPEG quality must be 1..100 (got {self.jpeg_quality})")
+        for name, edge in self.output_sizes:
+            if (name, edge) not in DEFAULT_OUTPUT_SIZES and edge != 0 and edge < 256:
+                raise ConfigError(f"output size for {name!r} must be at least 256 px, or 0 for full size")
+        _require_positive(("max_pixels", self.max_pixels), ("max_bytes", self.max_bytes))
 
     def long_edge(self, channel: str) -> int | None:
         """The longest edge of a copy on `channel` (else its parent's); None: full size."""
@@ -247,10 +173,190 @@ class Settings:
         edge = sizes.get(channel, sizes.get(policy.Channel(channel).base))
         return edge or None
 
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long things are kept, in days of the organisation's calendar, and when the purge runs
+    (gatekeeper.retention.purge.schedule_for makes the retention Schedule of it; see
+    gatekeeper/retention/deadlines.py for the reasons)."""
+
+    blocked_days: int = 30
+    review_days: int = 90
+    grace_days: int = 30
+    taken_down_days: int = 30
+    template_days: int = 0
+    request_days: int = 30
+    # The organisation's time zone: where its days begin.
+    timezone: str = "Europe/London"
+    purge_schedule: str = "30 2 * * *"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the periods, the time zone and the purge's crontab; raises ConfigError."""
+        _require_crontab("GATEKEEPER_PURGE_SCHEDULE", self.purge_schedule)
+        for label, days in (
+            ("GATEKEEPER_RETENTION_BLOCKED_DAYS", self.blocked_days),
+            ("GATEKEEPER_RETENTION_REVIEW_DAYS", self.review_days),
+            ("GATEKEEPER_RETENTION_GRACE_DAYS", self.grace_days),
+            ("GATEKEEPER_RETENTION_TAKEN_DOWN_DAYS", self.taken_down_days),
+            ("GATEKEEPER_RETENTION_TEMPLATE_DAYS", self.template_days),
+            ("GATEKEEPER_RETENTION_REQUEST_DAYS", self.request_days),
+        ):
+            if days < 0:
+                raise ConfigError(f"{label} must not be negative (got {days})")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"unknown time zone {self.timezone!r} (GATEKEEPER_TIMEZONE)") from None
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """Background jobs: the queue, retries, leases and the periodic re-check."""
+
+    # Empty: SqliteHuey in the instance folder.
+    url: str = ""
+    name: str = "gatekeeper"
+    job_retries: int = 5
+    job_retry_delay: float = 2.0
+    # A running job's lease (renewed while it runs) and how often lapsed or unsent jobs are re-sent.
+    job_lease: float = 20.0
+    job_sweep_interval: float = 5.0
+    # A job whose process died this many times while running it is failed, not run again.
+    job_max_attempts: int = 5
+    recheck_schedule: str = "*/15 * * * *"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the queue's URL, retries, lease and schedule; raises ConfigError."""
+        if self.url and not self.url.startswith(("redis://", "rediss://")):
+            raise ConfigError(f"GATEKEEPER_QUEUE_URL must be a redis:// URL or empty (got {self.url!r})")
+        if self.job_retries < 0 or self.job_retry_delay < 0:
+            raise ConfigError("job retries and retry delay must not be negative")
+        if not (self.job_lease > 0 and self.job_sweep_interval > 0 and self.job_max_attempts >= 1):
+            raise ConfigError("the job lease and sweep interval must be positive, max attempts at least 1")
+        _require_crontab("GATEKEEPER_RECHECK_SCHEDULE", self.recheck_schedule)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The web app: where people reach it (withdrawal links), its secret, sessions and rate limits."""
+
+    # Empty: not configured; `serve` derives it from its --host/--port (see public_address).
+    public_url: str = ""
+    # Empty: the secret in the instance's secret file, made on first start (DEV_SECRET: a fixed,
+    # published secret that production refuses and development announces on every start).
+    secret_key: str = ""
+    secret_key_file: str = ""
+    # Idle session timeout.
+    session_minutes: int = 30
+    rate_limit_url: str = "memory://"
+    withdraw_rate_limit: str = "5 per minute;30 per hour"
+    public_page_rate_limit: str = "60 per minute"
+    # Counted per account name tried (sign-in), per API token and per staff account; see web/limits.py.
+    login_rate_limit: str = "10 per minute;100 per hour"
+    login_address_rate_limit: str = "100 per minute;1000 per hour"
+    api_rate_limit: str = "600 per minute"
+    staff_rate_limit: str = "1200 per minute"
+    # How long the API keeps the answer to a request sent with an Idempotency-Key.
+    idempotency_hours: int = 24
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none).
+    proxy_hops: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the address, rate-limit store and bounds (web/limits.py parses the limits); raises
+        ConfigError."""
+        if self.public_url and not re.match(r"^https?://[^/\s]+", self.public_url):
+            raise ConfigError(f"GATEKEEPER_PUBLIC_URL must be an http(s) URL (got {self.public_url!r})")
+        if not re.match(r"^(memory|redis|rediss)://", self.rate_limit_url):
+            raise ConfigError(
+                f"GATEKEEPER_RATE_LIMIT_URL must be memory:// or a redis:// URL (got {self.rate_limit_url!r})"
+            )
+        if not 1 <= self.idempotency_hours <= 24 * 30:
+            raise ConfigError(f"GATEKEEPER_IDEMPOTENCY_HOURS must be 1..720 (got {self.idempotency_hours})")
+        if not 0 <= self.proxy_hops <= 5:
+            raise ConfigError(f"GATEKEEPER_PROXY_HOPS must be 0..5 (got {self.proxy_hops})")
+        _require_positive(("session_minutes", self.session_minutes))
+
     @property
     def public_address(self) -> str:
         """The address links carry: the configured public URL, else serve's default address."""
         return self.public_url or DEFAULT_PUBLIC_URL
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """The blob stores: a folder path, `file:///folder` or `s3://bucket/prefix` each (empty: a folder
+    of the instance, filled in by Settings)."""
+
+    originals_url: str = ""
+    published_url: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gatekeeper can be configured with (see the README's table): the global values
+    and one part per subject."""
+
+    home: Path = field(default_factory=default_home)
+    # Empty: a SQLite file in the instance folder.
+    database_url: str = ""
+    env: str = "development"
+    # Face templates are encrypted with the first of these keys (base64 of 32 bytes, comma-separated;
+    # the others still decrypt, for a rotation); empty: the instance's key file, made on first use.
+    template_key: str = ""
+    template_key_file: str = ""
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    faces: FaceSettings = field(default_factory=FaceSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{(self.home / 'gatekeeper.db').resolve()}")
+        if not (self.storage.originals_url and self.storage.published_url):
+            stores = replace(
+                self.storage,
+                originals_url=self.storage.originals_url or str((self.home / "originals").resolve()),
+                published_url=self.storage.published_url or str((self.home / "published").resolve()),
+            )
+            object.__setattr__(self, "storage", stores)
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the global values and the rules between parts (each part checks its own); raises
+        ConfigError."""
+        if self.env not in ("development", "production"):
+            raise ConfigError(f"GATEKEEPER_ENV must be 'development' or 'production' (got {self.env!r})")
+        if self.env == "production" and self.web.secret_key == DEV_SECRET:
+            raise ConfigError("refusing to run in production with the development secret key")
+        if self.template_key:
+            parse_template_keys(self.template_key)
+        channels = self.policy.channels
+        for name, edge in self.media.output_sizes:
+            if (name, edge) in DEFAULT_OUTPUT_SIZES:
+                continue  # a default for a channel this organisation may not use
+            if policy.Channel(name).base not in channels and name not in channels:
+                raise ConfigError(f"output size for {name!r}: not in the channel list {channels}")
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with `changes`: global values, whole parts, or some fields of a part given as a
+        mapping (`settings.with_(policy={"unknown_faces": "review"}, env="production")`)."""
+        values = {
+            name: replace(getattr(self, name), **value) if isinstance(value, Mapping) else value
+            for name, value in changes.items()
+        }
+        return replace(self, **values)
 
     @property
     def instance_path(self) -> Path:
@@ -260,7 +366,8 @@ class Settings:
     @property
     def secret_key_path(self) -> Path:
         """Where the web app's secret is kept when GATEKEEPER_SECRET_KEY is not set."""
-        return Path(self.secret_key_file) if self.secret_key_file else self.instance_path / "secret_key"
+        file = self.web.secret_key_file
+        return Path(file) if file else self.instance_path / "secret_key"
 
     @property
     def template_key_path(self) -> Path:
@@ -271,91 +378,31 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read GATEKEEPER_* variables; raises ConfigError on any value that does not parse."""
+        """Read GATEKEEPER_* variables (see ENV); raises ConfigError on any value that does not parse."""
         env = os.environ if environ is None else environ
-        get = env.get
-        kwargs: dict[str, object] = {}
-        home = get("GATEKEEPER_HOME")
-        kwargs["home"] = Path(home) if home else default_home(env)
-        for key, name in (
-            ("database_url", "GATEKEEPER_DATABASE_URL"),
-            ("originals_url", "GATEKEEPER_ORIGINALS_URL"),
-            ("published_url", "GATEKEEPER_PUBLISHED_URL"),
-            ("env", "GATEKEEPER_ENV"),
-            ("secret_key", "GATEKEEPER_SECRET_KEY"),
-            ("secret_key_file", "GATEKEEPER_SECRET_KEY_FILE"),
-            ("template_key", "GATEKEEPER_TEMPLATE_KEY"),
-            ("template_key_file", "GATEKEEPER_TEMPLATE_KEY_FILE"),
-            ("queue_url", "GATEKEEPER_QUEUE_URL"),
-            ("queue_name", "GATEKEEPER_QUEUE_NAME"),
-            ("recheck_schedule", "GATEKEEPER_RECHECK_SCHEDULE"),
-            ("timezone", "GATEKEEPER_TIMEZONE"),
-            ("purge_schedule", "GATEKEEPER_PURGE_SCHEDULE"),
-            ("public_url", "GATEKEEPER_PUBLIC_URL"),
-            ("rate_limit_url", "GATEKEEPER_RATE_LIMIT_URL"),
-            ("withdraw_rate_limit", "GATEKEEPER_WITHDRAW_RATE_LIMIT"),
-            ("public_page_rate_limit", "GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT"),
-            ("login_rate_limit", "GATEKEEPER_LOGIN_RATE_LIMIT"),
-            ("login_address_rate_limit", "GATEKEEPER_LOGIN_ADDRESS_RATE_LIMIT"),
-            ("api_rate_limit", "GATEKEEPER_API_RATE_LIMIT"),
-            ("staff_rate_limit", "GATEKEEPER_STAFF_RATE_LIMIT"),
-        ):
-            if (v := get(name)) is not None and v != "":
-                kwargs[key] = v
-        if (v := get("GATEKEEPER_BIOMETRIC_RULES")) is not None and v.strip():
-            kwargs["biometric_rules"] = v.strip()
-        if (v := get("GATEKEEPER_UNKNOWN_FACES")) is not None and v.strip():
-            kwargs["unknown_faces"] = v.strip()
-        if (v := get("GATEKEEPER_LAWFUL_BASES")) is not None and v.strip():
-            kwargs["lawful_bases"] = parse_lawful_bases(v)
-        if (v := get("GATEKEEPER_DPIA_REQUIRED")) is not None:
-            kwargs["dpia_required"] = _parse_bool("GATEKEEPER_DPIA_REQUIRED", v)
-        if (v := get("GATEKEEPER_CHANNELS")) is not None:
-            kwargs["channels"] = parse_channels(v)
-        if (v := get("GATEKEEPER_COVER_CHANNELS")) is not None and v.strip():
-            kwargs["cover_channels"] = parse_channels(v)
-        for key, name in (
-            ("accept_distance", "GATEKEEPER_ACCEPT_DISTANCE"),
-            ("review_distance", "GATEKEEPER_REVIEW_DISTANCE"),
-            ("margin", "GATEKEEPER_MARGIN"),
-            ("face_time_limit", "GATEKEEPER_FACE_TIME_LIMIT"),
-            ("job_retry_delay", "GATEKEEPER_JOB_RETRY_DELAY"),
-            ("job_lease", "GATEKEEPER_JOB_LEASE"),
-            ("job_sweep_interval", "GATEKEEPER_JOB_SWEEP_INTERVAL"),
-        ):
-            if (v := get(name)) is not None:
-                kwargs[key] = _parse_float(name, v)
-        if (v := get("GATEKEEPER_OUTPUT_SIZES")) is not None:
-            # Given channels override the defaults; the others keep theirs.
-            kwargs["output_sizes"] = tuple(
-                {**dict(DEFAULT_OUTPUT_SIZES), **dict(parse_output_sizes(v))}.items()
-            )
-        for key, name in (
-            ("min_detect_px", "GATEKEEPER_MIN_DETECT_PX"),
-            ("probe_step", "GATEKEEPER_PROBE_STEP"),
-            ("min_face_px", "GATEKEEPER_MIN_FACE_PX"),
-            ("max_faces", "GATEKEEPER_MAX_FACES"),
-            ("age_threshold", "GATEKEEPER_AGE_THRESHOLD"),
-            ("max_pixels", "GATEKEEPER_MAX_PIXELS"),
-            ("max_bytes", "GATEKEEPER_MAX_BYTES"),
-            ("jpeg_quality", "GATEKEEPER_JPEG_QUALITY"),
-            ("job_retries", "GATEKEEPER_JOB_RETRIES"),
-            ("job_max_attempts", "GATEKEEPER_JOB_MAX_ATTEMPTS"),
-            ("retention_blocked_days", "GATEKEEPER_RETENTION_BLOCKED_DAYS"),
-            ("retention_review_days", "GATEKEEPER_RETENTION_REVIEW_DAYS"),
-            ("retention_grace_days", "GATEKEEPER_RETENTION_GRACE_DAYS"),
-            ("retention_taken_down_days", "GATEKEEPER_RETENTION_TAKEN_DOWN_DAYS"),
-            ("retention_template_days", "GATEKEEPER_RETENTION_TEMPLATE_DAYS"),
-            ("retention_request_days", "GATEKEEPER_RETENTION_REQUEST_DAYS"),
-            ("worker_face_cores", "GATEKEEPER_WORKER_FACE_CORES"),
-            ("session_minutes", "GATEKEEPER_SESSION_MINUTES"),
-            ("proxy_hops", "GATEKEEPER_PROXY_HOPS"),
-            ("reconsent_grace_days", "GATEKEEPER_RECONSENT_GRACE_DAYS"),
-            ("idempotency_hours", "GATEKEEPER_IDEMPOTENCY_HOURS"),
-        ):
-            if (v := get(name)) is not None:
-                kwargs[key] = _parse_int(name, v)
-        return cls(**kwargs)  # type: ignore[arg-type]
+        values: dict[str, dict[str, object]] = {"": {}}
+        for setting, name, parse in ENV:
+            raw = env.get(name)
+            if raw is None or (value := parse(name, raw)) is None:
+                continue
+            part, _, key = setting.rpartition(".")
+            values.setdefault(part, {})[key] = value
+        top = values.pop("")
+        top.setdefault("home", default_home(env))
+        parts = {part: PARTS[part](**fields) for part, fields in values.items()}
+        return cls(**top, **parts)  # type: ignore[arg-type]
+
+
+# Each part of Settings by its field name.
+PARTS: dict[str, type[Any]] = {
+    "policy": PolicySettings,
+    "faces": FaceSettings,
+    "media": MediaSettings,
+    "retention": RetentionSettings,
+    "queue": QueueSettings,
+    "web": WebSettings,
+    "storage": StorageSettings,
+}
 
 
 def parse_channels(value: str) -> tuple[str, ...]:
@@ -414,6 +461,21 @@ def parse_template_keys(value: str) -> tuple[bytes, ...]:
     return tuple(keys)
 
 
+def _require_positive(*values: tuple[str, float]) -> None:
+    for label, value in values:
+        if value <= 0:
+            raise ConfigError(f"{label} must be positive (got {value})")
+
+
+def _require_crontab(label: str, schedule: str) -> None:
+    if len(schedule.split()) != 5:
+        raise ConfigError(f"{label} must be a 5-field crontab (got {schedule!r})")
+
+
+# A parser takes the variable's name (for its message) and its value; None keeps the default.
+Parser = Callable[[str, str], object]
+
+
 def _parse_bool(name: str, value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -435,3 +497,98 @@ def _parse_float(name: str, value: str) -> float:
         return float(value.strip())
     except ValueError:
         raise ConfigError(f"{name} must be a number (got {value!r})") from None
+
+
+def _text(name: str, value: str) -> str | None:
+    """The value as given; empty: the default."""
+    return value or None
+
+
+def _word(name: str, value: str) -> str | None:
+    """The value without surrounding blanks; blank: the default."""
+    return value.strip() or None
+
+
+def _path(name: str, value: str) -> Path | None:
+    return Path(value) if value else None
+
+
+def _channels(name: str, value: str) -> tuple[str, ...]:
+    return parse_channels(value)
+
+
+def _some_channels(name: str, value: str) -> tuple[str, ...] | None:
+    """A channel list; blank: none given, the default."""
+    return parse_channels(value) if value.strip() else None
+
+
+def _lawful_bases(name: str, value: str) -> tuple[tuple[str, str], ...] | None:
+    return parse_lawful_bases(value) if value.strip() else None
+
+
+def _output_sizes(name: str, value: str) -> tuple[tuple[str, int], ...]:
+    """Given channels override the defaults; the others keep theirs."""
+    return tuple({**dict(DEFAULT_OUTPUT_SIZES), **dict(parse_output_sizes(value))}.items())
+
+
+# Every setting (`part.field`, or `field` for a global one), its environment variable and its
+# parser. A variable that is not set leaves the default (GATEKEEPER_HOME: default_home()).
+ENV: tuple[tuple[str, str, Parser], ...] = (
+    ("home", "GATEKEEPER_HOME", _path),
+    ("database_url", "GATEKEEPER_DATABASE_URL", _text),
+    ("env", "GATEKEEPER_ENV", _text),
+    ("template_key", "GATEKEEPER_TEMPLATE_KEY", _text),
+    ("template_key_file", "GATEKEEPER_TEMPLATE_KEY_FILE", _text),
+    ("policy.channels", "GATEKEEPER_CHANNELS", _channels),
+    ("policy.cover_channels", "GATEKEEPER_COVER_CHANNELS", _some_channels),
+    ("policy.accept_distance", "GATEKEEPER_ACCEPT_DISTANCE", _parse_float),
+    ("policy.review_distance", "GATEKEEPER_REVIEW_DISTANCE", _parse_float),
+    ("policy.margin", "GATEKEEPER_MARGIN", _parse_float),
+    ("policy.age_threshold", "GATEKEEPER_AGE_THRESHOLD", _parse_int),
+    ("policy.biometric_rules", "GATEKEEPER_BIOMETRIC_RULES", _word),
+    ("policy.reconsent_grace_days", "GATEKEEPER_RECONSENT_GRACE_DAYS", _parse_int),
+    ("policy.lawful_bases", "GATEKEEPER_LAWFUL_BASES", _lawful_bases),
+    ("policy.unknown_faces", "GATEKEEPER_UNKNOWN_FACES", _word),
+    ("policy.dpia_required", "GATEKEEPER_DPIA_REQUIRED", _parse_bool),
+    ("faces.min_face_px", "GATEKEEPER_MIN_FACE_PX", _parse_int),
+    ("faces.min_detect_px", "GATEKEEPER_MIN_DETECT_PX", _parse_int),
+    ("faces.probe_step", "GATEKEEPER_PROBE_STEP", _parse_int),
+    ("faces.max_faces", "GATEKEEPER_MAX_FACES", _parse_int),
+    ("faces.time_limit", "GATEKEEPER_FACE_TIME_LIMIT", _parse_float),
+    ("faces.worker_cores", "GATEKEEPER_WORKER_FACE_CORES", _parse_int),
+    ("media.max_pixels", "GATEKEEPER_MAX_PIXELS", _parse_int),
+    ("media.max_bytes", "GATEKEEPER_MAX_BYTES", _parse_int),
+    ("media.jpeg_quality", "GATEKEEPER_JPEG_QUALITY", _parse_int),
+    ("media.output_sizes", "GATEKEEPER_OUTPUT_SIZES", _output_sizes),
+    ("retention.blocked_days", "GATEKEEPER_RETENTION_BLOCKED_DAYS", _parse_int),
+    ("retention.review_days", "GATEKEEPER_RETENTION_REVIEW_DAYS", _parse_int),
+    ("retention.grace_days", "GATEKEEPER_RETENTION_GRACE_DAYS", _parse_int),
+    ("retention.taken_down_days", "GATEKEEPER_RETENTION_TAKEN_DOWN_DAYS", _parse_int),
+    ("retention.template_days", "GATEKEEPER_RETENTION_TEMPLATE_DAYS", _parse_int),
+    ("retention.request_days", "GATEKEEPER_RETENTION_REQUEST_DAYS", _parse_int),
+    ("retention.timezone", "GATEKEEPER_TIMEZONE", _text),
+    ("retention.purge_schedule", "GATEKEEPER_PURGE_SCHEDULE", _text),
+    ("queue.url", "GATEKEEPER_QUEUE_URL", _text),
+    ("queue.name", "GATEKEEPER_QUEUE_NAME", _text),
+    ("queue.job_retries", "GATEKEEPER_JOB_RETRIES", _parse_int),
+    ("queue.job_retry_delay", "GATEKEEPER_JOB_RETRY_DELAY", _parse_float),
+    ("queue.job_lease", "GATEKEEPER_JOB_LEASE", _parse_float),
+    ("queue.job_sweep_interval", "GATEKEEPER_JOB_SWEEP_INTERVAL", _parse_float),
+    ("queue.job_max_attempts", "GATEKEEPER_JOB_MAX_ATTEMPTS", _parse_int),
+    ("queue.recheck_schedule", "GATEKEEPER_RECHECK_SCHEDULE", _text),
+    ("web.public_url", "GATEKEEPER_PUBLIC_URL", _text),
+    ("web.secret_key", "GATEKEEPER_SECRET_KEY", _text),
+    ("web.secret_key_file", "GATEKEEPER_SECRET_KEY_FILE", _text),
+    ("web.session_minutes", "GATEKEEPER_SESSION_MINUTES", _parse_int),
+    ("web.rate_limit_url", "GATEKEEPER_RATE_LIMIT_URL", _text),
+    ("web.withdraw_rate_limit", "GATEKEEPER_WITHDRAW_RATE_LIMIT", _text),
+    ("web.public_page_rate_limit", "GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT", _text),
+    ("web.login_rate_limit", "GATEKEEPER_LOGIN_RATE_LIMIT", _text),
+    ("web.login_address_rate_limit", "GATEKEEPER_LOGIN_ADDRESS_RATE_LIMIT", _text),
+    ("web.api_rate_limit", "GATEKEEPER_API_RATE_LIMIT", _text),
+    ("web.staff_rate_limit", "GATEKEEPER_STAFF_RATE_LIMIT", _text),
+    ("web.idempotency_hours", "GATEKEEPER_IDEMPOTENCY_HOURS", _parse_int),
+    ("web.proxy_hops", "GATEKEEPER_PROXY_HOPS", _parse_int),
+    ("storage.originals_url", "GATEKEEPER_ORIGINALS_URL", _text),
+    ("storage.published_url", "GATEKEEPER_PUBLISHED_URL", _text),
+)

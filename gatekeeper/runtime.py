@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from gatekeeper.config import DEV_SECRET, Settings
+from gatekeeper.config import DEV_SECRET, FaceSettings, Settings
 from gatekeeper.errors import ConfigError
 from gatekeeper.faces import DlibFaceEngine, FaceEngine
 from gatekeeper.storage import BlobStore, LocalBlobStore, open_store
@@ -105,8 +105,8 @@ class Runtime:
 
         Raises ConfigError when the file cannot be read or made.
         """
-        if self.settings.secret_key:
-            return self.settings.secret_key
+        if self.settings.web.secret_key:
+            return self.settings.web.secret_key
         path = self.settings.secret_key_path
         try:
             raw = read_or_create_private(path, lambda: secrets.token_urlsafe(48).encode("ascii"))
@@ -120,17 +120,17 @@ class Runtime:
     @property
     def uses_development_secret(self) -> bool:
         """True when sessions are signed with the fixed, published development secret."""
-        return self.settings.secret_key == DEV_SECRET
+        return self.settings.web.secret_key == DEV_SECRET
 
     @cached_property
     def originals(self) -> BlobStore:
         """The private store of original uploads."""
-        return open_store(self.settings.originals_url)
+        return open_store(self.settings.storage.originals_url)
 
     @cached_property
     def published(self) -> BlobStore:
         """The store of published clean copies (private inside the instance folder, like everything there)."""
-        store = open_store(self.settings.published_url)
+        store = open_store(self.settings.storage.published_url)
         if isinstance(store, LocalBlobStore) and not store.root.is_relative_to(self.settings.instance_path):
             # A folder of its own, which a web server may serve: its files take the umask's modes.
             store.private = False
@@ -141,21 +141,21 @@ class Runtime:
         """The face engine given, else dlib's, loaded lazily (it takes a second and a few hundred MB)."""
         if self._faces is not None:
             return self._faces
-        return face_engine(self.settings, workers=self.face_workers)
+        return face_engine(self.settings.faces, workers=self.face_workers)
 
 
-def face_engine_options(settings: Settings) -> dict[str, Any]:
-    """The DlibFaceEngine options the settings set (the worker count is each process's own)."""
+def face_engine_options(settings: FaceSettings) -> dict[str, Any]:
+    """The DlibFaceEngine options `settings` set (the worker count is each process's own)."""
     return {
         "min_face_px": settings.min_face_px,
         "min_detect_px": settings.min_detect_px,
         "probe_step": settings.probe_step,
         "max_faces": settings.max_faces,
-        "time_limit_s": settings.face_time_limit,
+        "time_limit_s": settings.time_limit,
     }
 
 
-def face_engine(settings: Settings, *, workers: int | None = None) -> DlibFaceEngine:
-    """The dlib face engine the settings describe, sharing one photo's work among `workers` processes
+def face_engine(settings: FaceSettings, *, workers: int | None = None) -> DlibFaceEngine:
+    """The dlib face engine `settings` describe, sharing one photo's work among `workers` processes
     (None: one per core); raises FaceError when the models cannot load."""
     return DlibFaceEngine(**face_engine_options(settings), workers=workers)

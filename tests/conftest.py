@@ -221,14 +221,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def settings(tmp_home: Path, database_url: str) -> Any:
     """Default settings on an empty instance folder and a fresh database."""
-    from gatekeeper.config import Settings
+    from gatekeeper.config import FaceSettings, PolicySettings, Settings
 
     # Face matching without a recorded DPIA, as a demo would run; tests of the switch turn it on.
     # Gating tests check verdicts, not the search: they search at 90° steps (about a third of the
     # work of the default 45°, which tests/faces/test_face_angles.py and test_face_gate_angles.py
     # use), and the time limit is far off so a loaded machine never turns a verdict into review.
     return Settings(
-        home=tmp_home, database_url=database_url, dpia_required=False, probe_step=90, face_time_limit=600.0
+        home=tmp_home,
+        database_url=database_url,
+        policy=PolicySettings(dpia_required=False),
+        faces=FaceSettings(probe_step=90, time_limit=600.0),
     )
 
 

@@ -176,7 +176,7 @@ class RecordedFaceEngine:
 
 def recorded(settings: Settings) -> RecordedFaceEngine:
     """The recorded engine for the dlib engine a runtime on `settings` would build."""
-    return RecordedFaceEngine(face_engine_options(settings))
+    return RecordedFaceEngine(face_engine_options(settings.faces))
 
 
 def recorded_runtime(settings: Settings, **options: Any) -> Runtime:

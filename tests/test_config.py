@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from gatekeeper.config import DEV_SECRET, Settings
+from gatekeeper.config import DEV_SECRET, ENV, PARTS, MediaSettings, PolicySettings, Settings
 from gatekeeper.errors import ConfigError
 
 
 def test_defaults_work_on_a_laptop(tmp_path: Path) -> None:
     settings = Settings.from_env({"GATEKEEPER_HOME": str(tmp_path)})
     assert settings.database_url == f"sqlite:///{tmp_path / 'gatekeeper.db'}"
-    assert settings.originals_url == str(tmp_path / "originals")
-    assert settings.channels == ("website", "social_media", "print", "press", "internal")
-    assert (settings.age_threshold, settings.accept_distance, settings.review_distance) == (18, 0.55, 0.65)
+    assert settings.storage.originals_url == str(tmp_path / "originals")
+    assert settings.policy.channels == ("website", "social_media", "print", "press", "internal")
+    policy = settings.policy
+    assert (policy.age_threshold, policy.accept_distance, policy.review_distance) == (18, 0.55, 0.65)
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
@@ -35,14 +37,16 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         }
     )
     assert settings.database_url == "postgresql://db/gk"
-    assert settings.channels == ("website", "prospectus", "social_media")
-    assert (settings.age_threshold, settings.accept_distance, settings.review_distance, settings.margin) == (
+    assert settings.policy.channels == ("website", "prospectus", "social_media")
+    policy = settings.policy
+    assert (policy.age_threshold, policy.accept_distance, policy.review_distance, policy.margin) == (
         16,
         0.5,
         0.6,
         0.1,
     )
-    assert (settings.min_face_px, settings.max_pixels, settings.max_bytes, settings.jpeg_quality) == (
+    media = settings.media
+    assert (settings.faces.min_face_px, media.max_pixels, media.max_bytes, media.jpeg_quality) == (
         32,
         1000,
         2000,
@@ -96,27 +100,27 @@ def test_each_channel_has_its_largest_copy_and_sub_channels_follow_their_parent(
         }
     )
 
-    assert [defaults.long_edge(c) for c in ("website", "social_media:instagram", "print", "press")] == [
+    assert [defaults.media.long_edge(c) for c in ("website", "social_media:instagram", "print", "press")] == [
         2048,
         2048,
         None,
         None,
     ]
     # Given channels change; the others keep their defaults (internal stays 2048).
-    assert [changed.long_edge(c) for c in ("website", "social_media", "print", "internal")] == [
+    assert [changed.media.long_edge(c) for c in ("website", "social_media", "print", "internal")] == [
         1600,
         None,
         3000,
         2048,
     ]
-    assert (defaults.min_detect_px, defaults.probe_step) == (32, 45)
+    assert (defaults.faces.min_detect_px, defaults.faces.probe_step) == (32, 45)
 
 
 def test_production_runs_with_a_real_secret(tmp_path: Path) -> None:
     settings = Settings.from_env(
         {"GATEKEEPER_HOME": str(tmp_path), "GATEKEEPER_ENV": "production", "GATEKEEPER_SECRET_KEY": "s3cr3t"}
     )
-    assert settings.secret_key != DEV_SECRET
+    assert settings.web.secret_key != DEV_SECRET
 
 
 def test_queue_and_schedule_settings_are_read(tmp_path: Path) -> None:
@@ -134,17 +138,18 @@ def test_queue_and_schedule_settings_are_read(tmp_path: Path) -> None:
             "GATEKEEPER_JOB_MAX_ATTEMPTS": "7",
         }
     )
-    assert (settings.job_lease, settings.job_sweep_interval, settings.job_max_attempts) == (30.0, 2.5, 7)
-    defaults = Settings(home=tmp_path)
+    queue = settings.queue
+    assert (queue.job_lease, queue.job_sweep_interval, queue.job_max_attempts) == (30.0, 2.5, 7)
+    defaults = Settings(home=tmp_path).queue
     assert (defaults.job_lease, defaults.job_sweep_interval, defaults.job_max_attempts) == (20.0, 5.0, 5)
-    assert (settings.queue_url, settings.queue_name, settings.job_retries, settings.job_retry_delay) == (
+    assert (queue.url, queue.name, queue.job_retries, queue.job_retry_delay) == (
         "redis://127.0.0.1:6379/2",
         "school",
         3,
         0.5,
     )
-    assert (settings.recheck_schedule, settings.timezone) == ("0 * * * *", "Europe/Dublin")
-    assert Settings(home=tmp_path).timezone == "Europe/London"
+    assert (settings.queue.recheck_schedule, settings.retention.timezone) == ("0 * * * *", "Europe/Dublin")
+    assert Settings(home=tmp_path).retention.timezone == "Europe/London"
 
 
 @pytest.mark.parametrize(
@@ -162,3 +167,40 @@ def test_queue_and_schedule_settings_are_read(tmp_path: Path) -> None:
 def test_bad_queue_settings_stop_start_up(tmp_path: Path, name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({"GATEKEEPER_HOME": str(tmp_path), name: value})
+
+
+def test_every_setting_is_read_from_one_variable_of_its_own() -> None:
+    settings = [f"{part}.{f.name}" for part, cls in PARTS.items() for f in fields(cls)]
+    settings += [f.name for f in fields(Settings) if f.name not in PARTS]
+    assert sorted(setting for setting, _, _ in ENV) == sorted(settings)
+    names = [name for _, name, _ in ENV]
+    assert len(set(names)) == len(names)
+    assert all(name.startswith("GATEKEEPER_") for name in names)
+
+
+def test_each_part_checks_its_own_values_and_settings_the_rules_between_them(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="age threshold must be one of"):
+        PolicySettings(age_threshold=17)
+    with pytest.raises(ConfigError, match="at least 256 px"):
+        MediaSettings(output_sizes=(("website", 100),))
+    # A size for a channel the organisation does not have: only the whole settings can tell.
+    sizes = MediaSettings(output_sizes=(("website", 1600),))
+    with pytest.raises(ConfigError, match="not in the channel list"):
+        Settings(home=tmp_path, policy=PolicySettings(channels=("print",)), media=sizes)
+
+
+def test_with_changes_some_fields_of_a_part_and_checks_them_again(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    changed = settings.with_(policy={"unknown_faces": "review"}, env="production")
+
+    assert (changed.policy.unknown_faces, changed.env) == ("review", "production")
+    assert changed.policy.channels == settings.policy.channels
+    assert (changed.web, changed.storage, changed.database_url) == (
+        settings.web,
+        settings.storage,
+        settings.database_url,
+    )
+    with pytest.raises(ConfigError, match="age threshold must be one of"):
+        settings.with_(policy={"age_threshold": 17})
+    with pytest.raises(ConfigError, match="development secret"):
+        changed.with_(web={"secret_key": DEV_SECRET})

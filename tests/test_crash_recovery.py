@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import secrets
 import signal
@@ -35,7 +34,7 @@ def test_workers_killed_mid_publish_then_recovered_leave_a_consistent_state(
 ) -> None:
     prefix = f"crash-{secrets.token_hex(4)}"
     on_s3 = Runtime(
-        dataclasses.replace(runtime.settings, published_url=f"s3://{s3.bucket}/{prefix}"), sender=JobQueue
+        runtime.settings.with_(storage={"published_url": f"s3://{s3.bucket}/{prefix}"}), sender=JobQueue
     )
     data = (corpus.faces_dir / "biden/biden2.jpg").read_bytes()
     ids = add_people(on_s3, now, "ann", "bob")
@@ -57,7 +56,7 @@ def test_workers_killed_mid_publish_then_recovered_leave_a_consistent_state(
         **os.environ,
         "GATEKEEPER_HOME": str(settings.home),
         "GATEKEEPER_DATABASE_URL": settings.database_url,
-        "GATEKEEPER_PUBLISHED_URL": settings.published_url,
+        "GATEKEEPER_PUBLISHED_URL": settings.storage.published_url,
         # As the test's own settings: faces are matched without a recorded DPIA.
         "GATEKEEPER_DPIA_REQUIRED": "0",
     }
@@ -171,10 +170,11 @@ STEPS = {
 
 def _on_s3(runtime: Runtime, s3: Any) -> tuple[Runtime, str]:
     prefix = f"kill-{secrets.token_hex(4)}"
-    settings = dataclasses.replace(
-        runtime.settings,
-        published_url=f"s3://{s3.bucket}/{prefix}/published",
-        originals_url=f"s3://{s3.bucket}/{prefix}/originals",
+    settings = runtime.settings.with_(
+        storage={
+            "published_url": f"s3://{s3.bucket}/{prefix}/published",
+            "originals_url": f"s3://{s3.bucket}/{prefix}/originals",
+        }
     )
     return Runtime(settings, sender=JobQueue), prefix
 
@@ -185,8 +185,8 @@ def _kill_worker_at(runtime: Runtime, boundary: str, step: str) -> int:
         **os.environ,
         "GATEKEEPER_HOME": str(settings.home),
         "GATEKEEPER_DATABASE_URL": settings.database_url,
-        "GATEKEEPER_PUBLISHED_URL": settings.published_url,
-        "GATEKEEPER_ORIGINALS_URL": settings.originals_url,
+        "GATEKEEPER_PUBLISHED_URL": settings.storage.published_url,
+        "GATEKEEPER_ORIGINALS_URL": settings.storage.originals_url,
         "GATEKEEPER_DPIA_REQUIRED": "0",
     }
     action, operation = STEPS[step]

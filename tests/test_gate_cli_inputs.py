@@ -266,7 +266,7 @@ def test_originals_are_kept_under_their_hash_directly_in_the_originals_folder(
         [row] = session.scalars(sql_select(Photo)).all()
         sha256, key = row.sha256, row.original_key
     assert key == f"{sha256[:2]}/{sha256}"
-    folder = Path(runtime.settings.originals_url)
+    folder = Path(runtime.settings.storage.originals_url)
     assert (folder / sha256[:2] / sha256).read_bytes() == photo.read_bytes()
     assert not (folder / "originals").exists()
 
@@ -274,7 +274,7 @@ def test_originals_are_kept_under_their_hash_directly_in_the_originals_folder(
 def test_a_photo_recorded_under_an_older_key_keeps_it(runtime: Runtime, tmp_path: Path) -> None:
     photo = faceless_jpeg(tmp_path / "field.jpg")
     gate_json(runtime, "website", photo)
-    folder = Path(runtime.settings.originals_url)
+    folder = Path(runtime.settings.storage.originals_url)
     with unit_of_work(runtime.sessions) as session:
         [row] = session.scalars(sql_select(Photo)).all()
         old_key = f"originals/{row.sha256[:2]}/{row.sha256}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -179,13 +178,13 @@ def test_unreadable_files_are_blocked_and_the_batch_goes_on(
 
 
 def test_the_pixel_cap_blocks_a_photo_as_unreadable(runtime: Any, corpus: Any) -> None:
-    runtime.settings = dataclasses.replace(runtime.settings, max_pixels=100_000)
+    runtime.settings = runtime.settings.with_(media={"max_pixels": 100_000})
     [line] = gate_json(runtime, "website", corpus.faces_dir / "obama/obama-1080p.jpg")
     assert (line["verdict"], line["reasons"]) == ("blocked", ["unreadable_image"])
 
 
 def test_files_over_the_size_cap_are_recorded_under_their_own_hash(runtime: Any, corpus: Any) -> None:
-    runtime.settings = dataclasses.replace(runtime.settings, max_bytes=1000)
+    runtime.settings = runtime.settings.with_(media={"max_bytes": 1000})
     paths = [corpus.faces_dir / "obama/obama.jpg", corpus.faces_dir / "biden/biden.jpg"]
     lines = gate_json(runtime, "website", *paths)
     assert [(line["verdict"], line["reasons"]) for line in lines] == [("blocked", ["unreadable_image"])] * 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ NAMES = {
 def with_settings(runtime: Runtime, *, real: bool = False, **changes: Any) -> Iterator[Runtime]:
     """A second runtime on the same instance and database with some settings changed; its face
     engine answers from recorded answers, unless `real` (tests/engines.py)."""
-    settings = dataclasses.replace(runtime.settings, **changes)
+    settings = runtime.settings.with_(**changes)
     other = Runtime(settings, sender=JobQueue, faces=None if real else recorded(settings))
     yield other
     if "db" in other.__dict__:
@@ -54,7 +53,7 @@ def enrolled(runtime: Runtime, corpus: Any, tmp_path: Path) -> Runtime:
 
 @pytest.fixture
 def covering(enrolled: Runtime) -> Iterator[Runtime]:
-    yield from with_settings(enrolled, cover_channels=("social_media",))
+    yield from with_settings(enrolled, policy={"cover_channels": ("social_media",)})
 
 
 def test_a_caption_keeps_only_the_names_consented_for_the_channel(enrolled: Runtime, corpus: Any) -> None:
@@ -162,7 +161,7 @@ def test_sideways_pixels_without_an_orientation_tag_go_to_review(
 
 def test_past_the_face_cap_the_photo_goes_to_review(enrolled: Runtime, corpus: Any) -> None:
     # The cap is the engine's own work limit: the real engine stops at it.
-    for capped in with_settings(enrolled, real=True, max_faces=1):
+    for capped in with_settings(enrolled, real=True, faces={"max_faces": 1}):
         [line] = gate_json(capped, "website", corpus.faces_dir / "group/two_people.jpg")
         assert line["verdict"] == "review"
         assert "too_many_faces" in line["reasons"]

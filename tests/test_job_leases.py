@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import time
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ LEASE = 0.3  # seconds: short, so that a lease lapses within the test
 def leased(runtime: Runtime) -> Iterator[Runtime]:
     """The test's runtime with a short lease (and the same database)."""
     other = recorded_runtime(
-        dataclasses.replace(runtime.settings, job_lease=LEASE, job_max_attempts=3), sender=JobQueue
+        runtime.settings.with_(queue={"job_lease": LEASE, "job_max_attempts": 3}), sender=JobQueue
     )
     yield other
     if "db" in other.__dict__:
@@ -69,7 +68,9 @@ def _take(runtime: Runtime, queue: JobQueue, job_id: int) -> list[Any]:
     message = queue.huey.dequeue()
     assert message is not None and message.args == (job_id,)
     with unit_of_work(runtime.sessions) as session:
-        job = jobs_service.start_job(session, job_id, now=datetime.now(UTC), lease=runtime.settings.job_lease)
+        job = jobs_service.start_job(
+            session, job_id, now=datetime.now(UTC), lease=runtime.settings.queue.job_lease
+        )
         assert job is not None
         return list(job.args)
 
@@ -148,7 +149,7 @@ def test_the_lease_is_renewed_while_a_job_runs_so_no_sweep_sends_it_again(
     runtime: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
     # A lease longer than elsewhere here, so that a busy machine never delays a renewal past it.
-    leased = recorded_runtime(dataclasses.replace(runtime.settings, job_lease=1.0), sender=JobQueue)
+    leased = recorded_runtime(runtime.settings.with_(queue={"job_lease": 1.0}), sender=JobQueue)
     try:
         queue = JobQueue.of(leased)
         photo_id = seed_gated_photo(leased, photo_bytes, now=now)

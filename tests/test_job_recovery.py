@@ -9,7 +9,6 @@ copies are gone within 60 s, although the process running the job was killed.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import os
@@ -129,8 +128,8 @@ def _compose(runtime: Runtime, with_redis: bool) -> Iterator[Runtime]:
         require(shutil.which("redis-server") is not None, "redis-server not installed")
         redis_server = OwnRedis()
         redis_server.start()
-        changes["queue_url"] = redis_server.url
-    composed = Runtime(dataclasses.replace(runtime.settings, **changes), migrate=False, sender=JobQueue)
+        changes["url"] = redis_server.url
+    composed = Runtime(runtime.settings.with_(queue=changes), migrate=False, sender=JobQueue)
     composed.redis = redis_server  # type: ignore[attr-defined]
     yield composed
     if "db" in composed.__dict__:
@@ -157,10 +156,10 @@ def _env(runtime: Runtime) -> dict[str, str]:
         **os.environ,
         "GATEKEEPER_HOME": str(settings.home),
         "GATEKEEPER_DATABASE_URL": settings.database_url,
-        "GATEKEEPER_QUEUE_URL": settings.queue_url,
+        "GATEKEEPER_QUEUE_URL": settings.queue.url,
         "GATEKEEPER_DPIA_REQUIRED": "0",
-        "GATEKEEPER_PROBE_STEP": str(settings.probe_step),
-        "GATEKEEPER_FACE_TIME_LIMIT": str(settings.face_time_limit),
+        "GATEKEEPER_PROBE_STEP": str(settings.faces.probe_step),
+        "GATEKEEPER_FACE_TIME_LIMIT": str(settings.faces.time_limit),
         "GATEKEEPER_JOB_LEASE": str(LEASE),
         "GATEKEEPER_JOB_SWEEP_INTERVAL": str(SWEEP),
     }
@@ -260,7 +259,7 @@ def test_serve_killed_mid_job_recovers_on_restart_even_with_its_queue_lost(
 ) -> None:
     digests = _queue_gates(system, corpus)
     serve_args = ["serve", "--port", str(_free_port())]
-    if system.settings.queue_url:
+    if system.settings.queue.url:
         serve_args.append("--jobs")  # with Redis, `serve --jobs` runs jobs as the embedded default does
     serve = _start(system, *serve_args)
     try:
@@ -270,7 +269,7 @@ def test_serve_killed_mid_job_recovers_on_restart_even_with_its_queue_lost(
         _stop(serve)
     assert "running" in _states(system)
     # The queue's whole storage is lost as well: the file of the embedded queue, or Redis's memory.
-    if system.settings.queue_url:
+    if system.settings.queue.url:
         system.redis.kill()  # type: ignore[attr-defined]
         system.redis.start()  # type: ignore[attr-defined]
     else:

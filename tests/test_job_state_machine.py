@@ -25,7 +25,7 @@ from consent_db import audit
 from consent_db.models import Job, Photo, Publication
 from consent_db.session import unit_of_work
 from gatekeeper import policy
-from gatekeeper.config import Settings
+from gatekeeper.config import PolicySettings, QueueSettings, Settings
 from gatekeeper.consent import records as consent_service
 from gatekeeper.photos.gate import recheck
 from gatekeeper.publishing import recheck as publication_checks
@@ -211,10 +211,8 @@ def test_no_sequence_of_steps_leaves_a_copy_unsafe_a_job_stuck_or_an_object_orph
         config = Settings(
             home=home,
             database_url=f"sqlite:///{home / 'gatekeeper.db'}",
-            dpia_required=False,
-            job_lease=LEASE,
-            job_max_attempts=1000,
-            job_retry_delay=0.0,
+            policy=PolicySettings(dpia_required=False),
+            queue=QueueSettings(job_lease=LEASE, job_max_attempts=1000, job_retry_delay=0.0),
         )
         return Jobs(config, data)
 

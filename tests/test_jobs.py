@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import secrets
@@ -34,7 +33,7 @@ def photo_bytes(corpus: Any) -> bytes:
 
 
 def _other(runtime: Runtime, **changes: Any) -> Iterator[Runtime]:
-    other = recorded_runtime(dataclasses.replace(runtime.settings, **changes), sender=JobQueue)
+    other = recorded_runtime(runtime.settings.with_(**changes), sender=JobQueue)
     yield other
     if "db" in other.__dict__:
         other.db.dispose()
@@ -91,7 +90,9 @@ def test_a_transient_backend_error_is_retried_with_backoff_then_failed_and_can_b
     blocked = tmp_path / "not-a-folder"
     blocked.write_bytes(b"a file where the published folder should be")
     photo_id = seed_gated_photo(runtime, photo_bytes, now=now)
-    for broken in _other(runtime, published_url=str(blocked), job_retries=2, job_retry_delay=0.05):
+    for broken in _other(
+        runtime, storage={"published_url": str(blocked)}, queue={"job_retries": 2, "job_retry_delay": 0.05}
+    ):
         queue = JobQueue.of(broken)
         with unit_of_work(broken.sessions) as session:
             job_id = queue.enqueue_publish(session, photo_id, "website")
@@ -152,7 +153,7 @@ def test_two_worker_processes_drain_one_redis_queue_each_job_once(
     require(require_redis, f"Redis not reachable at {REDIS_URL}")
     name = f"gk-test-{secrets.token_hex(4)}"
     photo_ids = [seed_gated_photo(runtime, photo_bytes + bytes([i]), now=now) for i in range(30)]
-    for redis_runtime in _other(runtime, queue_url=REDIS_URL, queue_name=name):
+    for redis_runtime in _other(runtime, queue={"url": REDIS_URL, "name": name}):
         queue = JobQueue.of(redis_runtime)
         with unit_of_work(redis_runtime.sessions) as session:
             for photo_id in photo_ids:
@@ -311,7 +312,7 @@ def test_a_queue_that_is_down_never_fails_the_withdrawal_and_the_sweeper_sends_i
     runtime: Runtime, photo_bytes: bytes, now: datetime
 ) -> None:
     ids = add_people(runtime, now, "ann")
-    for down in _other(runtime, queue_url="redis://127.0.0.1:1/0"):  # nothing listens on port 1
+    for down in _other(runtime, queue={"url": "redis://127.0.0.1:1/0"}):  # nothing listens on port 1
         result = run(down, "consent", "withdraw", "ann")
         assert result.exit_code == 0, result.output
         [job] = _jobs(down)
@@ -319,7 +320,7 @@ def test_a_queue_that_is_down_never_fails_the_withdrawal_and_the_sweeper_sends_i
         assert JobQueue.of(down).reachable() is False
     # The withdrawal committed and its job waits in the database; no command is needed: once the
     # queue answers, the sweeper finds a queued job that is not in the queue and sends it.
-    for back in _other(runtime, job_lease=0.2):
+    for back in _other(runtime, queue={"job_lease": 0.2}):
         queue = JobQueue.of(back)
         assert queue.reachable() is True
         assert queue.huey.pending_count() == 0  # the message was never sent

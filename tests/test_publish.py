@@ -51,7 +51,7 @@ def test_publishing_writes_the_rebuilt_clean_copy_under_an_opaque_key_and_record
     outcome = _publish(runtime, photo_id, runtime.published, now)
     assert outcome.published and outcome.store == runtime.published.url
     assert outcome.key is not None and "ann" not in outcome.key and outcome.key.endswith(".jpg")
-    expected = media.sanitise(photo_bytes, max_pixels=runtime.settings.max_pixels)
+    expected = media.sanitise(photo_bytes, max_pixels=runtime.settings.media.max_pixels)
     assert runtime.published.get(outcome.key) == expected.data
     with unit_of_work(runtime.sessions) as session:
         publication = session.get(Publication, outcome.publication_id)
@@ -67,7 +67,6 @@ def test_publishing_writes_the_rebuilt_clean_copy_under_an_opaque_key_and_record
 
 
 def test_a_rebuilt_copy_is_made_at_the_size_published_on_its_channel(runtime: Any, now: datetime) -> None:
-    import dataclasses
     import io
 
     from PIL import Image
@@ -75,13 +74,13 @@ def test_a_rebuilt_copy_is_made_at_the_size_published_on_its_channel(runtime: An
     from gatekeeper.runtime import Runtime
     from workers import JobQueue
 
-    small = Runtime(dataclasses.replace(runtime.settings, output_sizes=(("website", 512),)), sender=JobQueue)
+    small = Runtime(runtime.settings.with_(media={"output_sizes": (("website", 512),)}), sender=JobQueue)
     buffer = io.BytesIO()
     Image.new("RGB", (1200, 900), (90, 140, 60)).save(buffer, "JPEG", quality=90)
     photo_id = seed_gated_photo(small, buffer.getvalue(), now=now)
     outcome = _publish(small, photo_id, small.published, now)
     assert outcome.published and outcome.key is not None
-    copy = media.decode(small.published.get(outcome.key), max_pixels=small.settings.max_pixels)
+    copy = media.decode(small.published.get(outcome.key), max_pixels=small.settings.media.max_pixels)
     assert (copy.width, copy.height) == (512, 384)
     if "db" in small.__dict__:
         small.db.dispose()

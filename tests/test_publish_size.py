@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -32,7 +31,7 @@ def published(runtime: Runtime, corpus: Any, now: datetime) -> tuple[int, int]:
             photo.width, photo.height = 4000, 3000
             decision = session.scalars(select(Decision).where(Decision.photo_id == photo_id)).one()
             decision.analysis_scale = 2048 / 4000
-            decision.min_detect_px = runtime.settings.min_detect_px
+            decision.min_detect_px = runtime.settings.faces.min_detect_px
         result = run(runtime, "publish", photo_id, "--channel", "website")
         assert result.exit_code == 0, result.output
         photo_ids.append(photo_id)
@@ -42,8 +41,8 @@ def published(runtime: Runtime, corpus: Any, now: datetime) -> tuple[int, int]:
 
 
 def _larger(runtime: Runtime) -> Iterator[Runtime]:
-    sizes = (*runtime.settings.output_sizes, ("website", 4096))
-    other = Runtime(dataclasses.replace(runtime.settings, output_sizes=sizes), sender=JobQueue)
+    sizes = (*runtime.settings.media.output_sizes, ("website", 4096))
+    other = Runtime(runtime.settings.with_(media={"output_sizes": sizes}), sender=JobQueue)
     yield other
     if "db" in other.__dict__:
         other.db.dispose()
@@ -57,7 +56,7 @@ def test_raising_a_channels_size_later_does_not_take_down_copies_made_smaller(
     with unit_of_work(runtime.sessions) as session:
         session.scalars(select(Publication).where(Publication.photo_id == older)).one().long_edge = None
     for larger in _larger(runtime):
-        assert larger.settings.long_edge("website") == 4096
+        assert larger.settings.media.long_edge("website") == 4096
         with unit_of_work(larger.sessions) as session:
             report = publication_checks.recheck_publications(
                 session, settings=larger.settings, now=now, actor="t"

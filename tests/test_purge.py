@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import secrets
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ def photo_bytes(corpus: Any) -> bytes:
 
 
 def _on(runtime: Runtime, **changes: Any) -> Iterator[Runtime]:
-    other = Runtime(dataclasses.replace(runtime.settings, **changes), sender=JobQueue)
+    other = Runtime(runtime.settings.with_(**changes), sender=JobQueue)
     yield other
     if "db" in other.__dict__:
         other.db.dispose()
@@ -111,7 +110,7 @@ def test_purge_deletes_a_due_photo_everywhere_with_one_audited_report(
     runtime: Runtime, photo_bytes: bytes, now: datetime, s3: Any
 ) -> None:
     prefix = f"purge-{secrets.token_hex(4)}"
-    for on_s3 in _on(runtime, published_url=f"s3://{s3.bucket}/{prefix}"):
+    for on_s3 in _on(runtime, storage={"published_url": f"s3://{s3.bucket}/{prefix}"}):
         ids = add_people(on_s3, now, "ann")
         with unit_of_work(on_s3.sessions) as session:
             consent_service.grant_consent(
@@ -150,7 +149,7 @@ def test_a_legal_hold_is_reported_keeps_the_photo_due_and_a_later_run_finishes(
 ) -> None:
     bucket = f"held-{secrets.token_hex(4)}"
     s3.client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
-    for held in _on(runtime, published_url=f"s3://{bucket}/p"):
+    for held in _on(runtime, storage={"published_url": f"s3://{bucket}/p"}):
         photo_id = seed_gated_photo(held, photo_bytes, now=now)
         outcome = _publish(held, photo_id, now)
         with unit_of_work(held.sessions) as session:

@@ -133,8 +133,8 @@ def test_an_answer_cut_short_by_the_time_limit_is_not_kept(corpus: Any, tmp_path
 def test_a_runtime_given_an_engine_uses_it(settings: Any) -> None:
     engine = recorded(settings)
     assert Runtime(settings, faces=engine).faces is engine
-    assert engine.options["probe_step"] == settings.probe_step
-    assert engine.options["max_faces"] == settings.max_faces
+    assert engine.options["probe_step"] == settings.faces.probe_step
+    assert engine.options["max_faces"] == settings.faces.max_faces
 
 
 def test_the_runtime_fixture_answers_from_recorded_answers(runtime: Any) -> None:
@@ -144,4 +144,4 @@ def test_the_runtime_fixture_answers_from_recorded_answers(runtime: Any) -> None
 @pytest.mark.real_face_engine
 def test_a_test_marked_real_face_engine_gets_the_real_engine(runtime: Any) -> None:
     assert isinstance(runtime.faces, DlibFaceEngine)
-    assert runtime.faces.probe_step == runtime.settings.probe_step
+    assert runtime.faces.probe_step == runtime.settings.faces.probe_step

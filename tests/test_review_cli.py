@@ -8,7 +8,6 @@ consent then decides, at the review and again at every publish-time re-check.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ GROUP = "group/two_people.jpg"  # obama (face 1) and biden (face 2), numbered fr
 @pytest.fixture
 def reviewing(settings: Settings) -> Any:
     """A runtime on the test's database that sends photos with unknown faces to review."""
-    rt = recorded_runtime(replace(settings, unknown_faces="review"), sender=JobQueue)
+    rt = recorded_runtime(settings.with_(policy={"unknown_faces": "review"}), sender=JobQueue)
     yield rt
     if "db" in rt.__dict__:
         rt.db.dispose()

@@ -29,7 +29,7 @@ GATEKEEPER = str(Path(sys.executable).parent / "gatekeeper")
 
 
 def _other(runtime: Runtime, **changes: Any) -> Iterator[Runtime]:
-    other = Runtime(dataclasses.replace(runtime.settings, **changes), sender=JobQueue)
+    other = Runtime(runtime.settings.with_(**changes), sender=JobQueue)
     yield other
     if "db" in other.__dict__:
         other.db.dispose()
@@ -71,12 +71,16 @@ def test_a_tick_is_the_latest_minute_the_schedule_matches() -> None:
 
 
 def test_every_periodic_job_is_a_task_scheduled_by_a_setting(runtime: Runtime) -> None:
-    fields = {f.name for f in dataclasses.fields(runtime.settings)}
+    def is_setting(dotted: str) -> bool:
+        part, _, name = dotted.partition(".")
+        value = getattr(runtime.settings, part, None)
+        return dataclasses.is_dataclass(value) and name in {f.name for f in dataclasses.fields(value)}
+
     assert [(p.kind, p.schedule) for p in PERIODIC] == [
-        ("recheck", "recheck_schedule"),
-        ("purge", "purge_schedule"),
+        ("recheck", "queue.recheck_schedule"),
+        ("purge", "retention.purge_schedule"),
     ]
-    assert all(p.kind in TASKS and p.schedule in fields for p in PERIODIC)
+    assert all(p.kind in TASKS and is_setting(p.schedule) for p in PERIODIC)
     assert set(JobQueue.of(runtime).periodic) == {p.kind for p in PERIODIC}
 
 
@@ -124,7 +128,7 @@ def test_two_worker_processes_with_schedulers_on_one_redis_queue_run_each_tick_o
         for worker in workers:
             worker.send_signal(signal.SIGINT)
         outputs = [w.communicate(timeout=60)[1] for w in workers]
-        for redis_runtime in _other(runtime, queue_url=REDIS_URL, queue_name=name):
+        for redis_runtime in _other(runtime, queue={"url": REDIS_URL, "name": name}):
             JobQueue.of(redis_runtime).huey.storage.flush_all()
     fired = [o.count("Enqueueing periodic task") for o in outputs]
     assert all(n >= 2 for n in fired), outputs  # each scheduler fired both periodic tasks

@@ -191,7 +191,7 @@ def test_without_gatekeeper_home_the_instance_is_the_checkouts_own_folder() -> N
     assert default_home() == ROOT / "instance"
     assert Settings.from_env({}).home == ROOT / "instance"
     assert Settings.from_env({"GATEKEEPER_HOME": ""}).home == ROOT / "instance"
-    assert Settings().originals_url == str(ROOT / "instance" / "originals")
+    assert Settings().storage.originals_url == str(ROOT / "instance" / "originals")
 
 
 def test_the_test_script_runs_from_a_clean_environment_with_paths_relative_to_the_user(

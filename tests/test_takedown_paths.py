@@ -248,7 +248,6 @@ def test_several_withdrawals_in_one_unit_of_work_queue_one_takedown(
 def test_a_takedown_of_many_copies_deletes_them_together_and_keeps_a_refused_one_live(
     runtime: Runtime, corpus: Any, now: datetime, s3: Any
 ) -> None:
-    import dataclasses
     import secrets
 
     from gatekeeper.errors import StorageError
@@ -256,9 +255,7 @@ def test_a_takedown_of_many_copies_deletes_them_together_and_keeps_a_refused_one
 
     bucket = f"takedown-{secrets.token_hex(4)}"
     s3.client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
-    on_s3 = Runtime(
-        dataclasses.replace(runtime.settings, published_url=f"s3://{bucket}/pub"), sender=JobQueue
-    )
+    on_s3 = Runtime(runtime.settings.with_(storage={"published_url": f"s3://{bucket}/pub"}), sender=JobQueue)
     ids = add_people(on_s3, now, ANN)
     data = (corpus.faces_dir / "biden/biden2.jpg").read_bytes()
     count = takedowns.DELETE_MANY_FROM + 5

@@ -6,7 +6,6 @@ Real enrolment from corpus photos, the raw column read back with SQL, the real g
 from __future__ import annotations
 
 import base64
-import dataclasses
 import stat
 import struct
 from pathlib import Path
@@ -106,7 +105,7 @@ def test_configured_keys_rotate_to_the_first_and_the_old_key_alone_no_longer_ope
     assert first != second and len(base64.urlsafe_b64decode(first)) == 32
 
     def with_keys(value: str) -> Runtime:
-        return recorded_runtime(dataclasses.replace(runtime.settings, template_key=value), sender=JobQueue)
+        return recorded_runtime(runtime.settings.with_(template_key=value), sender=JobQueue)
 
     old = with_keys(first)
     try:

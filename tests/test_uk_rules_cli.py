@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,11 +54,11 @@ def templates(runtime: Any) -> int:
 
 @pytest.fixture
 def make_runtime(settings: Settings) -> Iterator[Any]:
-    """Build a runtime on the test's database with some settings changed."""
+    """Build a runtime on the test's database with some policy settings changed."""
     built: list[Runtime] = []
 
     def make(**changes: Any) -> Runtime:
-        rt = recorded_runtime(replace(settings, **changes), sender=JobQueue)
+        rt = recorded_runtime(settings.with_(policy=changes), sender=JobQueue)
         built.append(rt)
         return rt
 
@@ -285,14 +284,15 @@ def test_the_uk_settings_are_read_and_checked(tmp_path: Path) -> None:
             "GATEKEEPER_DPIA_REQUIRED": "0",
         }
     )
-    assert (settings.biometric_rules, settings.reconsent_grace_days, settings.unknown_faces) == (
+    policy = settings.policy
+    assert (policy.biometric_rules, policy.reconsent_grace_days, policy.unknown_faces) == (
         "gdpr",
         14,
         "review",
     )
-    assert settings.lawful_bases == (("internal", "public_task"), ("social_media", "legitimate_interests"))
-    assert settings.dpia_required is False
-    assert Settings.from_env({"GATEKEEPER_HOME": str(tmp_path)}).dpia_required is True
+    assert policy.lawful_bases == (("internal", "public_task"), ("social_media", "legitimate_interests"))
+    assert policy.dpia_required is False
+    assert Settings.from_env({"GATEKEEPER_HOME": str(tmp_path)}).policy.dpia_required is True
     for env, message in [
         ({"GATEKEEPER_BIOMETRIC_RULES": "usa"}, "biometric rules"),
         ({"GATEKEEPER_UNKNOWN_FACES": "allow"}, "unknown faces"),

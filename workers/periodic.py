@@ -22,21 +22,22 @@ from gatekeeper.queueing import rows as jobs_service
 
 @dataclass(frozen=True)
 class Periodic:
-    """A job run on a schedule: its kind, and the Settings field holding its 5-field crontab."""
+    """A job run on a schedule: its kind, and the setting (`part.field`) holding its 5-field crontab."""
 
     kind: JobKind
     schedule: str
 
     def cron(self, settings: Settings) -> Callable[[datetime], bool]:
         """The schedule `settings` give this job, as a Huey crontab (naive UTC)."""
-        fields: str = getattr(settings, self.schedule)
+        part, _, name = self.schedule.partition(".")
+        fields: str = getattr(getattr(settings, part), name)
         cron: Callable[[datetime], bool] = crontab(*fields.split())
         return cron
 
 
 PERIODIC = (
-    Periodic(JobKind.RECHECK, "recheck_schedule"),  # GATEKEEPER_RECHECK_SCHEDULE
-    Periodic(JobKind.PURGE, "purge_schedule"),  # GATEKEEPER_PURGE_SCHEDULE
+    Periodic(JobKind.RECHECK, "queue.recheck_schedule"),  # GATEKEEPER_RECHECK_SCHEDULE
+    Periodic(JobKind.PURGE, "retention.purge_schedule"),  # GATEKEEPER_PURGE_SCHEDULE
 )
 
 

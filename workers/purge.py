@@ -24,7 +24,7 @@ def run_purge(runtime: Runtime, *, now: datetime, actor: str) -> PurgeReport:
     """Purge what is due at `now`, one unit of work per item (resumable), then write the report."""
     sessions = runtime.sessions
     with unit_of_work(sessions) as session:
-        due = purge_service.find_due(session, runtime.settings, now)
+        due = purge_service.find_due(session, runtime.settings.retention, now)
     results = []
     for item in due:
         with unit_of_work(sessions) as session:

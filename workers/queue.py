@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from huey import PriorityRedisHuey, SqliteHuey
@@ -35,7 +36,7 @@ from redis.exceptions import ResponseError
 from sqlalchemy.exc import OperationalError
 
 from consent_db.session import after_commit, create_private_sqlite, unit_of_work
-from gatekeeper.config import Settings
+from gatekeeper.config import QueueSettings, Settings
 from gatekeeper.errors import BackendError
 from gatekeeper.queueing import JobKind, record_job
 from gatekeeper.queueing import rows as jobs_service
@@ -76,7 +77,7 @@ class _Lease:
         self._thread.start()
 
     def _renew(self, queue: JobQueue, job_id: int) -> None:
-        every = queue.runtime.settings.job_lease / 4
+        every = queue.runtime.settings.queue.job_lease / 4
         while not self._stop.wait(every):
             try:
                 with unit_of_work(queue.runtime.sessions) as session:
@@ -89,6 +90,17 @@ class _Lease:
         self._thread.join()
 
 
+def open_huey(settings: QueueSettings, instance: Path, *, immediate: bool = False) -> Huey:
+    """The Huey queue `settings` name: on Redis, or the embedded SQLite queue in the `instance` folder."""
+    if settings.url:
+        # Timeouts, so that a queue that does not answer is reported instead of waited for.
+        pool = ConnectionPool.from_url(settings.url, socket_connect_timeout=3, socket_timeout=10)
+        return PriorityRedisHuey(settings.name, connection_pool=pool, immediate=immediate)
+    path = instance / "queue.db"
+    create_private_sqlite(path)
+    return SqliteHuey(settings.name, filename=str(path), immediate=immediate)
+
+
 class JobQueue:
     """The Huey queue of one process, with every task registered on it.
 
@@ -99,15 +111,7 @@ class JobQueue:
     def __init__(self, runtime: Runtime, *, immediate: bool = False) -> None:
         self.runtime = runtime
         settings = runtime.settings
-        self.huey: Huey
-        if settings.queue_url:
-            # Timeouts, so that a queue that does not answer is reported instead of waited for.
-            pool = ConnectionPool.from_url(settings.queue_url, socket_connect_timeout=3, socket_timeout=10)
-            self.huey = PriorityRedisHuey(settings.queue_name, connection_pool=pool, immediate=immediate)
-        else:
-            path = settings.instance_path / "queue.db"
-            create_private_sqlite(path)
-            self.huey = SqliteHuey(settings.queue_name, filename=str(path), immediate=immediate)
+        self.huey = open_huey(settings.queue, settings.instance_path, immediate=immediate)
         # (monotonic time, reachable) of the last send or check: see `reachable`.
         self._reachable: tuple[float, bool] | None = None
         # Jobs this process has started (duplicates of running or done jobs are not).
@@ -119,8 +123,8 @@ class JobQueue:
         self.periodic: dict[str, Any] = {}
         for kind in TASKS:
             self._tasks[kind] = self.huey.task(
-                retries=settings.job_retries,
-                retry_delay=settings.job_retry_delay,
+                retries=settings.queue.job_retries,
+                retry_delay=settings.queue.job_retry_delay,
                 retry_backoff=2,
                 priority=PRIORITY[kind],
                 context=True,
@@ -231,7 +235,7 @@ class JobQueue:
         settings = self.runtime.settings
         sessions = self.runtime.sessions
         with unit_of_work(sessions) as session:
-            if not jobs_service.has_stranded(session, now=_now(), lease=settings.job_lease):
+            if not jobs_service.has_stranded(session, now=_now(), lease=settings.queue.job_lease):
                 return 0
         try:
             in_queue = self._queued_ids()
@@ -243,8 +247,8 @@ class JobQueue:
             stranded = jobs_service.find_stranded(
                 session,
                 now=_now(),
-                lease=settings.job_lease,
-                max_attempts=settings.job_max_attempts,
+                lease=settings.queue.job_lease,
+                max_attempts=settings.queue.job_max_attempts,
                 in_queue=in_queue,
                 actor=f"sweeper:{os.getpid()}",
             )
@@ -269,7 +273,7 @@ class JobQueue:
             self._sweeper = None
 
     def _sweep_forever(self) -> None:
-        interval = self.runtime.settings.job_sweep_interval
+        interval = self.runtime.settings.queue.job_sweep_interval
         while True:
             try:
                 self.sweep()
@@ -305,7 +309,9 @@ class JobQueue:
         """
         sessions = self.runtime.sessions
         with unit_of_work(sessions) as session:
-            job = jobs_service.start_job(session, job_id, now=_now(), lease=self.runtime.settings.job_lease)
+            job = jobs_service.start_job(
+                session, job_id, now=_now(), lease=self.runtime.settings.queue.job_lease
+            )
             args = list(job.args) if job is not None else None
         if args is None:
             return
@@ -374,7 +380,7 @@ class JobQueue:
 
 
 def _drain_one(settings: Settings) -> int:
-    runtime = Runtime(settings, migrate=False, face_workers=settings.worker_face_cores, sender=JobQueue)
+    runtime = Runtime(settings, migrate=False, face_workers=settings.faces.worker_cores, sender=JobQueue)
     try:
         return JobQueue.of(runtime).drain()
     finally:

@@ -82,7 +82,7 @@ def _runtime(ctx: click.Context) -> Runtime:
             runtime = Runtime(Settings.from_env(), sender=_job_queue)
         except GatekeeperError as exc:
             _fail(exc)
-        if not runtime.settings.dpia_required:
+        if not runtime.settings.policy.dpia_required:
             click.echo(
                 "warning: GATEKEEPER_DPIA_REQUIRED=0: faces are matched without a recorded DPIA", err=True
             )

@@ -78,7 +78,7 @@ def gate(
     runtime = _runtime(ctx)
     settings = runtime.settings
     try:
-        gate_service.check_channel(settings, channel)
+        gate_service.check_channel(settings.policy, channel)
     except GatekeeperError as exc:
         _fail(exc)
     with unit_of_work(runtime.sessions) as session:
@@ -217,7 +217,7 @@ def gate_file(runtime: Runtime, tools: GateTools, path: Path, job: GateJob) -> d
     from gatekeeper.photos import gate as gate_service
 
     now = _now()
-    limit = runtime.settings.max_bytes
+    limit = runtime.settings.media.max_bytes
     try:
         # O_NONBLOCK: if the path became a named pipe since it was listed, opening it must not wait
         # for a writer; fstat then shows it is not a regular file. Regular files ignore the flag.
@@ -363,8 +363,8 @@ def enqueue_files(
     for path in files:
         try:
             data = path.read_bytes()
-            if len(data) > runtime.settings.max_bytes:
-                raise OSError(f"larger than {runtime.settings.max_bytes} bytes")
+            if len(data) > runtime.settings.media.max_bytes:
+                raise OSError(f"larger than {runtime.settings.media.max_bytes} bytes")
             sha256 = hashlib.sha256(data).hexdigest()
             runtime.originals.put(original_key(sha256), data)
             with unit_of_work(runtime.sessions) as session:

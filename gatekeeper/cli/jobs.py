@@ -31,7 +31,7 @@ def worker(ctx: click.Context, workers: int, drain: bool, periodic: bool) -> Non
     from workers import JobQueue
 
     settings = _runtime(ctx).settings
-    runtime = Runtime(settings, migrate=False, face_workers=settings.worker_face_cores, sender=JobQueue)
+    runtime = Runtime(settings, migrate=False, face_workers=settings.faces.worker_cores, sender=JobQueue)
     try:
         runtime.db  # noqa: B018 (checks the schema is current before any job is taken)
     except GatekeeperError as exc:

@@ -245,10 +245,10 @@ def people_link(ctx: click.Context, external_id: str) -> None:
         url = withdrawals.issue_link(
             session, external_id, settings=runtime.settings, now=_now(), actor=_actor()
         )
-    if not runtime.settings.public_url:
+    if not runtime.settings.web.public_url:
         click.echo(
             "warning: GATEKEEPER_PUBLIC_URL is not set: this link assumes the app is reached at "
-            f"{runtime.settings.public_address}",
+            f"{runtime.settings.web.public_address}",
             err=True,
         )
     click.echo(url)

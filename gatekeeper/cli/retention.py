@@ -36,7 +36,7 @@ def purge(ctx: click.Context, dry_run: bool, as_of: datetime | None, as_json: bo
     if dry_run:
         moment = as_of.replace(tzinfo=UTC) if as_of is not None else _now()
         with unit_of_work(runtime.sessions) as session:
-            due = purge_service.find_due(session, runtime.settings, moment)
+            due = purge_service.find_due(session, runtime.settings.retention, moment)
         lines = [
             {
                 "kind": item.kind,

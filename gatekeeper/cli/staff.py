@@ -64,7 +64,6 @@ def serve(
     unless --jobs. On the first start with an empty database an `admin` account is created and its
     one-time password printed; it must be changed at the first sign-in.
     """
-    import dataclasses
     import signal
 
     from gatekeeper import DEV_SECRET_WARNING, create_app
@@ -72,10 +71,10 @@ def serve(
 
     runtime = _runtime(ctx)
     if run_jobs is None:
-        run_jobs = not runtime.settings.queue_url
+        run_jobs = not runtime.settings.queue.url
     settings = runtime.settings
-    if not settings.public_url:
-        settings = dataclasses.replace(settings, public_url=serving_address(host, port))
+    if not settings.web.public_url:
+        settings = settings.with_(web={"public_url": serving_address(host, port)})
     try:
         password = first_start(runtime)
         app = create_app(settings)
@@ -87,7 +86,7 @@ def serve(
     # Behind trusted proxies (GATEKEEPER_PROXY_HOPS) the app reads X-Forwarded-* itself, counting the
     # hops; waitress would otherwise strip them first and every client would share one rate limit.
     server = make_server(
-        app, host=host, port=port, threads=threads, trust_proxy_headers=bool(runtime.settings.proxy_hops)
+        app, host=host, port=port, threads=threads, trust_proxy_headers=bool(runtime.settings.web.proxy_hops)
     )
     # Jobs a dead process took with it, or that the queue lost or never got, are sent again.
     queue.start_sweeper()
@@ -104,7 +103,7 @@ def serve(
         )
     if app.extensions["gatekeeper"].uses_development_secret:
         click.echo(f"warning: {DEV_SECRET_WARNING}", err=True)
-    elif not settings.secret_key:
+    elif not settings.web.secret_key:
         click.echo(f"sessions are signed with the secret in {settings.secret_key_path} (keep it private)")
     jobs = (
         f"background jobs here ({job_threads} thread{'s' if job_threads > 1 else ''})"
@@ -113,10 +112,10 @@ def serve(
     )
     derived = (
         ""
-        if runtime.settings.public_url
+        if runtime.settings.web.public_url
         else " (from --host/--port: set GATEKEEPER_PUBLIC_URL to the address people reach)"
     )
-    click.echo(f"withdrawal links carry {settings.public_url}{derived}")
+    click.echo(f"withdrawal links carry {settings.web.public_url}{derived}")
     click.echo(f"serving on http://{host}:{port}/ (withdrawal form: http://{host}:{port}/withdraw); {jobs}")
     sys.stdout.flush()
 

@@ -19,7 +19,7 @@ from gatekeeper.cli.files import (
     _say,
     _show_bar,
 )
-from gatekeeper.config import Settings
+from gatekeeper.config import MediaSettings
 from gatekeeper.errors import GatekeeperError, InvalidInputError, MediaError
 from gatekeeper.media.refusals import explain
 from gatekeeper.storage import opaque_name, write_atomic
@@ -49,7 +49,7 @@ def strip(
     given, and is never IN itself. The clean copy is verified by a strict parser before it is
     written.
     """
-    settings = _runtime(ctx).settings
+    settings = _runtime(ctx).settings.media
     if out_dir is None:
         if len(paths) != 2 or as_json:
             raise click.UsageError("use `strip IN OUT` for one file, or `strip --out DIR [--json] PATH...`")
@@ -95,7 +95,7 @@ def strip(
         ctx.exit(1)
 
 
-def _strip_one(settings: Settings, source: Path, target: Path, *, force: bool) -> None:
+def _strip_one(settings: MediaSettings, source: Path, target: Path, *, force: bool) -> None:
     """`strip IN OUT`: refuse anything that would surprise before any work, then write atomically."""
     reason = _not_regular(source)
     if reason is not None:

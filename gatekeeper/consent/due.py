@@ -35,7 +35,7 @@ def consent_due(
     session: Session, *, settings: Settings, now: datetime, within_days: int
 ) -> list[ConsentRenewal]:
     """Grants in force that lapse (coming of age) or expire within `within_days`, or already did."""
-    rules = policy_for(settings)
+    rules = policy_for(settings.policy)
     horizon = now + timedelta(days=within_days)
     items: list[ConsentRenewal] = []
     people = session.scalars(

@@ -164,7 +164,7 @@ def _parse_row(
     if "channels" in present:
         channels = tuple(dict.fromkeys(c.strip() for c in raw["channels"].split(";") if c.strip()))
         for channel in channels:
-            check_channel(settings, channel)
+            check_channel(settings.policy, channel)
     biometric: bool | None = None
     if "biometric_consent" in present:
         choice = check_choice("biometric_consent", raw["biometric_consent"].lower() or "no", ("yes", "no"))

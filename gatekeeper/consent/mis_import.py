@@ -294,7 +294,7 @@ def _sync_publication(ctx: _RowContext, channels: Sequence[str], settings: Setti
             continue
         ctx.add(kind="publication", channel=channel, action="withdraw", at=now)
         ctx.changed(AuditAction.CONSENT_WITHDRAW, channel, "no longer in the export")
-    rules = policy_for(settings)
+    rules = policy_for(settings.policy)
     state = person_state(person)
     for channel in channels:
         blockers = policy.consent_reasons(state, channel, now, rules)
@@ -375,7 +375,7 @@ def _sync_biometric(ctx: _RowContext, *, engine: FaceEngine | None, settings: Se
                 kind="biometric", channel=BIOMETRIC, action=act, at=now, granted_by=row.biometric_objection
             )
             ctx.changed(AuditAction.of_consent(act), BIOMETRIC, f"by {row.biometric_objection}")
-    blockers = matching_reasons(person, settings, now)
+    blockers = matching_reasons(person, settings.policy, now)
     if blockers:
         deleted = delete_templates(
             ctx.session, person, now=now, actor=ctx.actor, why=f"matching not allowed: {', '.join(blockers)}"

@@ -147,7 +147,7 @@ def grant_consent(
     on the record.
     Raises PersonNotFoundError, InvalidInputError.
     """
-    check_channel(settings, channel)
+    check_channel(settings.policy, channel)
     check_choice("granted_by", granted_by, policy.GRANTED_BY)
     if named is not None:
         check_choice("named", named, policy.NAMED)
@@ -177,7 +177,7 @@ def grant_consent(
         evidence_ref=(evidence_ref or "").strip() or None,
         wording_version=(wording_version or "").strip() or None,
     )
-    blockers = policy.consent_reasons(person_state(person), channel, now, policy_for(settings))
+    blockers = policy.consent_reasons(person_state(person), channel, now, policy_for(settings.policy))
     return Grant(record, blockers)
 
 
@@ -193,10 +193,10 @@ def withdraw_consent(
 ) -> list[ConsentRecord]:
     """Withdraw consent for the given channels (none: every channel), effective now."""
     for channel in channels:
-        check_channel(settings, channel)
+        check_channel(settings.policy, channel)
     person = find_person(session, external_id)
     targets = list(channels) or sorted(
-        {r.channel for r in person.consents if r.kind == "publication"} | set(settings.channels)
+        {r.channel for r in person.consents if r.kind == "publication"} | set(settings.policy.channels)
     )
     added = []
     for channel in targets:
@@ -291,7 +291,7 @@ def record_biometric_answer(
         answer("object", given_by or "parent", name)
     else:
         answer("grant", given_by or "self", name)
-    blockers = matching_reasons(person, settings, now)
+    blockers = matching_reasons(person, settings.policy, now)
     deleted = 0
     if blockers:
         deleted = delete_templates(
@@ -318,9 +318,9 @@ def object_to_publication(
     objection; where it is consent, as a withdrawal. Either blocks at once. Raises
     PersonNotFoundError, InvalidInputError.
     """
-    check_channel(settings, channel)
+    check_channel(settings.policy, channel)
     person = find_person(session, external_id)
-    action = policy.objection_action(channel, policy_for(settings))
+    action = policy.objection_action(channel, policy_for(settings.policy))
     return add_record(
         session,
         person,

@@ -9,14 +9,14 @@ from typing import cast
 
 from consent_db.models import ConsentRecord, Face, Person
 from gatekeeper import policy
-from gatekeeper.config import Settings
+from gatekeeper.config import PolicySettings
 from gatekeeper.errors import InvalidInputError, UnknownChannelError
 
 BIOMETRIC = "biometric"
 
 
-def policy_for(settings: Settings, *, matching_enabled: bool = True) -> policy.Policy:
-    """The decision policy configured in `settings`; `matching_enabled` False before a DPIA is recorded."""
+def policy_for(settings: PolicySettings, *, matching_enabled: bool = True) -> policy.Policy:
+    """The decision policy `settings` configure; `matching_enabled` False before a DPIA is recorded."""
     return policy.Policy(
         accept_distance=settings.accept_distance,
         review_distance=settings.review_distance,
@@ -31,7 +31,7 @@ def policy_for(settings: Settings, *, matching_enabled: bool = True) -> policy.P
     )
 
 
-def check_channel(settings: Settings, channel: str) -> str:
+def check_channel(settings: PolicySettings, channel: str) -> str:
     """Return `channel` if configured (or a sub-channel of a configured one); raises UnknownChannelError."""
     named = policy.Channel(channel)
     if channel in settings.channels or (named.parent in settings.channels and named.is_sub_channel):
@@ -80,7 +80,7 @@ def biometric_records(person: Person) -> tuple[policy.BiometricRecord, ...]:
     )
 
 
-def matching_reasons(person: Person, settings: Settings, now: datetime) -> tuple[str, ...]:
+def matching_reasons(person: Person, settings: PolicySettings, now: datetime) -> tuple[str, ...]:
     """Why `person`'s face may not be matched now (no templates made or kept); empty when it may."""
     rules = cast(policy.BiometricRules, settings.biometric_rules)
     return policy.biometric_reasons(person.date_of_birth, biometric_records(person), now, rules)
@@ -101,7 +101,7 @@ def check_choice(field: str, value: str, allowed: Sequence[str]) -> str:
     return value
 
 
-def decision_state(person: Person, settings: Settings, now: datetime) -> policy.PersonState:
+def decision_state(person: Person, settings: PolicySettings, now: datetime) -> policy.PersonState:
     """A person as the photo decision sees them at `now`, including whether they may be matched."""
     state = person_state(person)
     return replace(state, matchable=not matching_reasons(person, settings, now))

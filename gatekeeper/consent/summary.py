@@ -61,9 +61,9 @@ def summarise_person(
     """The current consent per channel, template count and full history; raises PersonNotFoundError."""
     person = find_person(session, external_id)
     state = person_state(person)
-    rules = policy_for(settings)
-    channels = list(settings.channels) + sorted(
-        {r.channel for r in person.consents if r.kind == "publication"} - set(settings.channels)
+    rules = policy_for(settings.policy)
+    channels = list(settings.policy.channels) + sorted(
+        {r.channel for r in person.consents if r.kind == "publication"} - set(settings.policy.channels)
     )
     statuses = []
     for channel in channels:
@@ -80,7 +80,7 @@ def summarise_person(
                 named=grant.named if grant else None,
             )
         )
-    biometric = matching_reasons(person, settings, now)
+    biometric = matching_reasons(person, settings.policy, now)
     return PersonSummary(
         external_id=person.external_id,
         name=person.display_name,

@@ -81,7 +81,7 @@ def issue_link(session: Session, external_id: str, *, settings: Settings, now: d
         subject=f"person:{person.id}",
         details={"link": link.id},
     )
-    return link_url(settings.public_address, token)
+    return link_url(settings.web.public_address, token)
 
 
 def person_for_link(session: Session, token: str) -> Person | None:

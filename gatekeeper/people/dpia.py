@@ -21,7 +21,7 @@ def current_dpia(session: Session) -> DpiaRecord | None:
 
 def matching_enabled(session: Session, settings: Settings) -> bool:
     """True when faces may be matched: a DPIA is recorded, or none is required."""
-    return not settings.dpia_required or current_dpia(session) is not None
+    return not settings.policy.dpia_required or current_dpia(session) is not None
 
 
 def require_matching(session: Session, settings: Settings) -> None:

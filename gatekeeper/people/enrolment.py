@@ -87,7 +87,9 @@ def encode_photos(
     refusals: list[tuple[str, str, str]] = []
     for name, data in photos:
         try:
-            encodings.append(engine.encode_single(media.decode(data, max_pixels=settings.max_pixels).pixels))
+            encodings.append(
+                engine.encode_single(media.decode(data, max_pixels=settings.media.max_pixels).pixels)
+            )
         except EnrolmentPhotoError as exc:
             refusals.append((name, exc.reason or exc.code, str(exc)))
         except GatekeeperError as exc:

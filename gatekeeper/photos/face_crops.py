@@ -32,7 +32,7 @@ def crop_jpeg(original: bytes, box: tuple[int, int, int, int], *, settings: Sett
 
     Raises MediaError when the original cannot be decoded.
     """
-    pixels = media.decode(original, max_pixels=settings.max_pixels).pixels
+    pixels = media.decode(original, max_pixels=settings.media.max_pixels).pixels
     height, width = pixels.shape[:2]
     left, top, right, bottom = box
     pad_x, pad_y = int((right - left) * MARGIN), int((bottom - top) * MARGIN)

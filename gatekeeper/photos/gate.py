@@ -143,13 +143,13 @@ def gate_photo(
     problems become a blocked verdict, never an exception.
     """
     settings = tools.settings
-    check_channel(settings, channel)
+    check_channel(settings.policy, channel)
     sha256 = hashlib.sha256(data).hexdigest()
     try:
-        if len(data) > settings.max_bytes:
-            raise FileTooLargeError(len(data), settings.max_bytes)
+        if len(data) > settings.media.max_bytes:
+            raise FileTooLargeError(len(data), settings.media.max_bytes)
         source = media.decode_source(
-            data, max_pixels=settings.max_pixels, long_edge=settings.long_edge(channel)
+            data, max_pixels=settings.media.max_pixels, long_edge=settings.media.long_edge(channel)
         )
     except MediaError as exc:
         return record_unreadable(session, sha256, channel, exc, tools=tools, now=now, actor=actor)
@@ -181,13 +181,13 @@ def gate_photo(
     photo.width, photo.height = source.full_size or (image.width, image.height)
 
     people = _people(session, {c.person for fi in face_inputs for c in fi.candidates})
-    states = {k: decision_state(p, settings, now) for k, p in people.items()}
+    states = {k: decision_state(p, settings.policy, now) for k, p in people.items()}
     verdict = policy.decide(
         face_inputs,
         states,
         channel,
         now,
-        policy_for(settings, matching_enabled=tools.matching_enabled),
+        policy_for(settings.policy, matching_enabled=tools.matching_enabled),
         limit=analysis.limit,
     )
     clean = None
@@ -200,7 +200,10 @@ def gate_photo(
                     verdict = _blocked(verdict, policy.COVER_FAILED)
             else:
                 clean = media.sanitise(
-                    data, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality, source=source
+                    data,
+                    max_pixels=settings.media.max_pixels,
+                    jpeg_quality=settings.media.jpeg_quality,
+                    source=source,
                 )
         except MediaError as exc:
             # Without a verified clean copy there is nothing that could be published.
@@ -320,11 +323,11 @@ def _covered_copy(
     clean = media.encode_clean(
         media.cover(source.image.pixels, boxes),
         fmt="jpeg",
-        jpeg_quality=settings.jpeg_quality,
+        jpeg_quality=settings.media.jpeg_quality,
         icc_profile=source.icc_profile,
     )
     # Verify, don't trust: detect again on what would be published.
-    again = tools.engine.analyse(media.decode(clean.data, max_pixels=settings.max_pixels).pixels)
+    again = tools.engine.analyse(media.decode(clean.data, max_pixels=settings.media.max_pixels).pixels)
     for face in again.faces:
         cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
         if any(left <= cx <= right and top <= cy <= bottom for left, top, right, bottom in boxes):
@@ -398,12 +401,12 @@ def _record(
         decided_by=actor,
         model=tools.engine.model,
         settings={
-            "accept_distance": settings.accept_distance,
-            "review_distance": settings.review_distance,
-            "margin": settings.margin,
-            "age_threshold": settings.age_threshold,
-            "min_face_px": settings.min_face_px,
-            "long_edge": settings.long_edge(photo.channel),
+            "accept_distance": settings.policy.accept_distance,
+            "review_distance": settings.policy.review_distance,
+            "margin": settings.policy.margin,
+            "age_threshold": settings.policy.age_threshold,
+            "min_face_px": settings.faces.min_face_px,
+            "long_edge": settings.media.long_edge(photo.channel),
         },
         error_code=error[0] if error else None,
         error=error[1] if error else None,
@@ -482,9 +485,9 @@ def recheck(
     channel = channel or decision.photo.channel
     photo = decision.photo
     if photo.width and photo.height:
-        width, _ = media.output_size(photo.width, photo.height, settings.long_edge(channel))
+        width, _ = media.output_size(photo.width, photo.height, settings.media.long_edge(channel))
         if not policy.is_fine_enough(
-            decision.analysis_scale, decision.min_detect_px, width / photo.width, settings.min_detect_px
+            decision.analysis_scale, decision.min_detect_px, width / photo.width, settings.faces.min_detect_px
         ):
             return policy.PhotoVerdict(policy.Verdict.BLOCKED, (policy.ANALYSIS_TOO_COARSE,), ())
     if policy.UNREADABLE_IMAGE in decision.reasons:
@@ -495,9 +498,9 @@ def recheck(
     # A face a reviewer identified is decided as that person (their consent today), whoever it matched.
     inputs = [stored_face_input(face) for face in decision.faces]
     people = _people(session, {key for fi in inputs for key in fi.people})
-    states = {k: decision_state(p, settings, now) for k, p in people.items()}
+    states = {k: decision_state(p, settings.policy, now) for k, p in people.items()}
     limit = next((r for r in decision.reasons if r in policy.LIMIT_REASONS), None)
-    rules = policy_for(settings, matching_enabled=matching_enabled(session, settings))
+    rules = policy_for(settings.policy, matching_enabled=matching_enabled(session, settings))
     fresh = policy.decide(inputs, states, channel, now, rules, limit=limit)
     newly_covered = [
         stored.position

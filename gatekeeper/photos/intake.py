@@ -87,8 +87,8 @@ def _image_problem(data: bytes, settings: Settings) -> Refusal | None:
     try:
         if not data:
             raise EmptyFileError()
-        if len(data) > settings.max_bytes:
-            raise FileTooLargeError(len(data), settings.max_bytes)
+        if len(data) > settings.media.max_bytes:
+            raise FileTooLargeError(len(data), settings.media.max_bytes)
         media.sniff_format(data)
     except MediaError as exc:
         return explain(exc)
@@ -140,8 +140,8 @@ def expand_zip(name: str, data: bytes, settings: Settings) -> tuple[list[UploadF
         if member.flag_bits & 0x1:
             refused.append(Refused(label, "the file is encrypted"))
             continue
-        if member.file_size > settings.max_bytes:
-            too_large = explain(FileTooLargeError(member.file_size, settings.max_bytes))
+        if member.file_size > settings.media.max_bytes:
+            too_large = explain(FileTooLargeError(member.file_size, settings.media.max_bytes))
             refused.append(Refused(label, too_large.words, too_large.code))
             continue
         if member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1) and member.file_size > 1 << 20:
@@ -203,7 +203,7 @@ def submit_batch(
     a new one. The caption goes to the gate job, which stores it scrubbed of names.
     Raises UnknownChannelError, InvalidInputError (a caption too long), StorageError.
     """
-    check_channel(settings, channel)
+    check_channel(settings.policy, channel)
     caption = (caption or "").strip() or None
     if caption is not None and len(caption) > MAX_CAPTION:
         raise InvalidInputError(f"the caption is longer than {MAX_CAPTION} characters", field="caption")

@@ -224,9 +224,9 @@ def resolve_face(
 
     inputs = [stored_face_input(f) for f in decision.faces]
     people = _load_people(session, (key for fi in inputs for key in fi.people))
-    states = {k: decision_state(p, settings, now) for k, p in people.items()}
+    states = {k: decision_state(p, settings.policy, now) for k, p in people.items()}
     limit = next((r for r in previous.reasons if r in policy.LIMIT_REASONS), None)
-    rules = policy_for(settings, matching_enabled=matching_enabled(session, settings))
+    rules = policy_for(settings.policy, matching_enabled=matching_enabled(session, settings))
     verdict = policy.decide(inputs, states, photo.channel, now, rules, limit=limit)
     for face, result in zip(decision.faces, verdict.faces, strict=True):
         face.outcome, face.reasons, face.covered = result.outcome, list(result.reasons), result.covered
@@ -379,12 +379,12 @@ def confirm_face(
         subject=f"face:{face.id}",
         details={"person": person.id, "photo": face.decision.photo_id},
     )
-    if matching_reasons(person, settings, now) or not matching_enabled(session, settings):
+    if matching_reasons(person, settings.policy, now) or not matching_enabled(session, settings):
         return None
     photo = face.decision.photo
     if photo.original_key is None:
         raise InvalidInputError("the photo's original is no longer kept; it cannot be enrolled")
-    pixels = media.decode(originals.get(photo.original_key), max_pixels=settings.max_pixels).pixels
+    pixels = media.decode(originals.get(photo.original_key), max_pixels=settings.media.max_pixels).pixels
     box = (face.left, face.top, face.right, face.bottom)
     found = [f for f in engine.analyse(pixels).faces if _overlap(f.box, box) >= MIN_BOX_OVERLAP]
     if len(found) != 1 or found[0].encoding is None:

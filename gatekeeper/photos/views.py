@@ -296,7 +296,7 @@ def preview(originals: BlobStore, photo: Photo, settings: Settings, *, edge: int
     if photo.original_key is None:
         raise MediaError("no original was kept for this photo")
     source = media.decode_source(
-        originals.get(photo.original_key), max_pixels=settings.max_pixels, long_edge=edge
+        originals.get(photo.original_key), max_pixels=settings.media.max_pixels, long_edge=edge
     )
     out = io.BytesIO()
     # Pillow writes no EXIF, XMP, ICC or comment unless asked: the preview carries pixels only.

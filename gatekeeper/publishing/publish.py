@@ -80,7 +80,7 @@ def lock_people(session: Session, person_ids: Iterable[int]) -> None:
 
 
 def check_photo_channel(settings: Settings, photo: Photo, channel: str) -> None:
-    check_channel(settings, channel)
+    check_channel(settings.policy, channel)
     if channel != photo.channel:
         raise InvalidInputError(
             f"photo {photo.id} was gated for {photo.channel!r}; gate it for {channel!r} to publish it there",
@@ -102,13 +102,16 @@ def rebuild_clean(
     A copy with covered faces is verified by detecting again, so it needs the face engine.
     """
     source = media.decode_source(
-        original, max_pixels=settings.max_pixels, long_edge=settings.long_edge(channel)
+        original, max_pixels=settings.media.max_pixels, long_edge=settings.media.long_edge(channel)
     )
     # Faces are recorded in pixels of the full upright photo; the copy may be smaller.
     boxes = [_scaled_box((f.left, f.top, f.right, f.bottom), source) for f in decision.faces if f.covered]
     if not boxes:
         return media.sanitise(
-            original, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality, source=source
+            original,
+            max_pixels=settings.media.max_pixels,
+            jpeg_quality=settings.media.jpeg_quality,
+            source=source,
         )
     return covered_copy(source, boxes, settings=settings, engine=engine)
 
@@ -127,10 +130,10 @@ def covered_copy(
     clean = media.encode_clean(
         media.cover(source.image.pixels, boxes),
         fmt="jpeg",
-        jpeg_quality=settings.jpeg_quality,
+        jpeg_quality=settings.media.jpeg_quality,
         icc_profile=source.icc_profile,
     )
-    again = engine.analyse(media.decode(clean.data, max_pixels=settings.max_pixels).pixels)
+    again = engine.analyse(media.decode(clean.data, max_pixels=settings.media.max_pixels).pixels)
     for face in again.faces:
         cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
         if any(left <= cx <= right and top <= cy <= bottom for left, top, right, bottom in boxes):
@@ -232,7 +235,7 @@ def publish_photo(
         key=key,
         external=False,
         published_by=actor,
-        long_edge=settings.long_edge(channel) or 0,
+        long_edge=settings.media.long_edge(channel) or 0,
     )
     session.add(publication)
     session.flush()

@@ -6,7 +6,6 @@ no longer passes becomes a takedown task for staff.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 
 from sqlalchemy import or_, select
@@ -53,13 +52,13 @@ def settings_as_published(settings: Settings, publication: Publication) -> Setti
     an existing smaller copy read as `analysis_too_coarse`. Copies from before the size was kept
     are decided at today's size.
     """
-    if publication.long_edge is None or settings.long_edge(publication.channel) == (
+    if publication.long_edge is None or settings.media.long_edge(publication.channel) == (
         publication.long_edge or None
     ):
         return settings
-    # Later entries win (`Settings.long_edge` reads them into a dict).
-    sizes = (*settings.output_sizes, (publication.channel, publication.long_edge))
-    return dataclasses.replace(settings, output_sizes=sizes)
+    # Later entries win (`MediaSettings.long_edge` reads them into a dict).
+    sizes = (*settings.media.output_sizes, (publication.channel, publication.long_edge))
+    return settings.with_(media={"output_sizes": sizes})
 
 
 def recheck_publications(

@@ -30,7 +30,7 @@ from consent_db.models import (
     WithdrawalRequest,
 )
 from gatekeeper import policy
-from gatekeeper.config import Settings
+from gatekeeper.config import RetentionSettings
 from gatekeeper.consent import withdrawals
 from gatekeeper.errors import StorageError
 from gatekeeper.people.enrolment import delete_templates
@@ -42,15 +42,15 @@ from gatekeeper.retention.holds import active_hold, held_photos
 from gatekeeper.storage import BlobStore, open_store
 
 
-def schedule_for(settings: Settings) -> retention.Schedule:
-    """The organisation's retention schedule from its settings."""
+def schedule_for(settings: RetentionSettings) -> retention.Schedule:
+    """The organisation's retention schedule from its retention settings."""
     return retention.Schedule(
-        blocked_days=settings.retention_blocked_days,
-        review_days=settings.retention_review_days,
-        published_grace_days=settings.retention_grace_days,
-        taken_down_days=settings.retention_taken_down_days,
-        template_days=settings.retention_template_days,
-        request_days=settings.retention_request_days,
+        blocked_days=settings.blocked_days,
+        review_days=settings.review_days,
+        published_grace_days=settings.grace_days,
+        taken_down_days=settings.taken_down_days,
+        template_days=settings.template_days,
+        request_days=settings.request_days,
         timezone=settings.timezone,
     )
 
@@ -126,7 +126,7 @@ class PurgeDue:
     held: str | None = None
 
 
-def find_due(session: Session, settings: Settings, as_of: datetime) -> list[PurgeDue]:
+def find_due(session: Session, settings: RetentionSettings, as_of: datetime) -> list[PurgeDue]:
     """Every photo and every person's templates due at `as_of`, oldest deadline first."""
     schedule = schedule_for(settings)
     holds = held_photos(session)

@@ -161,7 +161,7 @@ def _image(
         return None, "not included: no face engine is available to check that only this person is shown"
     try:
         original = originals.get(item.photo.original_key)
-        source = media.decode_source(original, max_pixels=settings.max_pixels)
+        source = media.decode_source(original, max_pixels=settings.media.max_pixels)
         scale = source.scale
         subject_boxes = [
             _scaled((f.left, f.top, f.right, f.bottom), scale)
@@ -182,15 +182,18 @@ def _image(
             copy = media.encode_clean(
                 media.cover(source.image.pixels, others),
                 fmt="jpeg",
-                jpeg_quality=settings.jpeg_quality,
+                jpeg_quality=settings.media.jpeg_quality,
                 icc_profile=source.icc_profile,
             )
         else:
             copy = media.sanitise(
-                original, max_pixels=settings.max_pixels, jpeg_quality=settings.jpeg_quality, source=source
+                original,
+                max_pixels=settings.media.max_pixels,
+                jpeg_quality=settings.media.jpeg_quality,
+                source=source,
             )
         # Checked as exported: any face but the person's still found, and the image is left out.
-        exported = media.decode(copy.data, max_pixels=settings.max_pixels).pixels
+        exported = media.decode(copy.data, max_pixels=settings.media.max_pixels).pixels
         if _others_found(engine, exported, subject_boxes) != []:
             return None, WITHHELD
     except GatekeeperError as exc:

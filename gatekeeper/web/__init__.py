@@ -56,7 +56,7 @@ def build_app(runtime: Runtime) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=production,
         REMEMBER_COOKIE_SECURE=production,
-        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.web.session_minutes),
         SESSION_REFRESH_EACH_REQUEST=True,
         MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
         WTF_CSRF_TIME_LIMIT=None,
@@ -66,17 +66,15 @@ def build_app(runtime: Runtime) -> Flask:
     app.jinja_env.filters["plural"] = plural
     # Pages show a role only what it may do: `current_user.may(Permission.X)`.
     app.jinja_env.globals["Permission"] = Permission
-    if settings.proxy_hops:
+    if hops := settings.web.proxy_hops:
         # Behind a reverse proxy: the client's address (rate limits) and scheme come from its headers.
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops, x_host=settings.proxy_hops
-        )
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     from gatekeeper.web import api, auth, limits, photos, public, publications, review, staff
 
     limits.install(
         app,
-        settings,
+        settings.web,
         sign_in=auth.bp,
         public=public.bp,
         api=api.bp,

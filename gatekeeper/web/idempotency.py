@@ -79,7 +79,7 @@ def idempotent(view: F) -> F:
         assert token is not None  # api_permission let the request through
         idempotency.check_key(key)
         rt = runtime()
-        keep = timedelta(hours=rt.settings.idempotency_hours)
+        keep = timedelta(hours=rt.settings.web.idempotency_hours)
         with unit_of_work(rt.sessions) as db:
             claimed = idempotency.claim(db, token_id(token), key, fingerprint(), now=now(), keep=keep)
             if claimed.outcome == "replay":

@@ -19,7 +19,7 @@ from flask_login import current_user
 from limits import parse_many
 
 from gatekeeper import errors
-from gatekeeper.config import Settings
+from gatekeeper.config import WebSettings
 from gatekeeper.staff import accounts
 from gatekeeper.web.common import unit
 
@@ -27,7 +27,7 @@ from gatekeeper.web.common import unit
 _API_CLIENT = "gatekeeper_api_client"
 
 
-def check(settings: Settings) -> None:
+def check(settings: WebSettings) -> None:
     """Raise ConfigError for a rate-limit setting that does not parse."""
     for name, value in (
         ("GATEKEEPER_WITHDRAW_RATE_LIMIT", settings.withdraw_rate_limit),
@@ -96,7 +96,7 @@ def sign_in_client() -> str:
 
 def install(
     app: Flask,
-    settings: Settings,
+    settings: WebSettings,
     *,
     sign_in: Blueprint,
     public: Blueprint,

@@ -83,7 +83,7 @@ class UploadForm(FlaskForm):
 
 def _form() -> UploadForm:
     form = UploadForm()
-    form.channel.choices = [(c, channel_words(c).capitalize()) for c in runtime().settings.channels]
+    form.channel.choices = [(c, channel_words(c).capitalize()) for c in runtime().settings.policy.channels]
     return form
 
 

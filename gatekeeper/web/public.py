@@ -136,4 +136,4 @@ def receipt(kind: str, reference: str) -> ResponseReturnValue:
 
 @bp.get("/privacy")
 def privacy() -> ResponseReturnValue:
-    return render_template("privacy.html", request_days=runtime().settings.retention_request_days)
+    return render_template("privacy.html", request_days=runtime().settings.retention.request_days)

@@ -109,7 +109,7 @@ def _person_page(external_id: str, *, new_link: str | None = None, status: int =
         notes = people.safeguarding_notes(db, person)
         consented = withdrawals.consented_channels(db, person, settings=settings, now=now())
     grant = GrantForm(prefix="grant")
-    grant.channel.choices = options(*((c, c) for c in settings.channels))
+    grant.channel.choices = options(*((c, c) for c in settings.policy.channels))
     withdraw = StaffWithdrawForm(prefix="withdraw")
     withdraw.channels.choices = options(*((c, c) for c in consented))
     return (
@@ -141,7 +141,7 @@ def person(external_id: str) -> ResponseReturnValue:
 def grant(external_id: str) -> ResponseReturnValue:
     settings = runtime().settings
     form = GrantForm(prefix="grant")
-    form.channel.choices = options(*((c, c) for c in settings.channels))
+    form.channel.choices = options(*((c, c) for c in settings.policy.channels))
     if not form.validate_on_submit():
         flash("The grant was not recorded: " + _form_errors(form), "error")
         return _person_page(external_id, status=400)
@@ -338,7 +338,7 @@ def enrol(external_id: str) -> ResponseReturnValue:
     try:
         with unit() as db:
             person = people.find_person(db, external_id)
-            blockers = matching_reasons(person, rt.settings, now())
+            blockers = matching_reasons(person, rt.settings.policy, now())
             if person.status == PersonStatus.ERASED or blockers:
                 why = "; ".join(BIOMETRIC_WORDS.get(b, b) for b in blockers) or "the person was erased"
                 raise InvalidInputError(f"No photo was enrolled: {why}.")

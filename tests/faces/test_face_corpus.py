@@ -74,7 +74,7 @@ def test_same_person_pairs_are_within_the_accept_distance(labelled):
     ]
 
     assert len(same) == 109
-    assert [pair for pair in same if pair[0] > SETTINGS.accept_distance] == []
+    assert [pair for pair in same if pair[0] > SETTINGS.policy.accept_distance] == []
 
 
 def test_every_different_person_pair_is_beyond_the_review_distance(labelled):
@@ -85,7 +85,7 @@ def test_every_different_person_pair_is_beyond_the_review_distance(labelled):
     ]
 
     assert len(different) == 326
-    assert [pair for pair in different if pair[0] <= SETTINGS.review_distance] == []
+    assert [pair for pair in different if pair[0] <= SETTINGS.policy.review_distance] == []
 
 
 def test_group_faces_match_their_people_enrolled_from_single_photos(labelled):
@@ -104,8 +104,8 @@ def test_group_faces_match_their_people_enrolled_from_single_photos(labelled):
             continue
         matches = index.best_matches(encoding)
         if identity == UNKNOWN:
-            assert matches[0].distance > SETTINGS.review_distance, file
+            assert matches[0].distance > SETTINGS.policy.review_distance, file
         else:
             assert matches[0].key == identity, file
-            assert matches[0].distance <= SETTINGS.accept_distance, file
-            assert matches[1].distance - matches[0].distance >= SETTINGS.margin, file
+            assert matches[0].distance <= SETTINGS.policy.accept_distance, file
+            assert matches[1].distance - matches[0].distance >= SETTINGS.policy.margin, file

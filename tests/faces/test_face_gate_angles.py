@@ -7,7 +7,6 @@ turned 60° to 180° were publishable.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ def every_angle(settings):
     """The shipped search: every 45° (the shared test settings search every 90° to save time)."""
     from gatekeeper.runtime import Runtime
 
-    runtime = Runtime(dataclasses.replace(settings, probe_step=45))
+    runtime = Runtime(settings.with_(faces={"probe_step": 45}))
     yield runtime
     if "db" in runtime.__dict__:
         runtime.db.dispose()

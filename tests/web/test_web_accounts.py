@@ -13,7 +13,7 @@ from consent_db.models import AuditEvent, StaffUser
 from consent_db.session import unit_of_work
 from gatekeeper import create_app
 from gatekeeper.cli.staff import first_start
-from gatekeeper.config import Settings
+from gatekeeper.config import Settings, WebSettings
 from helpers import run
 
 
@@ -104,7 +104,7 @@ def test_forms_without_a_csrf_token_are_refused(app: Flask, rt: Any) -> None:
 def test_session_cookies_are_http_only_same_site_and_expire_after_the_idle_timeout(
     tmp_home: Path, database_url: str
 ) -> None:
-    settings = Settings(home=tmp_home, database_url=database_url, session_minutes=7)
+    settings = Settings(home=tmp_home, database_url=database_url, web=WebSettings(session_minutes=7))
     app = create_app(settings)
     try:
         rt = app.extensions["gatekeeper"]
@@ -130,8 +130,10 @@ def test_production_uses_secure_cookies_and_refuses_the_development_secret(tmp_h
     from gatekeeper.errors import ConfigError
 
     with pytest.raises(ConfigError, match="development secret"):
-        create_app(Settings(home=tmp_home, env="production", secret_key=DEV_SECRET))
-    app = create_app(Settings(home=tmp_home, env="production", secret_key="a real secret from the vault"))
+        create_app(Settings(home=tmp_home, env="production", web=WebSettings(secret_key=DEV_SECRET)))
+    app = create_app(
+        Settings(home=tmp_home, env="production", web=WebSettings(secret_key="a real secret from the vault"))
+    )
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.test_client().get("/withdraw").headers["Strict-Transport-Security"]
 
@@ -191,7 +193,9 @@ def test_behind_a_trusted_proxy_rate_limits_count_the_forwarded_client(
     tmp_home: Path, database_url: str
 ) -> None:
     settings = Settings(
-        home=tmp_home, database_url=database_url, proxy_hops=1, withdraw_rate_limit="1 per minute"
+        home=tmp_home,
+        database_url=database_url,
+        web=WebSettings(proxy_hops=1, withdraw_rate_limit="1 per minute"),
     )
     app = create_app(settings)
     try:

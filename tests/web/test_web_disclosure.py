@@ -4,7 +4,6 @@ reference face but a candidate's, no safeguarding reason in the audit log.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,7 +76,7 @@ class TestReviewerShare:
 
     @pytest.fixture
     def settings(self, settings: Any) -> Any:
-        return replace(settings, unknown_faces="review", review_distance=1.0)
+        return settings.with_(policy={"unknown_faces": "review", "review_distance": 1.0})
 
     @pytest.fixture
     def photo(self, rt: Any, corpus: Any, tmp_path: Path) -> int:

@@ -223,7 +223,7 @@ def test_a_key_is_forgotten_after_the_configured_hours(
     with unit_of_work(rt.sessions) as session:
         row = session.scalars(select(IdempotencyKey)).one()
         # Stored a day and an hour ago: past the default 24 hours.
-        row.created_at = row.created_at - timedelta(hours=rt.settings.idempotency_hours + 1)
+        row.created_at = row.created_at - timedelta(hours=rt.settings.web.idempotency_hours + 1)
     fresh = _post(client, token, photos[1], "k-old")
     assert fresh.status_code == 202 and "Idempotent-Replayed" not in fresh.headers
     assert fresh.get_json()["id"] != first.get_json()["id"]

@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +142,7 @@ class TestUncertainMatches:
 
     @pytest.fixture
     def settings(self, settings: Any) -> Any:
-        return replace(settings, review_distance=1.0)
+        return settings.with_(policy={"review_distance": 1.0})
 
     def test_an_uncertain_match_is_named_only_as_a_possible_match_to_reviewers_in_the_review_queue(
         self, app: Flask, rt: Any, corpus: Any, tmp_path: Path

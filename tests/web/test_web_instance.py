@@ -21,7 +21,7 @@ from web_helpers import csrf, make_account, sign_in
 
 from gatekeeper import create_app
 from gatekeeper.cli.staff import first_start, make_server
-from gatekeeper.config import DEV_SECRET, Settings
+from gatekeeper.config import DEV_SECRET, FaceSettings, PolicySettings, Settings, StorageSettings, WebSettings
 from helpers import person_row, run, write_csv
 
 
@@ -48,7 +48,11 @@ def test_the_instance_folder_and_everything_in_it_is_private_whatever_the_umask(
     from gatekeeper.web.photos import job_queue
 
     home = tmp_path / "new" / "instance"
-    settings = Settings(home=home, dpia_required=False, probe_step=90, face_time_limit=600.0)
+    settings = Settings(
+        home=home,
+        policy=PolicySettings(dpia_required=False),
+        faces=FaceSettings(probe_step=90, time_limit=600.0),
+    )
     with umask(0):
         app = compose_app(settings, recorded(settings))
         rt = app.extensions["gatekeeper"]
@@ -107,7 +111,9 @@ def test_the_app_makes_its_own_secret_once_and_a_configured_one_makes_no_file(tm
     # The next start signs with the same secret: sessions survive a restart.
     assert create_app(Settings(home=home)).config["SECRET_KEY"] == secret
     other = tmp_path / "configured"
-    app = create_app(Settings(home=other, secret_key="from the vault, long and random enough"))
+    app = create_app(
+        Settings(home=other, web=WebSettings(secret_key="from the vault, long and random enough"))
+    )
     assert app.config["SECRET_KEY"] == "from the vault, long and random enough"
     assert not (other / "secret_key").exists()
 
@@ -167,7 +173,7 @@ def test_a_published_folder_outside_the_instance_keeps_the_umask_for_the_web_ser
     from gatekeeper.runtime import Runtime
 
     site = tmp_path / "site"
-    rt = Runtime(Settings(home=tmp_path / "instance", published_url=str(site)))
+    rt = Runtime(Settings(home=tmp_path / "instance", storage=StorageSettings(published_url=str(site))))
     with umask(0o022):
         rt.published.put("ab/copy.jpg", b"clean")
         rt.published.stage("cd/copy.jpg", b"clean").commit()

@@ -248,13 +248,11 @@ def test_boxes_colours_and_reasons_follow_the_recorded_decision(
 def test_a_small_face_goes_to_review_in_amber_with_its_reason(
     app: Flask, enrolled: Any, corpus: Any, settings: Any
 ) -> None:
-    from dataclasses import replace
-
     from engines import compose_app, recorded
 
     # The same instance with a minimum face size of 80 px: the 240p frame's face (about 62 px) is
     # then too small to identify.
-    strict_settings = replace(settings, min_face_px=80)
+    strict_settings = settings.with_(faces={"min_face_px": 80})
     strict = compose_app(strict_settings, recorded(strict_settings))
     strict.config["TESTING"] = True
     try:

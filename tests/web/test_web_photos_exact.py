@@ -5,7 +5,6 @@ only); a photo's publications; one Publish per channel; counts in correct Englis
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import re
 from pathlib import Path
@@ -76,7 +75,7 @@ def _text(html: str) -> str:
 def test_a_photo_over_the_pixel_limit_says_why_in_the_words_of_gate_with_no_preview_or_face_list(
     app: Flask, rt: Any, corpus: Any
 ) -> None:
-    rt.settings = dataclasses.replace(rt.settings, max_pixels=1_000_000)
+    rt.settings = rt.settings.with_(media={"max_pixels": 1_000_000})
     path = corpus.faces_dir / "obama" / "obama-1080p.jpg"
     [line] = gate_json(rt, "website", path)
     assert line["error_code"] == "image_too_large"

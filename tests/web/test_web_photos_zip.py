@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gatekeeper.config import Settings
+from gatekeeper.config import MediaSettings, Settings
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.photos import intake as uploads
 from gatekeeper.photos.intake import UploadFile
@@ -70,7 +70,7 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked(photo: bytes) -> None:
 
 
 def test_a_member_over_the_size_limit_or_too_many_members_are_refused(photo: bytes) -> None:
-    small = Settings(max_bytes=len(photo) - 1)
+    small = Settings(media=MediaSettings(max_bytes=len(photo) - 1))
     _, refused = uploads.receive([UploadFile("s.zip", _zip({"a.jpg": photo}))], small)
     kb, limit = round(len(photo) / 1024), round((len(photo) - 1) / 1024)
     too_large = f"the file is {kb} KB, over the limit of {limit} KB: save it smaller than {limit} KB"

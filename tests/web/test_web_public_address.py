@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import subprocess
@@ -70,8 +69,8 @@ def test_serve_says_which_address_links_carry(tmp_path: Path) -> None:
 
 
 def test_links_carry_the_address_serve_derived_from_its_host_and_port(settings: Any, tmp_path: Path) -> None:
-    assert settings.public_url == ""
-    app = create_app(dataclasses.replace(settings, public_url=serving_address("127.0.0.1", 8101)))
+    assert settings.web.public_url == ""
+    app = create_app(settings.with_(web={"public_url": serving_address("127.0.0.1", 8101)}))
     try:
         rt = app.extensions["gatekeeper"]
         import_people(rt, tmp_path)
@@ -95,7 +94,7 @@ def test_people_link_warns_when_no_public_address_is_configured(runtime: Any, tm
     assert result.exit_code == 0
     assert result.stdout.startswith("http://127.0.0.1:8000/withdraw/")
     assert "GATEKEEPER_PUBLIC_URL is not set: this link assumes the app is reached at" in result.stderr
-    configured = dataclasses.replace(runtime.settings, public_url="https://photos.school.example")
+    configured = runtime.settings.with_(web={"public_url": "https://photos.school.example"})
     other = Runtime(configured, sender=JobQueue)
     try:
         again = run(other, "people", "link", "L001")

@@ -5,7 +5,6 @@ The queue here is a Redis URL on a port nothing listens on: every send fails as 
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import re
 import socket
@@ -41,7 +40,7 @@ def _closed_port() -> int:
 @pytest.fixture
 def down(settings: Any) -> Iterator[Flask]:
     """The app with its queue down."""
-    app = create_app(dataclasses.replace(settings, queue_url=f"redis://127.0.0.1:{_closed_port()}/0"))
+    app = create_app(settings.with_(queue={"url": f"redis://127.0.0.1:{_closed_port()}/0"}))
     app.config["TESTING"] = True
     yield app
     runtime = app.extensions["gatekeeper"]

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from web_helpers import api_token, csrf, make_account, sign_in
 
 from gatekeeper import create_app
-from gatekeeper.config import Settings
+from gatekeeper.config import Settings, WebSettings
 from gatekeeper.errors import ConfigError
 
 SCHOOL = "203.0.113.7"  # every client of these tests is behind this one address (a NAT)
@@ -27,10 +27,12 @@ def limited(tmp_home: Path, database_url: str) -> Iterator[Flask]:
     settings = Settings(
         home=tmp_home,
         database_url=database_url,
-        api_rate_limit="5 per minute",
-        staff_rate_limit="4 per minute",
-        public_page_rate_limit="3 per minute",
-        login_address_rate_limit="12 per minute",
+        web=WebSettings(
+            api_rate_limit="5 per minute",
+            staff_rate_limit="4 per minute",
+            public_page_rate_limit="3 per minute",
+            login_address_rate_limit="12 per minute",
+        ),
     )
     app = create_app(settings)
     app.config["TESTING"] = True
@@ -127,7 +129,7 @@ def test_the_public_form_still_counts_per_address_whoever_is_signed_in(limited: 
 )
 def test_a_per_credential_limit_that_does_not_parse_stops_the_app(tmp_path: Path, setting: str) -> None:
     with pytest.raises(ConfigError, match=f"GATEKEEPER_{setting.upper()} does not parse"):
-        create_app(Settings(home=tmp_path, **{setting: "lots"}))  # type: ignore[arg-type]
+        create_app(Settings(home=tmp_path, web=WebSettings(**{setting: "lots"})))  # type: ignore[arg-type]
 
 
 def test_the_limits_are_read_from_the_environment(tmp_path: Path) -> None:
@@ -139,13 +141,14 @@ def test_the_limits_are_read_from_the_environment(tmp_path: Path) -> None:
         "GATEKEEPER_IDEMPOTENCY_HOURS": "48",
     }
     settings = Settings.from_env(env)
-    assert (settings.api_rate_limit, settings.staff_rate_limit, settings.login_rate_limit) == (
+    web = settings.web
+    assert (web.api_rate_limit, web.staff_rate_limit, web.login_rate_limit) == (
         "100 per minute",
         "50 per minute",
         "3 per minute",
     )
-    assert settings.idempotency_hours == 48
-    defaults = Settings(home=tmp_path)
+    assert web.idempotency_hours == 48
+    defaults = Settings(home=tmp_path).web
     assert (defaults.api_rate_limit, defaults.staff_rate_limit, defaults.idempotency_hours) == (
         "600 per minute",
         "1200 per minute",

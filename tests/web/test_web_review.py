@@ -7,7 +7,6 @@ GATEKEEPER_UNKNOWN_FACES=review the photo waits for a reviewer, who identifies t
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ GROUP = "group/two_people.jpg"  # obama (face 1) and biden (face 2), numbered fr
 @pytest.fixture
 def settings(settings: Any) -> Any:
     """Unknown faces go to a reviewer instead of blocking at once."""
-    return replace(settings, unknown_faces="review")
+    return settings.with_(policy={"unknown_faces": "review"})
 
 
 def _people(rt: Any, corpus: Any, tmp_path: Path, **kim: str) -> None:

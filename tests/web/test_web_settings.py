@@ -8,7 +8,7 @@ import pytest
 
 from gatekeeper import create_app
 from gatekeeper.cli import main
-from gatekeeper.config import Settings
+from gatekeeper.config import Settings, WebSettings
 from gatekeeper.errors import ConfigError
 
 
@@ -24,12 +24,12 @@ def test_the_web_settings_are_read(tmp_path: Path) -> None:
             "GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT": "100 per minute",
         }
     )
-    assert (settings.public_url, settings.session_minutes, settings.proxy_hops) == (
+    assert (settings.web.public_url, settings.web.session_minutes, settings.web.proxy_hops) == (
         "https://photos.school.example",
         15,
         1,
     )
-    assert (settings.rate_limit_url, settings.withdraw_rate_limit) == (
+    assert (settings.web.rate_limit_url, settings.web.withdraw_rate_limit) == (
         "redis://127.0.0.1:6379/2",
         "3 per minute",
     )
@@ -54,9 +54,9 @@ def test_bad_web_settings_stop_start_up_with_a_clear_message(
 
 def test_a_rate_limit_that_does_not_parse_stops_the_app(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="GATEKEEPER_WITHDRAW_RATE_LIMIT"):
-        create_app(Settings(home=tmp_path, withdraw_rate_limit="lots"))
+        create_app(Settings(home=tmp_path, web=WebSettings(withdraw_rate_limit="lots")))
     with pytest.raises(ConfigError, match="GATEKEEPER_PUBLIC_PAGE_RATE_LIMIT"):
-        create_app(Settings(home=tmp_path, public_page_rate_limit="many per day"))
+        create_app(Settings(home=tmp_path, web=WebSettings(public_page_rate_limit="many per day")))
 
 
 def test_the_web_commands_exist() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -124,7 +123,7 @@ def test_an_image_that_cannot_be_checked_completely_is_withheld_and_listed(
     rt: Any, gated: dict[str, int]
 ) -> None:
     # A detector that stops after two faces cannot vouch for a photo of three: it is withheld.
-    capped = Runtime(replace(rt.settings, max_faces=2), sender=JobQueue)
+    capped = Runtime(rt.settings.with_(faces={"max_faces": 2}), sender=JobQueue)
     try:
         with unit_of_work(rt.sessions) as session:
             data = subject_access.export_person(

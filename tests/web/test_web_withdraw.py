@@ -17,7 +17,7 @@ from web_helpers import CLOCK, csrf, import_people, make_account, sign_in
 from consent_db.models import AuditEvent, ConsentRecord, WithdrawalLink
 from consent_db.session import unit_of_work
 from gatekeeper import create_app
-from gatekeeper.config import Settings
+from gatekeeper.config import RetentionSettings, Settings, WebSettings
 from gatekeeper.consent import summary as person_summary
 from gatekeeper.consent import withdrawals
 from helpers import run
@@ -274,7 +274,9 @@ def test_rejecting_never_undoes_a_withdrawal_made_since_the_suspension(rt: Any, 
 def test_the_privacy_notice_says_how_long_the_details_typed_are_kept(
     tmp_home: Path, database_url: str
 ) -> None:
-    app = create_app(Settings(home=tmp_home, database_url=database_url, retention_request_days=14))
+    app = create_app(
+        Settings(home=tmp_home, database_url=database_url, retention=RetentionSettings(request_days=14))
+    )
     try:
         notice = app.test_client().get("/privacy").get_data(as_text=True)
         assert "deleted, with the name and date of birth you typed, 14 days after" in notice
@@ -283,7 +285,11 @@ def test_the_privacy_notice_says_how_long_the_details_typed_are_kept(
 
 
 def test_the_public_form_is_rate_limited_per_client(tmp_home: Path, database_url: str) -> None:
-    app = create_app(Settings(home=tmp_home, database_url=database_url, withdraw_rate_limit="2 per minute"))
+    app = create_app(
+        Settings(
+            home=tmp_home, database_url=database_url, web=WebSettings(withdraw_rate_limit="2 per minute")
+        )
+    )
     try:
         client = app.test_client()
         statuses = [
@@ -325,7 +331,9 @@ def test_with_redis_configured_every_app_instance_shares_the_rate_limit(
 
     url = redis_url
     settings = Settings(
-        home=tmp_home, database_url=database_url, rate_limit_url=url, withdraw_rate_limit="2 per minute"
+        home=tmp_home,
+        database_url=database_url,
+        web=WebSettings(rate_limit_url=url, withdraw_rate_limit="2 per minute"),
     )
     first, second = create_app(settings), create_app(settings)
     # A client address of its own, so no earlier run's counts apply.

@@ -7,7 +7,6 @@ request. A typo suspends nobody, and staff see the near matches and how long eac
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import re
 import statistics
@@ -71,8 +70,8 @@ def _receipt(client: FlaskClient, form: dict[str, str]) -> tuple[str, str]:
 def public_app(settings: Any) -> Any:
     """The app with rate limits far enough off for repeated submissions from one client."""
     app = create_app(
-        dataclasses.replace(
-            settings, withdraw_rate_limit="10000 per minute", public_page_rate_limit="10000 per minute"
+        settings.with_(
+            web={"withdraw_rate_limit": "10000 per minute", "public_page_rate_limit": "10000 per minute"}
         )
     )
     yield app
