@@ -1,7 +1,9 @@
 """The web layer: the app factory, its blueprints and the one mapping from gatekeeper errors to HTTP.
 
-Blueprints: `auth` (sign-in, password), `staff` (pages for signed-in staff), `public` (the
-withdrawal form, no sign-in) and `api` (`/api/v1`, bearer tokens, JSON only).
+Blueprints, one per subject: `auth` (sign-in, password), `staff` (the home page), `people`,
+`consent` (grants from paper, withdrawal requests), `audit`, `photos` (uploads, batches, publishing),
+`review`, `publications` (publications and takedowns), `public` (the withdrawal form, no sign-in)
+and `api` (`/api/v1`, bearer tokens, JSON only).
 """
 
 from __future__ import annotations
@@ -70,7 +72,19 @@ def build_app(runtime: Runtime) -> Flask:
         # Behind a reverse proxy: the client's address (rate limits) and scheme come from its headers.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
-    from gatekeeper.web import api, auth, limits, photos, public, publications, review, staff
+    from gatekeeper.web import (
+        api,
+        audit,
+        auth,
+        consent,
+        limits,
+        people,
+        photos,
+        public,
+        publications,
+        review,
+        staff,
+    )
 
     limits.install(
         app,
@@ -78,13 +92,13 @@ def build_app(runtime: Runtime) -> Flask:
         sign_in=auth.bp,
         public=public.bp,
         api=api.bp,
-        staff=(staff.bp, photos.bp, review.bp, publications.bp),
+        staff=(staff.bp, people.bp, consent.bp, audit.bp, photos.bp, review.bp, publications.bp),
     )
     # After the limiter, so a client over its limit is refused before anything else is checked.
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)
     auth.login_manager.init_app(app)
-    for blueprint in (auth.bp, staff.bp, public.bp, api.bp, photos.bp):
+    for blueprint in (auth.bp, staff.bp, people.bp, consent.bp, audit.bp, public.bp, api.bp, photos.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(review.bp)
     app.register_blueprint(publications.bp)

@@ -84,3 +84,15 @@ def page_number(name: str = "page") -> int:
     if page > DB_INT_MAX:
         abort(404)
     return max(1, page)
+
+
+# Rows per page of the staff lists (people, the audit log).
+PAGE = 50
+
+
+def form_errors(form: object) -> str:
+    """A form's field errors in one line, for a flash message."""
+    errors = getattr(form, "errors", {})
+    return (
+        "; ".join(f"{name}: {', '.join(map(str, msgs))}" for name, msgs in errors.items()) or "invalid form"
+    )

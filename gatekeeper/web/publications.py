@@ -12,10 +12,8 @@ from gatekeeper.staff.roles import Permission
 from gatekeeper.web.auth import actor, permission_required
 from gatekeeper.web.common import now, unit
 from gatekeeper.web.forms import TakedownDoneForm
-from gatekeeper.web.staff import _password_first
 
 bp = Blueprint("publications", __name__)
-bp.before_request(_password_first)
 
 
 @bp.get("/publications")

@@ -105,3 +105,15 @@ def face_text(face: FaceView, channel: str) -> str:
         parts.append(template.format(channel=channel_words(channel), on=on))
     words = "; ".join(parts) or face.outcome.replace("_", " ")
     return f"Face {number}: " + (f"{who}, {words}" if who else words)
+
+
+# Why a biometric consent or an enrolment cannot go ahead, in plain English.
+BIOMETRIC_WORDS = {
+    "biometric_refused": "the person refuses face matching",
+    "biometric_objection": "a parent or guardian objects to face matching",
+    "biometric_consent_required": "the person's own biometric consent is not recorded",
+    "parent_biometric_consent_required": (
+        "a learner under 18 needs a parent's or guardian's written biometric consent "
+        "(Protection of Freedoms Act 2012), and none is recorded"
+    ),
+}

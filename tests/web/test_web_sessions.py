@@ -59,7 +59,7 @@ def test_a_one_time_password_reaches_nothing_but_the_password_page_on_any_route(
     # Every blueprint is there, upload included: the check would be empty otherwise.
     assert {
         "photos.upload",
-        "staff.people_list",
+        "people.people_list",
         "review.queue",
         "public.withdraw_form",
         "api.photos_upload",
