@@ -1,4 +1,4 @@
-"""Small builders shared by tests: people CSVs and CLI invocations."""
+"""Small builders shared by tests: people CSVs, enrolled people and CLI invocations."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import factories
 from click.testing import CliRunner, Result
 
 from gatekeeper.cli import main
@@ -61,6 +62,26 @@ def enrolment_csv(corpus_faces: Path, tmp: Path, **overrides_by_id: dict[str, st
     return write_csv(tmp / "people.csv", rows)
 
 
+def add_person(runtime: Any, external_id: str, **arguments: Any) -> int:
+    """factories.person in a unit of work of its own, enrolling any photos with the runtime's face
+    engine (by default an adult consenting to the website); the person's database id."""
+    from consent_db.session import unit_of_work
+
+    with unit_of_work(runtime.sessions) as session:
+        made = factories.person(
+            session, external_id, **{"engine": runtime.faces, "settings": runtime.settings, **arguments}
+        )
+        return made.id
+
+
+def enrol_corpus(runtime: Any, corpus_faces: Path, **overrides_by_id: dict[str, Any]) -> None:
+    """One enrolment photo per corpus identity, each an adult consenting to the website and to face
+    matching, as an import of enrolment_csv makes them; the overrides are factories.person's
+    arguments for an identity."""
+    for identity, rel in ENROLMENT.items():
+        add_person(runtime, identity, **{"photos": [corpus_faces / rel], **overrides_by_id.get(identity, {})})
+
+
 def run(runtime: Any, *args: str | Path) -> Result:
     """Invoke the `gatekeeper` command in-process against `runtime`."""
     return CliRunner().invoke(main, [str(a) for a in args], obj=runtime, catch_exceptions=False)
@@ -77,30 +98,17 @@ def gate_json(runtime: Any, channel: str, *paths: Path, out: Path | None = None)
 
 
 def add_people(runtime: Any, now: Any, *external_ids: str, channels: str = "website") -> dict[str, int]:
-    """Adults without templates who consented to `channels` and to face matching; their database ids
-    by external id."""
-    from sqlalchemy import select
-
-    from consent_db.models import Person
+    """Adults without templates who consented to `channels` (";"-separated) and to face matching;
+    their database ids by external id."""
     from consent_db.session import unit_of_work
-    from gatekeeper.consent import mis_csv as people_csv
-    from gatekeeper.consent import mis_import as people_import
 
-    tmp = runtime.settings.instance_path
-    csv_path = write_csv(
-        tmp / "seed-people.csv",
-        [person_row(e, None, tmp, channels=channels, biometric_consent="yes") for e in external_ids],
-    )
-    rows, problems = people_csv.parse_people_csv(
-        csv_path.read_bytes(), tmp, runtime.settings, today=now.date()
-    )
-    assert problems == []
     with unit_of_work(runtime.sessions) as session:
-        people_import.import_people(
-            session, rows, engine=None, settings=runtime.settings, now=now, actor="t", source="t"
-        )
-        found = session.scalars(select(Person).where(Person.external_id.in_(external_ids)))
-        return {p.external_id: p.id for p in found}
+        chosen = [c for c in channels.split(";") if c]
+        made = [
+            factories.person(session, e, channels=chosen, biometric=True, now=now, actor="t", source="t")
+            for e in external_ids
+        ]
+        return {p.external_id: p.id for p in made}
 
 
 def seed_gated_photo(

@@ -113,6 +113,23 @@ class LiveServer:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
+    @contextmanager
+    def runtime(self) -> Iterator[Any]:
+        """A runtime on the server's instance, as a `gatekeeper` command composes it (with its job
+        queue), but its face engine answering from the real engine's recorded answers
+        (tests/engines.py)."""
+        from engines import recorded_runtime
+
+        from gatekeeper.config import Settings
+        from workers import JobQueue
+
+        runtime = recorded_runtime(Settings.from_env(self.env), sender=JobQueue)
+        try:
+            yield runtime
+        finally:
+            if "db" in runtime.__dict__:
+                runtime.db.dispose()
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=60)

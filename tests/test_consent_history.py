@@ -15,7 +15,7 @@ from consent_db.session import unit_of_work
 from gatekeeper.consent import mis_csv as people_csv
 from gatekeeper.consent import mis_import as people_import
 from gatekeeper.consent import records as consent_service
-from helpers import person_row, run, write_csv
+from helpers import add_person, person_row, run, write_csv
 
 
 def counts(runtime: Any) -> dict[str, int]:
@@ -193,9 +193,8 @@ def test_a_file_without_consent_columns_leaves_consent_untouched(runtime: Any, t
 # --- named -----------------------------------------------------------------------------------------
 
 
-def test_regranting_after_a_withdrawal_keeps_the_last_named(runtime: Any, tmp_path: Path) -> None:
-    rows = [person_row("P1", None, tmp_path, named="first_name")]
-    assert run(runtime, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
+def test_regranting_after_a_withdrawal_keeps_the_last_named(runtime: Any) -> None:
+    add_person(runtime, "P1", named="first_name")
     assert run(runtime, "consent", "withdraw", "P1", "--channel", "website").exit_code == 0
     result = grant(runtime, "P1", "website", "--granted-by", "self")
     assert "named: first_name" in result.stdout
@@ -209,9 +208,8 @@ def test_regranting_after_a_withdrawal_keeps_the_last_named(runtime: Any, tmp_pa
 # --- grants that cannot make a person publishable --------------------------------------------------
 
 
-def test_consent_grant_has_no_default_for_who_granted_it(runtime: Any, tmp_path: Path) -> None:
-    rows = [person_row("P1", None, tmp_path, channels="")]
-    assert run(runtime, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
+def test_consent_grant_has_no_default_for_who_granted_it(runtime: Any) -> None:
+    add_person(runtime, "P1", channels=())
     result = run(runtime, "consent", "grant", "P1", "--channel", "website")
     assert result.exit_code == 2
     assert "--granted-by" in result.output
@@ -221,24 +219,22 @@ def test_consent_grant_has_no_default_for_who_granted_it(runtime: Any, tmp_path:
 @pytest.mark.parametrize(
     ("date_of_birth", "safeguarding", "granted_by", "expected"),
     [
-        ("2015-03-01", False, "self", "guardian_consent_required"),
-        ("", False, "self", "date_of_birth_unknown"),
-        ("1980-01-01", True, "self", "safeguarding"),
-        ("2015-03-01", True, "parent", "safeguarding"),
-        ("2015-03-01", False, "parent", None),
-        ("1980-01-01", False, "self", None),
+        (date(2015, 3, 1), False, "self", "guardian_consent_required"),
+        (None, False, "self", "date_of_birth_unknown"),
+        (date(1980, 1, 1), True, "self", "safeguarding"),
+        (date(2015, 3, 1), True, "parent", "safeguarding"),
+        (date(2015, 3, 1), False, "parent", None),
+        (date(1980, 1, 1), False, "self", None),
     ],
 )
 def test_a_grant_that_cannot_make_the_person_publishable_warns(
     runtime: Any,
-    tmp_path: Path,
-    date_of_birth: str,
+    date_of_birth: date | None,
     safeguarding: bool,
     granted_by: str,
     expected: str | None,
 ) -> None:
-    rows = [person_row("P1", None, tmp_path, channels="", date_of_birth=date_of_birth)]
-    assert run(runtime, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
+    add_person(runtime, "P1", channels=(), born=date_of_birth)
     if safeguarding:
         assert run(runtime, "people", "safeguarding", "P1", "--set", "--reason", "court order").exit_code == 0
     result = grant(runtime, "P1", "website", "--granted-by", granted_by)
@@ -302,9 +298,8 @@ def test_photos_without_biometric_consent_and_biometric_consent_without_photos_a
 # --- people show -----------------------------------------------------------------------------------
 
 
-def test_people_show_prints_the_last_valid_day_the_user_wrote(runtime: Any, tmp_path: Path) -> None:
-    rows = [person_row("P1", None, tmp_path, valid_until="2099-08-31")]
-    assert run(runtime, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
+def test_people_show_prints_the_last_valid_day_the_user_wrote(runtime: Any) -> None:
+    add_person(runtime, "P1", valid_until=date(2099, 8, 31))
     text = run(runtime, "people", "show", "P1").stdout
     assert "until 2099-08-31" in text and "last_valid_day=2099-08-31" in text
     assert "2099-09-01" not in text
@@ -387,15 +382,8 @@ def test_withdrawing_biometric_consent_deletes_templates_and_an_import_does_not_
     assert again.exit_code == 0 and "nothing to withdraw" in again.stdout
 
 
-def test_the_safeguarding_flag_is_set_and_cleared_with_an_audited_reason(
-    runtime: Any, tmp_path: Path
-) -> None:
-    assert (
-        run(
-            runtime, "people", "import", write_csv(tmp_path / "p.csv", [person_row("P1", None, tmp_path)])
-        ).exit_code
-        == 0
-    )
+def test_the_safeguarding_flag_is_set_and_cleared_with_an_audited_reason(runtime: Any) -> None:
+    add_person(runtime, "P1")
     result = run(runtime, "people", "safeguarding", "P1", "--set", "--reason", "placement order")
     assert result.exit_code == 0 and "safeguarding flag set" in result.stdout
     summary = show(runtime, "P1")

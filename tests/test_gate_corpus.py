@@ -18,16 +18,15 @@ from consent_db import audit
 from consent_db.models import AuditEvent, Decision, Face, FaceTemplate, Photo, Publication
 from consent_db.session import unit_of_work
 from gatekeeper import media
-from helpers import ENROLMENT, enrolment_csv, gate_json, run
+from helpers import ENROLMENT, enrol_corpus, gate_json, run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def enrolled(runtime: Any, corpus: Any, tmp_path: Path) -> Any:
+def enrolled(runtime: Any, corpus: Any) -> Any:
     """Every corpus identity but lin_manuel_miranda enrolled, consenting to the website."""
-    result = run(runtime, "people", "import", enrolment_csv(corpus.faces_dir, tmp_path))
-    assert result.exit_code == 0, result.output
+    enrol_corpus(runtime, corpus.faces_dir)
     return runtime
 
 
@@ -77,9 +76,8 @@ def test_a_person_with_no_enrolment_is_blocked_as_unknown(enrolled: Any, corpus:
     assert line["faces"][0]["person"] is None
 
 
-def test_consent_for_social_media_only_blocks_the_website(runtime: Any, corpus: Any, tmp_path: Path) -> None:
-    csv = enrolment_csv(corpus.faces_dir, tmp_path, biden={"channels": "social_media"})
-    assert run(runtime, "people", "import", csv).exit_code == 0
+def test_consent_for_social_media_only_blocks_the_website(runtime: Any, corpus: Any) -> None:
+    enrol_corpus(runtime, corpus.faces_dir, biden={"channels": ("social_media",)})
     photo = corpus.faces_dir / "biden/biden2.jpg"
     [website] = gate_json(runtime, "website", photo)
     [social] = gate_json(runtime, "social_media", photo)
@@ -106,34 +104,33 @@ def test_withdrawing_consent_flips_the_verdict(enrolled: Any, corpus: Any) -> No
     assert gate_json(enrolled, "website", photo)[0]["verdict"] == "publishable"
 
 
-def test_expired_consent_blocks(runtime: Any, corpus: Any, tmp_path: Path) -> None:
-    csv = enrolment_csv(
-        corpus.faces_dir, tmp_path, rose_leslie={"granted_on": "2020-01-01", "valid_until": "2021-07-31"}
+def test_expired_consent_blocks(runtime: Any, corpus: Any) -> None:
+    enrol_corpus(
+        runtime,
+        corpus.faces_dir,
+        rose_leslie={"granted_on": date(2020, 1, 1), "valid_until": date(2021, 7, 31)},
     )
-    assert run(runtime, "people", "import", csv).exit_code == 0
     [line] = gate_json(runtime, "website", corpus.faces_dir / "rose_leslie/rose_leslie_img2.jpg")
     assert (line["verdict"], line["reasons"]) == ("blocked", ["consent_expired"])
 
 
 def test_a_sixteen_year_old_consenting_alone_is_blocked_under_an_eighteen_threshold(
-    runtime: Any, corpus: Any, tmp_path: Path
+    runtime: Any, corpus: Any
 ) -> None:
     # Dates relative to today (the command line reads the clock): sixteen and a month now, and when
     # consenting ten days ago, whatever day the test runs.
     today = date.today()
-    csv = enrolment_csv(
+    enrol_corpus(
+        runtime,
         corpus.faces_dir,
-        tmp_path,
         alex_lacamoire={
-            "date_of_birth": (today - timedelta(days=16 * 365 + 40)).isoformat(),
-            "granted_on": (today - timedelta(days=10)).isoformat(),
+            "born": today - timedelta(days=16 * 365 + 40),
+            "granted_on": today - timedelta(days=10),
             "granted_by": "self",
             # Face matching of a learner needs a parent's consent (POFA 2012 s. 26).
             "biometric_granted_by": "parent",
         },
     )
-    result = run(runtime, "people", "import", csv)
-    assert result.exit_code == 0, result.output
     photo = corpus.faces_dir / "alex_lacamoire/alex_lacamoire_knn_test1.jpg"
     [line] = gate_json(runtime, "website", photo)
     assert (line["verdict"], line["reasons"]) == ("blocked", ["guardian_consent_required"])

@@ -22,14 +22,14 @@ from gatekeeper.photos import gate as gate_service
 from gatekeeper.publishing import publish as publish_service
 from gatekeeper.runtime import Runtime
 from gatekeeper.storage import LocalBlobStore
-from helpers import enrolment_csv, gate_json, run
+from helpers import enrol_corpus, gate_json, run
 from workers import JobQueue
 
 pytestmark = pytest.mark.slow
 
-NAMES = {
-    "obama": {"name": "Barack Obama", "named": "yes", "channels": "website;social_media"},
-    "biden": {"name": "Joe Biden", "named": "first_name", "channels": "website;social_media"},
+NAMES: dict[str, dict[str, Any]] = {
+    "obama": {"name": "Barack Obama", "named": "yes", "channels": ("website", "social_media")},
+    "biden": {"name": "Joe Biden", "named": "first_name", "channels": ("website", "social_media")},
     "kit_harington": {"name": "Kit Harington", "named": "yes"},
 }
 
@@ -45,9 +45,8 @@ def with_settings(runtime: Runtime, *, real: bool = False, **changes: Any) -> It
 
 
 @pytest.fixture
-def enrolled(runtime: Runtime, corpus: Any, tmp_path: Path) -> Runtime:
-    result = run(runtime, "people", "import", enrolment_csv(corpus.faces_dir, tmp_path, **NAMES))
-    assert result.exit_code == 0, result.output
+def enrolled(runtime: Runtime, corpus: Any) -> Runtime:
+    enrol_corpus(runtime, corpus.faces_dir, **NAMES)
     return runtime
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from consent_db.session import unit_of_work
 from gatekeeper.photos import gate as gate_service
-from helpers import gate_json, person_row, run, write_csv
+from helpers import add_person, gate_json
 
 pytestmark = pytest.mark.slow
 
@@ -24,11 +24,10 @@ FACTOR = 4  # two_people.jpg is 1200 px wide: 4800 px, like a 16 MP camera photo
 
 @pytest.fixture
 def large(runtime: Any, corpus: Any, tmp_path: Path) -> Path:
-    rows = [
-        person_row(name, corpus.faces_dir / f"{name}/{name}.jpg", tmp_path, channels="website;print")
-        for name in ("obama", "biden")
-    ]
-    assert run(runtime, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
+    for name in ("obama", "biden"):
+        add_person(
+            runtime, name, photos=[corpus.faces_dir / f"{name}/{name}.jpg"], channels=("website", "print")
+        )
     with Image.open(corpus.faces_dir / "group/two_people.jpg") as image:
         big = image.convert("RGB").resize(
             (image.width * FACTOR, image.height * FACTOR), Image.Resampling.LANCZOS
@@ -69,7 +68,7 @@ def test_a_print_copy_is_the_full_size_and_lossless(runtime: Any, large: Path, t
 
 
 def test_publishing_on_a_larger_channel_than_the_analysis_was_for_is_refused(
-    runtime: Any, large: Path, tmp_path: Path, now: Any
+    runtime: Any, large: Path, now: Any
 ) -> None:
     (line,) = gate_json(runtime, "website", large)
     decision = line_decision(runtime, line)

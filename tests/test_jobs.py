@@ -21,7 +21,7 @@ from consent_db.models import AuditEvent, Job, Photo, Publication
 from consent_db.session import unit_of_work
 from gatekeeper.publishing import recheck as publication_checks
 from gatekeeper.runtime import Runtime
-from helpers import add_people, person_row, run, seed_gated_photo, write_csv
+from helpers import add_people, add_person, run, seed_gated_photo
 from workers import JobQueue
 
 REDIS_URL = os.environ.get("GATEKEEPER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -186,7 +186,7 @@ def test_two_worker_processes_drain_one_redis_queue_each_job_once(
 
 @pytest.mark.slow
 def test_a_long_running_worker_gates_with_the_templates_and_consent_of_the_moment(
-    runtime: Runtime, corpus: Any, tmp_path: Path
+    runtime: Runtime, corpus: Any
 ) -> None:
     queue = JobQueue.of(runtime)  # one long-lived queue and runtime, as in a worker process
     photo = corpus.faces_dir / "biden/biden2.jpg"
@@ -200,8 +200,7 @@ def test_a_long_running_worker_gates_with_the_templates_and_consent_of_the_momen
             return photo_row.status, list(photo_row.reasons)
 
     assert gate_queued() == ("blocked", ["unknown_face"])
-    csv = write_csv(tmp_path / "p.csv", [person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path)])
-    assert run(runtime, "people", "import", csv).exit_code == 0
+    add_person(runtime, "biden", photos=[corpus.faces_dir / "biden/biden.jpg"])
     assert gate_queued() == ("publishable", [])
     run(runtime, "consent", "withdraw", "biden")
     assert gate_queued(jobs=2) == ("blocked", ["consent_withdrawn"])  # the takedown job, then the gate
@@ -210,11 +209,10 @@ def test_a_long_running_worker_gates_with_the_templates_and_consent_of_the_momen
 
 @pytest.mark.slow
 def test_a_withdrawal_while_the_gate_job_runs_leaves_nothing_of_the_person_published(
-    runtime: Runtime, corpus: Any, tmp_path: Path
+    runtime: Runtime, corpus: Any
 ) -> None:
 
-    csv = write_csv(tmp_path / "p.csv", [person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path)])
-    assert run(runtime, "people", "import", csv).exit_code == 0
+    add_person(runtime, "biden", photos=[corpus.faces_dir / "biden/biden.jpg"])
     queued = run(runtime, "gate", "--queue", "--channel", "website", corpus.faces_dir / "biden/biden2.jpg")
     assert queued.exit_code == 0, queued.output
     settings = runtime.settings

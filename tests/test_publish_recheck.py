@@ -11,31 +11,23 @@ from sqlalchemy import func, select
 
 from consent_db.models import AuditEvent, Publication
 from consent_db.session import unit_of_work
-from gatekeeper.consent import mis_csv as people_csv
-from gatekeeper.consent import mis_import as people_import
 from gatekeeper.consent import records as consent_service
 from gatekeeper.people.templates import template_keys
 from gatekeeper.photos import gate as gate_service
 from gatekeeper.publishing import publish as publish_service
 from gatekeeper.storage import LocalBlobStore
-from helpers import person_row, write_csv
+from helpers import add_person
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def gated(runtime: Any, corpus: Any, tmp_path: Path, now: datetime) -> tuple[Any, gate_service.GateResult]:
+def gated(runtime: Any, corpus: Any, now: datetime) -> tuple[Any, gate_service.GateResult]:
     """biden enrolled and consenting to the website; biden2.jpg gated and found publishable at `now`."""
-    csv = write_csv(tmp_path / "p.csv", [person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path)])
-    rows, problems = people_csv.parse_people_csv(
-        csv.read_bytes(), tmp_path, runtime.settings, today=now.date()
+    add_person(
+        runtime, "biden", photos=[corpus.faces_dir / "biden/biden.jpg"], now=now, actor="t", source="t"
     )
-    assert problems == []
     with unit_of_work(runtime.sessions) as session:
-        report = people_import.import_people(
-            session, rows, engine=runtime.faces, settings=runtime.settings, now=now, actor="t", source="t"
-        )
-        assert report.ok
         index = gate_service.load_template_index(
             session, runtime.faces.model, template_keys(runtime.settings)
         )

@@ -11,12 +11,10 @@ from sqlalchemy import func, select
 
 from consent_db.models import AuditEvent, Face, FaceTemplate
 from consent_db.session import unit_of_work
-from gatekeeper.consent import mis_csv as people_csv
-from gatekeeper.consent import mis_import as people_import
 from gatekeeper.errors import FaceNotFoundError
 from gatekeeper.photos import gate as gate_service
 from gatekeeper.photos.review import confirm_face
-from helpers import person_row, write_csv
+from helpers import add_person
 
 pytestmark = pytest.mark.slow
 
@@ -31,20 +29,12 @@ def gate(runtime: Any, photo: Path, now: datetime) -> gate_service.GateResult:
 
 
 @pytest.fixture
-def setup(runtime: Any, corpus: Any, tmp_path: Path, now: datetime) -> tuple[Any, int, int]:
+def setup(runtime: Any, corpus: Any, now: datetime) -> tuple[Any, int, int]:
     """obama enrolled (biometric consent), biden not enrolled (no biometric consent); group photo gated."""
-    rows = [
-        person_row("obama", corpus.faces_dir / "obama/obama.jpg", tmp_path),
-        person_row("biden", None, tmp_path),
-    ]
-    parsed, problems = people_csv.parse_people_csv(
-        write_csv(tmp_path / "p.csv", rows).read_bytes(), tmp_path, runtime.settings, today=now.date()
+    add_person(
+        runtime, "obama", photos=[corpus.faces_dir / "obama/obama.jpg"], now=now, actor="t", source="t"
     )
-    assert problems == []
-    with unit_of_work(runtime.sessions) as session:
-        assert people_import.import_people(
-            session, parsed, engine=runtime.faces, settings=runtime.settings, now=now, actor="t", source="t"
-        ).ok
+    add_person(runtime, "biden", now=now, actor="t", source="t")
     result = gate(runtime, corpus.faces_dir / "group/two_people.jpg", now)
     assert [f.person for f in result.faces] == ["obama", None]
     with unit_of_work(runtime.sessions) as session:

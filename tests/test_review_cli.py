@@ -8,7 +8,7 @@ consent then decides, at the review and again at every publish-time re-check.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from consent_db.models import AuditEvent, Decision, Face, FaceTemplate, Person
 from consent_db.session import unit_of_work
 from gatekeeper.config import Settings
 from gatekeeper.photos import gate as gate_service
-from helpers import gate_json, person_row, run, write_csv
+from helpers import add_person, gate_json, run
 from workers import JobQueue
 
 pytestmark = pytest.mark.slow
@@ -38,22 +38,17 @@ def reviewing(settings: Settings) -> Any:
         rt.db.dispose()
 
 
-def people(rt: Any, corpus: Any, tmp_path: Path, *, kim_channels: str) -> None:
+def people(rt: Any, corpus: Any, *, kim_channels: tuple[str, ...]) -> None:
     """obama, an adult matched by face; kim (biden's face), a learner whose parent refused matching."""
-    rows = [
-        person_row("obama", corpus.faces_dir / "obama/obama.jpg", tmp_path),
-        person_row(
-            "kim",
-            None,
-            tmp_path,
-            date_of_birth="2015-05-05",
-            granted_by="parent",
-            channels=kim_channels,
-            biometric_objection="parent",
-        ),
-    ]
-    result = run(rt, "people", "import", write_csv(tmp_path / "p.csv", rows))
-    assert result.exit_code == 0, result.output
+    add_person(rt, "obama", photos=[corpus.faces_dir / "obama/obama.jpg"])
+    add_person(
+        rt,
+        "kim",
+        born=date(2015, 5, 5),
+        granted_by="parent",
+        channels=kim_channels,
+        biometric_objection="parent",
+    )
 
 
 def waiting(rt: Any) -> list[dict[str, Any]]:
@@ -102,9 +97,9 @@ def gated_decision(session: Any, photo: int) -> int:
 
 
 def test_a_learner_who_refused_face_matching_is_identified_by_eye_and_their_consent_decides(
-    reviewing: Any, corpus: Any, tmp_path: Path
+    reviewing: Any, corpus: Any
 ) -> None:
-    people(reviewing, corpus, tmp_path, kim_channels="social_media")
+    people(reviewing, corpus, kim_channels=("social_media",))
     assert templates_of(reviewing, "kim") == 0
     [gated] = gate_json(reviewing, "website", corpus.faces_dir / GROUP)
     assert (gated["verdict"], gated["reasons"]) == ("review", ["unknown_face"])
@@ -176,9 +171,9 @@ def test_a_learner_who_refused_face_matching_is_identified_by_eye_and_their_cons
 
 
 def test_a_stranger_blocks_a_person_with_biometric_consent_is_learnt_and_mistakes_are_refused(
-    reviewing: Any, corpus: Any, tmp_path: Path
+    reviewing: Any, corpus: Any
 ) -> None:
-    people(reviewing, corpus, tmp_path, kim_channels="website")
+    people(reviewing, corpus, kim_channels=("website",))
     [gated] = gate_json(reviewing, "website", corpus.faces_dir / GROUP)
     assert gated["verdict"] == "review"
     [item] = waiting(reviewing)

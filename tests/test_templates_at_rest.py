@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import stat
 import struct
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,16 +20,14 @@ from gatekeeper.errors import FaceError
 from gatekeeper.faces.codec import TemplateKeys, encoding_to_bytes, is_sealed
 from gatekeeper.people.templates import template_keys
 from gatekeeper.runtime import Runtime
-from helpers import gate_json, person_row, run, write_csv
+from helpers import add_person, gate_json, run
 from workers import JobQueue
 
 pytestmark = pytest.mark.slow
 
 
-def _enrol_biden(runtime: Any, corpus: Any, tmp_path: Path) -> None:
-    csv = write_csv(tmp_path / "p.csv", [person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path)])
-    result = run(runtime, "people", "import", csv)
-    assert result.exit_code == 0, result.output
+def _enrol_biden(runtime: Any, corpus: Any) -> None:
+    add_person(runtime, "biden", photos=[corpus.faces_dir / "biden/biden.jpg"])
 
 
 def _raw_templates(runtime: Any) -> list[tuple[int, bytes]]:
@@ -45,11 +42,11 @@ def _biden_is_recognised(runtime: Any, corpus: Any) -> bool:
 
 
 def test_a_database_dump_holds_no_plaintext_encoding_and_the_gate_still_recognises(
-    runtime: Any, corpus: Any, tmp_path: Path
+    runtime: Any, corpus: Any
 ) -> None:
     from gatekeeper import media
 
-    _enrol_biden(runtime, corpus, tmp_path)
+    _enrol_biden(runtime, corpus)
     [(person_id, raw)] = _raw_templates(runtime)
     encoding = runtime.faces.encode_single(
         media.decode((corpus.faces_dir / "biden/biden.jpg").read_bytes(), max_pixels=10**8).pixels
@@ -68,10 +65,8 @@ def test_a_database_dump_holds_no_plaintext_encoding_and_the_gate_still_recognis
     assert _biden_is_recognised(runtime, corpus)
 
 
-def test_plaintext_templates_still_match_and_keys_rotate_encrypts_them(
-    runtime: Any, corpus: Any, tmp_path: Path
-) -> None:
-    _enrol_biden(runtime, corpus, tmp_path)
+def test_plaintext_templates_still_match_and_keys_rotate_encrypts_them(runtime: Any, corpus: Any) -> None:
+    _enrol_biden(runtime, corpus)
     [(person_id, sealed)] = _raw_templates(runtime)
     old_key_file = runtime.settings.template_key_path.read_text()
     # A template as versions before encryption stored it: the 1024 bytes of the encoding.
@@ -99,7 +94,7 @@ def test_plaintext_templates_still_match_and_keys_rotate_encrypts_them(
 
 
 def test_configured_keys_rotate_to_the_first_and_the_old_key_alone_no_longer_opens(
-    runtime: Any, corpus: Any, tmp_path: Path
+    runtime: Any, corpus: Any
 ) -> None:
     first, second = (run(runtime, "keys", "new").output.strip() for _ in range(2))
     assert first != second and len(base64.urlsafe_b64decode(first)) == 32
@@ -109,7 +104,7 @@ def test_configured_keys_rotate_to_the_first_and_the_old_key_alone_no_longer_ope
 
     old = with_keys(first)
     try:
-        _enrol_biden(old, corpus, tmp_path)
+        _enrol_biden(old, corpus)
         assert not runtime.settings.template_key_path.exists()
     finally:
         old.db.dispose()

@@ -19,7 +19,7 @@ from gatekeeper.cli import main
 from gatekeeper.config import Settings
 from gatekeeper.errors import ConfigError
 from gatekeeper.runtime import Runtime
-from helpers import gate_json, person_row, run, write_csv
+from helpers import add_person, gate_json, person_row, run, write_csv
 from workers import JobQueue
 
 CHILD_DOB = "2015-05-05"
@@ -72,6 +72,13 @@ def child_row(external_id: str, photo: Path | None, tmp_path: Path, **overrides:
     """A learner whose parent consented to the website and, with a photo, to face matching."""
     fields = {"date_of_birth": CHILD_DOB, "granted_by": "parent", **overrides}
     return person_row(external_id, photo, tmp_path, **fields)
+
+
+def add_child(runtime: Any, external_id: str, **arguments: Any) -> None:
+    """The learner of child_row, made as an import makes them (tests/factories.py)."""
+    add_person(
+        runtime, external_id, **{"born": date.fromisoformat(CHILD_DOB), "granted_by": "parent", **arguments}
+    )
 
 
 # --- the DPIA switch -------------------------------------------------------------------------------
@@ -146,11 +153,8 @@ def test_a_refusing_learners_templates_are_deleted_and_their_photos_follow_the_u
     assert [w["code"] for w in report["warnings"]] == ["matching_not_allowed"]
 
 
-def test_parents_who_disagree_stop_matching_and_one_parent_is_enough(
-    runtime: Any, corpus: Any, tmp_path: Path
-) -> None:
-    rows = [child_row("kit", corpus.faces_dir / "kit_harington/kit_harington_john1.jpeg", tmp_path)]
-    assert run(runtime, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
+def test_parents_who_disagree_stop_matching_and_one_parent_is_enough(runtime: Any, corpus: Any) -> None:
+    add_child(runtime, "kit", photos=[corpus.faces_dir / "kit_harington/kit_harington_john1.jpeg"])
     mum = run(runtime, "consent", "biometric", "kit", "grant", "--role", "parent", "--by", "Mum")
     assert mum.exit_code == 0 and "face matching allowed" in mum.stdout
     dad = run(runtime, "consent", "biometric", "kit", "object", "--by", "Dad")
@@ -199,11 +203,10 @@ def test_an_objection_in_the_csv_stops_matching(runtime: Any, corpus: Any, tmp_p
 
 
 def test_an_objection_blocks_as_a_withdrawal_and_is_recorded_by_the_channels_lawful_basis(
-    make_runtime: Any, tmp_path: Path
+    make_runtime: Any,
 ) -> None:
     rt = make_runtime(lawful_bases=(("internal", "public_task"),))
-    rows = [person_row("P1", None, tmp_path, channels="website;internal")]
-    assert run(rt, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
+    add_person(rt, "P1", channels=("website", "internal"))
     result = run(rt, "consent", "object", "P1", "--channel", "internal")
     assert result.exit_code == 0 and "as an objection" in result.stdout
     assert run(rt, "consent", "object", "P1", "--channel", "website").stdout.count("as a withdrawal") == 1
@@ -245,19 +248,16 @@ def test_a_leavers_consent_ends_the_day_after_they_leave(runtime: Any, tmp_path:
     assert channel(show(runtime, "P1"), "print")["publishable"] is True
 
 
-def test_consent_due_lists_coming_of_age_and_expiry_for_the_letters(runtime: Any, tmp_path: Path) -> None:
+def test_consent_due_lists_coming_of_age_and_expiry_for_the_letters(runtime: Any) -> None:
     today = date.today()
     eighteenth = today + timedelta(days=10)
     if (eighteenth.month, eighteenth.day) == (2, 29):  # a birthday every year keeps the sums plain
         eighteenth += timedelta(days=1)
     turning = eighteenth.replace(year=eighteenth.year - 18)
     expiring = (today + timedelta(days=5)).isoformat()
-    rows = [
-        person_row("TURNING", None, tmp_path, date_of_birth=turning.isoformat(), granted_by="parent"),
-        person_row("EXPIRING", None, tmp_path, valid_until=expiring),
-        person_row("FINE", None, tmp_path),
-    ]
-    assert run(runtime, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
+    add_person(runtime, "TURNING", born=turning, granted_by="parent")
+    add_person(runtime, "EXPIRING", valid_until=date.fromisoformat(expiring))
+    add_person(runtime, "FINE")
     result = run(runtime, "consent", "due", "--within", "60", "--json")
     assert result.exit_code == 0
     items = [json.loads(line) for line in result.stdout.splitlines()]
@@ -307,30 +307,23 @@ def test_the_uk_settings_are_read_and_checked(tmp_path: Path) -> None:
 
 
 def test_a_learner_who_comes_of_age_without_their_own_biometric_consent_is_no_longer_matched(
-    runtime: Any, corpus: Any, tmp_path: Path, now: Any
+    runtime: Any, corpus: Any, now: Any
 ) -> None:
-    from gatekeeper.consent import mis_csv as people_csv
-    from gatekeeper.consent import mis_import as people_import
     from gatekeeper.photos import gate as gate_service
 
     seventeen = now.date().replace(year=now.year - 17)
-    rows = [
-        child_row(
-            "kit",
-            corpus.faces_dir / "kit_harington/kit_harington_john1.jpeg",
-            tmp_path,
-            date_of_birth=seventeen.isoformat(),
-            granted_on="2025-09-01",
-        )
-    ]
-    data = write_csv(tmp_path / "p.csv", rows).read_bytes()
-    parsed, problems = people_csv.parse_people_csv(data, tmp_path, runtime.settings, today=now.date())
-    assert problems == []
+    add_child(
+        runtime,
+        "kit",
+        photos=[corpus.faces_dir / "kit_harington/kit_harington_john1.jpeg"],
+        born=seventeen,
+        granted_on=date(2025, 9, 1),
+        now=now,
+        actor="t",
+        source="t",
+    )
+    assert templates(runtime) == 1
     with unit_of_work(runtime.sessions) as session:
-        report = people_import.import_people(
-            session, parsed, engine=runtime.faces, settings=runtime.settings, now=now, actor="t", source="t"
-        )
-        assert report.templates_added == 1
         tools = gate_service.load_tools(session, runtime.settings, runtime.faces, runtime.originals)
     photo = (corpus.faces_dir / "kit_harington/kit_harington_john2.jpeg").read_bytes()
     for moment, person, verdict in [

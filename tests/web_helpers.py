@@ -1,18 +1,16 @@
-"""Small builders for web tests: CSRF tokens from real pages, staff accounts, signing in."""
+"""Small builders for web tests: CSRF tokens from real pages, staff accounts, signing in, learners."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, date, datetime
 from typing import Any
 
+import factories
 from flask.testing import FlaskClient
 
 from consent_db.session import unit_of_work
-from gatekeeper.consent import mis_csv as people_csv
-from gatekeeper.consent import mis_import as people_import
 from gatekeeper.staff import accounts
 from gatekeeper.staff.roles import Role
 
@@ -25,6 +23,12 @@ PEOPLE_CSV = (
     "L001,Amy Pond,2014-03-27,,no,website;social_media,parent,2025-09-01,,first_name\n"
     "L002,Rory Williams,2013-11-02,,no,website,parent,2025-09-01,,no\n"
     "L003,Amy Pond,2012-01-01,,no,print,parent,2025-09-01,,no\n"
+)
+# The same people: external id, name, date of birth, channels, named.
+LEARNERS = (
+    ("L001", "Amy Pond", date(2014, 3, 27), ("website", "social_media"), "first_name"),
+    ("L002", "Rory Williams", date(2013, 11, 2), ("website",), "no"),
+    ("L003", "Amy Pond", date(2012, 1, 1), ("print",), "no"),
 )
 
 
@@ -68,12 +72,19 @@ def api_token(runtime: Any, account: Account) -> str:
         return accounts.issue_api_token(session, account.username, now=CLOCK, actor="test")
 
 
-def import_people(runtime: Any, tmp: Path, text: str = PEOPLE_CSV) -> None:
-    """Import people (no photos) through the service, as the CLI would."""
-    rows, problems = people_csv.parse_people_csv(text.encode(), tmp, runtime.settings, today=CLOCK.date())
-    assert not problems
+def add_learners(runtime: Any) -> None:
+    """The learners of PEOPLE_CSV, as importing it makes them (tests/factories.py): L001 Amy Pond
+    (website and social media, named by first name), L002 Rory Williams (website) and L003, another
+    Amy Pond (print); all consent given by a parent on 1 September 2025, none to face matching."""
     with unit_of_work(runtime.sessions) as session:
-        report = people_import.import_people(
-            session, rows, engine=None, settings=runtime.settings, now=CLOCK, actor="test", source="test"
-        )
-    assert report.ok
+        for external_id, name, born, channels, named in LEARNERS:
+            factories.person(
+                session,
+                external_id,
+                name=name,
+                born=born,
+                channels=channels,
+                granted_by="parent",
+                named=named,
+                now=CLOCK,
+            )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers import gate_json, person_row, run, write_csv
+from helpers import add_person, gate_json
 
 pytestmark = pytest.mark.slow
 
@@ -37,10 +37,7 @@ def test_a_photo_with_a_turned_unconsented_face_is_never_publishable(
 ) -> None:
     runtime = every_angle
     assert runtime.faces.probe_step == 45
-    people = write_csv(
-        tmp_path / "p.csv", [person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path)]
-    )
-    assert run(runtime, "people", "import", people).exit_code == 0
+    add_person(runtime, "biden", photos=[corpus.faces_dir / "biden/biden.jpg"])
     folder = tmp_path / "scenes"
     folder.mkdir()
     for angle in ANGLES:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers import gate_json, person_row, run, write_csv
+from helpers import add_person, gate_json
 
 pytestmark = pytest.mark.slow
 
-CHANNELS = "website;social_media;print"
+CHANNELS = ("website", "social_media", "print")
 ANGLES = (0, 90, 180)
 # One face size per occlusion (several sizes in all), each at every angle: the sizes a face has
 # in a school photo that is looked at, from just above the identification minimum.
@@ -34,10 +34,9 @@ SIZES = {
 
 
 @pytest.fixture
-def enrolled(runtime, corpus, tmp_path: Path):
+def enrolled(runtime, corpus):
     """The runtime with biden enrolled, consenting to every channel."""
-    row = person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path, channels=CHANNELS)
-    assert run(runtime, "people", "import", write_csv(tmp_path / "p.csv", [row])).exit_code == 0
+    add_person(runtime, "biden", photos=[corpus.faces_dir / "biden/biden.jpg"], channels=CHANNELS)
     return runtime
 
 

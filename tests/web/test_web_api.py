@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from flask import Flask
 from sqlalchemy import func, select
-from web_helpers import PEOPLE_CSV, api_token, import_people, make_account
+from web_helpers import PEOPLE_CSV, add_learners, api_token, make_account
 
 from consent_db.models import Person
 from consent_db.session import unit_of_work
@@ -116,10 +116,8 @@ def test_an_import_without_a_file_or_with_a_bad_header_is_a_json_error(app: Flas
     assert "header lacks" in bad.get_json()["message"]
 
 
-def test_withdrawing_through_the_api_takes_a_list_or_nothing_for_all(
-    app: Flask, rt: Any, tmp_path: Path
-) -> None:
-    import_people(rt, tmp_path)
+def test_withdrawing_through_the_api_takes_a_list_or_nothing_for_all(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     client = app.test_client()
     headers = _auth(rt)
     one = client.post("/api/v1/people/L001/withdraw", json={"channels": ["social_media"]}, headers=headers)
@@ -147,14 +145,12 @@ def test_api_errors_are_json_with_a_code_and_a_message(app: Flask, rt: Any) -> N
     assert wrong_method.status_code == 405 and wrong_method.get_json()["error"] == "method_not_allowed"
 
 
-def test_pending_withdrawal_requests_are_listed_and_decided_through_the_api(
-    app: Flask, rt: Any, tmp_path: Path
-) -> None:
+def test_pending_withdrawal_requests_are_listed_and_decided_through_the_api(app: Flask, rt: Any) -> None:
     from datetime import UTC, date, datetime
 
     from gatekeeper.consent import withdrawals
 
-    import_people(rt, tmp_path)
+    add_learners(rt)
     with unit_of_work(rt.sessions) as session:
         received = withdrawals.request_withdrawal(
             session,

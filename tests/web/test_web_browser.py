@@ -11,9 +11,11 @@ import json
 import re
 import zipfile
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import factories
 import pytest
 from live_server import (
     DESKTOP,
@@ -29,11 +31,31 @@ from live_server import (
 )
 from live_server import LiveServer as Server
 
+from consent_db.session import unit_of_work
+
 PEOPLE = (
     "external_id,name,date_of_birth,photos,biometric_consent,channels,granted_by,granted_on,valid_until,named\n"
     "L001,Amy Pond,2014-03-27,,no,website;social_media,parent,2025-09-01,,first_name\n"
     "L002,Rory Williams,2013-11-02,,no,website,parent,2025-09-01,,no\n"
 )
+
+
+def add_learners(server: Server, prefix: str, *, amy: str = "Amy Pond") -> None:
+    """The learners of PEOPLE, numbered from `prefix` ("P00": P001 and P002) and the first named
+    `amy`, made as importing them makes them (tests/factories.py)."""
+    with server.runtime() as rt, unit_of_work(rt.sessions) as session:
+        factories.person(
+            session,
+            f"{prefix}1",
+            name=amy,
+            born=date(2014, 3, 27),
+            channels=("website", "social_media"),
+            granted_by="parent",
+            named="first_name",
+        )
+        factories.person(
+            session, f"{prefix}2", name="Rory Williams", born=date(2013, 11, 2), granted_by="parent"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +148,8 @@ def _receipt_reference(page: Any) -> str:
     return match.group(0)
 
 
-def test_a_parent_withdraws_with_their_link_on_a_phone(browser: Any, server: Server, tmp_path: Path) -> None:
-    csv_path = tmp_path / "people.csv"
-    csv_path.write_text(PEOPLE.replace("L00", "P00"))
-    server.cli("people", "import", str(csv_path))
+def test_a_parent_withdraws_with_their_link_on_a_phone(browser: Any, server: Server) -> None:
+    add_learners(server, "P00")
     link = server.cli("people", "link", "P001").strip()
     assert link.startswith(server.url + "/withdraw/")
     context = browser.new_context(**PHONE)
@@ -151,12 +171,8 @@ def test_a_parent_withdraws_with_their_link_on_a_phone(browser: Any, server: Ser
     context.close()
 
 
-def test_the_no_link_path_suspends_and_a_consent_admin_verifies(
-    browser: Any, server: Server, tmp_path: Path
-) -> None:
-    csv_path = tmp_path / "people.csv"
-    csv_path.write_text(PEOPLE.replace("L00", "N00").replace("Amy Pond", "Clara Oswald"))
-    server.cli("people", "import", str(csv_path))
+def test_the_no_link_path_suspends_and_a_consent_admin_verifies(browser: Any, server: Server) -> None:
+    add_learners(server, "N00", amy="Clara Oswald")
     context = browser.new_context(**PHONE)
     page = context.new_page()
     page.goto(server.url + "/withdraw")
@@ -194,10 +210,8 @@ def test_the_no_link_path_suspends_and_a_consent_admin_verifies(
     page.close()
 
 
-def test_every_other_page_passes_axe(browser: Any, server: Server, tmp_path: Path) -> None:
-    csv_path = tmp_path / "people.csv"
-    csv_path.write_text(PEOPLE.replace("L00", "A00"))
-    server.cli("people", "import", str(csv_path))
+def test_every_other_page_passes_axe(browser: Any, server: Server) -> None:
+    add_learners(server, "A00")
     for name, options in (("phone", PHONE), ("desktop", DESKTOP)):
         context = browser.new_context(**options)
         page = context.new_page()

@@ -7,14 +7,15 @@ is launched; no browser is ever downloaded.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import date
 from typing import Any
 
 import pytest
 from live_server import DESKTOP, PHONE, check, chromium_browser, expect, nav, new_staff, serving
 from live_server import LiveServer as Server
+
+from helpers import add_person
 
 pytestmark = pytest.mark.slow
 
@@ -33,16 +34,27 @@ def browser(chromium: str) -> Iterator[Any]:
 
 
 def test_a_reviewer_resolves_a_face_and_the_consent_rules_decide(
-    browser: Any, server: Server, corpus: Any, tmp_path: Path
+    browser: Any, server: Server, corpus: Any
 ) -> None:
-    shutil.copy(corpus.faces_dir / "obama/obama.jpg", tmp_path / "obama.jpg")
-    (tmp_path / "people.csv").write_text(
-        "external_id,name,date_of_birth,photos,biometric_consent,channels,granted_by,biometric_objection\n"
-        "R1,Barack Obama,1961-08-04,obama.jpg,yes,website,self,\n"
-        "R2,Kim Learner,2015-05-05,,no,website,parent,parent\n"
-    )
     server.cli("dpia", "record", "--ref", "DPIA-TEST", "--approved-by", "J. Smith, DPO", "--on", "2026-01-05")
-    server.cli("people", "import", str(tmp_path / "people.csv"))
+    with server.runtime() as rt:
+        add_person(
+            rt,
+            "R1",
+            name="Barack Obama",
+            born=date(1961, 8, 4),
+            granted_on=None,
+            photos=[corpus.faces_dir / "obama/obama.jpg"],
+        )
+        add_person(
+            rt,
+            "R2",
+            name="Kim Learner",
+            born=date(2015, 5, 5),
+            granted_by="parent",
+            granted_on=None,
+            biometric_objection="parent",
+        )
     [gated] = [
         json.loads(line)
         for line in server.cli(
@@ -86,7 +98,7 @@ def test_a_reviewer_resolves_a_face_and_the_consent_rules_decide(
 
 
 def test_a_consent_admin_adds_a_person_records_consent_and_marks_a_takedown_done(
-    browser: Any, server: Server, corpus: Any, tmp_path: Path
+    browser: Any, server: Server, corpus: Any
 ) -> None:
     for name, options in (("desktop", DESKTOP), ("phone", PHONE)):
         context = browser.new_context(**options)
@@ -114,14 +126,17 @@ def test_a_consent_admin_adds_a_person_records_consent_and_marks_a_takedown_done
         context.close()
 
     # A placement outside our stores of a photo that does not pass: a takedown task opens at once.
-    shutil.copy(corpus.faces_dir / "obama/obama.jpg", tmp_path / "obama.jpg")
-    (tmp_path / "people.csv").write_text(
-        "external_id,name,date_of_birth,photos,biometric_consent,channels,granted_by\n"
-        "T1,Rose Leslie,1987-02-09,rose.jpg,yes,print,self\n"
-    )
-    shutil.copy(corpus.faces_dir / "rose_leslie/rose_leslie_img1.jpg", tmp_path / "rose.jpg")
     server.cli("dpia", "record", "--ref", "DPIA-TEST", "--approved-by", "J. Smith, DPO", "--on", "2026-01-05")
-    server.cli("people", "import", str(tmp_path / "people.csv"))
+    with server.runtime() as rt:
+        add_person(
+            rt,
+            "T1",
+            name="Rose Leslie",
+            born=date(1987, 2, 9),
+            channels=("print",),
+            granted_on=None,
+            photos=[corpus.faces_dir / "rose_leslie/rose_leslie_img1.jpg"],
+        )
     [gated] = [
         json.loads(line)
         for line in server.cli(

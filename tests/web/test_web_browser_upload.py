@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from live_server import (
 from live_server import LiveServer as Server
 
 from gatekeeper import media
+from helpers import add_person
 
 pytestmark = pytest.mark.slow
 
@@ -47,16 +49,23 @@ def browser(chromium: str) -> Iterator[Any]:
 
 
 def test_a_comms_officer_uploads_a_batch_sees_each_face_downloads_and_publishes(
-    browser: Any, server: Server, corpus: Any, tmp_path: Path
+    browser: Any, server: Server, corpus: Any
 ) -> None:
     server.cli("dpia", "record", "--ref", "DPIA-TEST", "--approved-by", "J. Smith, DPO", "--on", "2026-01-05")
-    people = tmp_path / "people.csv"
-    people.write_text(
-        "external_id,name,date_of_birth,photos,biometric_consent,channels,granted_by\n"
-        f"P1,Barack Obama,1961-08-04,{corpus.faces_dir / 'obama' / 'obama.jpg'},yes,website,self\n"
-        f"P2,Joe Biden,1942-11-20,{corpus.faces_dir / 'biden' / 'biden.jpg'},yes,print,self\n"
-    )
-    server.cli("people", "import", str(people))
+    with server.runtime() as rt:
+        for external_id, name, born, photo, channel in (
+            ("P1", "Barack Obama", date(1961, 8, 4), "obama/obama.jpg", "website"),
+            ("P2", "Joe Biden", date(1942, 11, 20), "biden/biden.jpg", "print"),
+        ):
+            add_person(
+                rt,
+                external_id,
+                name=name,
+                born=born,
+                channels=(channel,),
+                granted_on=None,
+                photos=[corpus.faces_dir / photo],
+            )
 
     page = browser.new_page(**DESKTOP)
     new_staff(server, page, "comms", "uploader")

@@ -4,21 +4,20 @@ reference face but a candidate's, no safeguarding reason in the audit log.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from web_helpers import csrf, import_people, make_account, sign_in
+from web_helpers import add_learners, csrf, make_account, sign_in
 
 from consent_db.models import AuditEvent, SafeguardingNote
 from consent_db.session import unit_of_work
 from gatekeeper.people import lookup as people
 from gatekeeper.photos import gate as gate_service
-from helpers import person_row, run, write_csv
+from helpers import add_person, run
 
 REASON = "Court order 4471: father must not learn the school"
 
@@ -30,9 +29,9 @@ def _client(app: Flask, rt: Any, role: str) -> FlaskClient:
 
 
 def test_the_safeguarding_reason_is_kept_for_consent_admins_and_never_written_to_the_audit_log(
-    app: Flask, rt: Any, tmp_path: Path
+    app: Flask, rt: Any
 ) -> None:
-    import_people(rt, tmp_path)
+    add_learners(rt)
     admin = _client(app, rt, "consent_admin")
     token = csrf(admin, "/people/L001")
     for flag, reason in (("on", REASON), ("off", "Order lifted by the court")):
@@ -79,15 +78,10 @@ class TestReviewerShare:
         return settings.with_(policy={"unknown_faces": "review", "review_distance": 1.0})
 
     @pytest.fixture
-    def photo(self, rt: Any, corpus: Any, tmp_path: Path) -> int:
-        rows = [
-            person_row("obama", corpus.faces_dir / "obama/obama.jpg", tmp_path, name="Barack Obama"),
-            person_row(
-                "kim", None, tmp_path, name="Kim Learner", date_of_birth="2015-05-05", granted_by="parent"
-            ),
-            person_row("ann", None, tmp_path, name="Ann Other"),
-        ]
-        assert run(rt, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
+    def photo(self, rt: Any, corpus: Any) -> int:
+        add_person(rt, "obama", name="Barack Obama", photos=[corpus.faces_dir / "obama/obama.jpg"])
+        add_person(rt, "kim", name="Kim Learner", born=date(2015, 5, 5), granted_by="parent")
+        add_person(rt, "ann", name="Ann Other")
         now = datetime.now(UTC)
         with unit_of_work(rt.sessions) as session:
             people.set_safeguarding(session, "kim", True, reason="DSL decision", now=now, actor="t")

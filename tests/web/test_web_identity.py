@@ -22,9 +22,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from web_helpers import api_token, csrf, make_account, sign_in
 
-from consent_db.models import AuditEvent, Decision, Person
+from consent_db.models import AuditEvent, Decision
 from consent_db.session import unit_of_work
-from helpers import gate_json, person_row, run, write_csv
+from helpers import add_person, gate_json, run
 
 pytestmark = pytest.mark.slow
 
@@ -33,14 +33,8 @@ GROUP = "group/obama_and_biden.jpg"  # biden, obama, an unknown child (left to r
 STRANGER = "biden/biden.jpg"
 
 
-def _enrol_one(rt: Any, corpus: Any, tmp_path: Path) -> int:
-    rows = [person_row(ID, corpus.faces_dir / "obama/obama.jpg", tmp_path, name=NAME)]
-    result = run(rt, "people", "import", write_csv(tmp_path / "people.csv", rows))
-    assert result.exit_code == 0, result.output
-    with unit_of_work(rt.sessions) as session:
-        found = session.scalar(select(Person.id).where(Person.external_id == ID))
-        assert found is not None
-        return found
+def _enrol_one(rt: Any, corpus: Any) -> int:
+    return add_person(rt, ID, photos=[corpus.faces_dir / "obama/obama.jpg"], name=NAME)
 
 
 def _signed_in(app: Flask, rt: Any, role: str) -> tuple[FlaskClient, str]:
@@ -97,9 +91,9 @@ def _gated_audit(rt: Any, photo_id: int) -> dict[str, Any]:
 
 
 def test_an_unknown_face_carries_no_person_on_the_page_the_api_the_cli_or_the_audit_log(
-    app: Flask, rt: Any, corpus: Any, tmp_path: Path
+    app: Flask, rt: Any, corpus: Any
 ) -> None:
-    obama = _enrol_one(rt, corpus, tmp_path)
+    obama = _enrol_one(rt, corpus)
     uploader, token = _signed_in(app, rt, "uploader")
     photo_id = _upload(app, uploader, corpus.faces_dir / GROUP)
     faces = _faces(rt, photo_id)
@@ -145,9 +139,9 @@ class TestUncertainMatches:
         return settings.with_(policy={"review_distance": 1.0})
 
     def test_an_uncertain_match_is_named_only_as_a_possible_match_to_reviewers_in_the_review_queue(
-        self, app: Flask, rt: Any, corpus: Any, tmp_path: Path
+        self, app: Flask, rt: Any, corpus: Any
     ) -> None:
-        obama = _enrol_one(rt, corpus, tmp_path)
+        obama = _enrol_one(rt, corpus)
         uploader, token = _signed_in(app, rt, "uploader")
         photo_id = _upload(app, uploader, corpus.faces_dir / STRANGER)
         [face] = _faces(rt, photo_id)
@@ -183,10 +177,8 @@ class TestUncertainMatches:
         assert f"<td>{photo_id}</td>" not in confirmed and "No photo shows this person" in confirmed
         assert f"Photo {photo_id} (website)" in possible
 
-    def test_a_review_result_names_only_the_faces_identified(
-        self, app: Flask, rt: Any, corpus: Any, tmp_path: Path
-    ) -> None:
-        _enrol_one(rt, corpus, tmp_path)
+    def test_a_review_result_names_only_the_faces_identified(self, app: Flask, rt: Any, corpus: Any) -> None:
+        _enrol_one(rt, corpus)
         # Obama (consented) beside Biden (uncertain, nearest L001): the photo waits for review.
         [line] = gate_json(rt, "website", corpus.faces_dir / "group/two_people.jpg")
         assert [(f["outcome"], f["person"]) for f in line["faces"]] == [

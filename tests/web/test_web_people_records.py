@@ -16,13 +16,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import select
-from web_helpers import csrf, import_people, make_account, sign_in
+from web_helpers import add_learners, csrf, make_account, sign_in
 
 from consent_db.models import AuditEvent, Person, TakedownTask
 from consent_db.session import unit_of_work
 from gatekeeper.photos import gate as gate_service
 from gatekeeper.publishing import recheck as publication_checks
-from helpers import person_row, run, write_csv
+from helpers import add_person, run
 
 
 def _admin(app: Flask, rt: Any) -> FlaskClient:
@@ -90,10 +90,8 @@ def test_a_person_is_added_edited_and_their_mis_id_never_changes(app: Flask, rt:
     assert _actions(rt)[-2:] == ["person.created", "person.updated"]
 
 
-def test_consent_is_recorded_with_who_gave_it_the_evidence_and_the_wording(
-    app: Flask, rt: Any, tmp_path: Path
-) -> None:
-    import_people(rt, tmp_path)
+def test_consent_is_recorded_with_who_gave_it_the_evidence_and_the_wording(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     client = _admin(app, rt)
     page = _post(
         client,
@@ -199,11 +197,8 @@ def _gate(rt: Any, photo: Path, channel: str = "website") -> int:
 
 
 @pytest.mark.slow
-def test_a_takedown_task_is_listed_and_marked_done_with_a_note(
-    app: Flask, rt: Any, corpus: Any, tmp_path: Path
-) -> None:
-    rows = [person_row("obama", corpus.faces_dir / "obama/obama.jpg", tmp_path)]
-    assert run(rt, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
+def test_a_takedown_task_is_listed_and_marked_done_with_a_note(app: Flask, rt: Any, corpus: Any) -> None:
+    add_person(rt, "obama", photos=[corpus.faces_dir / "obama/obama.jpg"])
     photo = _gate(rt, corpus.faces_dir / "obama/obama2.jpg")
     where = "https://social.example/posts/42"
     assert run(rt, "publications", "add", str(photo), "--channel", "website", "--where", where).exit_code == 0
@@ -232,13 +227,10 @@ def test_a_takedown_task_is_listed_and_marked_done_with_a_note(
 
 @pytest.mark.slow
 def test_every_photo_of_a_person_and_an_export_without_anyone_elses_face(
-    app: Flask, rt: Any, corpus: Any, tmp_path: Path
+    app: Flask, rt: Any, corpus: Any
 ) -> None:
-    rows = [
-        person_row("obama", corpus.faces_dir / "obama/obama.jpg", tmp_path),
-        person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path),
-    ]
-    assert run(rt, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
+    add_person(rt, "obama", photos=[corpus.faces_dir / "obama/obama.jpg"])
+    add_person(rt, "biden", photos=[corpus.faces_dir / "biden/biden.jpg"])
     alone = _gate(rt, corpus.faces_dir / "obama/obama2.jpg")
     group = _gate(rt, corpus.faces_dir / "group/two_people.jpg")
     client = _admin(app, rt)

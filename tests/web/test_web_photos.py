@@ -11,7 +11,6 @@ import io
 import re
 import zipfile
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from consent_db.session import unit_of_work
 from gatekeeper import media
 from gatekeeper.photos import views
 from gatekeeper.publishing import downloads
-from helpers import enrolment_csv, run
+from helpers import enrol_corpus, run
 
 pytestmark = pytest.mark.slow
 
@@ -34,14 +33,10 @@ COLOURS = {"consented": "green", "no_consent": "red", "unknown": "red", "uncerta
 
 
 @pytest.fixture
-def enrolled(app: Flask, rt: Any, corpus: Any, tmp_path: Path) -> Any:
+def enrolled(app: Flask, rt: Any, corpus: Any) -> Any:
     """Corpus identities enrolled: Obama and Rose Leslie consent to the website, Biden only to
     social media, Kit Harington consented to the website and withdrew."""
-    csv_path = enrolment_csv(
-        corpus.faces_dir, tmp_path, biden={"channels": "social_media"}, obama={"name": "Barack Obama"}
-    )
-    result = run(rt, "people", "import", csv_path)
-    assert result.exit_code == 0, result.output
+    enrol_corpus(rt, corpus.faces_dir, biden={"channels": ("social_media",)}, obama={"name": "Barack Obama"})
     result = run(rt, "consent", "withdraw", "kit_harington", "--channel", "website")
     assert result.exit_code == 0, result.output
     _drain(app)  # the withdrawal's takedown job

@@ -12,11 +12,14 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 from live_server import NEW_PASSWORD, LiveServer
+
+from helpers import add_person
 
 pytestmark = pytest.mark.slow
 
@@ -86,17 +89,18 @@ def _token(server: LiveServer) -> str:
     return server.cli("users", "token", "comms").split()[-1]
 
 
-def test_serve_gates_uploads_itself_on_the_embedded_queue(
-    serve_factory: Any, corpus: Any, tmp_path: Path
-) -> None:
+def test_serve_gates_uploads_itself_on_the_embedded_queue(serve_factory: Any, corpus: Any) -> None:
     server = serve_factory()
     assert "background jobs here" in server.banner
-    csv_path = tmp_path / "people.csv"
-    csv_path.write_text(
-        "external_id,name,date_of_birth,photos,biometric_consent,channels,granted_by\n"
-        f"P1,Barack Obama,1961-08-04,{corpus.faces_dir / 'obama' / 'obama.jpg'},yes,website,self\n"
-    )
-    server.cli("people", "import", str(csv_path))
+    with server.runtime() as rt:
+        add_person(
+            rt,
+            "P1",
+            name="Barack Obama",
+            born=date(1961, 8, 4),
+            granted_on=None,
+            photos=[corpus.faces_dir / "obama" / "obama.jpg"],
+        )
     token = _token(server)
     ids = [
         _post_photo(server, token, (corpus.faces_dir / rel).read_bytes(), "website")["id"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_helpers import api_token, import_people, make_account
+from web_helpers import add_learners, api_token, make_account
 
 from gatekeeper import create_app
 from gatekeeper.cli.staff import serving_address
@@ -68,12 +68,12 @@ def test_serve_says_which_address_links_carry(tmp_path: Path) -> None:
     assert "withdrawal links carry https://photos.school.example" in configured
 
 
-def test_links_carry_the_address_serve_derived_from_its_host_and_port(settings: Any, tmp_path: Path) -> None:
+def test_links_carry_the_address_serve_derived_from_its_host_and_port(settings: Any) -> None:
     assert settings.web.public_url == ""
     app = create_app(settings.with_(web={"public_url": serving_address("127.0.0.1", 8101)}))
     try:
         rt = app.extensions["gatekeeper"]
-        import_people(rt, tmp_path)
+        add_learners(rt)
         headers = {"Authorization": f"Bearer {api_token(rt, make_account(rt, 'consent_admin'))}"}
         response = app.test_client().post("/api/v1/people/L001/link", headers=headers)
         assert response.status_code == 201
@@ -88,8 +88,8 @@ def test_an_address_for_every_interface_or_ipv6_is_one_a_browser_can_open() -> N
     assert serving_address("photos.local", 80) == "http://photos.local:80"
 
 
-def test_people_link_warns_when_no_public_address_is_configured(runtime: Any, tmp_path: Path) -> None:
-    import_people(runtime, tmp_path)
+def test_people_link_warns_when_no_public_address_is_configured(runtime: Any) -> None:
+    add_learners(runtime)
     result = run(runtime, "people", "link", "L001")
     assert result.exit_code == 0
     assert result.stdout.startswith("http://127.0.0.1:8000/withdraw/")

@@ -7,7 +7,7 @@ GATEKEEPER_UNKNOWN_FACES=review the photo waits for a reviewer, who identifies t
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from web_helpers import csrf, make_account, sign_in
 from consent_db.models import AuditEvent, FaceTemplate, Person, Photo
 from consent_db.session import unit_of_work
 from gatekeeper.photos import gate as gate_service
-from helpers import person_row, run, write_csv
+from helpers import add_person
 
 pytestmark = pytest.mark.slow
 
@@ -34,25 +34,20 @@ def settings(settings: Any) -> Any:
     return settings.with_(policy={"unknown_faces": "review"})
 
 
-def _people(rt: Any, corpus: Any, tmp_path: Path, **kim: str) -> None:
+def _people(rt: Any, corpus: Any, **kim: Any) -> None:
     """obama, an adult matched by face; kim (biden's face), a learner with no template."""
-    rows = [
-        person_row("obama", corpus.faces_dir / "obama/obama.jpg", tmp_path),
-        person_row(
-            "kim",
-            None,
-            tmp_path,
-            **{
-                "date_of_birth": "2015-05-05",
-                "granted_by": "parent",
-                "channels": "website",
-                "biometric_objection": "parent",
-                **kim,
-            },
-        ),
-    ]
-    result = run(rt, "people", "import", write_csv(tmp_path / "p.csv", rows))
-    assert result.exit_code == 0, result.output
+    add_person(rt, "obama", photos=[corpus.faces_dir / "obama/obama.jpg"])
+    add_person(
+        rt,
+        "kim",
+        **{
+            "born": date(2015, 5, 5),
+            "granted_by": "parent",
+            "channels": ("website",),
+            "biometric_objection": "parent",
+            **kim,
+        },
+    )
 
 
 def _gate(rt: Any, photo: Path) -> int:
@@ -98,9 +93,9 @@ def _reviews(rt: Any) -> list[AuditEvent]:
 
 
 def test_the_queue_shows_the_waiting_face_with_a_private_stripped_crop(
-    app: Flask, rt: Any, corpus: Any, tmp_path: Path
+    app: Flask, rt: Any, corpus: Any
 ) -> None:
-    _people(rt, corpus, tmp_path)
+    _people(rt, corpus)
     photo = _gate(rt, corpus.faces_dir / GROUP)
     client = _reviewer(app, rt)
     queue = client.get("/review").get_data(as_text=True)
@@ -127,9 +122,9 @@ def test_the_queue_shows_the_waiting_face_with_a_private_stripped_crop(
 
 
 def test_identified_on_the_page_the_consent_rules_decide_and_it_is_audited(
-    app: Flask, rt: Any, corpus: Any, tmp_path: Path
+    app: Flask, rt: Any, corpus: Any
 ) -> None:
-    _people(rt, corpus, tmp_path)
+    _people(rt, corpus)
     photo = _gate(rt, corpus.faces_dir / GROUP)
     client = _reviewer(app, rt)
     # Found by a search on the page, as a reviewer without a candidate does.
@@ -153,11 +148,9 @@ def test_identified_on_the_page_the_consent_rules_decide_and_it_is_audited(
     assert client.get("/review/references/kim.jpg").status_code == 404
 
 
-def test_a_reviewer_identifies_but_never_overrides_consent(
-    app: Flask, rt: Any, corpus: Any, tmp_path: Path
-) -> None:
+def test_a_reviewer_identifies_but_never_overrides_consent(app: Flask, rt: Any, corpus: Any) -> None:
     # kim's parent consented to social media only: identified, the photo is blocked for the website.
-    _people(rt, corpus, tmp_path, channels="social_media")
+    _people(rt, corpus, channels=("social_media",))
     photo = _gate(rt, corpus.faces_dir / GROUP)
     client = _reviewer(app, rt)
     html = _resolve(client, photo, 1, resolution="person", person="kim", reason="seen by eye").get_data(
@@ -172,9 +165,9 @@ def test_a_reviewer_identifies_but_never_overrides_consent(
     [("stranger", "blocked"), ("not_a_face", "publishable")],
 )
 def test_someone_else_blocks_and_not_a_face_leaves_the_others_to_decide(
-    app: Flask, rt: Any, corpus: Any, tmp_path: Path, resolution: str, verdict: str
+    app: Flask, rt: Any, corpus: Any, resolution: str, verdict: str
 ) -> None:
-    _people(rt, corpus, tmp_path)
+    _people(rt, corpus)
     photo = _gate(rt, corpus.faces_dir / GROUP)
     client = _reviewer(app, rt)
     html = _resolve(client, photo, 1, resolution=resolution, reason="looked at it").get_data(as_text=True)
@@ -183,10 +176,8 @@ def test_someone_else_blocks_and_not_a_face_leaves_the_others_to_decide(
     assert [e.details["resolution"] for e in _reviews(rt)] == [resolution]
 
 
-def test_a_reason_is_required_and_nothing_changes_without_it(
-    app: Flask, rt: Any, corpus: Any, tmp_path: Path
-) -> None:
-    _people(rt, corpus, tmp_path)
+def test_a_reason_is_required_and_nothing_changes_without_it(app: Flask, rt: Any, corpus: Any) -> None:
+    _people(rt, corpus)
     photo = _gate(rt, corpus.faces_dir / GROUP)
     client = _reviewer(app, rt)
     response = _resolve(client, photo, 1, resolution="person", person="kim", reason="  ")
@@ -198,17 +189,16 @@ def test_a_reason_is_required_and_nothing_changes_without_it(
 
 @pytest.mark.parametrize("learn", [True, False])
 def test_a_confirmed_face_becomes_a_template_only_when_chosen_and_consent_allows(
-    app: Flask, rt: Any, corpus: Any, tmp_path: Path, learn: bool
+    app: Flask, rt: Any, corpus: Any, learn: bool
 ) -> None:
     # An adult with biometric consent but no enrolment photo yet.
     _people(
         rt,
         corpus,
-        tmp_path,
-        date_of_birth="1980-01-01",
+        born=date(1980, 1, 1),
         granted_by="self",
-        biometric_consent="yes",
-        biometric_objection="",
+        biometric=True,
+        biometric_objection=None,
     )
     photo = _gate(rt, corpus.faces_dir / GROUP)
     client = _reviewer(app, rt)

@@ -13,13 +13,12 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from web_helpers import CLOCK, PASSWORD, PEOPLE_CSV, ROLES, csrf, import_people, make_account, sign_in
+from web_helpers import CLOCK, PASSWORD, PEOPLE_CSV, ROLES, add_learners, csrf, make_account, sign_in
 
 from consent_db.session import unit_of_work
 from gatekeeper.consent import withdrawals
@@ -330,8 +329,8 @@ def _clients(app: Flask, rt: Any) -> dict[str, FlaskClient]:
     return clients
 
 
-def test_every_html_route_answers_only_the_documented_roles(app: Flask, rt: Any, tmp_path: Path) -> None:
-    import_people(rt, tmp_path)
+def test_every_html_route_answers_only_the_documented_roles(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     clients = _clients(app, rt)
     token = _link_token(rt)
     batch_id, photo_id = _seed_batch(rt)
@@ -390,10 +389,8 @@ def test_every_permission_names_the_roles_that_have_it() -> None:
 
 
 @pytest.mark.parametrize("role", [r for r in Role if not may(r, Permission.MANAGE_PEOPLE)])
-def test_only_consent_admins_see_people_or_safeguarding(
-    app: Flask, rt: Any, tmp_path: Path, role: str
-) -> None:
-    import_people(rt, tmp_path)
+def test_only_consent_admins_see_people_or_safeguarding(app: Flask, rt: Any, role: str) -> None:
+    add_learners(rt)
     client = app.test_client()
     sign_in(client, make_account(rt, role))
     home = client.get("/").get_data(as_text=True)
@@ -438,10 +435,10 @@ def api_cases() -> list[Case]:
     ]
 
 
-def test_every_api_route_answers_only_the_documented_roles(app: Flask, rt: Any, tmp_path: Path) -> None:
+def test_every_api_route_answers_only_the_documented_roles(app: Flask, rt: Any) -> None:
     from web_helpers import api_token
 
-    import_people(rt, tmp_path)
+    add_learners(rt)
     tokens: dict[str, str | None] = {"no token": None, "bad token": "gk_not-a-real-token"}
     for role in ROLES:
         tokens[role] = api_token(rt, make_account(rt, role))

@@ -6,13 +6,12 @@ import csv
 import io
 import re
 import zipfile
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
-from web_helpers import PEOPLE_CSV, csrf, import_people, make_account, sign_in
+from web_helpers import PEOPLE_CSV, add_learners, csrf, make_account, sign_in
 
 from consent_db.models import AuditEvent, Person
 from consent_db.session import unit_of_work
@@ -24,8 +23,8 @@ def _admin(app: Flask, rt: Any, role: str = "consent_admin") -> FlaskClient:
     return client
 
 
-def test_people_are_listed_and_searched_by_name_or_id(app: Flask, rt: Any, tmp_path: Path) -> None:
-    import_people(rt, tmp_path)
+def test_people_are_listed_and_searched_by_name_or_id(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     client = _admin(app, rt)
     assert re.findall(r">(L00\d)<", client.get("/people").get_data(as_text=True)) == ["L001", "L003", "L002"]
     assert re.findall(r">(L00\d)<", client.get("/people?q=amy").get_data(as_text=True)) == ["L001", "L003"]
@@ -33,10 +32,8 @@ def test_people_are_listed_and_searched_by_name_or_id(app: Flask, rt: Any, tmp_p
     assert "No one found" in client.get("/people?q=zzz").get_data(as_text=True)
 
 
-def test_the_person_page_records_and_withdraws_consent_per_channel(
-    app: Flask, rt: Any, tmp_path: Path
-) -> None:
-    import_people(rt, tmp_path)
+def test_the_person_page_records_and_withdraws_consent_per_channel(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     client = _admin(app, rt)
     page = client.get("/people/L002").get_data(as_text=True)
     assert re.search(r"<td>print</td>\s*<td><span class=\"tag danger\">no", page)
@@ -75,10 +72,8 @@ def test_the_person_page_records_and_withdraws_consent_per_channel(
     assert bad.status_code == 400
 
 
-def test_the_safeguarding_flag_is_set_and_cleared_by_consent_admins(
-    app: Flask, rt: Any, tmp_path: Path
-) -> None:
-    import_people(rt, tmp_path)
+def test_the_safeguarding_flag_is_set_and_cleared_by_consent_admins(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     client = _admin(app, rt)
     token = csrf(client, "/people/L001")
     assert (
@@ -108,8 +103,8 @@ def test_the_safeguarding_flag_is_set_and_cleared_by_consent_admins(
     assert actions == ["person.safeguarding_set", "person.safeguarding_cleared"]
 
 
-def test_a_withdrawal_link_is_shown_once_to_a_consent_admin(app: Flask, rt: Any, tmp_path: Path) -> None:
-    import_people(rt, tmp_path)
+def test_a_withdrawal_link_is_shown_once_to_a_consent_admin(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     client = _admin(app, rt)
     page = client.post("/people/L001/link", data={"csrf_token": csrf(client, "/people/L001")}).get_data(
         as_text=True
@@ -169,10 +164,8 @@ def test_a_zip_import_refuses_unsafe_names(app: Flask, rt: Any) -> None:
     assert "unsafe name" in response.get_data(as_text=True)
 
 
-def test_the_audit_log_filters_exports_and_shows_the_chain_status(
-    app: Flask, rt: Any, tmp_path: Path
-) -> None:
-    import_people(rt, tmp_path)
+def test_the_audit_log_filters_exports_and_shows_the_chain_status(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     client = _admin(app, rt, "auditor")
     page = client.get("/audit").get_data(as_text=True)
     assert "Hash chain intact" in page

@@ -28,7 +28,7 @@ from gatekeeper.photos import gate as gate_service
 from gatekeeper.photos import review
 from gatekeeper.retention import subject_access
 from gatekeeper.runtime import Runtime
-from helpers import person_row, run, write_csv
+from helpers import add_person
 from workers import JobQueue
 
 pytestmark = pytest.mark.slow
@@ -51,12 +51,9 @@ def _gate(rt: Any, photo: Path) -> int:
 
 
 @pytest.fixture
-def gated(rt: Any, corpus: Any, tmp_path: Path) -> dict[str, int]:
-    rows = [
-        person_row("obama", corpus.faces_dir / "obama/obama.jpg", tmp_path, name="Barack Obama"),
-        person_row("biden", corpus.faces_dir / "biden/biden.jpg", tmp_path, name="Joe Biden"),
-    ]
-    assert run(rt, "people", "import", write_csv(tmp_path / "p.csv", rows)).exit_code == 0
+def gated(rt: Any, corpus: Any) -> dict[str, int]:
+    add_person(rt, "obama", photos=[corpus.faces_dir / "obama/obama.jpg"], name="Barack Obama")
+    add_person(rt, "biden", photos=[corpus.faces_dir / "biden/biden.jpg"], name="Joe Biden")
     ids = {name: _gate(rt, corpus.faces_dir / name) for name in (*OBAMA_BOXES, "biden/biden2.jpg")}
     with unit_of_work(rt.sessions) as session:
         decision = session.scalars(

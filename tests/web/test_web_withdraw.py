@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import func, select
-from web_helpers import CLOCK, csrf, import_people, make_account, sign_in
+from web_helpers import CLOCK, add_learners, csrf, make_account, sign_in
 
 from consent_db.models import AuditEvent, ConsentRecord, WithdrawalLink
 from consent_db.session import unit_of_work
@@ -48,8 +48,8 @@ def _link(rt: Any, external_id: str = "L001") -> str:
     return result.output.strip().split()[-1]
 
 
-def test_people_link_prints_an_unguessable_link_and_stores_only_its_hash(rt: Any, tmp_path: Path) -> None:
-    import_people(rt, tmp_path)
+def test_people_link_prints_an_unguessable_link_and_stores_only_its_hash(rt: Any) -> None:
+    add_learners(rt)
     first, second = _link(rt), _link(rt)
     assert first.startswith("http://127.0.0.1:8000/withdraw/") and first != second
     token = first.rsplit("/", 1)[1]
@@ -60,10 +60,8 @@ def test_people_link_prints_an_unguessable_link_and_stores_only_its_hash(rt: Any
     assert run(rt, "people", "link", "NOPE").exit_code != 0
 
 
-def test_a_link_shows_only_the_consented_channels_and_withdraws_the_chosen_ones(
-    app: Flask, rt: Any, tmp_path: Path
-) -> None:
-    import_people(rt, tmp_path)
+def test_a_link_shows_only_the_consented_channels_and_withdraws_the_chosen_ones(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     path = "/withdraw/" + _link(rt).rsplit("/", 1)[1]
     client = app.test_client()
     page = client.get(path).get_data(as_text=True)
@@ -93,8 +91,8 @@ def test_a_link_shows_only_the_consented_channels_and_withdraws_the_chosen_ones(
     ) == ["website"]
 
 
-def test_a_link_can_withdraw_everything_at_once(app: Flask, rt: Any, tmp_path: Path) -> None:
-    import_people(rt, tmp_path)
+def test_a_link_can_withdraw_everything_at_once(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     path = "/withdraw/" + _link(rt).rsplit("/", 1)[1]
     client = app.test_client()
     response = client.post(path, data={"everything": "y", "csrf_token": csrf(client, path)})
@@ -115,8 +113,8 @@ def test_a_link_can_withdraw_everything_at_once(app: Flask, rt: Any, tmp_path: P
     assert "own withdrawal link" in shown and "Withdrawn at once with the link" in shown
 
 
-def test_a_link_never_grants_or_widens(app: Flask, rt: Any, tmp_path: Path) -> None:
-    import_people(rt, tmp_path)
+def test_a_link_never_grants_or_widens(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     path = "/withdraw/" + _link(rt).rsplit("/", 1)[1]
     client = app.test_client()
     with unit_of_work(rt.sessions) as session:
@@ -156,10 +154,8 @@ def _run_jobs(app: Flask) -> int:
         return int(job_queue().drain())
 
 
-def test_without_a_link_the_answer_is_the_same_whether_or_not_anyone_matches(
-    app: Flask, rt: Any, tmp_path: Path
-) -> None:
-    import_people(rt, tmp_path)
+def test_without_a_link_the_answer_is_the_same_whether_or_not_anyone_matches(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     status_a, matched = _submit(app.test_client(), FORM)
     status_b, unmatched = _submit(app.test_client(), {**FORM, "name": "Nobody Here"})
     assert status_a == status_b
@@ -167,9 +163,9 @@ def test_without_a_link_the_answer_is_the_same_whether_or_not_anyone_matches(
 
 
 def test_without_a_link_publishing_is_suspended_for_every_match_by_the_job_after_the_request(
-    app: Flask, rt: Any, tmp_path: Path
+    app: Flask, rt: Any
 ) -> None:
-    import_people(rt, tmp_path)
+    add_learners(rt)
     _, page = _submit(app.test_client(), FORM)
     reference = re.search(r"WD-[A-Z0-9]{10}", page)
     assert reference is not None
@@ -190,10 +186,8 @@ def test_without_a_link_publishing_is_suspended_for_every_match_by_the_job_after
     assert "p@x.org" not in str(details) and "Pond" not in str(details)
 
 
-def test_a_consent_admin_rejecting_the_request_lifts_the_suspension(
-    app: Flask, rt: Any, tmp_path: Path
-) -> None:
-    import_people(rt, tmp_path)
+def test_a_consent_admin_rejecting_the_request_lifts_the_suspension(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     _, page = _submit(app.test_client(), FORM)
     reference = re.search(r"WD-[A-Z0-9]{10}", page).group(0)  # type: ignore[union-attr]
     _run_jobs(app)
@@ -220,8 +214,8 @@ def test_a_consent_admin_rejecting_the_request_lifts_the_suspension(
     assert "already rejected" in client.get(again.headers["Location"]).get_data(as_text=True)
 
 
-def test_confirming_the_request_keeps_the_withdrawal(app: Flask, rt: Any, tmp_path: Path) -> None:
-    import_people(rt, tmp_path)
+def test_confirming_the_request_keeps_the_withdrawal(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     _, page = _submit(app.test_client(), FORM)
     reference = re.search(r"WD-[A-Z0-9]{10}", page).group(0)  # type: ignore[union-attr]
     _run_jobs(app)
@@ -240,8 +234,8 @@ def test_confirming_the_request_keeps_the_withdrawal(app: Flask, rt: Any, tmp_pa
     assert "Erased (retention period over" in shown and "Decided by" in shown
 
 
-def test_rejecting_never_undoes_a_withdrawal_made_since_the_suspension(rt: Any, tmp_path: Path) -> None:
-    import_people(rt, tmp_path)
+def test_rejecting_never_undoes_a_withdrawal_made_since_the_suspension(rt: Any) -> None:
+    add_learners(rt)
     later = CLOCK.replace(hour=13)
     with unit_of_work(rt.sessions) as session:
         request = withdrawals.request_withdrawal(

@@ -12,14 +12,14 @@ import re
 import statistics
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+import factories
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
-from web_helpers import PEOPLE_CSV, api_token, csrf, import_people, make_account, sign_in
+from web_helpers import CLOCK, add_learners, api_token, csrf, make_account, sign_in
 
 from consent_db.session import unit_of_work
 from gatekeeper import create_app
@@ -78,16 +78,20 @@ def public_app(settings: Any) -> Any:
     app.extensions["gatekeeper"].db.dispose()
 
 
-def test_the_form_takes_as_long_whether_or_not_the_learner_is_on_record(
-    public_app: Flask, tmp_path: Path
-) -> None:
+def test_the_form_takes_as_long_whether_or_not_the_learner_is_on_record(public_app: Flask) -> None:
     rt = public_app.extensions["gatekeeper"]
     # A different enrolled learner for each matching request, so every one has consent to suspend.
-    rows = [
-        f"T{i:03},Learner Number{i},2014-03-27,,no,website;social_media;print,parent,2025-09-01,,no"
-        for i in range(ROUNDS)
-    ]
-    import_people(rt, tmp_path, PEOPLE_CSV.splitlines()[0] + "\n" + "\n".join(rows) + "\n")
+    with unit_of_work(rt.sessions) as session:
+        for i in range(ROUNDS):
+            factories.person(
+                session,
+                f"T{i:03}",
+                name=f"Learner Number{i}",
+                born=date(2014, 3, 27),
+                channels=("website", "social_media", "print"),
+                granted_by="parent",
+                now=CLOCK,
+            )
     client = public_app.test_client()
     token = csrf(client, "/withdraw")
     timings: dict[str, list[float]] = {"match": [], "no match": []}
@@ -129,10 +133,8 @@ def test_the_form_takes_as_long_whether_or_not_the_learner_is_on_record(
         assert [state[c] for c in granted] == [("consent_withdrawn",)] * 3
 
 
-def test_a_receipt_is_shown_only_to_the_browser_that_sent_the_request(
-    app: Flask, rt: Any, tmp_path: Path
-) -> None:
-    import_people(rt, tmp_path)
+def test_a_receipt_is_shown_only_to_the_browser_that_sent_the_request(app: Flask, rt: Any) -> None:
+    add_learners(rt)
     mine = app.test_client()
     page, address = _receipt(mine, FORM)
     reference = REF.search(page)
@@ -176,9 +178,9 @@ def test_a_receipt_cookie_that_is_old_or_not_signed_by_the_app_shows_nothing(app
 
 
 def test_a_typo_gets_the_same_receipt_suspends_nobody_and_staff_see_the_near_match(
-    app: Flask, rt: Any, tmp_path: Path
+    app: Flask, rt: Any
 ) -> None:
-    import_people(rt, tmp_path)
+    add_learners(rt)
     exact, _ = _receipt(app.test_client(), {**FORM, "name": "Rory Williams", "date_of_birth": "2013-11-02"})
     typo, _ = _receipt(app.test_client(), {**FORM, "name": "Amy Pnod"})
     assert REF.sub("REF", typo) == REF.sub("REF", exact)
@@ -205,9 +207,9 @@ def test_a_typo_gets_the_same_receipt_suspends_nobody_and_staff_see_the_near_mat
 
 
 def test_the_request_list_shows_which_requests_wait_and_for_how_long_oldest_first(
-    app: Flask, rt: Any, tmp_path: Path
+    app: Flask, rt: Any
 ) -> None:
-    import_people(rt, tmp_path)
+    add_learners(rt)
     moment = datetime.now(UTC)
     ages = {"3 h": timedelta(hours=3), "2 days": timedelta(hours=50), "10 min": timedelta(minutes=10)}
     references = {}
