@@ -23,7 +23,7 @@ from pip_audit._service import (
 )
 from pip_audit._service.interface import VulnerabilityID
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "audit_report.py"
 # The options scripts/audit gives pip-audit (its requirements file and output file come after).
 PIP_AUDIT_OPTIONS = [

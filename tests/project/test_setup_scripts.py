@@ -21,7 +21,7 @@ from conftest import require
 
 from gatekeeper.config import Settings, default_home
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLEAN_PATH = "/usr/bin:/bin"
 PASSED_THROUGH = (
     "SSL_CERT_FILE",
@@ -199,7 +199,7 @@ def test_the_test_script_runs_from_a_clean_environment_with_paths_relative_to_th
 ) -> None:
     """The README's second command: linters, then pytest on a test file named relative to here."""
     result = subprocess.run(
-        [str(fresh.checkout / "scripts" / "test"), "-q", "consent-gatekeeper/tests/test_config.py"],
+        [str(fresh.checkout / "scripts" / "test"), "-q", "consent-gatekeeper/tests/project/test_config.py"],
         cwd=fresh.checkout.parent,
         env=fresh.env,
         capture_output=True,

@@ -95,7 +95,7 @@ def test_python_m_gatekeeper_cli_runs_the_same_command() -> None:
     """`python -m gatekeeper.cli` registers the same commands as the installed `gatekeeper` script."""
     result = subprocess.run(
         [sys.executable, "-m", "gatekeeper.cli", "--help"],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "COLUMNS": "80"},
         capture_output=True,
         text=True,

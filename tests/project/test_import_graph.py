@@ -15,7 +15,7 @@ from pathlib import Path
 import grimp
 
 PACKAGES = ("gatekeeper", "consent_db", "workers")
-PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 def _graph() -> grimp.ImportGraph:
