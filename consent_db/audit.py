@@ -49,6 +49,9 @@ class AuditAction(StrEnum):
 
     ORPHANS_DELETED = "orphans.deleted"
 
+    OUTBOX_MARKED_SENT = "outbox.marked_sent"
+    OUTBOX_RESENT = "outbox.resent"
+
     PERSON_CREATED = "person.created"
     PERSON_ERASED = "person.erased"
     PERSON_EXPORTED = "person.exported"

@@ -460,3 +460,34 @@ class IdempotencyKey(Base):
     status: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class OutboxMessage(Base):
+    """An email, written in the unit of work of the change that causes it and sent by a job after
+    the commit.
+
+    `state`: queued (waiting to be sent), sending (handed to the SMTP server now, committed before
+    the conversation starts), sent, failed (refused for good: `answer` says why), uncertain (a
+    sending that never recorded its end: the server may have accepted it). `message_id` is made
+    when the row is written and sent as the message's Message-ID, so a copy can be found in the
+    mailbox. `about` names what caused it (`person:12`, `withdrawal_request:3`), never a name.
+    """
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(60))
+    about: Mapped[str | None] = mapped_column(String(120), index=True)
+    recipients: Mapped[list[Any]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(String(255))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The server's answer to the last attempt (or why it could not be reached).
+    answer: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

@@ -3,7 +3,8 @@
 `Settings` holds what is global (the instance folder, the database, the deployment mode, the
 template keys) and one part per subject, each a frozen value that checks its own rules:
 `policy` (what the consent decision applies), `faces` (the face engine), `media` (image limits and
-published sizes), `retention`, `queue` (background jobs), `web` and `storage`. A service that reads
+published sizes), `retention`, `queue` (background jobs), `web`, `storage` and `mail` (the SMTP
+server and what messages say about the organisation). A service that reads
 only one subject takes only its part. `ENV` names each setting's variable and parser.
 
 Every setting has a default that works on a laptop: an instance folder holding a SQLite file and
@@ -21,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gatekeeper import policy
@@ -300,6 +302,107 @@ class StorageSettings:
     published_url: str = ""
 
 
+# Hosts an `smtp://` URL may reach without STARTTLS (a relay on this machine).
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+_ADDRESS_RE = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Email: the SMTP server messages are sent through, and who they are from.
+
+    `smtp_url` is `smtp://host[:port]` (port 587 by default; STARTTLS is required, except to a
+    relay on this machine, localhost or 127.0.0.1, where it is used when offered) or
+    `smtps://host[:port]` (TLS from the start, port 465 by default). The user name and password
+    are never part of the URL: they are `smtp_user` and `smtp_password`, both or neither. Empty
+    `smtp_url`: nothing is sent, and messages stay queued until a server is configured.
+    """
+
+    smtp_url: str = ""
+    smtp_user: str = ""
+    smtp_password: str = ""
+    # The address messages are from (required with an SMTP server); the organisation's name is
+    # its display name.
+    from_address: str = ""
+    org_name: str = ""
+    org_address: str = ""
+    # Who to write to about privacy (an email address or a web page), in every message's footer.
+    privacy_contact: str = ""
+    # Seconds each step of the SMTP conversation may take.
+    timeout: float = 30.0
+    # When messages that could not be sent yet (a server that was down) are tried again.
+    retry_schedule: str = "*/5 * * * *"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the server's URL, the credentials, the sender and the schedule; raises ConfigError."""
+        if self.smtp_url:
+            parts = urlsplit(self.smtp_url)
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise ConfigError(
+                    f"GATEKEEPER_SMTP_URL must be smtp://host[:port] or smtps://host[:port] "
+                    f"(got {self.smtp_url!r})"
+                )
+            if parts.username is not None or parts.password is not None:
+                raise ConfigError(
+                    "GATEKEEPER_SMTP_URL must not hold a user name or password: "
+                    "set GATEKEEPER_SMTP_USER and GATEKEEPER_SMTP_PASSWORD"
+                )
+            if parts.path not in ("", "/") or parts.query or parts.fragment:
+                raise ConfigError(
+                    f"GATEKEEPER_SMTP_URL must be only a scheme, host and port (got {self.smtp_url!r})"
+                )
+            try:
+                parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+            except ValueError:
+                raise ConfigError(f"GATEKEEPER_SMTP_URL has a bad port (got {self.smtp_url!r})") from None
+            if not self.from_address:
+                raise ConfigError("GATEKEEPER_MAIL_FROM must be set when GATEKEEPER_SMTP_URL is")
+        if bool(self.smtp_user) != bool(self.smtp_password):
+            raise ConfigError(
+                "GATEKEEPER_SMTP_USER and GATEKEEPER_SMTP_PASSWORD are set together, or neither"
+            )
+        if self.from_address and not _ADDRESS_RE.match(self.from_address):
+            raise ConfigError(
+                f"GATEKEEPER_MAIL_FROM must be one plain address, name@domain (got {self.from_address!r})"
+            )
+        if not self.timeout > 0:
+            raise ConfigError(f"GATEKEEPER_SMTP_TIMEOUT must be positive (got {self.timeout})")
+        _require_crontab("GATEKEEPER_MAIL_RETRY_SCHEDULE", self.retry_schedule)
+
+    @property
+    def configured(self) -> bool:
+        """True when messages can be sent (an SMTP server is set)."""
+        return bool(self.smtp_url)
+
+    @property
+    def implicit_tls(self) -> bool:
+        """True for `smtps://`: TLS from the first byte."""
+        return urlsplit(self.smtp_url).scheme == "smtps"
+
+    @property
+    def host(self) -> str:
+        """The SMTP server's host name or address."""
+        return urlsplit(self.smtp_url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """The SMTP server's port: as given, else 465 for smtps:// and 587 for smtp://."""
+        return urlsplit(self.smtp_url).port or (465 if self.implicit_tls else 587)
+
+    @property
+    def starttls_required(self) -> bool:
+        """True when an `smtp://` server must offer STARTTLS (any server not on this machine)."""
+        return not self.implicit_tls and self.host not in LOCAL_HOSTS
+
+    @property
+    def sender_domain(self) -> str:
+        """The domain of the sender's address (Message-IDs are made in it)."""
+        return self.from_address.rpartition("@")[2] or "localhost"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the gatekeeper can be configured with (see the README's table): the global values
@@ -320,6 +423,7 @@ class Settings:
     queue: QueueSettings = field(default_factory=QueueSettings)
     web: WebSettings = field(default_factory=WebSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -402,6 +506,7 @@ PARTS: dict[str, type[Any]] = {
     "queue": QueueSettings,
     "web": WebSettings,
     "storage": StorageSettings,
+    "mail": MailSettings,
 }
 
 
@@ -591,4 +696,13 @@ ENV: tuple[tuple[str, str, Parser], ...] = (
     ("web.proxy_hops", "GATEKEEPER_PROXY_HOPS", _parse_int),
     ("storage.originals_url", "GATEKEEPER_ORIGINALS_URL", _text),
     ("storage.published_url", "GATEKEEPER_PUBLISHED_URL", _text),
+    ("mail.smtp_url", "GATEKEEPER_SMTP_URL", _word),
+    ("mail.smtp_user", "GATEKEEPER_SMTP_USER", _text),
+    ("mail.smtp_password", "GATEKEEPER_SMTP_PASSWORD", _text),
+    ("mail.from_address", "GATEKEEPER_MAIL_FROM", _word),
+    ("mail.org_name", "GATEKEEPER_ORG_NAME", _word),
+    ("mail.org_address", "GATEKEEPER_ORG_ADDRESS", _word),
+    ("mail.privacy_contact", "GATEKEEPER_PRIVACY_CONTACT", _word),
+    ("mail.timeout", "GATEKEEPER_SMTP_TIMEOUT", _parse_float),
+    ("mail.retry_schedule", "GATEKEEPER_MAIL_RETRY_SCHEDULE", _text),
 )

@@ -275,3 +275,13 @@ class WithdrawalRequestNotFoundError(NotFoundError):
     def __init__(self, reference: str) -> None:
         super().__init__(f"no withdrawal request with reference {reference!r}")
         self.reference = reference
+
+
+# --- email -----------------------------------------------------------------------------------------
+
+
+class MailDeliveryError(BackendError):
+    """A message could not be handed to the SMTP server this time (the server is down, or answered
+    4xx): it stays queued and is tried again."""
+
+    code = "mail_delivery"

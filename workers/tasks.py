@@ -14,6 +14,7 @@ from typing import Any
 
 from consent_db.session import unit_of_work
 from gatekeeper.consent import withdrawals as withdrawals_service
+from gatekeeper.mail import delivery as mail_delivery
 from gatekeeper.photos import gate as gate_service
 from gatekeeper.publishing import publish as publish_service
 from gatekeeper.publishing import recheck as publication_checks
@@ -83,6 +84,16 @@ def run_purge_job(runtime: Runtime, session: Any, actor: str) -> None:
     run_purge(runtime, now=_now(), actor=actor)
 
 
+def run_send_mail(runtime: Runtime, session: Any, actor: str, message_id: int | None = None) -> None:
+    """Send one queued email; periodic (no id): every message still waiting (`session` unused: the
+    delivery commits `sending` before the conversation and its end after, in units of its own)."""
+    mail = runtime.settings.mail
+    if message_id is None:
+        mail_delivery.deliver_due(runtime.sessions, mail, now=_now())
+    else:
+        mail_delivery.deliver(runtime.sessions, message_id, mail, now=_now())
+
+
 TASKS: dict[JobKind, Callable[..., None]] = {
     JobKind.GATE: run_gate,
     JobKind.PUBLISH: run_publish,
@@ -90,6 +101,7 @@ TASKS: dict[JobKind, Callable[..., None]] = {
     JobKind.WITHDRAWAL_MATCH: run_withdrawal_match,
     JobKind.RECHECK: run_recheck,
     JobKind.PURGE: run_purge_job,
+    JobKind.SEND_MAIL: run_send_mail,
 }
 
 # Higher runs first: a withdrawal's takedown never waits behind a batch of uploads being gated.
@@ -97,6 +109,7 @@ PRIORITY = {
     JobKind.TAKEDOWN: 30,
     JobKind.WITHDRAWAL_MATCH: 30,
     JobKind.RECHECK: 20,
+    JobKind.SEND_MAIL: 20,
     JobKind.PUBLISH: 10,
     JobKind.GATE: 0,
     JobKind.PURGE: 0,

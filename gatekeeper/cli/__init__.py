@@ -16,6 +16,7 @@ from gatekeeper.cli import (
     gate,
     jobs,
     keys,
+    outbox,
     people,
     publishing,
     retention,
@@ -50,6 +51,7 @@ main.add_command(publishing.publications)
 main.add_command(publishing.takedowns)
 main.add_command(jobs.worker)
 main.add_command(jobs.jobs)
+main.add_command(outbox.outbox)
 main.add_command(db.db)
 main.add_command(retention.purge)
 main.add_command(retention.photos)

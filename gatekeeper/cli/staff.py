@@ -116,6 +116,11 @@ def serve(
         else " (from --host/--port: set GATEKEEPER_PUBLIC_URL to the address people reach)"
     )
     click.echo(f"withdrawal links carry {settings.web.public_url}{derived}")
+    mail = settings.mail
+    if mail.configured:
+        click.echo(f"email is sent through {mail.smtp_url} from {mail.from_address}")
+    else:
+        click.echo("email: no SMTP server is configured (GATEKEEPER_SMTP_URL): messages stay queued")
     click.echo(f"serving on http://{host}:{port}/ (withdrawal form: http://{host}:{port}/withdraw); {jobs}")
     sys.stdout.flush()
 

@@ -31,6 +31,7 @@ class JobKind(StrEnum):
     WITHDRAWAL_MATCH = "withdrawal_match"  # match a withdrawal request without a link
     RECHECK = "recheck"  # decide every live publication again (also periodic)
     PURGE = "purge"  # purge what is past its retention deadline (also periodic)
+    SEND_MAIL = "send_mail"  # send a queued email (periodic: every one still waiting)
 
 
 class JobSender(Protocol):

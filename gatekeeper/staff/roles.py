@@ -47,6 +47,8 @@ class Permission(StrEnum):
     SEE_ALL_UPLOADS = "see_all_uploads"
     # Be told the candidate of an uncertain match, while reviewing the face.
     SEE_POSSIBLE_MATCHES = "see_possible_matches"
+    # See the emails the gatekeeper sends, failed and uncertain ones first, with the server's answer.
+    READ_OUTBOX = "read_outbox"
 
 
 PERMISSIONS: Final[Mapping[Permission, frozenset[Role]]] = MappingProxyType(
@@ -62,6 +64,7 @@ PERMISSIONS: Final[Mapping[Permission, frozenset[Role]]] = MappingProxyType(
         Permission.SEE_SAFEGUARDING: frozenset({Role.CONSENT_ADMIN, Role.ADMIN}),
         Permission.SEE_ALL_UPLOADS: frozenset({Role.REVIEWER, Role.CONSENT_ADMIN, Role.ADMIN}),
         Permission.SEE_POSSIBLE_MATCHES: frozenset({Role.REVIEWER, Role.CONSENT_ADMIN, Role.ADMIN}),
+        Permission.READ_OUTBOX: frozenset({Role.CONSENT_ADMIN, Role.ADMIN}),
     }
 )
 

@@ -78,6 +78,7 @@ def build_app(runtime: Runtime) -> Flask:
         auth,
         consent,
         limits,
+        outbox,
         people,
         photos,
         public,
@@ -92,7 +93,7 @@ def build_app(runtime: Runtime) -> Flask:
         sign_in=auth.bp,
         public=public.bp,
         api=api.bp,
-        staff=(staff.bp, people.bp, consent.bp, audit.bp, photos.bp, review.bp, publications.bp),
+        staff=(staff.bp, people.bp, consent.bp, audit.bp, photos.bp, review.bp, publications.bp, outbox.bp),
     )
     # After the limiter, so a client over its limit is refused before anything else is checked.
     csrf = CSRFProtect(app)
@@ -102,6 +103,7 @@ def build_app(runtime: Runtime) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(review.bp)
     app.register_blueprint(publications.bp)
+    app.register_blueprint(outbox.bp)
 
     @app.before_request
     def _idle_timeout() -> None:

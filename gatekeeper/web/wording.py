@@ -117,3 +117,16 @@ BIOMETRIC_WORDS = {
         "(Protection of Freedoms Act 2012), and none is recorded"
     ),
 }
+
+
+# An outbox message's state, as admins read it, and its tag (`ok`, `danger` or none).
+MAIL_STATE_WORDS = {
+    "queued": ("waiting to be sent", ""),
+    "sending": ("being sent", ""),
+    "sent": ("sent", "ok"),
+    "failed": ("refused by the mail server: check the address, then send it again", "danger"),
+    "uncertain": (
+        "may have been sent: look for its Message-ID in the mailbox, then send it again or mark it sent",
+        "danger",
+    ),
+}

@@ -169,6 +169,72 @@ def test_bad_queue_settings_stop_start_up(tmp_path: Path, name: str, value: str,
         Settings.from_env({"GATEKEEPER_HOME": str(tmp_path), name: value})
 
 
+def test_mail_settings_are_read_and_default_to_nothing_sent(tmp_path: Path) -> None:
+    laptop = Settings.from_env({"GATEKEEPER_HOME": str(tmp_path)}).mail
+    assert not laptop.configured
+    assert (laptop.timeout, laptop.retry_schedule) == (30.0, "*/5 * * * *")
+    settings = Settings.from_env(
+        {
+            "GATEKEEPER_HOME": str(tmp_path),
+            "GATEKEEPER_SMTP_URL": "smtp://mail.school.example",
+            "GATEKEEPER_SMTP_USER": "gatekeeper",
+            "GATEKEEPER_SMTP_PASSWORD": "p@ss word",
+            "GATEKEEPER_MAIL_FROM": "photos@school.example",
+            "GATEKEEPER_ORG_NAME": "Hilltop School",
+            "GATEKEEPER_ORG_ADDRESS": "1 Hill Road, Leeds LS1 1AA",
+            "GATEKEEPER_PRIVACY_CONTACT": "dpo@school.example",
+            "GATEKEEPER_SMTP_TIMEOUT": "10",
+            "GATEKEEPER_MAIL_RETRY_SCHEDULE": "*/2 * * * *",
+        }
+    ).mail
+    assert settings.configured and settings.starttls_required and not settings.implicit_tls
+    assert (settings.host, settings.port, settings.smtp_user, settings.smtp_password) == (
+        "mail.school.example",
+        587,
+        "gatekeeper",
+        "p@ss word",
+    )
+    assert (settings.from_address, settings.sender_domain, settings.org_name) == (
+        "photos@school.example",
+        "school.example",
+        "Hilltop School",
+    )
+    assert (settings.org_address, settings.privacy_contact) == (
+        "1 Hill Road, Leeds LS1 1AA",
+        "dpo@school.example",
+    )
+    assert (settings.timeout, settings.retry_schedule) == (10.0, "*/2 * * * *")
+    smtps = Settings(home=tmp_path).with_(
+        mail={"smtp_url": "smtps://mail.example:2465", "from_address": "a@b"}
+    )
+    assert (smtps.mail.implicit_tls, smtps.mail.port, smtps.mail.starttls_required) == (True, 2465, False)
+    local = Settings(home=tmp_path).with_(mail={"smtp_url": "smtp://127.0.0.1:2525", "from_address": "a@b"})
+    assert (local.mail.port, local.mail.starttls_required) == (2525, False)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATEKEEPER_SMTP_URL": "mail.example:25", "GATEKEEPER_MAIL_FROM": "a@b"}, "smtp://host"),
+        ({"GATEKEEPER_SMTP_URL": "http://mail.example", "GATEKEEPER_MAIL_FROM": "a@b"}, "smtp://host"),
+        (
+            {"GATEKEEPER_SMTP_URL": "smtp://u:p@mail.example", "GATEKEEPER_MAIL_FROM": "a@b"},
+            "GATEKEEPER_SMTP_USER",
+        ),
+        ({"GATEKEEPER_SMTP_URL": "smtp://mail.example:port", "GATEKEEPER_MAIL_FROM": "a@b"}, "bad port"),
+        ({"GATEKEEPER_SMTP_URL": "smtp://mail.example/x", "GATEKEEPER_MAIL_FROM": "a@b"}, "only a scheme"),
+        ({"GATEKEEPER_SMTP_URL": "smtp://mail.example"}, "GATEKEEPER_MAIL_FROM must be set"),
+        ({"GATEKEEPER_SMTP_USER": "gatekeeper"}, "set together"),
+        ({"GATEKEEPER_MAIL_FROM": "Hilltop <photos@school.example>"}, "one plain address"),
+        ({"GATEKEEPER_SMTP_TIMEOUT": "0"}, "GATEKEEPER_SMTP_TIMEOUT must be positive"),
+        ({"GATEKEEPER_MAIL_RETRY_SCHEDULE": "often"}, "crontab"),
+    ],
+)
+def test_bad_mail_settings_stop_start_up(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"GATEKEEPER_HOME": str(tmp_path), **env})
+
+
 def test_every_setting_is_read_from_one_variable_of_its_own() -> None:
     settings = [f"{part}.{f.name}" for part, cls in PARTS.items() for f in fields(cls)]
     settings += [f.name for f in fields(Settings) if f.name not in PARTS]

@@ -66,6 +66,8 @@ def test_serve_says_which_address_links_carry(tmp_path: Path) -> None:
     ) in derived
     configured = _serve_banner(tmp_path / "b", _free_port(), "https://photos.school.example")
     assert "withdrawal links carry https://photos.school.example" in configured
+    # No SMTP server configured: serve says that messages wait.
+    assert "email: no SMTP server is configured (GATEKEEPER_SMTP_URL): messages stay queued" in derived
 
 
 def test_links_carry_the_address_serve_derived_from_its_host_and_port(settings: Any) -> None:

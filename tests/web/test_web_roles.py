@@ -272,6 +272,7 @@ def html_cases(ref: Callable[[], str], token: str) -> list[Case]:
         Case("GET", "/review/references/<external_id>.jpg", "/review/references/L001.jpg", 404),
         Case("GET", "/publications", "/publications"),
         Case("GET", "/takedowns", "/takedowns?done=1"),
+        Case("GET", "/outbox", "/outbox?failed=1"),
         Case(
             "POST",
             "/takedowns/<int:task_id>/done",
