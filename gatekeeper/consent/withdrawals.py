@@ -9,6 +9,10 @@ suspended grant is re-instated by a new grant record, audited). Nothing here eve
 consent on behalf of the public; the answer, and the time it takes, never depend on whether anyone
 matched, since the request itself never looks anyone up. The audit log gets references and ids,
 never the requester's contact details.
+
+The requester is written to at the email they typed: a receipt with the request (its reference and
+what happens next, the same words whoever it names) and a second message when staff decide. Both
+are queued in the unit of work that records the request or the decision.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from gatekeeper.config import Settings
 from gatekeeper.consent import records as consent
 from gatekeeper.consent import summary as person_summary
 from gatekeeper.errors import InvalidInputError, WithdrawalRequestNotFoundError
+from gatekeeper.mail import messages, outbox
 from gatekeeper.people import lookup as people
 from gatekeeper.policy import PersonStatus
 from gatekeeper.queueing import JobKind, request_job, request_takedown
@@ -241,11 +246,12 @@ def request_withdrawal(
     settings: Settings,
     now: datetime,
 ) -> WithdrawalRequest:
-    """Record a request without a link and queue its matching job (sent after the commit).
+    """Record a request without a link, queue its matching job and the receipt to `contact_email`.
 
-    The request looks nobody up: the same rows are written whoever it names, so neither the answer
-    nor its timing says whether the learner is on record. `match_request` does the rest in the job.
-    Raises InvalidInputError.
+    The request looks nobody up: the same rows and the same receipt are written whoever it names,
+    so neither the answer, its timing nor the receipt says whether the learner is on record.
+    `match_request` does the rest in the job. Raises InvalidInputError (for `contact_email`, an
+    address a message cannot be sent to).
     """
     if relationship not in RELATIONSHIPS:
         raise InvalidInputError(
@@ -253,6 +259,10 @@ def request_withdrawal(
         )
     if not normalise_name(name):
         raise InvalidInputError("the learner's name is required", field="name")
+    if not outbox.is_plain_address(contact_email):
+        raise InvalidInputError(
+            "enter an email address like name@example.org, without accents or spaces", field="contact_email"
+        )
     reference = new_reference()
     request = WithdrawalRequest(
         reference=reference,
@@ -279,6 +289,20 @@ def request_withdrawal(
     )
     # The job matches the request and suspends publishing for whoever it names.
     request_job(session, JobKind.WITHDRAWAL_MATCH, [request.id], now=now)
+    # The receipt is written before any match and names nobody: it reads the same for everyone.
+    receipt = messages.render("withdrawal_receipt", settings.mail, reference=reference)
+    outbox.queue_message(
+        session,
+        to=[contact_email.strip()],
+        subject=receipt.subject,
+        text=receipt.text,
+        html=receipt.html,
+        kind="withdrawal_receipt",
+        about=f"withdrawal_request:{request.id}",
+        settings=settings.mail,
+        now=now,
+        actor=f"public:{reference}",
+    )
     return request
 
 
@@ -446,13 +470,41 @@ def _pending(session: Session, reference: str) -> WithdrawalRequest:
     return request
 
 
+def _tell_decision(
+    session: Session, request: WithdrawalRequest, *, settings: Settings, now: datetime
+) -> None:
+    """Queue the message that tells the requester what was decided, to the email they typed.
+
+    Only while the request still holds that email: once its details are erased (retention, or an
+    erasure), there is no one to write to, and nothing is sent.
+    """
+    if request.contact_email is None or not outbox.is_plain_address(request.contact_email):
+        return
+    confirmed = request.status == CONFIRMED
+    decision = messages.render(
+        "withdrawal_decision", settings.mail, reference=request.reference, confirmed=confirmed
+    )
+    outbox.queue_message(
+        session,
+        to=[request.contact_email],
+        subject=decision.subject,
+        text=decision.text,
+        html=decision.html,
+        kind="withdrawal_decision",
+        about=f"withdrawal_request:{request.id}",
+        settings=settings.mail,
+        now=now,
+        actor=request.decided_by or f"public:{request.reference}",
+    )
+
+
 def confirm_request(
-    session: Session, reference: str, *, now: datetime, actor: str, note: str = ""
+    session: Session, reference: str, *, settings: Settings, now: datetime, actor: str, note: str = ""
 ) -> WithdrawalRequest:
     """The requester was verified: the suspension stands as their withdrawal; raises InvalidInputError.
 
     Each matched person's photos are taken down again (the suspension already queued a takedown;
-    this one also catches a copy published between the two).
+    this one also catches a copy published between the two). The requester is told (`_tell_decision`).
     """
     request = _pending(session, reference)
     for person_id in request.person_ids:
@@ -468,16 +520,18 @@ def confirm_request(
         subject=f"request:{request.id}",
         details={"reference": reference, "people": request.person_ids},
     )
+    _tell_decision(session, request, settings=settings, now=now)
     return request
 
 
 def reject_request(
-    session: Session, reference: str, *, now: datetime, actor: str, note: str = ""
+    session: Session, reference: str, *, settings: Settings, now: datetime, actor: str, note: str = ""
 ) -> WithdrawalRequest:
     """The request was not genuine: lift the suspension, re-instating each grant it interrupted.
 
     A channel is re-instated only while the suspension is still the latest record for it, so a
-    withdrawal made since (with a link, or by staff) is never undone. Raises InvalidInputError.
+    withdrawal made since (with a link, or by staff) is never undone. The requester is told
+    (`_tell_decision`). Raises InvalidInputError.
     """
     request = _pending(session, reference)
     reinstated: list[int] = []
@@ -544,4 +598,5 @@ def reject_request(
         subject=f"request:{request.id}",
         details={"reference": reference, "people": request.person_ids, "reinstated": reinstated},
     )
+    _tell_decision(session, request, settings=settings, now=now)
     return request

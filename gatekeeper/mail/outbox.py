@@ -46,6 +46,11 @@ _ADDRESS_RE = re.compile(r"^[!#-'*+\-/-9=?A-Z^-~.]+@[A-Za-z0-9.\-]+$")
 _ABOUT_RE = re.compile(r"^[a-z_]+:[A-Za-z0-9_\-]+$")
 
 
+def is_plain_address(address: str) -> bool:
+    """Whether `address` is one plain ASCII address (name@domain), as a message may be sent to."""
+    return bool(_ADDRESS_RE.match(address.strip()))
+
+
 def queue_message(
     session: Session,
     *,
@@ -69,7 +74,7 @@ def queue_message(
     if not recipients:
         raise InvalidInputError("a message needs at least one recipient", field="to")
     for address in recipients:
-        if not _ADDRESS_RE.match(address):
+        if not is_plain_address(address):
             raise InvalidInputError(f"not one plain email address: {address!r}", field="to")
     if not subject.strip() or "\n" in subject or "\r" in subject or len(subject) > 255:
         raise InvalidInputError("a subject is one line of up to 255 characters", field="subject")

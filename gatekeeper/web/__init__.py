@@ -167,6 +167,13 @@ def build_app(runtime: Runtime) -> Flask:
         return jsonify(status="ready" if ready else "not ready", **checks), 200 if ready else 503
 
     @app.context_processor
+    def _organisation() -> dict[str, object]:
+        # Public pages name the organisation, with its address and privacy contact, when configured.
+        from gatekeeper.mail.messages import organisation
+
+        return {"organisation": organisation(runtime.settings.mail)}
+
+    @app.context_processor
     def _jobs_banner() -> dict[str, object]:
         # Staff see when jobs cannot be sent (they are recorded and go out when the queue is back).
         from flask_login import current_user

@@ -131,7 +131,7 @@ def decide(reference: str, decision: str) -> ResponseReturnValue:
     note = str((body or {}).get("note", "")) if isinstance(body, dict) else ""
     act = withdrawals.confirm_request if decision == "confirm" else withdrawals.reject_request
     with unit() as db:
-        req = act(db, reference, now=now(), actor=actor(), note=note)
+        req = act(db, reference, settings=runtime().settings, now=now(), actor=actor(), note=note)
         status = req.status
     return jsonify(reference=reference, status=status)
 

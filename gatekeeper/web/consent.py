@@ -178,7 +178,8 @@ def decide_request(reference: str, decision: str) -> ResponseReturnValue:
     act = withdrawals.confirm_request if decision == "confirm" else withdrawals.reject_request
     try:
         with unit() as db:
-            act(db, reference, now=now(), actor=actor(), note=form.note.data or "")
+            note = form.note.data or ""
+            act(db, reference, settings=runtime().settings, now=now(), actor=actor(), note=note)
     except InvalidInputError as exc:
         flash(str(exc), "error")
         return redirect(url_for("consent.request_page", reference=reference))

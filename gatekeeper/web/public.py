@@ -83,18 +83,25 @@ def withdraw_form() -> ResponseReturnValue:
         assert form.date_of_birth.data is not None
         # Only recorded here; the job that matches it runs after the commit, so this answer's
         # content and timing are the same whether or not the learner is on record.
-        with unit() as db:
-            received = withdrawals.request_withdrawal(
-                db,
-                name=form.name.data or "",
-                date_of_birth=form.date_of_birth.data,
-                relationship=form.relationship.data or "other",
-                contact_email=form.contact_email.data or "",
-                settings=runtime().settings,
-                now=now(),
-            )
-            reference = received.reference
-        return _to_receipt("suspended", reference)
+        # The receipt to the email typed is queued in the same unit of work, and reads the same too.
+        try:
+            with unit() as db:
+                received = withdrawals.request_withdrawal(
+                    db,
+                    name=form.name.data or "",
+                    date_of_birth=form.date_of_birth.data,
+                    relationship=form.relationship.data or "other",
+                    contact_email=form.contact_email.data or "",
+                    settings=runtime().settings,
+                    now=now(),
+                )
+                reference = received.reference
+        except InvalidInputError as exc:
+            # Only what was typed is checked here (an address a receipt cannot be sent to), never a record.
+            field = getattr(form, exc.field or "", None) or form.contact_email
+            field.errors = [*field.errors, str(exc)[:1].upper() + str(exc)[1:] + "."]
+        else:
+            return _to_receipt("suspended", reference)
     status = 400 if form.is_submitted() else 200
     return render_template("withdraw.html", form=form), status
 

@@ -262,8 +262,10 @@ def test_a_decided_requests_contact_details_are_erased_after_their_time_and_the_
     waiting = _request(runtime, "Nobody Known", "other@example.org", received)
     decided = datetime(2026, 10, 24, 12, tzinfo=UTC)  # BST; the clocks go back the next night
     with unit_of_work(runtime.sessions) as session:
-        withdrawals.confirm_request(session, confirmed, now=decided, actor="dpo")
-        withdrawals.reject_request(session, rejected, now=decided, actor="dpo", note="not the parent")
+        withdrawals.confirm_request(session, confirmed, settings=runtime.settings, now=decided, actor="dpo")
+        withdrawals.reject_request(
+            session, rejected, settings=runtime.settings, now=decided, actor="dpo", note="not the parent"
+        )
     # Kept through 23 November (London, GMT by then): due from 00:00 UTC on 24 November.
     planned = run(runtime, "purge", "--dry-run", "--as-of", "2026-11-24", "--json")
     assert sorted((line["kind"], line["state"]) for line in json.loads(planned.stdout)["due"]) == [

@@ -258,7 +258,9 @@ def test_rejecting_never_undoes_a_withdrawal_made_since_the_suspension(rt: Any) 
         assert view is not None and view.channels == ("website", "social_media")
         withdrawals.withdraw_with_link(session, token, ["website"], settings=rt.settings, now=later)
     with unit_of_work(rt.sessions) as session:
-        withdrawals.reject_request(session, request.reference, now=later.replace(hour=14), actor="dpo")
+        withdrawals.reject_request(
+            session, request.reference, settings=rt.settings, now=later.replace(hour=14), actor="dpo"
+        )
     state = _publishable(rt, "L001")
     assert state["website"] == ("consent_withdrawn",)
     assert state["social_media"] == ()

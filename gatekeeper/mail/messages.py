@@ -1,0 +1,75 @@
+"""What messages say: their subjects, and their plain text and HTML bodies from templates.
+
+The bodies are Jinja templates in `gatekeeper/mail/templates/` (`<kind>.txt` and `<kind>.html`,
+the HTML autoescaped), each ending with the organisation's footer: its name, postal address and
+privacy contact from `MailSettings`. A template is given only what its message may say: a
+reference, a decision, a first name at most; never a full name, and a subject never names anyone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from gatekeeper.config import MailSettings
+
+_ENVIRONMENT = Environment(
+    loader=PackageLoader("gatekeeper.mail", "templates"),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+# Each kind of message's subject: fixed words, so a subject can never carry a name.
+SUBJECTS = {
+    "withdrawal_receipt": "We have received your request to stop using photos",
+    "withdrawal_decision": "Your request to stop using photos: our decision",
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A message ready for `outbox.queue_message`: its subject, text and HTML."""
+
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """Who a message is from, as its footer and the public pages show it."""
+
+    name: str
+    address_lines: tuple[str, ...]
+    privacy_contact: str
+
+    @property
+    def privacy_href(self) -> str:
+        """A link to the privacy contact: a web page as given, an email address as `mailto:`."""
+        contact = self.privacy_contact
+        if contact.startswith(("https://", "http://")):
+            return contact
+        if "@" in contact and " " not in contact:
+            return f"mailto:{contact}"
+        return ""
+
+
+def organisation(settings: MailSettings) -> Organisation:
+    """The organisation's details from the mail settings (its address on lines, split at commas
+    or line breaks)."""
+    raw = settings.org_address.replace("\r", "\n").replace(",", "\n")
+    lines = tuple(line.strip() for line in raw.split("\n") if line.strip())
+    return Organisation(settings.org_name.strip(), lines, settings.privacy_contact.strip())
+
+
+def render(kind: str, settings: MailSettings, **context: Any) -> Rendered:
+    """The message of `kind` (a key of SUBJECTS) with `context`, and the organisation's footer."""
+    values = {**context, "subject": SUBJECTS[kind], "org": organisation(settings)}
+    text = _ENVIRONMENT.get_template(f"{kind}.txt").render(values)
+    html = _ENVIRONMENT.get_template(f"{kind}.html").render(values)
+    return Rendered(SUBJECTS[kind], text, html)
