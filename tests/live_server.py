@@ -199,4 +199,4 @@ def new_staff(server: LiveServer, page: Any, name: str, role: str) -> None:
     page.get_by_label("New password (at least 12 characters)").fill(NEW_PASSWORD)
     page.get_by_label("New password again").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Change password").click()
-    assert page.get_by_role("heading", name=f"Hello, {name}").is_visible()
+    expect(page.get_by_role("heading", name=f"Hello, {name}")).to_be_visible()
