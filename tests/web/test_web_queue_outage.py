@@ -84,11 +84,12 @@ def test_every_kind_of_withdrawal_is_recorded_and_acknowledged_while_the_queue_i
         "/people/L003/withdraw", data={"withdraw-channels": ["print"], "withdraw-csrf_token": token}
     )
     assert done.status_code == 302
-    # Each takedown, and the matching of the request made without a link, is recorded and waits,
-    # queued, for the queue to be back.
+    # Each takedown, the matching of the request made without a link and the emailed receipt of that
+    # request are recorded and wait, queued, for the queue to be back.
     jobs = _jobs(rt)
-    assert set(jobs) == {("takedown", "queued"), ("withdrawal_match", "queued")}
+    assert set(jobs) == {("takedown", "queued"), ("withdrawal_match", "queued"), ("send_mail", "queued")}
     assert jobs.count(("takedown", "queued")) >= 3
+    assert jobs.count(("send_mail", "queued")) == 1
 
 
 def test_an_upload_answers_202_queued_while_the_queue_is_down(down: Flask, corpus: Any) -> None:
