@@ -67,6 +67,10 @@ class DeliveryRun:
         self.states[state] = self.states.get(state, 0) + 1
 
 
+class _CutShort(Exception):
+    """The conversation ended between handing over the message and hearing the server's answer."""
+
+
 class _Refused(Exception):
     """The server answered the sender, every recipient or the message with an error."""
 
@@ -122,6 +126,10 @@ def deliver(
         if final is MailState.QUEUED:
             raise MailDeliveryError(f"message {message_id} stays queued: {exc.answer}") from None
         return final.value
+    except _CutShort as exc:
+        log.warning("message %s: the server's answer was lost (%s): marked uncertain", message_id, exc)
+        _record(sessions, message_id, MailState.UNCERTAIN, f"{UNCERTAIN_ANSWER} ({exc})", now=now)
+        return MailState.UNCERTAIN.value
     except (OSError, smtplib.SMTPException) as exc:
         why = _describe(exc)
         _record(sessions, message_id, MailState.QUEUED, why, now=now)
@@ -279,6 +287,10 @@ def _converse(settings: MailSettings, claimed: _Claimed) -> tuple[str, dict[str,
             code, text = smtp.data(claimed.email)
         except smtplib.SMTPDataError as exc:
             raise _Refused(exc.smtp_code, _answer(exc.smtp_code, exc.smtp_error)) from None
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            # Cut off after the message went out and before the server's answer: it may have been
+            # accepted, so it is not sent again blindly.
+            raise _CutShort(_describe(exc)) from None
         if code != 250:
             raise _Refused(code, _answer(code, text))
     except BaseException:

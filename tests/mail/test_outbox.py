@@ -5,6 +5,7 @@ permanent refusal (failed, shown to admins), a sending cut short (uncertain, nev
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -283,3 +284,20 @@ def test_a_message_that_cannot_be_sent_as_given_is_refused_when_written(
             actor="test",
             **values,
         )
+
+
+def test_a_server_answer_lost_after_the_message_went_out_leaves_it_uncertain_and_never_sent_again(
+    mailer: Any, smtp_server: SmtpServer, now: datetime
+) -> None:
+    # The server holds the message, then answers later than the client waits (MAIL's 5 s timeout).
+    smtp_server.mailbox.on_data = lambda: time.sleep(MAIL["timeout"] + 1)
+    row_id, message_id = _queue(mailer, now)
+    state = delivery.deliver(mailer.sessions, row_id, mailer.settings.mail, now=now)
+    assert state == "uncertain"
+    row = _row(mailer, row_id)
+    assert row.state == "uncertain" and "may have been sent" in (row.answer or "")
+    smtp_server.mailbox.on_data = None
+    later = now + timedelta(hours=1)
+    assert delivery.deliver(mailer.sessions, row_id, mailer.settings.mail, now=later) == "uncertain"
+    delivery.deliver_due(mailer.sessions, mailer.settings.mail, now=later)
+    assert len(smtp_server.mailbox.with_id(message_id)) == 1
