@@ -442,12 +442,15 @@ def has_details(request: WithdrawalRequest) -> bool:
 def erase_details(
     session: Session, request: WithdrawalRequest, *, now: datetime, actor: str, why: str
 ) -> bool:
-    """Blank the learner's name and birth date as typed and the requester's relationship and email
-    (audited); the reference, status, decision and matched people stay. False: nothing was left."""
+    """Blank the learner's name and birth date as typed and the requester's relationship and email,
+    and that email in the messages written to them (audited); the reference, status, decision and
+    matched people stay. False: nothing was left."""
     if not has_details(request):
         return False
     request.claimed_name = request.contact_email = request.relationship_to_person = None
     request.claimed_date_of_birth = None
+    # The messages written to the requester keep their address no longer than the request does.
+    outbox.forget_recipients(session, f"withdrawal_request:{request.id}", now=now)
     session.flush()
     audit.append(
         session,

@@ -190,6 +190,8 @@ def resend(session: Session, message_id: int, *, now: datetime, actor: str) -> O
         raise InvalidInputError(
             f"message {message_id} is {row.state}: only a failed or uncertain message is sent again"
         )
+    if not row.recipients:
+        raise InvalidInputError(f"message {message_id} has no recipient left: its details were erased")
     was = row.state
     row.state = MailState.QUEUED.value
     row.updated_at = now
@@ -228,3 +230,27 @@ def mark_sent(session: Session, message_id: int, *, now: datetime, actor: str) -
     )
     session.flush()
     return _line(row)
+
+
+ERASED_ANSWER = "not sent: the recipient's details were erased before it went"
+
+
+def forget_recipients(session: Session, about: str, *, now: datetime) -> int:
+    """Blank the recipients of every message about `about` (`withdrawal_request:3`), when the details
+    they were taken from are erased: the address is kept no longer than its source. A message not yet
+    sent is never sent (failed, with the reason); one being sent at that very moment is left to its
+    conversation. How many were changed."""
+    rows = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.about == about, OutboxMessage.state != MailState.SENDING)
+    )
+    changed = 0
+    for row in rows:
+        if not row.recipients:
+            continue
+        if row.state == MailState.QUEUED:
+            row.state, row.answer = MailState.FAILED.value, ERASED_ANSWER
+        row.recipients = []
+        row.updated_at = now
+        changed += 1
+    session.flush()
+    return changed

@@ -201,6 +201,29 @@ def test_no_decision_message_once_the_email_has_been_erased(
         assert [row.kind for row in session.query(OutboxMessage)] == ["withdrawal_receipt"]
 
 
+def test_erasing_a_request_s_details_erases_the_address_in_its_messages(
+    school: Any, smtp_server: SmtpServer, settings: Any, now: datetime
+) -> None:
+    sent = _request(school, "Rory Williams", "parent@example.org", now)
+    JobQueue.of(school).drain()
+    # A second request, its receipt still waiting: no SMTP server configured for this runtime.
+    waiting_rt = Runtime(settings.with_(queue=QUEUE), sender=JobQueue)
+    waiting = _request(waiting_rt, "Clara Oswald", "other@example.org", now)
+    waiting_rt.db.dispose()
+    for reference in (sent, waiting):
+        with unit_of_work(school.sessions) as session:
+            request = withdrawals.find_request(session, reference)
+            assert withdrawals.erase_details(session, request, now=now, actor="dpo", why="retention")
+    with unit_of_work(school.sessions) as session:
+        rows = {row.about: row for row in session.query(OutboxMessage)}
+        assert all(row.recipients == [] for row in rows.values())
+        states = sorted(row.state for row in rows.values())
+        assert states == ["failed", "sent"]
+    JobQueue.of(school).drain()
+    # The waiting receipt is never sent: only the first one ever reached the server.
+    assert [_to(m) for m in smtp_server.mailbox.received] == [["parent@example.org"]]
+
+
 @pytest.fixture
 def app(request: pytest.FixtureRequest, settings: Any, smtp_server: SmtpServer) -> Iterator[Flask]:
     app = compose_app(
