@@ -32,10 +32,16 @@ class AuditAction(StrEnum):
 
     BATCH_UPLOADED = "batch.uploaded"
 
+    CONSENT_FORM_ANSWERED = "consent_form.answered"
+    CONSENT_FORM_SENT = "consent_form.sent"
+
     CONSENT_GRANT = "consent.grant"
     CONSENT_WITHDRAW = "consent.withdraw"
     CONSENT_OBJECT = "consent.object"
     CONSENT_REFUSE = "consent.refuse"
+
+    CONTACT_ADDED = "contact.added"
+    CONTACT_REMOVED = "contact.removed"
 
     DPIA_RECORDED = "dpia.recorded"
 

@@ -351,6 +351,66 @@ class StaffUser(Base):
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
+class PersonContact(Base):
+    """Someone a person's consent is asked of by email: the person themselves (`self`), or one of
+    their parents or guardians (`parent`, `guardian`) with the relationship as the MIS gives it."""
+
+    __tablename__ = "person_contacts"
+    __table_args__ = (UniqueConstraint("person_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    relationship_to_person: Mapped[str | None] = mapped_column(String(40))
+    email: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+
+
+class ConsentLink(Base):
+    """A personal link to the online consent form, sent to one contact about one person.
+
+    Only the sha256 of its 256-bit token is stored. `role` is who may answer with it (`self`, or a
+    `parent` or `guardian`); `channels` the channels it asks about. `contact_id` is cleared when the
+    contact is removed; the link then no longer opens.
+    """
+
+    __tablename__ = "consent_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("person_contacts.id", ondelete="SET NULL"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    channels: Mapped[list[Any]] = mapped_column(default=list)
+    biometric: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Why it was sent: `request` (staff asked) or `reminder` (a deadline is near).
+    reason: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+    expires_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    answers: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ConsentReminder(Base):
+    """That the reminder before one deadline of one person was sent: each is sent once.
+
+    `deadline` is `expiry:<channel>` (a consent's valid_until) or `reconsent` (coming of age);
+    `days` the reminder's distance before it (one of the configured reminder days).
+    """
+
+    __tablename__ = "consent_reminders"
+    __table_args__ = (UniqueConstraint("person_id", "deadline", "due_on", "days"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    deadline: Mapped[str] = mapped_column(String(100))
+    due_on: Mapped[date] = mapped_column(Date)
+    days: Mapped[int] = mapped_column(Integer)
+    sent_at: Mapped[datetime]
+
+
 class WithdrawalLink(Base):
     """A person's withdrawal link: only the sha256 of its unguessable token is stored."""
 

@@ -404,6 +404,38 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class FormSettings:
+    """The online consent form: how long a personal link opens it, when reminders go out before a
+    deadline, how long an answer given on it holds, and the organisation's wording."""
+
+    link_days: int = 30
+    # Days before a consent ends (or a parent's consent lapses at the age threshold) that a request
+    # goes out, once each.
+    reminder_days: tuple[int, ...] = (30, 7)
+    reminder_schedule: str = "0 7 * * *"
+    # Days a consent given on the form holds (0: until withdrawn).
+    valid_days: int = 365
+    # A text file with the organisation's consent wording (empty: the built-in wording); its
+    # version, recorded with every answer, is the file's name and the start of its sha256.
+    wording_file: str = ""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the periods and the reminders' crontab; raises ConfigError."""
+        if not 1 <= self.link_days <= 366:
+            raise ConfigError(f"GATEKEEPER_CONSENT_LINK_DAYS must be 1 to 366 (got {self.link_days})")
+        if any(days < 1 or days > 366 for days in self.reminder_days):
+            raise ConfigError(
+                f"GATEKEEPER_REMINDER_DAYS must be whole days from 1 to 366 (got {self.reminder_days})"
+            )
+        if self.valid_days < 0:
+            raise ConfigError(f"GATEKEEPER_CONSENT_VALID_DAYS must not be negative (got {self.valid_days})")
+        _require_crontab("GATEKEEPER_REMINDER_SCHEDULE", self.reminder_schedule)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the gatekeeper can be configured with (see the README's table): the global values
     and one part per subject."""
@@ -424,6 +456,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     mail: MailSettings = field(default_factory=MailSettings)
+    forms: FormSettings = field(default_factory=FormSettings)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -507,6 +540,7 @@ PARTS: dict[str, type[Any]] = {
     "web": WebSettings,
     "storage": StorageSettings,
     "mail": MailSettings,
+    "forms": FormSettings,
 }
 
 
@@ -631,6 +665,13 @@ def _lawful_bases(name: str, value: str) -> tuple[tuple[str, str], ...] | None:
     return parse_lawful_bases(value) if value.strip() else None
 
 
+def _reminder_days(name: str, value: str) -> tuple[int, ...]:
+    days = [part.strip() for part in value.split(",") if part.strip()]
+    if not days or not all(part.isdigit() for part in days):
+        raise ConfigError(f"{name} must be whole days before a deadline, comma-separated (got {value!r})")
+    return tuple(sorted({int(part) for part in days}, reverse=True))
+
+
 def _output_sizes(name: str, value: str) -> tuple[tuple[str, int], ...]:
     """Given channels override the defaults; the others keep theirs."""
     return tuple({**dict(DEFAULT_OUTPUT_SIZES), **dict(parse_output_sizes(value))}.items())
@@ -705,4 +746,9 @@ ENV: tuple[tuple[str, str, Parser], ...] = (
     ("mail.privacy_contact", "GATEKEEPER_PRIVACY_CONTACT", _word),
     ("mail.timeout", "GATEKEEPER_SMTP_TIMEOUT", _parse_float),
     ("mail.retry_schedule", "GATEKEEPER_MAIL_RETRY_SCHEDULE", _text),
+    ("forms.link_days", "GATEKEEPER_CONSENT_LINK_DAYS", _parse_int),
+    ("forms.reminder_days", "GATEKEEPER_REMINDER_DAYS", _reminder_days),
+    ("forms.reminder_schedule", "GATEKEEPER_REMINDER_SCHEDULE", _text),
+    ("forms.valid_days", "GATEKEEPER_CONSENT_VALID_DAYS", _parse_int),
+    ("forms.wording_file", "GATEKEEPER_CONSENT_WORDING_FILE", _text),
 )

@@ -417,6 +417,25 @@ def reconsent_due(state: PersonState, policy: Policy) -> datetime | None:
     return start_of_day(reached + timedelta(days=policy.reconsent_grace_days))
 
 
+def answers_for(date_of_birth: date | None, day: date, policy: Policy) -> Literal["self", "guardians"]:
+    """Who may answer for a person's publication consent on `day`: their parents or guardians below
+    the age threshold (or when the age is unknown, where the person's own answer would not count),
+    the person themselves from it."""
+    if date_of_birth is None or age_on(date_of_birth, day) < policy.age_threshold:
+        return "guardians"
+    return "self"
+
+
+def biometric_answer_counts(
+    by: GrantedBy, date_of_birth: date | None, day: date, rules: BiometricRules
+) -> bool:
+    """Whether a biometric grant from `by` can allow matching the person's face on `day`: under
+    `pofa` a child's (under 18, or of unknown age) comes from a parent or guardian, under `gdpr`
+    and for adults it is the person's own."""
+    child = rules == "pofa" and (date_of_birth is None or age_on(date_of_birth, day) < POFA_ADULT_AGE)
+    return (by in GUARDIANS) == child
+
+
 def consent_reasons(state: PersonState, channel: str, moment: datetime, policy: Policy) -> tuple[str, ...]:
     """Why `state`'s person may not appear on `channel` at `moment`; empty when they may."""
     if state.status == PersonStatus.ERASED:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consent_db.session import unit_of_work
+from gatekeeper.consent import forms as forms_service
 from gatekeeper.consent import withdrawals as withdrawals_service
 from gatekeeper.mail import delivery as mail_delivery
 from gatekeeper.photos import gate as gate_service
@@ -94,6 +95,11 @@ def run_send_mail(runtime: Runtime, session: Any, actor: str, message_id: int | 
         mail_delivery.deliver(runtime.sessions, message_id, mail, now=_now())
 
 
+def run_send_reminders(runtime: Runtime, session: Any, actor: str) -> None:
+    """Send the consent forms whose reminder day has come (each reminder once per deadline)."""
+    forms_service.send_reminders(session, settings=runtime.settings, now=_now(), actor=actor)
+
+
 TASKS: dict[JobKind, Callable[..., None]] = {
     JobKind.GATE: run_gate,
     JobKind.PUBLISH: run_publish,
@@ -102,6 +108,7 @@ TASKS: dict[JobKind, Callable[..., None]] = {
     JobKind.RECHECK: run_recheck,
     JobKind.PURGE: run_purge_job,
     JobKind.SEND_MAIL: run_send_mail,
+    JobKind.SEND_REMINDERS: run_send_reminders,
 }
 
 # Higher runs first: a withdrawal's takedown never waits behind a batch of uploads being gated.
@@ -113,4 +120,5 @@ PRIORITY = {
     JobKind.PUBLISH: 10,
     JobKind.GATE: 0,
     JobKind.PURGE: 0,
+    JobKind.SEND_REMINDERS: 0,
 }

@@ -203,3 +203,94 @@ def consent_due(ctx: click.Context, within: int, as_json: bool) -> None:
             click.echo(f"{item.due.isoformat()}  {item.external_id:<16} {item.channel:<24} {item.why}{late}")
     if not as_json:
         click.echo(f"{len(items)} due within {within} days", err=True)
+
+
+def _ids(values: tuple[str, ...]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@consent.command("request")
+@click.option(
+    "--channels",
+    "channels",
+    help="Comma-separated channels to ask about [default: every configured channel].",
+)
+@click.option(
+    "--people", "people", multiple=True, metavar="ID[,ID...]", help="The people to ask (repeatable)."
+)
+@click.option(
+    "--due", is_flag=True, help="Everyone whose consent expires or lapses within the reminder period."
+)
+@click.option(
+    "--all-without-answer",
+    "without_answer",
+    is_flag=True,
+    help="Every active person with no answer recorded.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.pass_context
+def consent_request(
+    ctx: click.Context,
+    channels: str | None,
+    people: tuple[str, ...],
+    due: bool,
+    without_answer: bool,
+    as_json: bool,
+) -> None:
+    """Email each person's parents or guardians (or the person, from the age threshold) a personal
+    link to the online consent form. Exit code 1 when someone could not be asked."""
+    from gatekeeper.consent import forms
+
+    if not (people or due or without_answer):
+        raise click.UsageError("give --people, --due or --all-without-answer")
+    runtime = _runtime(ctx)
+    chosen = [c.strip() for c in (channels or "").split(",") if c.strip()]
+    with cli_unit(runtime) as session:
+        report = forms.request_consent(
+            session,
+            external_ids=_ids(people),
+            due=due,
+            without_answer=without_answer,
+            channels=chosen,
+            settings=runtime.settings,
+            now=_now(),
+            actor=_actor(),
+        )
+    if as_json:
+        _emit(report.as_json())
+    else:
+        for external_id, links in report.sent:
+            click.echo(f"sent    {external_id:<16} {links} link(s)")
+        for external_id, why in report.skipped:
+            click.echo(f"skipped {external_id:<16} {why}")
+        click.echo(f"{len(report.sent)} asked, {len(report.skipped)} could not be asked", err=True)
+        if not runtime.settings.mail.configured:
+            click.echo(
+                "warning: no SMTP server is set (GATEKEEPER_SMTP_URL): the messages stay queued", err=True
+            )
+    if report.skipped:
+        ctx.exit(1)
+
+
+@consent.command("remind")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.pass_context
+def consent_remind(ctx: click.Context, as_json: bool) -> None:
+    """Send the reminders whose day has come (the scheduler does this daily), once per deadline."""
+    from gatekeeper.consent import forms
+
+    runtime = _runtime(ctx)
+    with cli_unit(runtime) as session:
+        report = forms.send_reminders(session, settings=runtime.settings, now=_now(), actor=_actor())
+    if as_json:
+        _emit(
+            {
+                "sent": [{"external_id": e, "deadline": d} for e, d in report.sent],
+                "skipped": [{"external_id": e, "why": w} for e, w in report.skipped],
+            }
+        )
+        return
+    for external_id, deadline in report.sent:
+        click.echo(f"reminded {external_id:<16} {deadline}")
+    for external_id, why in report.skipped:
+        click.echo(f"skipped  {external_id:<16} {why}")

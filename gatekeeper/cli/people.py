@@ -252,3 +252,47 @@ def people_link(ctx: click.Context, external_id: str) -> None:
             err=True,
         )
     click.echo(url)
+
+
+@people.command("contacts")
+@click.argument("external_id")
+@click.option(
+    "--add",
+    "added",
+    multiple=True,
+    metavar="[RELATIONSHIP:]EMAIL",
+    help="Add a parent's or guardian's address (`mother:jo@example.org`; an address alone: a parent), "
+    "or the person's own as `self:EMAIL`. Repeatable.",
+)
+@click.option("--remove", "removed", multiple=True, metavar="EMAIL", help="Remove an address. Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the contacts as one JSON object.")
+@click.pass_context
+def people_contacts(
+    ctx: click.Context, external_id: str, added: tuple[str, ...], removed: tuple[str, ...], as_json: bool
+) -> None:
+    """List, add or remove EXTERNAL_ID's email contacts (who consent forms are sent to)."""
+    from gatekeeper.people import contacts as contact_service
+    from gatekeeper.people.lookup import find_person
+
+    runtime = _runtime(ctx)
+    with cli_unit(runtime) as session:
+        person = find_person(session, external_id)
+        for email in removed:
+            contact = contact_service.find_contact(session, person, email)
+            contact_service.remove_contact(session, person, contact, now=_now(), actor=_actor())
+        for entry in added:
+            contact_service.add_contact(
+                session, person, contact_service.parse_contact(entry), now=_now(), actor=_actor()
+            )
+        rows = [
+            {"email": c.email, "role": c.role, "relationship": c.relationship_to_person}
+            for c in contact_service.contacts_of(session, person)
+        ]
+    if as_json:
+        _emit({"external_id": external_id, "contacts": rows})
+        return
+    for row in rows:
+        who = "own address" if row["role"] == "self" else f"{row['relationship']} ({row['role']})"
+        click.echo(f"{row['email']:<40} {who}")
+    if not rows:
+        click.echo(f"{external_id} has no contacts", err=True)

@@ -14,6 +14,7 @@ from gatekeeper import policy
 from gatekeeper.config import Settings
 from gatekeeper.consent.state import check_channel, check_choice
 from gatekeeper.errors import InvalidInputError
+from gatekeeper.people.contacts import Contact, check_address, parse_guardians
 
 # Every column the importer knows; only the first two are required. A column that is absent leaves
 # what it describes untouched (no column `channels`: publication consent is not managed by the file).
@@ -33,6 +34,8 @@ COLUMNS = (
     "left_on",
     "evidence_ref",
     "wording_version",
+    "contact_email",
+    "guardian_emails",
 )
 REQUIRED_COLUMNS = ("external_id", "name")
 
@@ -78,6 +81,9 @@ class PersonRow:
     # Where the signed form is kept, and which consent wording it carried (publication grants).
     evidence_ref: str | None = None
     wording_version: str | None = None
+    # The person's own address and their parents' or guardians' (None: the file has no such column).
+    contact_email: str | None = None
+    guardians: tuple[Contact, ...] | None = None
     warnings: tuple[RowWarning, ...] = ()
 
 
@@ -197,6 +203,11 @@ def _parse_row(
     if biometric and not (granted_by or biometric_granted_by):
         raise InvalidInputError("biometric consent needs granted_by or biometric_granted_by")
     left_on = _date("left_on", raw.get("left_on", ""))
+    contact_email: str | None = None
+    if "contact_email" in present:
+        given = raw["contact_email"]
+        contact_email = check_address(given, "contact_email") if given else ""
+    guardians = parse_guardians(raw["guardian_emails"]) if "guardian_emails" in present else None
     warnings: list[RowWarning] = []
     if photos and not biometric:
         warnings.append(
@@ -237,6 +248,8 @@ def _parse_row(
         has_left_on="left_on" in present,
         evidence_ref=_text("evidence_ref", raw.get("evidence_ref", ""), 200),
         wording_version=_text("wording_version", raw.get("wording_version", ""), 80),
+        contact_email=contact_email,
+        guardians=guardians,
         warnings=tuple(warnings),
     )
 

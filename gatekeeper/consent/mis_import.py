@@ -32,6 +32,7 @@ from gatekeeper.consent.records import IMPORT, add_record
 from gatekeeper.consent.state import BIOMETRIC, latest, matching_reasons, person_state, policy_for
 from gatekeeper.errors import GatekeeperError, InvalidInputError
 from gatekeeper.faces import FaceEngine
+from gatekeeper.people.contacts import sync_contacts
 from gatekeeper.people.edit import set_last_day
 from gatekeeper.people.enrolment import delete_templates, enrol
 from gatekeeper.people.lookup import new_person, subject
@@ -245,6 +246,17 @@ def _import_row(
         left = row.left_on.isoformat() if row.left_on else "cleared"
         # Named after the field, not an audit action: its event is person.left or person.updated.
         report.changes.append(RowChange(row.line, row.external_id, "person.left_on", None, left))
+    if row.contact_email is not None or row.guardians is not None:
+        for change in sync_contacts(
+            session,
+            person,
+            own=row.contact_email,
+            guardians=row.guardians,
+            now=now,
+            actor=actor,
+            source=source,
+        ):
+            report.changes.append(RowChange(row.line, row.external_id, "contact", None, change))
     ctx = _RowContext(session, row, person, now, actor, source, report)
     if row.channels is not None:
         _sync_publication(ctx, row.channels, settings)

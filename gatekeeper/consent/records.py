@@ -238,6 +238,8 @@ def record_biometric_answer(
     settings: Settings,
     now: datetime,
     actor: str,
+    how: str = STAFF,
+    evidence_ref: str | None = None,
 ) -> BiometricChange:
     """Record a biometric consent answer, effective now.
 
@@ -245,7 +247,7 @@ def record_biometric_answer(
     `object` a parent's objection; `refuse` the person's own refusal; `withdraw` takes back every
     grant in force (or only that of `given_by`/`name` when given). Whenever the answers no longer
     allow matching, every template is deleted at once (audited). Raises PersonNotFoundError,
-    InvalidInputError.
+    InvalidInputError. `how` and `evidence_ref` say where the answer came from (staff by default).
     """
     check_choice("biometric answer", action, policy.BIOMETRIC_ACTIONS)
     if given_by is not None:
@@ -274,9 +276,10 @@ def record_biometric_answer(
                 at=now,
                 granted_by=role,
                 granted_by_name=who,
-                how=STAFF,
+                how=how,
                 now=now,
                 actor=actor,
+                evidence_ref=evidence_ref,
             )
         )
 

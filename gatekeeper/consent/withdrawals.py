@@ -36,6 +36,7 @@ from gatekeeper.consent import summary as person_summary
 from gatekeeper.errors import InvalidInputError, WithdrawalRequestNotFoundError
 from gatekeeper.mail import messages, outbox
 from gatekeeper.people import lookup as people
+from gatekeeper.people.contacts import contacts_of
 from gatekeeper.policy import PersonStatus
 from gatekeeper.queueing import JobKind, request_job, request_takedown
 from gatekeeper.staff.accounts import token_hash
@@ -228,7 +229,40 @@ def withdraw_with_link(
         subject=f"person:{person.id}",
         details={"reference": reference, "channels": targets},
     )
+    _tell_contacts(session, person, request, settings=settings, now=now)
     return request
+
+
+def _tell_contacts(
+    session: Session, person: Person, request: WithdrawalRequest, *, settings: Settings, now: datetime
+) -> None:
+    """A receipt of a withdrawal made with a link to every contact on record for the person, each
+    with a new withdrawal link of their own (none on record: nobody is written to)."""
+    first = person.display_name.split()[0] if person.display_name.split() else ""
+    for contact in contacts_of(session, person):
+        receipt = messages.render(
+            "withdrawal_link_receipt",
+            settings.mail,
+            first_name=first,
+            reference=request.reference,
+            at=now,
+            channels=[messages.channel_label(c) for c in request.channels],
+            withdraw_url=issue_link(
+                session, person.external_id, settings=settings, now=now, actor=f"public:{request.reference}"
+            ),
+        )
+        outbox.queue_message(
+            session,
+            to=[contact.email],
+            subject=receipt.subject,
+            text=receipt.text,
+            html=receipt.html,
+            kind="withdrawal_link_receipt",
+            about=f"withdrawal_request:{request.id}",
+            settings=settings.mail,
+            now=now,
+            actor=f"public:{request.reference}",
+        )
 
 
 def normalise_name(name: str) -> str:

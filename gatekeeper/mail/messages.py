@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from gatekeeper.config import MailSettings
+from gatekeeper.policy import Channel
 
 _ENVIRONMENT = Environment(
     loader=PackageLoader("gatekeeper.mail", "templates"),
@@ -28,7 +29,28 @@ _ENVIRONMENT = Environment(
 SUBJECTS = {
     "withdrawal_receipt": "We have received your request to stop using photos",
     "withdrawal_decision": "Your request to stop using photos: our decision",
+    "withdrawal_link_receipt": "Photos: consent withdrawn",
+    "consent_request": "Photos at school: please give or refuse consent",
+    "consent_reminder": "Photos at school: consent needs renewing",
+    "consent_answer_receipt": "Photos at school: we have recorded your answer",
 }
+
+
+# What each known channel covers, as a parent reads it (messages and the public pages).
+CHANNEL_LABELS = {
+    "website": "The school website",
+    "social_media": "Social media",
+    "print": "Printed material (prospectus, newsletters)",
+    "press": "Newspapers and other press",
+    "internal": "Inside the school (displays, internal newsletters)",
+}
+
+
+def channel_label(channel: str) -> str:
+    """A channel as a parent reads it: `Social media: instagram`, a sub-channel after a colon."""
+    named = Channel(channel)
+    base = CHANNEL_LABELS.get(named.base, named.base.replace("_", " ").capitalize())
+    return f"{base}: {named.sub.replace('_', ' ')}" if named.sub else base
 
 
 @dataclass(frozen=True)

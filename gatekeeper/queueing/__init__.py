@@ -32,6 +32,7 @@ class JobKind(StrEnum):
     RECHECK = "recheck"  # decide every live publication again (also periodic)
     PURGE = "purge"  # purge what is past its retention deadline (also periodic)
     SEND_MAIL = "send_mail"  # send a queued email (periodic: every one still waiting)
+    SEND_REMINDERS = "send_reminders"  # send consent forms before consent ends (periodic only)
 
 
 class JobSender(Protocol):

@@ -12,6 +12,8 @@ from consent_db.audit import AuditAction
 from consent_db.models import ConsentRecord, Person, WithdrawalRequest
 from gatekeeper.consent.withdrawals import erase_details
 from gatekeeper.errors import InvalidInputError
+from gatekeeper.mail import outbox
+from gatekeeper.people.contacts import forget_contacts
 from gatekeeper.people.edit import set_last_day
 from gatekeeper.people.enrolment import delete_templates
 from gatekeeper.people.lookup import find_person, subject
@@ -56,6 +58,8 @@ def erase_person(session: Session, external_id: str, *, now: datetime, actor: st
     records = len(person.consents)
     session.execute(delete(ConsentRecord).where(ConsentRecord.person_id == person.id))
     session.expire(person, ["consents"])
+    contacts = forget_contacts(session, person, now=now)
+    outbox.forget_recipients(session, subject(person), now=now)
     person.status, person.display_name, person.date_of_birth = PersonStatus.ERASED, "(erased)", None
     person.updated_at = now
     session.flush()
@@ -68,7 +72,7 @@ def erase_person(session: Session, external_id: str, *, now: datetime, actor: st
         actor=actor,
         action=AuditAction.PERSON_ERASED,
         subject=subject(person),
-        details={"templates": templates, "consent_records": records},
+        details={"templates": templates, "consent_records": records, "contacts": contacts},
     )
     # With no consent left, a takedown re-decides every copy still up (held photos' included).
     request_takedown(session, person.id, now=now)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
@@ -57,9 +59,49 @@ class LinkWithdrawForm(FlaskForm):
     everything = BooleanField("Withdraw from everything")
 
 
-class NoLinkWithdrawForm(FlaskForm):
-    name = StringField("Learner's full name", validators=[DataRequired(), Length(max=200)])
-    date_of_birth = DateField("Learner's date of birth", validators=[DataRequired()])
+def date_from_parts(day: str | None, month: str | None, year: str | None) -> tuple[date | None, str | None]:
+    """A date typed as day, month and year fields (`27`, `3`, `2014`), or the error to show."""
+    parts = [(value or "").strip() for value in (day, month, year)]
+    if not any(parts):
+        return None, "Enter the date of birth."
+    if not all(parts):
+        missing = [name for name, value in zip(("day", "month", "year"), parts, strict=True) if not value]
+        return None, f"The date of birth must include a {' and '.join(missing)}."
+    if not all(value.isdigit() for value in parts) or len(parts[2]) != 4:
+        return None, "Enter the date of birth as numbers, for example 27 3 2014."
+    try:
+        return date(int(parts[2]), int(parts[1]), int(parts[0])), None
+    except ValueError:
+        return None, "The date of birth must be a real date."
+
+
+class DateOfBirthFields:
+    """Day, month and year fields for a date of birth, as people write one (no date picker, whose
+    format follows the browser's locale); `date_of_birth()` is the date, or None with the error set
+    on `dob_day` (the first field, where the error summary links)."""
+
+    dob_day: StringField
+    dob_month: StringField
+    dob_year: StringField
+
+    def date_of_birth(self) -> date | None:
+        value, error = date_from_parts(self.dob_day.data, self.dob_month.data, self.dob_year.data)
+        if error is None and value is not None and value > date.today():
+            error = "The date of birth must be in the past."
+        if error is not None:
+            self.dob_day.errors = [*self.dob_day.errors, error]
+            return None
+        return value
+
+
+class NoLinkWithdrawForm(DateOfBirthFields, FlaskForm):
+    name = StringField(
+        "Learner's full name",
+        validators=[DataRequired("Enter the learner's full name."), Length(max=200)],
+    )
+    dob_day = StringField("Day", validators=[Length(max=2)])
+    dob_month = StringField("Month", validators=[Length(max=2)])
+    dob_year = StringField("Year", validators=[Length(max=4)])
     relationship = RadioField(
         "You are the learner's",
         choices=options(
@@ -68,11 +110,17 @@ class NoLinkWithdrawForm(FlaskForm):
             ("self", "I am the learner"),
             ("other", "Other"),
         ),
-        validators=[DataRequired()],
+        validators=[
+            DataRequired("Choose who you are: the learner's parent, guardian, the learner or other.")
+        ],
     )
     contact_email = EmailField(
         "Your email address (we use it only to confirm this request)",
-        validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+        validators=[
+            DataRequired("Enter your email address."),
+            Email("Enter an email address like name@example.org.", check_deliverability=False),
+            Length(max=254),
+        ],
     )
 
 
@@ -176,3 +224,42 @@ class TakedownDoneForm(FlaskForm):
         "What was done (kept in the audit log)",
         validators=[DataRequired(message="Say what was done."), Length(max=2000)],
     )
+
+
+NAMING = options(("no", "No name"), ("first_name", "First name only"), ("yes", "Full name"))
+YES_NO = options(("yes", "Yes"), ("no", "No"))
+
+
+def consent_form_class(
+    channels: list[tuple[str, str]], *, biometric: bool, for_self: bool, first_name: str
+) -> type[FlaskForm]:
+    """The online consent form for one link: per channel (value, label) a yes / no and, for a yes,
+    how the learner may be named; the biometric question where this contact's answer counts; who
+    is answering. Fields are `channel_<n>` and `named_<n>` in the channels' order."""
+    whose = "you" if for_self else first_name
+    fields: dict[str, object] = {}
+    for index, (_, label) in enumerate(channels):
+        fields[f"channel_{index}"] = RadioField(
+            label, choices=YES_NO, validators=[DataRequired(f"Answer yes or no for: {label}.")]
+        )
+        fields[f"named_{index}"] = RadioField(
+            "If yes, may we give your name with photos?"
+            if for_self
+            else f"If yes, may we give {whose}'s name with photos?",
+            choices=NAMING,
+            default="no",
+            validators=[Optional()],
+        )
+    if biometric:
+        fields["biometric"] = RadioField(
+            "Face recognition",
+            choices=YES_NO,
+            validators=[DataRequired("Answer yes or no to face recognition.")],
+        )
+    fields["answered_by"] = StringField(
+        "Your full name",
+        validators=[Length(max=200)]
+        + ([Optional()] if for_self else [DataRequired("Enter your full name.")]),
+    )
+    fields["wording_version"] = HiddenField()
+    return type("ConsentForm", (FlaskForm,), fields)

@@ -11,24 +11,17 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
-from gatekeeper.consent import withdrawals
+from gatekeeper.consent import forms, withdrawals
 from gatekeeper.errors import InvalidInputError
-from gatekeeper.policy import Channel
+from gatekeeper.mail import messages
 from gatekeeper.web.common import now, runtime, unit
-from gatekeeper.web.forms import LinkWithdrawForm, NoLinkWithdrawForm, options
-from gatekeeper.web.wording import spoken
+from gatekeeper.web.forms import LinkWithdrawForm, NoLinkWithdrawForm, consent_form_class, options
 
 bp = Blueprint("public", __name__)
-LABELS = {
-    "website": "The school website",
-    "social_media": "Social media",
-    "print": "Printed material (prospectus, newsletters)",
-    "press": "Newspapers and other press",
-    "internal": "Inside the school (displays, internal newsletters)",
-}
 
 
 RECEIPT_COOKIE = "gatekeeper_receipt"
@@ -65,22 +58,17 @@ def _holds_receipt(kind: str, reference: str) -> bool:
 
 
 def label(channel: str) -> str:
-    """A channel as a parent reads it: `Social media: instagram`.
-
-    The staff pages' words (`wording.channel_words`) are for people who know the channel list; a
-    parent is told what each known channel covers (LABELS), as a phrase with a capital, and a
-    sub-channel's name after a colon.
-    """
-    named = Channel(channel)
-    base = LABELS.get(named.base, spoken(named.base).capitalize())
-    return f"{base}: {spoken(named.sub)}" if named.sub else base
+    """A channel as a parent reads it (`messages.channel_label`): the staff pages' words
+    (`wording.channel_words`) are for people who know the channel list."""
+    return messages.channel_label(channel)
 
 
 @bp.route("/withdraw", methods=["GET", "POST"])
 def withdraw_form() -> ResponseReturnValue:
     form = NoLinkWithdrawForm()
-    if form.validate_on_submit():
-        assert form.date_of_birth.data is not None
+    valid = form.validate_on_submit()
+    date_of_birth = form.date_of_birth() if form.is_submitted() else None
+    if valid and date_of_birth is not None:
         # Only recorded here; the job that matches it runs after the commit, so this answer's
         # content and timing are the same whether or not the learner is on record.
         # The receipt to the email typed is queued in the same unit of work, and reads the same too.
@@ -89,7 +77,7 @@ def withdraw_form() -> ResponseReturnValue:
                 received = withdrawals.request_withdrawal(
                     db,
                     name=form.name.data or "",
-                    date_of_birth=form.date_of_birth.data,
+                    date_of_birth=date_of_birth,
                     relationship=form.relationship.data or "other",
                     contact_email=form.contact_email.data or "",
                     settings=runtime().settings,
@@ -129,6 +117,93 @@ def withdraw_link(token: str) -> ResponseReturnValue:
             return _to_receipt("withdrawn", reference)
     status = 400 if form.is_submitted() else 200
     return render_template("withdraw_link.html", form=form, view=view, label=label), status
+
+
+@bp.route("/consent/<token>", methods=["GET", "POST"])
+def consent_form(token: str) -> ResponseReturnValue:
+    """The online consent form behind a personal link: one yes / no per channel, "no to
+    everything" as one button, and after an answer the same form showing what is recorded."""
+    settings = runtime().settings
+    try:
+        with unit() as db:
+            view = forms.open_form(db, token, settings=settings, now=now())
+    except forms.LinkProblem as exc:
+        return render_template(
+            "consent_bad_link.html", why=exc.why
+        ), 404 if exc.why == forms.NOT_FOUND else 410
+    labels = [(c.channel, label(c.channel)) for c in view.channels]
+    form_class = consent_form_class(
+        labels, biometric=view.biometric, for_self=view.role == "self", first_name=view.first_name
+    )
+    current: dict[str, object] = {"wording_version": view.wording.version}
+    for index, answer in enumerate(view.channels):
+        if answer.granted is not None:
+            current[f"channel_{index}"] = "yes" if answer.granted else "no"
+        current[f"named_{index}"] = answer.named
+    form = form_class(data=current)
+    notice = None
+    all_no = request.method == "POST" and "all_no" in request.form
+    if form.is_submitted():
+        if all_no:
+            # "No to everything" needs nothing but who is answering.
+            for index in range(len(labels)):
+                form[f"channel_{index}"].data = "no"
+            if view.biometric:
+                form["biometric"].data = "no"
+        valid = _only_name_valid(form) if all_no else form.validate_on_submit()
+        if valid:
+            answers = {
+                channel: forms.Answer(
+                    form[f"channel_{index}"].data == "yes", form[f"named_{index}"].data or "no"
+                )
+                for index, (channel, _) in enumerate(labels)
+            }
+            try:
+                with unit() as db:
+                    forms.answer_form(
+                        db,
+                        token,
+                        answers,
+                        biometric=(form["biometric"].data == "yes") if view.biometric else None,
+                        answered_by=form["answered_by"].data or "",
+                        wording_version=form["wording_version"].data or "",
+                        settings=settings,
+                        now=now(),
+                    )
+            except forms.LinkProblem as exc:
+                return render_template("consent_bad_link.html", why=exc.why), 410
+            except InvalidInputError as exc:
+                if exc.field == "wording":
+                    form["wording_version"].data = view.wording.version
+                    notice = (
+                        "The wording below has changed since you opened the form. "
+                        "Read it again and send your answer."
+                    )
+                else:
+                    target = form._fields.get(exc.field or "") or form["answered_by"]
+                    target.errors = [*target.errors, str(exc)[:1].upper() + str(exc)[1:] + "."]
+            else:
+                return redirect(url_for("public.consent_form", token=token, saved=1))
+    status = 400 if form.is_submitted() else 200
+    saved = request.args.get("saved") == "1" and view.answered_at is not None
+    return (
+        render_template(
+            "consent_form.html",
+            form=form,
+            view=view,
+            labels=labels,
+            notice=notice,
+            saved=saved,
+            count=len(labels),
+        ),
+        status,
+    )
+
+
+def _only_name_valid(form: FlaskForm) -> bool:
+    """For "no to everything": the CSRF token and who is answering are all that is checked."""
+    ok = form["csrf_token"].validate(form) if "csrf_token" in form else True
+    return bool(form["answered_by"].validate(form) and ok)
 
 
 @bp.get("/withdraw/receipt/<kind>/<reference>")

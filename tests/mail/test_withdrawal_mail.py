@@ -239,7 +239,9 @@ def app(request: pytest.FixtureRequest, settings: Any, smtp_server: SmtpServer) 
 def _form(email: str) -> dict[str, str]:
     return {
         "name": "Amy Pond",
-        "date_of_birth": "2014-03-27",
+        "dob_day": "27",
+        "dob_month": "3",
+        "dob_year": "2014",
         "relationship": "parent",
         "contact_email": email,
     }

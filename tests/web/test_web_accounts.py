@@ -93,7 +93,9 @@ def test_forms_without_a_csrf_token_are_refused(app: Flask, rt: Any) -> None:
         "/withdraw",
         data={
             "name": "A B",
-            "date_of_birth": "2014-01-01",
+            "dob_day": "1",
+            "dob_month": "1",
+            "dob_year": "2014",
             "relationship": "parent",
             "contact_email": "a@b.org",
         },
@@ -202,7 +204,9 @@ def test_behind_a_trusted_proxy_rate_limits_count_the_forwarded_client(
         client = app.test_client()
         form = {
             "name": "A B",
-            "date_of_birth": "2014-01-01",
+            "dob_day": "1",
+            "dob_month": "1",
+            "dob_year": "2014",
             "relationship": "parent",
             "contact_email": "a@b.org",
         }

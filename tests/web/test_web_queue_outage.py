@@ -23,7 +23,9 @@ from helpers import run
 
 FORM = {
     "name": "amy pond",
-    "date_of_birth": "2014-03-27",
+    "dob_day": "27",
+    "dob_month": "3",
+    "dob_year": "2014",
     "relationship": "parent",
     "contact_email": "p@x.org",
 }

@@ -233,7 +233,9 @@ def html_cases(ref: Callable[[], str], token: str) -> list[Case]:
             302,
             {
                 "name": "Amy Pond",
-                "date_of_birth": "2014-03-27",
+                "dob_day": "27",
+                "dob_month": "3",
+                "dob_year": "2014",
                 "relationship": "parent",
                 "contact_email": "p@example.org",
             },

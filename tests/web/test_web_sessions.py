@@ -62,6 +62,7 @@ def test_a_one_time_password_reaches_nothing_but_the_password_page_on_any_route(
         "people.people_list",
         "review.queue",
         "public.withdraw_form",
+        "public.consent_form",
         "api.photos_upload",
     } <= (endpoints)
     reached = []

@@ -26,7 +26,9 @@ from workers import run_purge
 LATER = datetime(2029, 6, 1, tzinfo=UTC)  # after every request, before anyone here turns 18
 FORM = {
     "name": "amy  POND",
-    "date_of_birth": "2014-03-27",
+    "dob_day": "27",
+    "dob_month": "3",
+    "dob_year": "2014",
     "relationship": "parent",
     "contact_email": "p@x.org",
 }
@@ -309,7 +311,9 @@ def test_the_form_explains_what_is_wrong_with_each_field(app: Flask) -> None:
         "/withdraw",
         data={
             "name": "",
-            "date_of_birth": "27/03/2014",
+            "dob_day": "27",
+            "dob_month": "March",
+            "dob_year": "2014",
             "contact_email": "nope",
             "csrf_token": csrf(client, "/withdraw"),
         },
