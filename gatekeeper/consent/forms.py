@@ -436,6 +436,7 @@ def answer_form(
             actor=actor,
             how=ONLINE_FORM,
             evidence_ref=evidence,
+            wording_version=current.version,
         )
         made.extend(change.records)
     link.answered_at, link.answers = now, link.answers + 1
@@ -509,7 +510,7 @@ def deadlines(person: Person, settings: Settings, now: datetime) -> list[Deadlin
             continue
         if record.granted_by in policy.GUARDIANS and lapses is not None:
             by_parent.append(channel)
-        elif record.valid_until is not None:
+        if record.valid_until is not None and (lapses is None or record.valid_until < lapses):
             found.append(
                 Deadline(f"expiry:{channel}", consent.last_valid_day(record.valid_until), (channel,))
             )

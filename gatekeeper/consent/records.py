@@ -240,6 +240,7 @@ def record_biometric_answer(
     actor: str,
     how: str = STAFF,
     evidence_ref: str | None = None,
+    wording_version: str | None = None,
 ) -> BiometricChange:
     """Record a biometric consent answer, effective now.
 
@@ -247,7 +248,8 @@ def record_biometric_answer(
     `object` a parent's objection; `refuse` the person's own refusal; `withdraw` takes back every
     grant in force (or only that of `given_by`/`name` when given). Whenever the answers no longer
     allow matching, every template is deleted at once (audited). Raises PersonNotFoundError,
-    InvalidInputError. `how` and `evidence_ref` say where the answer came from (staff by default).
+    InvalidInputError. `how`, `evidence_ref` and `wording_version` say where the answer came from
+    (staff by default).
     """
     check_choice("biometric answer", action, policy.BIOMETRIC_ACTIONS)
     if given_by is not None:
@@ -280,6 +282,7 @@ def record_biometric_answer(
                 now=now,
                 actor=actor,
                 evidence_ref=evidence_ref,
+                wording_version=wording_version,
             )
         )
 

@@ -140,7 +140,8 @@ def consent_form(token: str) -> ResponseReturnValue:
         if answer.granted is not None:
             current[f"channel_{index}"] = "yes" if answer.granted else "no"
         current[f"named_{index}"] = answer.named
-    form = form_class(data=current)
+    # The answers on record are shown only when the form opens: what is sent is what is recorded.
+    form = form_class(data=current) if request.method == "GET" else form_class()
     notice = None
     all_no = request.method == "POST" and "all_no" in request.form
     if form.is_submitted():
