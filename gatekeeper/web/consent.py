@@ -17,6 +17,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
+from gatekeeper.consent import forms as consent_forms
 from gatekeeper.consent import records as consent
 from gatekeeper.consent import withdrawals
 from gatekeeper.errors import InvalidInputError
@@ -26,6 +27,7 @@ from gatekeeper.web.common import form_errors, now, runtime, unit
 from gatekeeper.web.forms import (
     ActionForm,
     BiometricForm,
+    BulkConsentRequestForm,
     DecisionForm,
     GrantForm,
     StaffWithdrawForm,
@@ -193,3 +195,40 @@ def decide_request(reference: str, decision: str) -> ResponseReturnValue:
         "info",
     )
     return redirect(url_for("consent.requests_list"))
+
+
+@bp.route("/consent/ask", methods=["GET", "POST"])
+@permission_required(Permission.MANAGE_PEOPLE)
+def ask() -> ResponseReturnValue:
+    """Email consent forms to a group: everyone due for renewal, or everyone with no answer yet."""
+    settings = runtime().settings
+    form = BulkConsentRequestForm()
+    form.channels.choices = options(*((c, c.replace("_", " ")) for c in settings.policy.channels))
+    if not form.is_submitted():
+        form.channels.data = list(settings.policy.channels)
+    report = None
+    if form.validate_on_submit():
+        if not form.channels.data:
+            form.channels.errors = ["Choose at least one channel."]
+        else:
+            with unit() as db:
+                report = consent_forms.request_consent(
+                    db,
+                    due=form.group.data == "due",
+                    without_answer=form.group.data == "without_answer",
+                    channels=list(form.channels.data),
+                    settings=settings,
+                    now=now(),
+                    actor=actor(),
+                )
+    status = 400 if form.is_submitted() and report is None else 200
+    return (
+        render_template(
+            "consent_ask.html",
+            form=form,
+            report=report,
+            mail_configured=settings.mail.configured,
+            reminder_days=settings.forms.reminder_days,
+        ),
+        status,
+    )

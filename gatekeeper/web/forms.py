@@ -263,3 +263,43 @@ def consent_form_class(
     )
     fields["wording_version"] = HiddenField()
     return type("ConsentForm", (FlaskForm,), fields)
+
+
+class ContactForm(FlaskForm):
+    email = EmailField(
+        "Email address",
+        validators=[
+            DataRequired("Enter an email address."),
+            Email("Enter an email address like name@example.org.", check_deliverability=False),
+            Length(max=254),
+        ],
+    )
+    role = SelectField(
+        "Whose address",
+        choices=options(
+            ("parent", "A parent"), ("guardian", "A guardian or carer"), ("self", "The person's own")
+        ),
+    )
+    relationship = StringField(
+        "Relationship (mother, father, carer...; optional)", validators=[Optional(), Length(max=40)]
+    )
+
+
+class ContactRemoveForm(FlaskForm):
+    email = HiddenField(validators=[DataRequired()])
+
+
+class ConsentRequestForm(FlaskForm):
+    channels = CheckboxList("Ask about", choices=[], validate_choice=True)
+
+
+class BulkConsentRequestForm(FlaskForm):
+    group = RadioField(
+        "Who to ask",
+        choices=options(
+            ("due", "Everyone whose consent ends within the reminder period"),
+            ("without_answer", "Everyone with no answer recorded for these channels"),
+        ),
+        validators=[DataRequired("Choose who to ask.")],
+    )
+    channels = CheckboxList("Ask about", choices=[], validate_choice=True)

@@ -28,25 +28,30 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from gatekeeper import policy
+from gatekeeper.consent import forms as consent_forms
 from gatekeeper.consent import mis_upload as people_admin
 from gatekeeper.consent import summary as person_summary
 from gatekeeper.consent import withdrawals
 from gatekeeper.consent.mis_import import ImportReport
-from gatekeeper.consent.state import matching_reasons
+from gatekeeper.consent.state import matching_reasons, policy_for
 from gatekeeper.errors import DpiaRequiredError, GatekeeperError, InvalidInputError
+from gatekeeper.people import contacts, enrolment, search
 from gatekeeper.people import edit as people_edit
-from gatekeeper.people import enrolment, search
 from gatekeeper.people import lookup as people
 from gatekeeper.policy import PersonStatus
 from gatekeeper.retention import subject_access
 from gatekeeper.staff.roles import Permission
 from gatekeeper.storage.base import make_private_dirs, write_atomic
 from gatekeeper.web.auth import Principal, actor, permission_required
-from gatekeeper.web.common import PAGE, now, page_number, runtime, unit
+from gatekeeper.web.common import PAGE, form_errors, now, page_number, runtime, unit
 from gatekeeper.web.forms import (
     ActionForm,
     BiometricForm,
     ConfirmImportForm,
+    ConsentRequestForm,
+    ContactForm,
+    ContactRemoveForm,
     EnrolForm,
     GrantForm,
     ImportForm,
@@ -75,7 +80,13 @@ def people_list() -> ResponseReturnValue:
     return render_template("people.html", people=found[:PAGE], query=query, page=page, more=len(found) > PAGE)
 
 
-def person_page(external_id: str, *, new_link: str | None = None, status: int = 200) -> ResponseReturnValue:
+def person_page(
+    external_id: str,
+    *,
+    new_link: str | None = None,
+    status: int = 200,
+    contact_form: ContactForm | None = None,
+) -> ResponseReturnValue:
     settings = runtime().settings
     with unit() as db:
         summary = person_summary.summarise_person(db, external_id, settings=settings, now=now())
@@ -83,6 +94,8 @@ def person_page(external_id: str, *, new_link: str | None = None, status: int = 
         safeguarding = person.safeguarding
         notes = people.safeguarding_notes(db, person)
         consented = withdrawals.consented_channels(db, person, settings=settings, now=now())
+        answers_for = policy.answers_for(person.date_of_birth, now().date(), policy_for(settings.policy))
+        contact_rows = [(c.email, c.role, c.relationship_to_person) for c in contacts.contacts_of(db, person)]
     grant = GrantForm(prefix="grant")
     grant.channel.choices = options(*((c, c) for c in settings.policy.channels))
     withdraw = StaffWithdrawForm(prefix="withdraw")
@@ -100,9 +113,84 @@ def person_page(external_id: str, *, new_link: str | None = None, status: int = 
             new_link=new_link,
             enrol_form=EnrolForm(prefix="enrol"),
             biometric_form=BiometricForm(prefix="bio"),
+            contacts=contact_rows,
+            answers_for=answers_for,
+            contact_form=contact_form or ContactForm(prefix="contact"),
+            remove_form=ContactRemoveForm(prefix="remove"),
+            request_form=_request_form(settings.policy.channels),
         ),
         status,
     )
+
+
+def _request_form(channels: tuple[str, ...]) -> ConsentRequestForm:
+    form = ConsentRequestForm(prefix="ask")
+    form.channels.choices = options(*((c, c.replace("_", " ")) for c in channels))
+    if not form.is_submitted():
+        form.channels.data = list(channels)
+    return form
+
+
+@bp.post("/people/<external_id>/contacts")
+@permission_required(Permission.MANAGE_PEOPLE)
+def contact_add(external_id: str) -> ResponseReturnValue:
+    form = ContactForm(prefix="contact")
+    if not form.validate_on_submit():
+        flash("The contact was not added: " + form_errors(form), "error")
+        return person_page(external_id, status=400, contact_form=form)
+    given = contacts.Contact(
+        form.email.data or "", form.role.data or "", (form.relationship.data or "").strip() or None
+    )
+    try:
+        with unit() as db:
+            person = people.find_person(db, external_id)
+            added = contacts.add_contact(db, person, given, now=now(), actor=actor())
+    except InvalidInputError as exc:
+        form.email.errors = [str(exc)]
+        flash("The contact was not added: " + str(exc), "error")
+        return person_page(external_id, status=400, contact_form=form)
+    flash("Contact added." if added is not None else "That address is already a contact.", "info")
+    return redirect(url_for("people.person", external_id=external_id) + "#contacts-h")
+
+
+@bp.post("/people/<external_id>/contacts/remove")
+@permission_required(Permission.MANAGE_PEOPLE)
+def contact_remove(external_id: str) -> ResponseReturnValue:
+    form = ContactRemoveForm(prefix="remove")
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        with unit() as db:
+            person = people.find_person(db, external_id)
+            found = contacts.find_contact(db, person, form.email.data or "")
+            contacts.remove_contact(db, person, found, now=now(), actor=actor())
+    except InvalidInputError as exc:
+        flash(str(exc), "error")
+        return person_page(external_id, status=400)
+    flash("Contact removed: consent links sent to it no longer open.", "info")
+    return redirect(url_for("people.person", external_id=external_id) + "#contacts-h")
+
+
+@bp.post("/people/<external_id>/consent-request")
+@permission_required(Permission.MANAGE_PEOPLE)
+def consent_request(external_id: str) -> ResponseReturnValue:
+    settings = runtime().settings
+    form = _request_form(settings.policy.channels)
+    if not form.validate_on_submit() or not form.channels.data:
+        flash("No consent form was sent: choose at least one channel.", "error")
+        return person_page(external_id, status=400)
+    try:
+        with unit() as db:
+            person = people.find_person(db, external_id)
+            links = consent_forms.send_request(
+                db, person, list(form.channels.data), settings=settings, now=now(), actor=actor()
+            )
+    except InvalidInputError as exc:
+        flash(f"No consent form was sent: {exc}.", "error")
+        return person_page(external_id, status=400)
+    sent = "1 consent form" if len(links) == 1 else f"{len(links)} consent forms"
+    flash(f"{sent} sent by email.", "info")
+    return redirect(url_for("people.person", external_id=external_id) + "#contacts-h")
 
 
 @bp.get("/people/<external_id>")
