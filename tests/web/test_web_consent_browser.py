@@ -133,6 +133,27 @@ def test_a_parent_answers_on_a_phone_from_the_email(browser: Any, server: Server
     receipt = _message_to(smtp, "mum@example.org", "Photos at school: we have recorded your answer")
     assert not list(receipt.iter_attachments())
 
+    # The withdrawal link every message carries opens the withdrawal page on the phone, and works.
+    body = receipt.get_body(preferencelist=("plain",))
+    assert body is not None
+    withdraw = re.search(re.escape(server.url) + r"/withdraw/[A-Za-z0-9_\-]+", body.get_content())
+    assert withdraw is not None
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(withdraw.group(0))
+    expect(page.get_by_role("heading", name="Photos of Amy")).to_be_visible()
+    check(page, "66-phone-withdraw-from-email")
+    page.get_by_label("Withdraw from everything").check()
+    page.get_by_role("button", name="Withdraw consent").click()
+    expect(page.get_by_role("heading", name="Thank you: your request is recorded")).to_be_visible()
+    context.close()
+    shown = json.loads(server.cli("people", "show", "F001", "--json"))
+    assert {c["channel"]: c["reasons"] for c in shown["channels"]}["website"] == ["consent_withdrawn"]
+    told = _message_to(smtp, "mum@example.org", "Photos: consent withdrawn").get_body(
+        preferencelist=("plain",)
+    )
+    assert told is not None and "The school website" in told.get_content()
+
 
 def test_no_to_everything_is_one_tap(browser: Any, server: Server, smtp: SmtpServer) -> None:
     _learner(server, "F002", "dad@example.org")
