@@ -28,6 +28,12 @@ _ENVIRONMENT = Environment(
 SUBJECTS = {
     "withdrawal_receipt": "We have received your request to stop using photos",
     "withdrawal_decision": "Your request to stop using photos: our decision",
+    # To staff (gatekeeper.staff.alerts): what waits for them.
+    "staff_withdrawal_waiting": "A request to stop using photos is waiting to be checked",
+    "staff_takedowns": "Photos to take down from places outside the gatekeeper",
+    "placement_takedown": "A photo you placed must be taken down",
+    "staff_purge_failures": "The purge could not delete everything that was due",
+    "staff_digest": "Still waiting after a day: requests and takedowns",
 }
 
 

@@ -32,6 +32,7 @@ class JobKind(StrEnum):
     RECHECK = "recheck"  # decide every live publication again (also periodic)
     PURGE = "purge"  # purge what is past its retention deadline (also periodic)
     SEND_MAIL = "send_mail"  # send a queued email (periodic: every one still waiting)
+    STAFF_DIGEST = "staff_digest"  # write the daily digest of what has waited for staff (periodic)
 
 
 class JobSender(Protocol):
