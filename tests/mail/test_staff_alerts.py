@@ -346,7 +346,7 @@ def _digest(rt: Any, at: datetime) -> list[OutboxMessage]:
 def _open_task(rt: Any, now: datetime, where: str) -> None:
     with unit_of_work(rt.sessions) as session:
         person = factories.person(
-            session, f"p{abs(hash(where)) % 10_000}", name="Cara Dunn", now=now, actor="t"
+            session, "p-" + where.rsplit("/", 1)[-1], name="Cara Dunn", now=now, actor="t"
         )
     photo_id = seed_gated_photo(rt, where.encode(), now=now, person_ids=(person.id,))
     with unit_of_work(rt.sessions) as session:
