@@ -87,6 +87,7 @@ class AuditAction(StrEnum):
     TEMPLATES_RESEALED = "templates.resealed"
 
     USER_CREATED = "user.created"
+    USER_EMAIL_CHANGED = "user.email_changed"
     USER_PASSWORD_CHANGED = "user.password_changed"
     USER_TOKEN_ISSUED = "user.token_issued"
 

@@ -332,6 +332,9 @@ class MailSettings:
     timeout: float = 30.0
     # When messages that could not be sent yet (a server that was down) are tried again.
     retry_schedule: str = "*/5 * * * *"
+    # When consent admins (and admins, for takedowns) get the daily digest of what has waited
+    # more than a day (crontab, UTC); it goes out at most once a day, and only when something waits.
+    digest_schedule: str = "0 7 * * *"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -371,6 +374,7 @@ class MailSettings:
         if not self.timeout > 0:
             raise ConfigError(f"GATEKEEPER_SMTP_TIMEOUT must be positive (got {self.timeout})")
         _require_crontab("GATEKEEPER_MAIL_RETRY_SCHEDULE", self.retry_schedule)
+        _require_crontab("GATEKEEPER_STAFF_DIGEST_SCHEDULE", self.digest_schedule)
 
     @property
     def configured(self) -> bool:
@@ -751,4 +755,5 @@ ENV: tuple[tuple[str, str, Parser], ...] = (
     ("forms.reminder_schedule", "GATEKEEPER_REMINDER_SCHEDULE", _text),
     ("forms.valid_days", "GATEKEEPER_CONSENT_VALID_DAYS", _parse_int),
     ("forms.wording_file", "GATEKEEPER_CONSENT_WORDING_FILE", _text),
+    ("mail.digest_schedule", "GATEKEEPER_STAFF_DIGEST_SCHEDULE", _text),
 )

@@ -30,7 +30,12 @@ def run_purge(runtime: Runtime, *, now: datetime, actor: str) -> PurgeReport:
         with unit_of_work(sessions) as session:
             if item.kind == "photo":
                 result = purge_service.purge_photo(
-                    session, item.id, originals=runtime.originals, now=now, actor=actor
+                    session,
+                    item.id,
+                    originals=runtime.originals,
+                    settings=runtime.settings,
+                    now=now,
+                    actor=actor,
                 )
             elif item.kind == "templates":
                 result = purge_service.purge_templates(session, item.id, now=now, actor=actor)
@@ -46,7 +51,9 @@ def run_purge(runtime: Runtime, *, now: datetime, actor: str) -> PurgeReport:
                 purge_service.sweep_orphans(session, store, originals=originals, now=now, actor=actor)
             )
     with unit_of_work(sessions) as session:
-        return purge_service.write_report(session, started_at=now, now=_now(), actor=actor, results=results)
+        return purge_service.write_report(
+            session, started_at=now, now=_now(), actor=actor, results=results, settings=runtime.settings
+        )
 
 
 def run_erasure(runtime: Runtime, external_id: str, *, now: datetime, actor: str) -> PurgeReport:
@@ -60,8 +67,16 @@ def run_erasure(runtime: Runtime, external_id: str, *, now: datetime, actor: str
         with unit_of_work(sessions) as session:
             results.append(
                 purge_service.purge_photo(
-                    session, photo_id, originals=runtime.originals, now=now, actor=actor, why="erasure"
+                    session,
+                    photo_id,
+                    originals=runtime.originals,
+                    settings=runtime.settings,
+                    now=now,
+                    actor=actor,
+                    why="erasure",
                 )
             )
     with unit_of_work(sessions) as session:
-        return purge_service.write_report(session, started_at=now, now=_now(), actor=actor, results=results)
+        return purge_service.write_report(
+            session, started_at=now, now=_now(), actor=actor, results=results, settings=runtime.settings
+        )

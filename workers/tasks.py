@@ -21,6 +21,7 @@ from gatekeeper.publishing import publish as publish_service
 from gatekeeper.publishing import recheck as publication_checks
 from gatekeeper.queueing import JobKind
 from gatekeeper.runtime import Runtime
+from gatekeeper.staff import alerts as staff_alerts
 from workers.purge import run_purge
 
 
@@ -100,6 +101,11 @@ def run_send_reminders(runtime: Runtime, session: Any, actor: str) -> None:
     forms_service.send_reminders(session, settings=runtime.settings, now=_now(), actor=actor)
 
 
+def run_staff_digest(runtime: Runtime, session: Any, actor: str) -> None:
+    """Write the day's digest of what has waited for staff more than a day (at most once a day)."""
+    staff_alerts.send_digest(session, settings=runtime.settings, now=_now(), actor=actor)
+
+
 TASKS: dict[JobKind, Callable[..., None]] = {
     JobKind.GATE: run_gate,
     JobKind.PUBLISH: run_publish,
@@ -109,6 +115,7 @@ TASKS: dict[JobKind, Callable[..., None]] = {
     JobKind.PURGE: run_purge_job,
     JobKind.SEND_MAIL: run_send_mail,
     JobKind.SEND_REMINDERS: run_send_reminders,
+    JobKind.STAFF_DIGEST: run_staff_digest,
 }
 
 # Higher runs first: a withdrawal's takedown never waits behind a batch of uploads being gated.
@@ -121,4 +128,5 @@ PRIORITY = {
     JobKind.GATE: 0,
     JobKind.PURGE: 0,
     JobKind.SEND_REMINDERS: 0,
+    JobKind.STAFF_DIGEST: 0,
 }

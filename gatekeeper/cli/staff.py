@@ -179,6 +179,23 @@ def users_add(ctx: click.Context, name: str, role: str) -> None:
     )
 
 
+@users.command("email")
+@click.argument("name")
+@click.argument("address", required=False)
+@click.option("--remove", is_flag=True, help="Take the account's email address away (no more alerts).")
+@click.pass_context
+def users_email(ctx: click.Context, name: str, address: str | None, remove: bool) -> None:
+    """Set the email address NAME's staff alerts go to (ADDRESS), or take it away (--remove)."""
+    from gatekeeper.staff import accounts
+
+    if remove == (address is not None):
+        raise click.UsageError("give an ADDRESS, or --remove")
+    runtime = _runtime(ctx)
+    with cli_unit(runtime) as session:
+        user = accounts.set_email(session, name, address, now=_now(), actor=_actor())
+    click.echo(f"{name}: alerts go to {user.email}" if user.email else f"{name}: no email, so no alerts")
+
+
 @users.command("token")
 @click.argument("name")
 @click.pass_context
@@ -206,4 +223,5 @@ def users_list(ctx: click.Context) -> None:
         for user in session.scalars(select(StaffUser).order_by(StaffUser.username)):
             state = "active" if user.active else "disabled"
             token = "token" if user.api_token_hash else "no token"
-            click.echo(f"{user.username:<24} {user.role:<14} {state}, {token}")
+            email = user.email or "no email"
+            click.echo(f"{user.username:<24} {user.role:<14} {state}, {token}, {email}")

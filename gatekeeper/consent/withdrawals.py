@@ -39,6 +39,7 @@ from gatekeeper.people import lookup as people
 from gatekeeper.people.contacts import contacts_of
 from gatekeeper.policy import PersonStatus
 from gatekeeper.queueing import JobKind, request_job, request_takedown
+from gatekeeper.staff import alerts
 from gatekeeper.staff.accounts import token_hash
 
 LINK_HOW = "public_form_link"
@@ -357,7 +358,8 @@ def _born_on(session: Session, date_of_birth: date) -> Sequence[Person]:
 def match_request(
     session: Session, request_id: int, *, settings: Settings, now: datetime
 ) -> WithdrawalRequest | None:
-    """Suspend publishing for every person a request without a link names (the job's body).
+    """Suspend publishing for every person a request without a link names (the job's body), and
+    tell consent admins it waits for them to check it (`alerts.request_waiting`).
 
     Idempotent: a request already matched is left as it is; None when there is no such request.
     A person's takedown is queued by the withdrawal, after this unit of work commits.
@@ -392,6 +394,8 @@ def match_request(
         subject=f"request:{request.id}",
         details={"reference": request.reference, "people": request.person_ids, "records": record_ids},
     )
+    # Staff can decide only once it is matched: now it waits for them.
+    alerts.request_waiting(session, request, settings=settings, now=now, actor=f"public:{request.reference}")
     return request
 
 

@@ -33,6 +33,12 @@ SUBJECTS = {
     "consent_request": "Photos at school: please give or refuse consent",
     "consent_reminder": "Photos at school: consent needs renewing",
     "consent_answer_receipt": "Photos at school: we have recorded your answer",
+    # To staff (gatekeeper.staff.alerts): what waits for them.
+    "staff_withdrawal_waiting": "A request to stop using photos is waiting to be checked",
+    "staff_takedowns": "Photos to take down from places outside the gatekeeper",
+    "placement_takedown": "A photo you placed must be taken down",
+    "staff_purge_failures": "The purge could not delete everything that was due",
+    "staff_digest": "Still waiting after a day: requests and takedowns",
 }
 
 

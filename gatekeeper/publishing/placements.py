@@ -17,6 +17,7 @@ from gatekeeper.errors import InvalidInputError
 from gatekeeper.photos.gate import latest_decision, recheck
 from gatekeeper.publishing.publish import check_photo_channel
 from gatekeeper.publishing.takedowns import list_tasks, open_task
+from gatekeeper.staff import alerts
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def record_external(
     """Record that a clean copy was placed outside our stores (a page URL, a post reference).
 
     The placement is a fact and is always recorded; if the photo does not pass today, a takedown
-    task is opened for it at once. Raises RecordNotFoundError, InvalidInputError.
+    task is opened for it at once, and staff are told (`alerts.takedowns_opened`). Raises
+    RecordNotFoundError, InvalidInputError.
     """
     where = where.strip()
     if not where:
@@ -90,4 +92,6 @@ def record_external(
     task = None
     if fresh.verdict != policy.Verdict.PUBLISHABLE:
         task = open_task(session, publication, fresh.reasons, person_id=None, now=now, actor=actor)
+    if task is not None:
+        alerts.takedowns_opened(session, [task], settings=settings, now=now, actor=actor)
     return publication, task

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from consent_db.models import Decision, Face, Publication
+from consent_db.models import Decision, Face, Publication, TakedownTask
 from gatekeeper import policy
 from gatekeeper.config import Settings
 from gatekeeper.errors import (
@@ -20,6 +20,7 @@ from gatekeeper.errors import (
 from gatekeeper.photos.gate import recheck
 from gatekeeper.publishing.publish import lock_people
 from gatekeeper.publishing.takedowns import TakedownReport, delete_copies, record_takedown, take_down
+from gatekeeper.staff import alerts
 
 
 def live_publications(session: Session, person_id: int | None = None) -> list[Publication]:
@@ -71,6 +72,7 @@ def recheck_publications(
 ) -> TakedownReport:
     """Decide every live publication again (of one person's photos, or all) and take down what fails.
 
+    Staff are told of the takedown tasks it opens, in one message (`alerts.takedowns_opened`).
     Copies are deleted concurrently once every decision is made. Raises StorageError when a store
     refuses any delete: the job is retried, and copies already gone are then simply recorded.
     """
@@ -78,6 +80,7 @@ def recheck_publications(
     if person_id is not None:
         lock_people(session, [person_id])
     failing: list[tuple[Publication, list[str]]] = []
+    opened: list[TakedownTask] = []
     for publication in live_publications(session, person_id):
         report.checked += 1
         fresh = recheck(
@@ -90,8 +93,10 @@ def recheck_publications(
             task = take_down(session, publication, reasons=fresh.reasons, now=now, actor=actor, person_id=who)
             if task is not None:
                 report.tasks.append(task.id)
+                opened.append(task)
         else:
             failing.append((publication, list(fresh.reasons)))
+    alerts.takedowns_opened(session, opened, settings=settings, now=now, actor=actor)
     errors = delete_copies([p for p, _ in failing])
     for publication, reasons in failing:
         if publication.id not in errors:

@@ -33,6 +33,7 @@ class JobKind(StrEnum):
     PURGE = "purge"  # purge what is past its retention deadline (also periodic)
     SEND_MAIL = "send_mail"  # send a queued email (periodic: every one still waiting)
     SEND_REMINDERS = "send_reminders"  # send consent forms before consent ends (periodic only)
+    STAFF_DIGEST = "staff_digest"  # write the daily digest of what has waited for staff (periodic)
 
 
 class JobSender(Protocol):

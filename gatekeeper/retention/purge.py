@@ -30,7 +30,7 @@ from consent_db.models import (
     WithdrawalRequest,
 )
 from gatekeeper import policy
-from gatekeeper.config import RetentionSettings
+from gatekeeper.config import RetentionSettings, Settings
 from gatekeeper.consent import withdrawals
 from gatekeeper.errors import StorageError
 from gatekeeper.people.enrolment import delete_templates
@@ -39,6 +39,7 @@ from gatekeeper.policy import PersonStatus
 from gatekeeper.publishing import takedowns
 from gatekeeper.retention import deadlines as retention
 from gatekeeper.retention.holds import active_hold, held_photos
+from gatekeeper.staff import alerts
 from gatekeeper.storage import BlobStore, open_store
 
 
@@ -191,6 +192,7 @@ def purge_photo(
     photo_id: int,
     *,
     originals: BlobStore,
+    settings: Settings,
     now: datetime,
     actor: str,
     why: str = "retention",
@@ -198,8 +200,9 @@ def purge_photo(
     """Delete a photo's copies (every version), its original and its rows; audited.
 
     If a store refuses a deletion, or an external placement is still up, nothing is recorded as
-    purged: the failure is returned and the photo stays due for the next run. A photo under a
-    hold is left as it is and returned as held.
+    purged: the failure is returned and the photo stays due for the next run (a takedown task is
+    opened for each such placement, and staff are told). A photo under a hold is left as it is
+    and returned as held.
     """
     result = PurgeResult()
     photo = session.get(Photo, photo_id)
@@ -211,8 +214,12 @@ def purge_photo(
     publications = list(session.scalars(select(Publication).where(Publication.photo_id == photo_id)))
     outside = [p for p in publications if p.external and p.taken_down_at is None]
     if outside:
-        for publication in outside:
-            takedowns.take_down(session, publication, reasons=[why], now=now, actor=actor)
+        opened = [
+            task
+            for publication in outside
+            if (task := takedowns.take_down(session, publication, reasons=[why], now=now, actor=actor))
+        ]
+        alerts.takedowns_opened(session, opened, settings=settings, now=now, actor=actor)
         result.failures.append(
             {
                 "kind": "photo",
@@ -278,9 +285,16 @@ def purge_request_details(session: Session, request_id: int, *, now: datetime, a
 
 
 def write_report(
-    session: Session, *, started_at: datetime, now: datetime, actor: str, results: Iterable[PurgeResult]
+    session: Session,
+    *,
+    started_at: datetime,
+    now: datetime,
+    actor: str,
+    results: Iterable[PurgeResult],
+    settings: Settings,
 ) -> PurgeReport:
-    """One audited report of a purge run: deletions by kind and what could not be deleted, and why."""
+    """One audited report of a purge run: deletions by kind and what could not be deleted, and why
+    (staff are told of that: `alerts.purge_failures`)."""
     deleted: Counter[str] = Counter()
     failures: list[dict[str, Any]] = []
     held: list[dict[str, Any]] = []
@@ -306,6 +320,7 @@ def write_report(
         subject=f"purge:{report.id}",
         details={"deleted": report.deleted, "failures": failures, "held": held},
     )
+    alerts.purge_failures(session, report, settings=settings, now=now, actor=actor)
     return report
 
 

@@ -22,6 +22,7 @@ from consent_db import audit
 from consent_db.audit import AuditAction
 from consent_db.models import StaffUser
 from gatekeeper.errors import InvalidInputError, StaffUserNotFoundError
+from gatekeeper.mail import outbox
 from gatekeeper.staff.roles import Role
 
 FIRST_ADMIN = "admin"
@@ -187,6 +188,37 @@ def end_sessions(session: Session, user_id: int) -> None:
     if user is not None:
         user.session_generation += 1
         session.flush()
+
+
+def set_email(session: Session, username: str, email: str | None, *, now: datetime, actor: str) -> StaffUser:
+    """Give `username` the email address staff alerts are sent to, or none (audited, without the
+    address). Raises StaffUserNotFoundError, InvalidInputError (not one plain address, or another
+    account's)."""
+    user = find_user(session, username)
+    address = (email or "").strip() or None
+    if address is not None:
+        if not outbox.is_plain_address(address) or len(address) > 254:
+            raise InvalidInputError(
+                f"not one plain email address (like name@school.example): {address!r}", field="email"
+            )
+        taken = session.scalar(
+            select(StaffUser.id).where(
+                func.lower(StaffUser.email) == address.lower(), StaffUser.id != user.id
+            )
+        )
+        if taken is not None:
+            raise InvalidInputError(f"another staff account has the email {address!r}", field="email")
+    user.email = address
+    session.flush()
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action=AuditAction.USER_EMAIL_CHANGED,
+        subject=f"user:{user.id}",
+        details={"email": "set" if address else "removed"},
+    )
+    return user
 
 
 def issue_api_token(session: Session, username: str, *, now: datetime, actor: str) -> str:

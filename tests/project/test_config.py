@@ -172,7 +172,11 @@ def test_bad_queue_settings_stop_start_up(tmp_path: Path, name: str, value: str,
 def test_mail_settings_are_read_and_default_to_nothing_sent(tmp_path: Path) -> None:
     laptop = Settings.from_env({"GATEKEEPER_HOME": str(tmp_path)}).mail
     assert not laptop.configured
-    assert (laptop.timeout, laptop.retry_schedule) == (30.0, "*/5 * * * *")
+    assert (laptop.timeout, laptop.retry_schedule, laptop.digest_schedule) == (
+        30.0,
+        "*/5 * * * *",
+        "0 7 * * *",
+    )
     settings = Settings.from_env(
         {
             "GATEKEEPER_HOME": str(tmp_path),
@@ -185,6 +189,7 @@ def test_mail_settings_are_read_and_default_to_nothing_sent(tmp_path: Path) -> N
             "GATEKEEPER_PRIVACY_CONTACT": "dpo@school.example",
             "GATEKEEPER_SMTP_TIMEOUT": "10",
             "GATEKEEPER_MAIL_RETRY_SCHEDULE": "*/2 * * * *",
+            "GATEKEEPER_STAFF_DIGEST_SCHEDULE": "30 6 * * 1-5",
         }
     ).mail
     assert settings.configured and settings.starttls_required and not settings.implicit_tls
@@ -204,6 +209,7 @@ def test_mail_settings_are_read_and_default_to_nothing_sent(tmp_path: Path) -> N
         "dpo@school.example",
     )
     assert (settings.timeout, settings.retry_schedule) == (10.0, "*/2 * * * *")
+    assert settings.digest_schedule == "30 6 * * 1-5"
     smtps = Settings(home=tmp_path).with_(
         mail={"smtp_url": "smtps://mail.example:2465", "from_address": "a@b"}
     )
@@ -228,6 +234,10 @@ def test_mail_settings_are_read_and_default_to_nothing_sent(tmp_path: Path) -> N
         ({"GATEKEEPER_MAIL_FROM": "Hilltop <photos@school.example>"}, "one plain address"),
         ({"GATEKEEPER_SMTP_TIMEOUT": "0"}, "GATEKEEPER_SMTP_TIMEOUT must be positive"),
         ({"GATEKEEPER_MAIL_RETRY_SCHEDULE": "often"}, "crontab"),
+        (
+            {"GATEKEEPER_STAFF_DIGEST_SCHEDULE": "7am"},
+            "GATEKEEPER_STAFF_DIGEST_SCHEDULE must be a 5-field crontab",
+        ),
     ],
 )
 def test_bad_mail_settings_stop_start_up(tmp_path: Path, env: dict[str, str], message: str) -> None:

@@ -213,7 +213,15 @@ def test_purging_a_photo_forgets_the_name_it_was_uploaded_under(app: Flask, rt: 
     _drain(app)
     [photo_id] = _photo_ids(rt, batch_id)
     with unit_of_work(rt.sessions) as session:
-        purge.purge_photo(session, photo_id, originals=rt.originals, now=_now(), actor="test", why="test")
+        purge.purge_photo(
+            session,
+            photo_id,
+            originals=rt.originals,
+            settings=rt.settings,
+            now=_now(),
+            actor="test",
+            why="test",
+        )
     with unit_of_work(rt.sessions) as session:
         [item] = session.scalars(select(UploadItem).where(UploadItem.batch_id == batch_id))
         assert (item.photo_id, item.file_name) == (None, None)
