@@ -146,7 +146,10 @@ class SiteServer:
         self.root = root
         self.requests = Requests()
         self.redirects: dict[str, str] = {}
+        # Paths answered with only a status (a server error, say).
+        self.statuses: dict[str, int] = {}
         self.robots = ""
+        self.sitemap_paths: tuple[str, ...] = ("/", "/news/", "/private/secret.html")
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -157,6 +160,10 @@ class SiteServer:
                 path = self.path.split("?", 1)[0]
                 with server.requests.lock:
                     server.requests.seen.append((path, self.headers.get("User-Agent", "")))
+                if path in server.statuses:
+                    self.send_response(server.statuses[path])
+                    self.end_headers()
+                    return
                 if path in server.redirects:
                     self.send_response(302)
                     self.send_header("Location", server.redirects[path])
@@ -188,9 +195,7 @@ class SiteServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def sitemap(self) -> str:
-        locs = "".join(
-            f"<url><loc>{self.url}{p}</loc></url>" for p in ("/", "/news/", "/private/secret.html")
-        )
+        locs = "".join(f"<url><loc>{self.url}{p}</loc></url>" for p in self.sitemap_paths)
         return f'<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{locs}</urlset>'
 
     def __enter__(self) -> SiteServer:
