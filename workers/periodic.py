@@ -39,6 +39,7 @@ PERIODIC = (
     Periodic(JobKind.RECHECK, "queue.recheck_schedule"),  # GATEKEEPER_RECHECK_SCHEDULE
     Periodic(JobKind.PURGE, "retention.purge_schedule"),  # GATEKEEPER_PURGE_SCHEDULE
     Periodic(JobKind.SEND_MAIL, "mail.retry_schedule"),  # GATEKEEPER_MAIL_RETRY_SCHEDULE
+    Periodic(JobKind.RESCAN, "scan.rescan_schedule"),  # GATEKEEPER_SCAN_SCHEDULE
 )
 
 

@@ -20,6 +20,8 @@ from gatekeeper.publishing import publish as publish_service
 from gatekeeper.publishing import recheck as publication_checks
 from gatekeeper.queueing import JobKind
 from gatekeeper.runtime import Runtime
+from gatekeeper.scan import runner as scan_runner
+from gatekeeper.scan import scanning as scan_service
 from workers.purge import run_purge
 
 
@@ -94,6 +96,24 @@ def run_send_mail(runtime: Runtime, session: Any, actor: str, message_id: int | 
         mail_delivery.deliver(runtime.sessions, message_id, mail, now=_now())
 
 
+def run_scan_job(runtime: Runtime, session: Any, actor: str, run_id: int) -> None:
+    """Run a recorded scan to its end (`session` unused: the scan commits picture by picture, so the
+    page shows its progress and a scan stopped half-way keeps what it recorded)."""
+    scan_runner.run_scan(
+        runtime.sessions,
+        run_id,
+        settings=runtime.settings,
+        engine=runtime.faces,
+        originals=runtime.originals,
+        actor=actor,
+    )
+
+
+def run_rescan(runtime: Runtime, session: Any, actor: str) -> None:
+    """Ask for a scan of every watched source (each runs as its own job)."""
+    scan_service.rescan_watched(session, now=_now(), actor=actor)
+
+
 TASKS: dict[JobKind, Callable[..., None]] = {
     JobKind.GATE: run_gate,
     JobKind.PUBLISH: run_publish,
@@ -102,6 +122,8 @@ TASKS: dict[JobKind, Callable[..., None]] = {
     JobKind.RECHECK: run_recheck,
     JobKind.PURGE: run_purge_job,
     JobKind.SEND_MAIL: run_send_mail,
+    JobKind.SCAN: run_scan_job,
+    JobKind.RESCAN: run_rescan,
 }
 
 # Higher runs first: a withdrawal's takedown never waits behind a batch of uploads being gated.
@@ -113,4 +135,6 @@ PRIORITY = {
     JobKind.PUBLISH: 10,
     JobKind.GATE: 0,
     JobKind.PURGE: 0,
+    JobKind.SCAN: 0,
+    JobKind.RESCAN: 0,
 }

@@ -32,6 +32,8 @@ class JobKind(StrEnum):
     RECHECK = "recheck"  # decide every live publication again (also periodic)
     PURGE = "purge"  # purge what is past its retention deadline (also periodic)
     SEND_MAIL = "send_mail"  # send a queued email (periodic: every one still waiting)
+    SCAN = "scan"  # scan a website, folder or archive already public (gatekeeper/scan/)
+    RESCAN = "rescan"  # periodic: ask for a scan of every watched source
 
 
 class JobSender(Protocol):

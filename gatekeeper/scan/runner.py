@@ -103,7 +103,12 @@ def run_scan(
     timing = Timing()
     with unit_of_work(sessions) as session:
         run = scanning.get_run(session, run_id)
+        if run.state in (scanning.DONE, scanning.FAILED):
+            return timing  # a job sent twice: the run has ended
         kind, location = run.source.kind, run.source.location
+        # A run started again after its process died begins afresh: its placements are found
+        # again by their places, and open takedown tasks are not opened twice.
+        run.findings.clear()
         run.state = scanning.RUNNING
         caps = (run.max_pages, run.max_images)
     try:

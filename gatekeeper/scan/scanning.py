@@ -29,6 +29,7 @@ from gatekeeper.consent.state import check_channel
 from gatekeeper.errors import InvalidInputError, RecordNotFoundError
 from gatekeeper.photos.gate import GateResult, GateTools, gate_photo, recheck
 from gatekeeper.publishing.takedowns import complete_task, open_task, record_takedown
+from gatekeeper.queueing import JobKind, request_job
 from gatekeeper.scan.found import KINDS, Problem, Reading
 from gatekeeper.scan.renditions import Picture
 
@@ -308,6 +309,26 @@ def finish_run(
         details={"totals": run.totals, "complete": run.complete, "ended": [e.publication_id for e in ended]},
     )
     return ended
+
+
+def rescan_watched(session: Session, *, now: datetime, actor: str) -> list[int]:
+    """A queued run, and its scan job, for every watched source that has none waiting or running;
+    the runs' ids."""
+    runs = []
+    for source in session.scalars(
+        select(ScanSource).where(ScanSource.watch.is_(True)).order_by(ScanSource.id)
+    ):
+        busy = session.scalar(
+            select(ScanRun.id)
+            .where(ScanRun.source_id == source.id, ScanRun.state.in_((QUEUED, RUNNING)))
+            .limit(1)
+        )
+        if busy is not None:
+            continue
+        run = new_run(session, source, now=now, actor=actor, state=QUEUED)
+        request_job(session, JobKind.SCAN, [run.id], now=now)
+        runs.append(run.id)
+    return runs
 
 
 def fail_run(session: Session, run_id: int, error: str, *, now: datetime) -> None:

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from consent_db.models import Publication, TakedownTask
+from consent_db.models import Photo, Publication, TakedownTask
 from consent_db.session import unit_of_work
 from gatekeeper import policy
 from gatekeeper.photos.review import open_reviews
 from gatekeeper.runtime import Runtime
 from helpers import run
+from workers.purge import run_purge
 
 
 def test_a_folder_scan_sends_unknown_faces_to_review_and_reports_what_it_could_not_read(
@@ -51,6 +53,25 @@ def test_a_folder_scan_sends_unknown_faces_to_review_and_reports_what_it_could_n
         assert waiting == {found["play.png"]["photo"]}
         assert tasks == [str(export / "play.png")]
         assert sorted(places) == sorted([str(export / "play.png"), str(export / "assembly.jpg")])
+
+        # Once the report no longer needs them, the downloaded copies go with the purge; the one
+        # waiting for review stays, and so do the photos, their faces and their placements.
+        assembly, play = found["assembly.jpg"]["photo"], found["play.png"]["photo"]
+        with unit_of_work(rt.sessions) as session:
+            keys = {p.id: p.original_key for p in session.scalars(select(Photo))}
+        assert all(rt.originals.exists(k) for k in keys.values() if k)
+        report = run_purge(rt, now=datetime.now(UTC) + timedelta(days=2), actor="t")
+        assert "scan_originals" not in report.deleted
+        report = run_purge(rt, now=datetime.now(UTC) + timedelta(days=31), actor="t")
+        assert report.deleted["scan_originals"] == 1
+        with unit_of_work(rt.sessions) as session:
+            after = {p.id: p.original_key for p in session.scalars(select(Photo))}
+            live = session.scalars(
+                select(Publication.photo_id).where(Publication.taken_down_at.is_(None))
+            ).all()
+        assert after[assembly] is None and not rt.originals.exists(keys[assembly] or "")
+        assert after[play] == keys[play] and rt.originals.exists(keys[play] or "")
+        assert assembly in live
     finally:
         if "db" in rt.__dict__:
             rt.db.dispose()
