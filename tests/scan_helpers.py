@@ -207,6 +207,16 @@ class SiteServer:
         self.httpd.server_close()
 
 
+@dataclass
+class Site:
+    server: SiteServer
+    other: SiteServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
 # --- archives --------------------------------------------------------------------------------------
 
 

@@ -8,14 +8,11 @@ must never be asked anything.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import factories
-import pytest
-from scan_helpers import SiteServer, build_site
+from scan_helpers import Site
 from sqlalchemy import select
 
 from consent_db.models import Person, Publication, TakedownTask
@@ -26,28 +23,6 @@ from helpers import run
 from workers import JobQueue
 
 UPLOADS = "/wp-content/uploads/2024/05"
-
-
-@dataclass
-class Site:
-    server: SiteServer
-    other: SiteServer
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-
-@pytest.fixture
-def site(tmp_path: Path, corpus: Any) -> Iterator[Site]:
-    """The school's website, with robots.txt keeping /private/ out and two redirects (one off the host)."""
-    (tmp_path / "other").mkdir()
-    (tmp_path / "site").mkdir()
-    with SiteServer(tmp_path / "other") as other, SiteServer(tmp_path / "site") as server:
-        build_site(tmp_path / "site", corpus.faces_dir, other.url)
-        server.robots = f"User-agent: *\nDisallow: /private/\n\nSitemap: {server.url}/sitemap.xml\n"
-        server.redirects = {"/old-gallery": "/gallery/", "/away": f"{other.url}/landing"}
-        yield Site(server, other)
 
 
 def scan_json(rt: Runtime, source: str, *args: str, channel: str = "website") -> list[dict[str, Any]]:
