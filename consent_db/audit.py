@@ -79,6 +79,10 @@ class AuditAction(StrEnum):
 
     PURGE_REPORT = "purge.report"
 
+    SCAN_FINISHED = "scan.finished"
+    SCAN_ORIGINALS_DELETED = "scan.originals_deleted"
+    SCAN_STARTED = "scan.started"
+
     TAKEDOWN_DONE = "takedown.done"
     TAKEDOWN_OPENED = "takedown.opened"
 

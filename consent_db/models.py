@@ -551,3 +551,87 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class ScanSource(Base):
+    """Somewhere the organisation's photos are already public: a website, a folder (a website export)
+    or a social media archive, scanned for one channel. `watch`: scanned again on the schedule."""
+
+    __tablename__ = "scan_sources"
+    __table_args__ = (UniqueConstraint("kind", "location", "channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # website, folder, facebook, instagram or x
+    kind: Mapped[str] = mapped_column(String(16))
+    # The website's URL, or the folder's or archive's absolute path.
+    location: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(80))
+    watch: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(120))
+
+
+class ScanRun(Base):
+    """One scan of a source: its progress while it runs, then its totals and what could not be read.
+
+    `state`: queued, running, done or failed. `complete`: every page and file was reached (no cap,
+    no failed page), so placements no longer found were ended.
+    """
+
+    __tablename__ = "scan_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("scan_sources.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    actor: Mapped[str] = mapped_column(String(120))
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_pages: Mapped[int | None] = mapped_column(Integer)
+    max_images: Mapped[int | None] = mapped_column(Integer)
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    totals: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What could not be fetched or read: [{"where": ..., "why": ..., "code": ...}]
+    problems: Mapped[list[Any]] = mapped_column(default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    source: Mapped[ScanSource] = relationship()
+    findings: Mapped[list[ScanFinding]] = relationship(
+        back_populates="run", order_by="ScanFinding.id", cascade="all, delete-orphan"
+    )
+
+
+class ScanFinding(Base):
+    """One picture a scan found (every rendition of it), decided once on its largest copy."""
+
+    __tablename__ = "scan_findings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("scan_runs.id", ondelete="CASCADE"), index=True)
+    photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id", ondelete="SET NULL"), index=True)
+    decision_id: Mapped[int | None] = mapped_column(Integer)
+    verdict: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    faces: Mapped[list[Any]] = mapped_column(default=list)
+    # Every place it was found: [{"url": ..., "page": ..., "posted_at": ..., "width": ..., "height": ...}]
+    places: Mapped[list[Any]] = mapped_column(default=list)
+    # The takedown tasks this scan opened for it.
+    tasks: Mapped[list[Any]] = mapped_column(default=list)
+    # new (first found), same (found before, same picture) or changed (a different picture now)
+    change: Mapped[str] = mapped_column(String(16))
+
+    run: Mapped[ScanRun] = relationship(back_populates="findings")
+
+
+class ScanPlacement(Base):
+    """An outside placement a scan found: which source it belongs to and when it was last seen."""
+
+    __tablename__ = "scan_placements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("scan_sources.id", ondelete="CASCADE"), index=True)
+    publication_id: Mapped[int] = mapped_column(
+        ForeignKey("publications.id", ondelete="CASCADE"), unique=True
+    )
+    last_run_id: Mapped[int | None] = mapped_column(Integer)
+    last_seen_at: Mapped[datetime]

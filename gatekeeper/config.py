@@ -440,6 +440,46 @@ class FormSettings:
 
 
 @dataclass(frozen=True)
+class ScanSettings:
+    """Scanning what is already public (gatekeeper/scan/): manners towards a website, the caps of one
+    scan, how long its downloaded images are kept, and when watched sources are scanned again."""
+
+    # Requests per second to one website (robots.txt's Crawl-delay slows it further).
+    rate: float = 2.0
+    max_pages: int = 500
+    max_images: int = 2000
+    # Seconds to connect and between bytes of one response.
+    timeout: float = 10.0
+    # A page larger than this is not read (images have the upload limit, media.max_bytes).
+    max_page_bytes: int = 5 * 1024 * 1024
+    user_agent: str = "ConsentGatekeeperScan/1.0 (+consent gatekeeper: checks school photos against consent)"
+    # Originals downloaded by a scan are deleted this many days after the scan that last found them
+    # (the decision, its faces and the placements stay, so withdrawals still open takedown tasks).
+    keep_days: int = 30
+    rescan_schedule: str = "0 3 * * 1"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the rate, caps, time-out, keeping period and schedule; raises ConfigError."""
+        if not 0 < self.rate <= 100:
+            raise ConfigError(f"GATEKEEPER_SCAN_RATE must be above 0 and at most 100 (got {self.rate})")
+        if not self.timeout > 0:
+            raise ConfigError(f"GATEKEEPER_SCAN_TIMEOUT must be positive (got {self.timeout})")
+        if self.keep_days < 0:
+            raise ConfigError(f"GATEKEEPER_SCAN_KEEP_DAYS must not be negative (got {self.keep_days})")
+        if not self.user_agent.strip() or any(c in self.user_agent for c in "\r\n"):
+            raise ConfigError("GATEKEEPER_SCAN_USER_AGENT must be one line of text")
+        _require_positive(
+            ("max_pages", self.max_pages),
+            ("max_images", self.max_images),
+            ("max_page_bytes", self.max_page_bytes),
+        )
+        _require_crontab("GATEKEEPER_SCAN_SCHEDULE", self.rescan_schedule)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the gatekeeper can be configured with (see the README's table): the global values
     and one part per subject."""
@@ -461,6 +501,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     mail: MailSettings = field(default_factory=MailSettings)
     forms: FormSettings = field(default_factory=FormSettings)
+    scan: ScanSettings = field(default_factory=ScanSettings)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -545,6 +586,7 @@ PARTS: dict[str, type[Any]] = {
     "storage": StorageSettings,
     "mail": MailSettings,
     "forms": FormSettings,
+    "scan": ScanSettings,
 }
 
 
@@ -756,4 +798,12 @@ ENV: tuple[tuple[str, str, Parser], ...] = (
     ("forms.valid_days", "GATEKEEPER_CONSENT_VALID_DAYS", _parse_int),
     ("forms.wording_file", "GATEKEEPER_CONSENT_WORDING_FILE", _text),
     ("mail.digest_schedule", "GATEKEEPER_STAFF_DIGEST_SCHEDULE", _text),
+    ("scan.rate", "GATEKEEPER_SCAN_RATE", _parse_float),
+    ("scan.max_pages", "GATEKEEPER_SCAN_MAX_PAGES", _parse_int),
+    ("scan.max_images", "GATEKEEPER_SCAN_MAX_IMAGES", _parse_int),
+    ("scan.timeout", "GATEKEEPER_SCAN_TIMEOUT", _parse_float),
+    ("scan.max_page_bytes", "GATEKEEPER_SCAN_MAX_PAGE_BYTES", _parse_int),
+    ("scan.user_agent", "GATEKEEPER_SCAN_USER_AGENT", _word),
+    ("scan.keep_days", "GATEKEEPER_SCAN_KEEP_DAYS", _parse_int),
+    ("scan.rescan_schedule", "GATEKEEPER_SCAN_SCHEDULE", _text),
 )

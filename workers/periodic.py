@@ -41,6 +41,7 @@ PERIODIC = (
     Periodic(JobKind.SEND_MAIL, "mail.retry_schedule"),  # GATEKEEPER_MAIL_RETRY_SCHEDULE
     Periodic(JobKind.SEND_REMINDERS, "forms.reminder_schedule"),  # GATEKEEPER_REMINDER_SCHEDULE
     Periodic(JobKind.STAFF_DIGEST, "mail.digest_schedule"),  # GATEKEEPER_STAFF_DIGEST_SCHEDULE
+    Periodic(JobKind.RESCAN, "scan.rescan_schedule"),  # GATEKEEPER_SCAN_SCHEDULE
 )
 
 

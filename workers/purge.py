@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 
 from consent_db.models import PurgeReport
 from consent_db.session import unit_of_work
+from gatekeeper.errors import StorageError
 from gatekeeper.retention import leaving as leaving_service
 from gatekeeper.retention import purge as purge_service
 from gatekeeper.runtime import Runtime
+from gatekeeper.scan import keeping as scan_keeping
 
 
 def _now() -> datetime:
@@ -42,6 +44,7 @@ def run_purge(runtime: Runtime, *, now: datetime, actor: str) -> PurgeReport:
             else:
                 result = purge_service.purge_request_details(session, item.id, now=now, actor=actor)
         results.append(result)
+    results.append(_scan_originals(runtime, now=now, actor=actor))
     stores = [(runtime.originals, True)]
     if runtime.published.url != runtime.originals.url:
         stores.append((runtime.published, False))
@@ -54,6 +57,21 @@ def run_purge(runtime: Runtime, *, now: datetime, actor: str) -> PurgeReport:
         return purge_service.write_report(
             session, started_at=now, now=_now(), actor=actor, results=results, settings=runtime.settings
         )
+
+
+def _scan_originals(runtime: Runtime, *, now: datetime, actor: str) -> purge_service.PurgeResult:
+    """Delete what scans downloaded once the report no longer needs it (gatekeeper/scan/keeping.py)."""
+    result = purge_service.PurgeResult()
+    try:
+        with unit_of_work(runtime.sessions) as session:
+            done = scan_keeping.delete_originals(
+                session, runtime.originals, keep_days=runtime.settings.scan.keep_days, now=now, actor=actor
+            )
+        if done:
+            result.deleted["scan_originals"] += len(done)
+    except StorageError as exc:
+        result.failures.append({"kind": "scan_originals", "id": "originals", "why": str(exc)})
+    return result
 
 
 def run_erasure(runtime: Runtime, external_id: str, *, now: datetime, actor: str) -> PurgeReport:

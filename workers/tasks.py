@@ -21,6 +21,8 @@ from gatekeeper.publishing import publish as publish_service
 from gatekeeper.publishing import recheck as publication_checks
 from gatekeeper.queueing import JobKind
 from gatekeeper.runtime import Runtime
+from gatekeeper.scan import runner as scan_runner
+from gatekeeper.scan import scanning as scan_service
 from gatekeeper.staff import alerts as staff_alerts
 from workers.purge import run_purge
 
@@ -106,6 +108,24 @@ def run_staff_digest(runtime: Runtime, session: Any, actor: str) -> None:
     staff_alerts.send_digest(session, settings=runtime.settings, now=_now(), actor=actor)
 
 
+def run_scan_job(runtime: Runtime, session: Any, actor: str, run_id: int) -> None:
+    """Run a recorded scan to its end (`session` unused: the scan commits picture by picture, so the
+    page shows its progress and a scan stopped half-way keeps what it recorded)."""
+    scan_runner.run_scan(
+        runtime.sessions,
+        run_id,
+        settings=runtime.settings,
+        engine=runtime.faces,
+        originals=runtime.originals,
+        actor=actor,
+    )
+
+
+def run_rescan(runtime: Runtime, session: Any, actor: str) -> None:
+    """Ask for a scan of every watched source (each runs as its own job)."""
+    scan_service.rescan_watched(session, now=_now(), actor=actor)
+
+
 TASKS: dict[JobKind, Callable[..., None]] = {
     JobKind.GATE: run_gate,
     JobKind.PUBLISH: run_publish,
@@ -116,6 +136,8 @@ TASKS: dict[JobKind, Callable[..., None]] = {
     JobKind.SEND_MAIL: run_send_mail,
     JobKind.SEND_REMINDERS: run_send_reminders,
     JobKind.STAFF_DIGEST: run_staff_digest,
+    JobKind.SCAN: run_scan_job,
+    JobKind.RESCAN: run_rescan,
 }
 
 # Higher runs first: a withdrawal's takedown never waits behind a batch of uploads being gated.
@@ -129,4 +151,6 @@ PRIORITY = {
     JobKind.PURGE: 0,
     JobKind.SEND_REMINDERS: 0,
     JobKind.STAFF_DIGEST: 0,
+    JobKind.SCAN: 0,
+    JobKind.RESCAN: 0,
 }

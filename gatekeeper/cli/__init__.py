@@ -21,6 +21,7 @@ from gatekeeper.cli import (
     publishing,
     retention,
     review,
+    scan,
     staff,
     strip,
 )
@@ -55,3 +56,4 @@ main.add_command(outbox.outbox)
 main.add_command(db.db)
 main.add_command(retention.purge)
 main.add_command(retention.photos)
+main.add_command(scan.scan)

@@ -34,6 +34,8 @@ class JobKind(StrEnum):
     SEND_MAIL = "send_mail"  # send a queued email (periodic: every one still waiting)
     SEND_REMINDERS = "send_reminders"  # send consent forms before consent ends (periodic only)
     STAFF_DIGEST = "staff_digest"  # write the daily digest of what has waited for staff (periodic)
+    SCAN = "scan"  # scan a website, folder or archive already public (gatekeeper/scan/)
+    RESCAN = "rescan"  # periodic: ask for a scan of every watched source
 
 
 class JobSender(Protocol):

@@ -84,6 +84,7 @@ def build_app(runtime: Runtime) -> Flask:
         public,
         publications,
         review,
+        scan,
         staff,
     )
 
@@ -93,7 +94,17 @@ def build_app(runtime: Runtime) -> Flask:
         sign_in=auth.bp,
         public=public.bp,
         api=api.bp,
-        staff=(staff.bp, people.bp, consent.bp, audit.bp, photos.bp, review.bp, publications.bp, outbox.bp),
+        staff=(
+            staff.bp,
+            people.bp,
+            consent.bp,
+            audit.bp,
+            photos.bp,
+            review.bp,
+            publications.bp,
+            outbox.bp,
+            scan.bp,
+        ),
     )
     # After the limiter, so a client over its limit is refused before anything else is checked.
     csrf = CSRFProtect(app)
@@ -104,6 +115,7 @@ def build_app(runtime: Runtime) -> Flask:
     app.register_blueprint(review.bp)
     app.register_blueprint(publications.bp)
     app.register_blueprint(outbox.bp)
+    app.register_blueprint(scan.bp)
 
     @app.before_request
     def _idle_timeout() -> None:

@@ -303,3 +303,14 @@ class BulkConsentRequestForm(FlaskForm):
         validators=[DataRequired("Choose who to ask.")],
     )
     channels = CheckboxList("Ask about", choices=[], validate_choice=True)
+
+
+class ScanForm(FlaskForm):
+    source = StringField(
+        "The website's address (http:// or https://)",
+        validators=[DataRequired(message="Give the website's address."), Length(max=2000)],
+    )
+    channel = SelectField("The channel it publishes on")
+    max_pages = StringField("At most this many pages (empty: the setting)", validators=[Optional()])
+    max_images = StringField("At most this many images (empty: the setting)", validators=[Optional()])
+    watch = BooleanField("Scan it again on the schedule (GATEKEEPER_SCAN_SCHEDULE)")

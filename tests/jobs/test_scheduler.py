@@ -82,6 +82,7 @@ def test_every_periodic_job_is_a_task_scheduled_by_a_setting(runtime: Runtime) -
         ("send_mail", "mail.retry_schedule"),
         ("send_reminders", "forms.reminder_schedule"),
         ("staff_digest", "mail.digest_schedule"),
+        ("rescan", "scan.rescan_schedule"),
     ]
     assert all(p.kind in TASKS and is_setting(p.schedule) for p in PERIODIC)
     assert set(JobQueue.of(runtime).periodic) == {p.kind for p in PERIODIC}

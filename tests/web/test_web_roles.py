@@ -313,6 +313,10 @@ def html_cases(ref: Callable[[], str], token: str) -> list[Case]:
         Case("GET", "/publications", "/publications"),
         Case("GET", "/takedowns", "/takedowns?done=1"),
         Case("GET", "/outbox", "/outbox?failed=1"),
+        Case("GET", "/scans", "/scans"),
+        Case("POST", "/scans", "/scans", 302, {"source": "http://127.0.0.1:9/", "channel": "website"}),
+        Case("GET", "/scans/<int:run_id>", "/scans/999", 404),
+        Case("GET", "/scans/<int:run_id>.csv", "/scans/999.csv", 404),
         Case(
             "POST",
             "/takedowns/<int:task_id>/done",

@@ -1,0 +1,153 @@
+"""Scanning what is already public, from the web: start a website scan (a background job), follow its
+progress, read its report (also as CSV). For admins and consent admins (they see placements and
+takedowns). Folders and social media archives are scanned with `gatekeeper scan` on the server."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from consent_db.models import ScanRun
+from gatekeeper import policy
+from gatekeeper.errors import InvalidInputError, NotFoundError
+from gatekeeper.queueing import JobKind, request_job
+from gatekeeper.scan import report, runner, scanning
+from gatekeeper.staff.roles import Permission
+from gatekeeper.web import wording
+from gatekeeper.web.auth import actor, permission_required
+from gatekeeper.web.common import now, runtime, unit
+from gatekeeper.web.forms import ScanForm, options
+
+bp = Blueprint("scan", __name__)
+VERDICT_LABELS = {"publishable": "Publishable", "blocked": "Blocked", "review": "Needs review"}
+
+
+def _form() -> ScanForm:
+    form = ScanForm()
+    form.channel.choices = options(
+        *((c, wording.channel_words(c)) for c in runtime().settings.policy.channels)
+    )
+    return form
+
+
+def _cap(text: str | None, label: str) -> int | None:
+    if not text or not text.strip():
+        return None
+    if not text.strip().isdigit() or int(text) < 1:
+        raise InvalidInputError(f"{label} must be a whole number of at least 1")
+    return int(text)
+
+
+def _list(form: ScanForm, status: int = 200) -> ResponseReturnValue:
+    with unit() as db:
+        runs = list(db.scalars(select(ScanRun).order_by(ScanRun.id.desc()).limit(100)))
+        rows = [(run, run.source) for run in runs]
+    return render_template("scans.html", form=form, rows=rows, labels=VERDICT_LABELS), status
+
+
+@bp.get("/scans")
+@permission_required(Permission.RECORD_PLACEMENTS)
+def scans() -> ResponseReturnValue:
+    return _list(_form())
+
+
+@bp.post("/scans")
+@permission_required(Permission.RECORD_PLACEMENTS)
+def start() -> ResponseReturnValue:
+    form = _form()
+    if not form.validate_on_submit():
+        return _list(form, 400)
+    source = (form.source.data or "").strip()
+    try:
+        if not source.lower().startswith(("http://", "https://")):
+            raise InvalidInputError("only a website (http:// or https://) can be scanned from here")
+        with unit() as db:
+            run_id = runner.start_scan(
+                db,
+                source,
+                channel=form.channel.data or "",
+                settings=runtime().settings,
+                now=now(),
+                actor=actor(),
+                max_pages=_cap(form.max_pages.data, "The page cap"),
+                max_images=_cap(form.max_images.data, "The image cap"),
+                state=scanning.QUEUED,
+            )
+            run = scanning.get_run(db, run_id)
+            if form.watch.data:
+                run.source.watch = True
+            request_job(db, JobKind.SCAN, [run_id], now=now())
+    except InvalidInputError as exc:
+        form.source.errors = [str(exc)]
+        return _list(form, 400)
+    flash(f"Scan {run_id} is queued: this page shows its progress.", "info")
+    return redirect(url_for("scan.scan_page", run_id=run_id))
+
+
+def face_words(face: dict[str, Any], channel: str) -> str:
+    """A face of the report as the photo page says it: who, and why it may or may not appear."""
+    who = face.get("person")
+    if face.get("covered"):
+        return "covered in the published copy"
+    if face["outcome"] == "consented":
+        return f"{who or 'identified'}, consented for {wording.channel_words(channel)}"
+    parts = []
+    for reason in face.get("reasons", []):
+        if reason == policy.SAFEGUARDING:
+            parts.append("safeguarding flag: never published")
+            continue
+        template = wording.CONSENT_WORDS.get(reason, reason.replace("_", " "))
+        parts.append(template.format(channel=wording.channel_words(channel), on=""))
+    words = "; ".join(parts) or face["outcome"].replace("_", " ")
+    return f"{who}, {words}" if who else words
+
+
+@bp.get("/scans/<int:run_id>")
+@permission_required(Permission.RECORD_PLACEMENTS)
+def scan_page(run_id: int) -> ResponseReturnValue:
+    try:
+        with unit() as db:
+            run = scanning.get_run(db, run_id)
+            source = run.source
+            rows = report.findings(db, run_id)
+    except NotFoundError:
+        abort(404)
+    channel = source.channel
+    pictures = [
+        {
+            "finding": f,
+            "verdict": VERDICT_LABELS.get(f.verdict, f.verdict),
+            "reasons": [wording.reason_words(r, channel) for r in f.reasons],
+            "faces": [face_words(face, channel) for face in f.faces],
+        }
+        for f in rows
+    ]
+    return render_template(
+        "scan.html",
+        run=run,
+        source=source,
+        channel=wording.channel_words(channel),
+        pictures=pictures,
+        running=run.state in (scanning.QUEUED, scanning.RUNNING),
+    )
+
+
+@bp.get("/scans/<int:run_id>.csv")
+@permission_required(Permission.RECORD_PLACEMENTS)
+def scan_csv(run_id: int) -> ResponseReturnValue:
+    try:
+        with unit() as db:
+            run = scanning.get_run(db, run_id)
+            out = io.StringIO()
+            report.write_csv(out, run, report.findings(db, run_id))
+    except NotFoundError:
+        abort(404)
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="scan-{run_id}.csv"'},
+    )
