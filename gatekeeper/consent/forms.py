@@ -35,7 +35,7 @@ from gatekeeper.consent.due import consent_due
 from gatekeeper.consent.state import BIOMETRIC, check_channel, latest, person_state, policy_for
 from gatekeeper.consent.withdrawals import issue_link
 from gatekeeper.errors import ConfigError, InvalidInputError
-from gatekeeper.mail import messages, outbox
+from gatekeeper.mail import messages
 from gatekeeper.people.contacts import SELF, contacts_of
 from gatekeeper.people.lookup import find_person, subject
 from gatekeeper.policy import PersonStatus
@@ -148,26 +148,19 @@ def send_request(
         session.add(link)
         session.flush()
         withdraw_url = issue_link(session, person.external_id, settings=settings, now=now, actor=actor)
-        rendered = messages.render(
+        messages.queue(
+            session,
             "consent_reminder" if reason == REMINDER else "consent_request",
-            settings.mail,
+            to=[contact.email],
+            about=subject(person),
+            settings=settings.mail,
+            now=now,
+            actor=actor,
             first_name=first_name(person),
             for_self=role == SELF,
             form_url=form_url(settings.web.public_address, token),
             withdraw_url=withdraw_url,
             expires_on=(link.expires_at - timedelta(microseconds=1)).date(),
-        )
-        outbox.queue_message(
-            session,
-            to=[contact.email],
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            kind=f"consent_{reason}",
-            about=subject(person),
-            settings=settings.mail,
-            now=now,
-            actor=actor,
         )
         audit.append(
             session,
@@ -444,27 +437,20 @@ def answer_form(
     refused = tuple(c for c in link.channels if not answers[c].granted)
     contact = session.get(PersonContact, link.contact_id)
     if contact is not None:
-        receipt = messages.render(
+        messages.queue(
+            session,
             "consent_answer_receipt",
-            settings.mail,
+            to=[contact.email],
+            about=subject(person),
+            settings=settings.mail,
+            now=now,
+            actor=actor,
             first_name=first_name(person),
             for_self=link.role == SELF,
             at=now,
             granted=[messages.channel_label(c) for c in granted],
             refused=[messages.channel_label(c) for c in refused],
             withdraw_url=issue_link(session, person.external_id, settings=settings, now=now, actor=actor),
-        )
-        outbox.queue_message(
-            session,
-            to=[contact.email],
-            subject=receipt.subject,
-            text=receipt.text,
-            html=receipt.html,
-            kind="consent_answer_receipt",
-            about=subject(person),
-            settings=settings.mail,
-            now=now,
-            actor=actor,
         )
     audit.append(
         session,

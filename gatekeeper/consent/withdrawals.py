@@ -241,9 +241,14 @@ def _tell_contacts(
     with a new withdrawal link of their own (none on record: nobody is written to)."""
     first = person.display_name.split()[0] if person.display_name.split() else ""
     for contact in contacts_of(session, person):
-        receipt = messages.render(
+        messages.queue(
+            session,
             "withdrawal_link_receipt",
-            settings.mail,
+            to=[contact.email],
+            about=f"withdrawal_request:{request.id}",
+            settings=settings.mail,
+            now=now,
+            actor=f"public:{request.reference}",
             first_name=first,
             reference=request.reference,
             at=now,
@@ -251,18 +256,6 @@ def _tell_contacts(
             withdraw_url=issue_link(
                 session, person.external_id, settings=settings, now=now, actor=f"public:{request.reference}"
             ),
-        )
-        outbox.queue_message(
-            session,
-            to=[contact.email],
-            subject=receipt.subject,
-            text=receipt.text,
-            html=receipt.html,
-            kind="withdrawal_link_receipt",
-            about=f"withdrawal_request:{request.id}",
-            settings=settings.mail,
-            now=now,
-            actor=f"public:{request.reference}",
         )
 
 
@@ -325,18 +318,15 @@ def request_withdrawal(
     # The job matches the request and suspends publishing for whoever it names.
     request_job(session, JobKind.WITHDRAWAL_MATCH, [request.id], now=now)
     # The receipt is written before any match and names nobody: it reads the same for everyone.
-    receipt = messages.render("withdrawal_receipt", settings.mail, reference=reference)
-    outbox.queue_message(
+    messages.queue(
         session,
+        "withdrawal_receipt",
         to=[contact_email.strip()],
-        subject=receipt.subject,
-        text=receipt.text,
-        html=receipt.html,
-        kind="withdrawal_receipt",
         about=f"withdrawal_request:{request.id}",
         settings=settings.mail,
         now=now,
         actor=f"public:{reference}",
+        reference=reference,
     )
     return request
 
@@ -521,21 +511,16 @@ def _tell_decision(
     """
     if request.contact_email is None or not outbox.is_plain_address(request.contact_email):
         return
-    confirmed = request.status == CONFIRMED
-    decision = messages.render(
-        "withdrawal_decision", settings.mail, reference=request.reference, confirmed=confirmed
-    )
-    outbox.queue_message(
+    messages.queue(
         session,
+        "withdrawal_decision",
         to=[request.contact_email],
-        subject=decision.subject,
-        text=decision.text,
-        html=decision.html,
-        kind="withdrawal_decision",
         about=f"withdrawal_request:{request.id}",
         settings=settings.mail,
         now=now,
         actor=request.decided_by or f"public:{request.reference}",
+        reference=request.reference,
+        confirmed=request.status == CONFIRMED,
     )
 
 

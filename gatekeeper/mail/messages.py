@@ -8,12 +8,17 @@ reference, a decision, a first name at most; never a full name, and a subject ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy.orm import Session
 
+from consent_db.models import OutboxMessage
 from gatekeeper.config import MailSettings
+from gatekeeper.mail import outbox
 from gatekeeper.policy import Channel
 
 _ENVIRONMENT = Environment(
@@ -101,3 +106,31 @@ def render(kind: str, settings: MailSettings, **context: Any) -> Rendered:
     text = _ENVIRONMENT.get_template(f"{kind}.txt").render(values)
     html = _ENVIRONMENT.get_template(f"{kind}.html").render(values)
     return Rendered(SUBJECTS[kind], text, html)
+
+
+def queue(
+    session: Session,
+    kind: str,
+    *,
+    to: Sequence[str],
+    about: str | None,
+    settings: MailSettings,
+    now: datetime,
+    actor: str,
+    **context: Any,
+) -> OutboxMessage:
+    """Render the message of `kind` with `context` and write it to the outbox for `to`, in the
+    caller's unit of work (`outbox.queue_message`: sent by a job after the commit)."""
+    rendered = render(kind, settings, **context)
+    return outbox.queue_message(
+        session,
+        to=to,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        kind=kind,
+        about=about,
+        settings=settings,
+        now=now,
+        actor=actor,
+    )

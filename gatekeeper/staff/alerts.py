@@ -304,16 +304,6 @@ def _queue(
     actor: str,
     **context: object,
 ) -> OutboxMessage:
-    rendered = messages.render(kind, settings.mail, **context)
-    return outbox.queue_message(
-        session,
-        to=to,
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        kind=kind,
-        about=about,
-        settings=settings.mail,
-        now=now,
-        actor=actor,
+    return messages.queue(
+        session, kind, to=to, about=about, settings=settings.mail, now=now, actor=actor, **context
     )
