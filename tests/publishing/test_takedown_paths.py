@@ -111,7 +111,9 @@ def link_withdraw(rt: Runtime, client: FlaskClient, tmp: Path) -> None:
 def no_link_request(rt: Runtime, client: FlaskClient, tmp: Path) -> None:
     data = {
         "name": "Ann",
-        "date_of_birth": "1980-01-01",
+        "dob_day": "1",
+        "dob_month": "1",
+        "dob_year": "1980",
         "relationship": "self",
         "contact_email": "ann@example.org",
         "csrf_token": csrf(client, "/withdraw"),
