@@ -11,6 +11,11 @@ the scan's wall time, images per second, seconds and share spent reading the sit
 hashing) and deciding (the face engine and the records), and how long the default polite rate
 (GATEKEEPER_SCAN_RATE=2) would add for the same requests.
 
+Beside it (`peer`), the peer tool on the same files: the face_recognition command line (`--cpus 1`,
+nobody known) over every image file the site shows, as a crawl-then-check script would run it. It
+looks for upright faces only and decides every rendition, where the scan groups renditions and
+searches every angle; it records nothing.
+
     uv run python bench/scan.py [--corpus ../shared/corpus] [--pictures 60] [--renditions 5] \
         [--pages 20] [--rate 100] > bench/results/scan.json
 """
@@ -20,9 +25,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     server.url + "/",
                     channel="website",
                     settings=settings,
-                    now=runner._now(),
+                    now=datetime.now(UTC),
                     actor="bench",
                 )
             started = time.monotonic()
@@ -118,6 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with unit_of_work(runtime.sessions) as session:
             totals = dict(scanning.get_run(session, run_id).totals)
         runtime.db.dispose()
+        peer = _peer(root, args.peer_cpus) if args.peer else None
     busy = timing.reading + timing.deciding
     return {
         "site": {
@@ -142,6 +151,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else None,
         "polite_rate_seconds_at_2_per_second": round(requests / 2.0, 1),
         "totals": totals,
+        "peer": peer,
+    }
+
+
+def _peer(site: Path, cpus: int) -> dict[str, Any]:
+    """The face_recognition command line over every image file of the site (no one known)."""
+    tool = Path(sys.executable).with_name("face_recognition")
+    with tempfile.TemporaryDirectory() as folder:
+        known, unknown = Path(folder) / "known", Path(folder) / "unknown"
+        known.mkdir()
+        unknown.mkdir()
+        files = sorted((site / "wp-content" / "uploads").glob("*.jpg"))
+        for path in files:
+            shutil.copyfile(path, unknown / path.name)
+        started = time.perf_counter()
+        out = subprocess.run(
+            [str(tool), "--cpus", str(cpus), str(known), str(unknown)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        wall = time.perf_counter() - started
+    faces = sum(1 for line in out.splitlines() if not line.endswith(",no_persons_found"))
+    return {
+        "tool": f"face_recognition --cpus {cpus}",
+        "files": len(files),
+        "seconds": round(wall, 3),
+        "images_per_second": round(len(files) / wall, 3) if wall else None,
+        "faces_found": faces,
     }
 
 
@@ -157,6 +195,8 @@ def main() -> None:
         "--rate", type=float, default=100.0, help="requests per second (the setting's maximum)"
     )
     parser.add_argument("--probe-step", type=int, default=45, help="the face search's angle step (degrees)")
+    parser.add_argument("--no-peer", dest="peer", action="store_false", help="skip the peer tool's run")
+    parser.add_argument("--peer-cpus", type=int, default=1, help="the peer tool's --cpus")
     print(json.dumps(run(parser.parse_args()), indent=2))
 
 
