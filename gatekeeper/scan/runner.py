@@ -7,6 +7,8 @@ recorded, and the page shows progress), and the run's end in one more.
 
 from __future__ import annotations
 
+import re
+import secrets
 import time
 import zipfile
 from collections.abc import Callable
@@ -29,9 +31,53 @@ from gatekeeper.scan.found import FOLDER, WEBSITE, Problem, Source
 from gatekeeper.scan.renditions import Renditions, fingerprint
 from gatekeeper.scan.website import WebsiteSource, check_start_url
 from gatekeeper.storage import BlobStore
+from gatekeeper.storage.base import make_private_dirs, write_atomic
 
 # The run's progress is written at most this often while reading (seconds).
 PROGRESS_EVERY = 1.0
+# Where archives uploaded through the page wait for their scan (in the instance folder): each is
+# deleted once its run has ended, since the report, the decided originals and the placements hold
+# all the scan needs.
+UPLOADS = "scan-uploads"
+_UPLOAD_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def uploads_folder(settings: Settings) -> Path:
+    """The folder uploaded archives wait in."""
+    return settings.instance_path / UPLOADS
+
+
+def keep_upload(settings: Settings, data: bytes, filename: str) -> Path:
+    """Keep an archive uploaded through the page until its scan ends; its path.
+
+    The same file name again replaces the earlier upload, so a newer download of the same account
+    is the same source and its scan updates that source's placements. Raises InvalidInputError
+    (nothing kept) for a file that is not a Facebook, Instagram or X archive.
+    """
+    name = _UPLOAD_NAME.sub("-", Path(filename or "archive.zip").name).strip(".-") or "archive"
+    if not name.lower().endswith(".zip"):
+        name += ".zip"
+    folder = uploads_folder(settings)
+    make_private_dirs(folder)
+    waiting = folder / f".{secrets.token_hex(8)}.part"
+    write_atomic(waiting, data, private=True)
+    try:
+        if not zipfile.is_zipfile(waiting):
+            raise InvalidInputError("the file is not a zip archive", field="archive")
+        archive_kind(waiting)
+    except BaseException:
+        waiting.unlink(missing_ok=True)
+        raise
+    path = folder / name
+    waiting.replace(path)
+    return path
+
+
+def _forget_upload(settings: Settings, location: str) -> None:
+    """Delete an uploaded archive once its run has ended (a path the command line gave is left)."""
+    path = Path(location)
+    if path.parent == uploads_folder(settings).resolve() or path.parent == uploads_folder(settings):
+        path.unlink(missing_ok=True)
 
 
 def _now() -> datetime:
@@ -154,7 +200,9 @@ def run_scan(
     except Exception as exc:
         with unit_of_work(sessions) as session:
             scanning.fail_run(session, run_id, f"{type(exc).__name__}: {exc}", now=clock())
+        _forget_upload(settings, location)
         raise
+    _forget_upload(settings, location)
     return timing
 
 

@@ -308,8 +308,9 @@ class BulkConsentRequestForm(FlaskForm):
 class ScanForm(FlaskForm):
     source = StringField(
         "The website's address (http:// or https://)",
-        validators=[DataRequired(message="Give the website's address."), Length(max=2000)],
+        validators=[Optional(), Length(max=2000)],
     )
+    archive = FileField("Or a social media archive: the zip downloaded from Facebook, Instagram (JSON) or X")
     channel = SelectField("The channel it publishes on")
     max_pages = StringField("At most this many pages (empty: the setting)", validators=[Optional()])
     max_images = StringField("At most this many images (empty: the setting)", validators=[Optional()])

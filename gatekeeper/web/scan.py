@@ -1,6 +1,7 @@
 """Scanning what is already public, from the web: start a website scan (a background job), follow its
 progress, read its report (also as CSV). For admins and consent admins (they see placements and
-takedowns). Folders and social media archives are scanned with `gatekeeper scan` on the server."""
+takedowns). A social media archive can be uploaded and scanned the same way (kept only until its
+scan ends); folders on the server are scanned with `gatekeeper scan`."""
 
 from __future__ import annotations
 
@@ -62,15 +63,29 @@ def start() -> ResponseReturnValue:
     if not form.validate_on_submit():
         return _list(form, 400)
     source = (form.source.data or "").strip()
+    upload = form.archive.data
+    settings = runtime().settings
     try:
-        if not source.lower().startswith(("http://", "https://")):
-            raise InvalidInputError("only a website (http:// or https://) can be scanned from here")
+        if upload is not None and getattr(upload, "filename", ""):
+            if source:
+                raise InvalidInputError("give a website's address or an archive, not both")
+            if form.watch.data:
+                raise InvalidInputError(
+                    "an uploaded archive is scanned once: upload a newer one to scan again"
+                )
+            source = str(runner.keep_upload(settings, upload.read(), upload.filename or ""))
+        elif not source:
+            raise InvalidInputError("give the website's address, or choose an archive to upload")
+        elif not source.lower().startswith(("http://", "https://")):
+            raise InvalidInputError(
+                "only a website (http:// or https://) or an uploaded archive can be scanned from here"
+            )
         with unit() as db:
             run_id = runner.start_scan(
                 db,
                 source,
                 channel=form.channel.data or "",
-                settings=runtime().settings,
+                settings=settings,
                 now=now(),
                 actor=actor(),
                 max_pages=_cap(form.max_pages.data, "The page cap"),

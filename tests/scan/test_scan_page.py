@@ -7,15 +7,17 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 from engines import compose_app, engine_for
 from flask import Flask
-from scan_helpers import Site
+from scan_helpers import PHOTOS, Site, facebook_archive
 from web_helpers import csrf, make_account, sign_in
 
 from gatekeeper.runtime import Runtime
+from gatekeeper.scan import runner
 from helpers import enrol_corpus
 from workers import JobQueue
 
@@ -74,3 +76,50 @@ def test_uploaders_and_reviewers_cannot_scan(app: Flask) -> None:
         client = app.test_client()
         sign_in(client, make_account(rt, role))
         assert client.get("/scans").status_code == 403
+
+
+def test_a_facebook_archive_uploaded_on_the_page_is_scanned_and_then_deleted(
+    app: Flask, corpus: Any, tmp_path: Path
+) -> None:
+    rt: Runtime = app.extensions["gatekeeper"]
+    enrol_corpus(
+        rt, corpus.faces_dir, biden={"channels": ("print",)}, kit_harington={"channels": ("social_media",)}
+    )
+    photos = {name: (corpus.faces_dir / PHOTOS[name]).read_bytes() for name in ("biden", "kit")}
+    archive = facebook_archive(
+        tmp_path / "facebook-school.zip", {"biden.jpg": photos["biden"], "kit.jpg": photos["kit"]}
+    )
+    client = app.test_client()
+    sign_in(client, make_account(rt, "consent_admin"))
+
+    # Not an archive: refused, and nothing is kept.
+    refused = client.post(
+        "/scans",
+        data={
+            "archive": (io.BytesIO(b"PK\x03\x04 not really"), "photos.zip"),
+            "channel": "social_media",
+            "csrf_token": csrf(client, "/scans"),
+        },
+    )
+    assert refused.status_code == 400 and "not a zip archive" in refused.get_data(as_text=True)
+    folder = runner.uploads_folder(rt.settings)
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+    started = client.post(
+        "/scans",
+        data={
+            "archive": (io.BytesIO(archive.read_bytes()), archive.name),
+            "channel": "social_media",
+            "csrf_token": csrf(client, "/scans"),
+        },
+    )
+    assert started.status_code == 302, started.get_data(as_text=True)
+    assert [p.name for p in folder.iterdir()] == ["facebook-school.zip"]
+    assert JobQueue.of(rt).drain(max_wait=10) == 1
+    page = " ".join(client.get(started.headers["Location"]).get_data(as_text=True).split())
+    assert "2 pictures at 2 places: 1 publishable, 1 blocked, 0 need review" in page, page
+    assert "biden, no consent for social media" in page
+    # The archive is gone once its scan has ended; the report and the placements stay.
+    assert list(folder.iterdir()) == []
+    assert "facebook-school.zip" in client.get("/scans").get_data(as_text=True)
+    assert str(folder) not in client.get("/scans").get_data(as_text=True)
