@@ -156,7 +156,12 @@ class JobQueue:
         """Record a job of `kind` in the caller's transaction; send it after the commit."""
         job = record_job(session, kind, args, now=_now())
         job_id = job.id
-        after_commit(session, lambda: self.send(kind, job_id))
+
+        def send() -> None:
+            # A queue that cannot be reached leaves the job queued: the sweeper sends it later.
+            self.send(kind, job_id)
+
+        after_commit(session, send)
         return job_id
 
     def enqueue_gate(self, session: Any, sha256: str, channel: str, caption: str | None = None) -> int:
@@ -329,7 +334,7 @@ class JobQueue:
         lease = self.holding_lease(job_id)
         try:
             with unit_of_work(sessions) as session:
-                TASKS[name](self.runtime, session, actor, *args)
+                TASKS[JobKind(name)](self.runtime, session, actor, *args)
                 if not jobs_service.complete_job(session, job_id, now=_now()):
                     raise _NotDone
         except _NotDone:
