@@ -26,6 +26,16 @@ class Periodic:
 
     kind: JobKind
     schedule: str
+    # A setting (`part.field`) that must be true for the job to have anything to do (empty: none);
+    # while it is false no scheduler claims the tick, so no job row is written for nothing.
+    needs: str = ""
+
+    def wanted(self, settings: Settings) -> bool:
+        """Whether the job has anything to do under `settings` (see `needs`)."""
+        if not self.needs:
+            return True
+        part, _, name = self.needs.partition(".")
+        return bool(getattr(getattr(settings, part), name))
 
     def cron(self, settings: Settings) -> Callable[[datetime], bool]:
         """The schedule `settings` give this job, as a Huey crontab (naive UTC)."""
@@ -38,7 +48,10 @@ class Periodic:
 PERIODIC = (
     Periodic(JobKind.RECHECK, "queue.recheck_schedule"),  # GATEKEEPER_RECHECK_SCHEDULE
     Periodic(JobKind.PURGE, "retention.purge_schedule"),  # GATEKEEPER_PURGE_SCHEDULE
-    Periodic(JobKind.SEND_MAIL, "mail.retry_schedule"),  # GATEKEEPER_MAIL_RETRY_SCHEDULE
+    # Without an SMTP server nothing can be sent: messages wait queued until one is configured.
+    Periodic(
+        JobKind.SEND_MAIL, "mail.retry_schedule", needs="mail.configured"
+    ),  # GATEKEEPER_MAIL_RETRY_SCHEDULE
     Periodic(JobKind.SEND_REMINDERS, "forms.reminder_schedule"),  # GATEKEEPER_REMINDER_SCHEDULE
     Periodic(JobKind.STAFF_DIGEST, "mail.digest_schedule"),  # GATEKEEPER_STAFF_DIGEST_SCHEDULE
     Periodic(JobKind.RESCAN, "scan.rescan_schedule"),  # GATEKEEPER_SCAN_SCHEDULE

@@ -41,7 +41,7 @@ from gatekeeper.errors import BackendError
 from gatekeeper.queueing import JobKind, record_job
 from gatekeeper.queueing import rows as jobs_service
 from gatekeeper.runtime import Runtime
-from workers.periodic import PERIODIC, claim_tick
+from workers.periodic import PERIODIC, Periodic, claim_tick
 from workers.tasks import PRIORITY, TASKS
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class JobQueue:
         for entry in PERIODIC:
             cron = entry.cron(settings)
             self.periodic[entry.kind] = self.huey.periodic_task(cron, name=f"periodic-{entry.kind.value}")(
-                self._periodic(entry.kind, cron)
+                self._periodic(entry, cron)
             )
 
     @classmethod
@@ -296,8 +296,12 @@ class JobQueue:
         run.__name__ = kind.value
         return run
 
-    def _periodic(self, kind: JobKind, cron: Callable[[datetime], bool]) -> Callable[[], None]:
+    def _periodic(self, entry: Periodic, cron: Callable[[datetime], bool]) -> Callable[[], None]:
+        kind = entry.kind
+
         def periodic() -> None:
+            if not entry.wanted(self.runtime.settings):
+                return
             # Every scheduler that fires this tick gets here; the first to claim it runs the job.
             job_id = claim_tick(self.runtime.sessions, kind, cron, now=_now())
             if job_id is not None:

@@ -88,6 +88,18 @@ def test_every_periodic_job_is_a_task_scheduled_by_a_setting(runtime: Runtime) -
     assert set(JobQueue.of(runtime).periodic) == {p.kind for p in PERIODIC}
 
 
+def test_without_an_smtp_server_the_periodic_email_run_writes_no_job(runtime: Runtime) -> None:
+    assert not runtime.settings.mail.configured
+    JobQueue.of(runtime).periodic["send_mail"].call_local()
+    assert _jobs(runtime, "send_mail") == []
+    # With a server configured (nothing waiting to be sent) the tick is claimed and run.
+    for configured in _other(
+        runtime, mail={"smtp_url": "smtp://127.0.0.1:9", "from_address": "photos@school.example"}
+    ):
+        JobQueue.of(configured).periodic["send_mail"].call_local()
+    assert [(j.task, j.state) for j in _jobs(runtime, "send_mail")] == [("send_mail", "done")]
+
+
 def test_two_schedulers_firing_one_tick_run_its_job_once(runtime: Runtime) -> None:
     first = JobQueue.of(runtime)
     for second_runtime in _other(runtime):
