@@ -16,6 +16,7 @@ from gatekeeper.retention import leaving as leaving_service
 from gatekeeper.retention import purge as purge_service
 from gatekeeper.runtime import Runtime
 from gatekeeper.scan import keeping as scan_keeping
+from gatekeeper.scan import runner as scan_runner
 
 
 def _now() -> datetime:
@@ -71,6 +72,15 @@ def _scan_originals(runtime: Runtime, *, now: datetime, actor: str) -> purge_ser
             result.deleted["scan_originals"] += len(done)
     except StorageError as exc:
         result.failures.append({"kind": "scan_originals", "id": "originals", "why": str(exc)})
+    with unit_of_work(runtime.sessions) as session:
+        stale = scan_keeping.stale_uploads(session, scan_runner.uploads_folder(runtime.settings), now=now)
+    for path in stale:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            result.failures.append({"kind": "scan_upload", "id": path.name, "why": str(exc)})
+        else:
+            result.deleted["scan_uploads"] += 1
     return result
 
 

@@ -5,18 +5,23 @@ later withdrawal or expiry still opens takedown tasks for it (decided from the s
 
 A picture waiting for review keeps its copy (the reviewer needs to see the face), and so does a
 photo that is also the gate's own (uploaded, or published by us): it follows the retention schedule.
+
+An archive uploaded through the page is deleted when its run ends (`runner`); one whose run never
+ended (its job lost, the upload cut short) is deleted by the purge a day later
+(`stale_uploads`), unless a run still waits for it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from consent_db import audit
 from consent_db.audit import AuditAction
-from consent_db.models import Photo, Publication, ScanFinding, ScanRun, UploadItem
+from consent_db.models import Photo, Publication, ScanFinding, ScanRun, ScanSource, UploadItem
 from gatekeeper.photos.status import PhotoStatus
 from gatekeeper.storage import BlobStore
 
@@ -80,3 +85,28 @@ def delete_originals(
             details={"photos": done, "keep_days": keep_days},
         )
     return done
+
+
+# An uploaded archive no run is waiting for is deleted once it is this old.
+UPLOAD_GRACE = timedelta(days=1)
+
+
+def stale_uploads(session: Session, folder: Path, *, now: datetime) -> list[Path]:
+    """The files in the uploads folder older than UPLOAD_GRACE that no queued or running run reads."""
+    if not folder.is_dir():
+        return []
+    waiting = set(
+        session.scalars(
+            select(ScanSource.location)
+            .join(ScanRun, ScanRun.source_id == ScanSource.id)
+            .where(ScanRun.state.in_(("queued", "running")))
+        )
+    )
+    stale = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or str(path) in waiting or str(path.resolve()) in waiting:
+            continue
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        if now - modified >= UPLOAD_GRACE:
+            stale.append(path)
+    return stale

@@ -4,11 +4,13 @@ files that are not images are passed over, ones named as images but unreadable a
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from scan_helpers import PHOTOS, facebook_archive
 from sqlalchemy import select
 
 from consent_db.models import Photo, Publication, TakedownTask
@@ -16,6 +18,7 @@ from consent_db.session import unit_of_work
 from gatekeeper import policy
 from gatekeeper.photos.review import open_reviews
 from gatekeeper.runtime import Runtime
+from gatekeeper.scan import runner
 from helpers import run
 from workers.purge import run_purge
 
@@ -75,3 +78,33 @@ def test_a_folder_scan_sends_unknown_faces_to_review_and_reports_what_it_could_n
     finally:
         if "db" in rt.__dict__:
             rt.db.dispose()
+
+
+def test_the_purge_deletes_uploaded_archives_no_run_waits_for_a_day_later(
+    scan_rt: Runtime, corpus: Any, tmp_path: Path
+) -> None:
+    photo = (corpus.faces_dir / PHOTOS["kit"]).read_bytes()
+    waiting = runner.keep_upload(
+        scan_rt.settings, facebook_archive(tmp_path / "a.zip", {"k.jpg": photo}).read_bytes(), "waiting.zip"
+    )
+    with unit_of_work(scan_rt.sessions) as session:
+        runner.start_scan(
+            session,
+            str(waiting),
+            channel="social_media",
+            settings=scan_rt.settings,
+            now=datetime.now(UTC),
+            actor="t",
+            state="queued",
+        )
+    folder = runner.uploads_folder(scan_rt.settings)
+    left = folder / "left-behind.zip"
+    left.write_bytes(b"an upload whose run never came")
+    fresh = folder / "fresh.zip"
+    fresh.write_bytes(b"uploaded a minute ago")
+    old = (datetime.now(UTC) - timedelta(days=2)).timestamp()
+    for path in (waiting, left):
+        os.utime(path, (old, old))
+    report = run_purge(scan_rt, now=datetime.now(UTC), actor="t")
+    assert report.deleted.get("scan_uploads") == 1 and report.failures == []
+    assert sorted(p.name for p in folder.iterdir()) == ["fresh.zip", "waiting.zip"]
