@@ -39,6 +39,7 @@ from gatekeeper.mail import messages
 from gatekeeper.people.contacts import SELF, contacts_of
 from gatekeeper.people.lookup import find_person, subject
 from gatekeeper.policy import PersonStatus
+from gatekeeper.staff import alerts
 from gatekeeper.staff.accounts import token_hash
 
 ONLINE_FORM = "online_form"
@@ -523,16 +524,47 @@ class ReminderReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
+# The reminder row of a deadline that records that staff were told nobody can be asked (reminder
+# days are 1 or more, so 0 is free for it).
+STAFF_TOLD = 0
+
+
+def _recorded(session: Session, person: Person, deadline: Deadline, days: int) -> bool:
+    return (
+        session.scalar(
+            select(ConsentReminder.id).where(
+                ConsentReminder.person_id == person.id,
+                ConsentReminder.deadline == deadline.key,
+                ConsentReminder.due_on == deadline.due_on,
+                ConsentReminder.days == days,
+            )
+        )
+        is not None
+    )
+
+
+def _record(session: Session, person: Person, deadline: Deadline, days: int, now: datetime) -> None:
+    if not _recorded(session, person, deadline, days):
+        session.add(
+            ConsentReminder(
+                person_id=person.id, deadline=deadline.key, due_on=deadline.due_on, days=days, sent_at=now
+            )
+        )
+
+
 def send_reminders(session: Session, *, settings: Settings, now: datetime, actor: str) -> ReminderReport:
     """Send a consent form for every deadline whose reminder day has come, once per reminder day.
 
     A run that finds several reminder days reached (the scheduler did not run for a while) sends
     one request and counts them all as sent, so a parent is never sent two the same morning. A
-    coming-of-age deadline is asked of the learner, from the day they reach the threshold.
+    coming-of-age deadline is asked of the learner, from the day they reach the threshold. Someone
+    with no contact who may answer is reported, and consent admins are told once per deadline
+    (`staff.alerts.nobody_to_ask`, by MIS id).
     """
     report = ReminderReport()
     today = now.date()
     rules = policy_for(settings.policy)
+    unaskable: list[alerts.Unaskable] = []
     people = session.scalars(
         select(Person)
         .where(Person.status == PersonStatus.ACTIVE)
@@ -546,17 +578,7 @@ def send_reminders(session: Session, *, settings: Settings, now: datetime, actor
             if deadline.key == RECONSENT and person.date_of_birth is not None:
                 asked_from = policy.coming_of_age(person.date_of_birth, rules.age_threshold)
             days = reminder_step(deadline, today, settings.forms.reminder_days, asked_from=asked_from)
-            if not days:
-                continue
-            sent = session.scalar(
-                select(ConsentReminder.id).where(
-                    ConsentReminder.person_id == person.id,
-                    ConsentReminder.deadline == deadline.key,
-                    ConsentReminder.due_on == deadline.due_on,
-                    ConsentReminder.days == min(days),
-                )
-            )
-            if sent is None:
+            if days and not _recorded(session, person, deadline, min(days)):
                 reached.append((deadline, days))
         if not reached:
             continue
@@ -568,27 +590,18 @@ def send_reminders(session: Session, *, settings: Settings, now: datetime, actor
                 )
         except InvalidInputError as exc:
             report.skipped.append((person.external_id, str(exc)))
+            untold = [d for d, _ in reached if not _recorded(session, person, d, STAFF_TOLD)]
+            if untold:
+                ends = min(d.due_on for d in untold)
+                unaskable.append(alerts.Unaskable(person.external_id, ends, str(exc)))
+                for deadline in untold:
+                    _record(session, person, deadline, STAFF_TOLD, now)
             continue
         for deadline, days in reached:
             for day in days:
-                exists = session.scalar(
-                    select(ConsentReminder.id).where(
-                        ConsentReminder.person_id == person.id,
-                        ConsentReminder.deadline == deadline.key,
-                        ConsentReminder.due_on == deadline.due_on,
-                        ConsentReminder.days == day,
-                    )
-                )
-                if exists is None:
-                    session.add(
-                        ConsentReminder(
-                            person_id=person.id,
-                            deadline=deadline.key,
-                            due_on=deadline.due_on,
-                            days=day,
-                            sent_at=now,
-                        )
-                    )
+                _record(session, person, deadline, day, now)
             report.sent.append((person.external_id, deadline.key))
         session.flush()
+    alerts.nobody_to_ask(session, unaskable, settings=settings, now=now, actor=actor)
+    session.flush()
     return report

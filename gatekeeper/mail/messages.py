@@ -44,6 +44,7 @@ SUBJECTS = {
     "placement_takedown": "A photo you placed must be taken down",
     "staff_purge_failures": "The purge could not delete everything that was due",
     "staff_digest": "Still waiting after a day: requests and takedowns",
+    "staff_nobody_to_ask": "Consent is ending for learners we have no address to ask",
 }
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -48,6 +49,7 @@ TAKEDOWNS_OPENED = "staff_takedowns"
 PLACEMENT_TAKEDOWN = "placement_takedown"
 PURGE_FAILURES = "staff_purge_failures"
 DIGEST = "staff_digest"
+NOBODY_TO_ASK = "staff_nobody_to_ask"
 
 # The digest lists what has waited at least this long.
 DIGEST_AFTER = timedelta(hours=24)
@@ -190,6 +192,47 @@ def purge_failures(
         actor=actor,
         report=report.id,
         failures=failures,
+    )
+
+
+@dataclass(frozen=True)
+class Unaskable:
+    """A person whose consent ends soon with no contact who may be sent the form: by MIS id only."""
+
+    external_id: str
+    ends_on: date
+    why: str
+
+
+def nobody_to_ask(
+    session: Session, people: Sequence[Unaskable], *, settings: Settings, now: datetime, actor: str
+) -> OutboxMessage | None:
+    """Tell consent admins whose consent ends soon with nobody to send the renewal form to (each
+    named by MIS id and a link to their page, never by name); None when nobody is there to tell."""
+    if not people:
+        return None
+    to = staff_addresses(session, REQUEST_ROLES)
+    if not to:
+        return None
+    base = settings.web.public_address.rstrip("/")
+    lines = [
+        Line(
+            p.external_id,
+            f"ends {p.ends_on.isoformat()}: {p.why}",
+            "",
+            f"{base}/people/{quote(p.external_id)}",
+        )
+        for p in people
+    ]
+    return _queue(
+        session,
+        NOBODY_TO_ASK,
+        to,
+        f"reminders:{now.date().isoformat()}",
+        settings=settings,
+        now=now,
+        actor=actor,
+        lines=lines,
     )
 
 

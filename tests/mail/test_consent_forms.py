@@ -25,6 +25,7 @@ from consent_db.session import unit_of_work
 from gatekeeper.consent import forms, summary, withdrawals
 from gatekeeper.errors import InvalidInputError
 from gatekeeper.people import contacts
+from gatekeeper.staff import accounts
 from helpers import gate_json
 from workers import JobQueue
 
@@ -447,3 +448,39 @@ def test_a_withdrawal_with_the_link_is_acknowledged_to_every_contact_on_record(
         assert {r.kind for r in session.query(OutboxMessage)} == {"withdrawal_link_receipt"}
         roles = {c.email: c.role for c in session.query(PersonContact)}
     assert roles == {"mum@example.org": "parent", "nan@example.org": "guardian"}
+
+
+def test_consent_admins_are_told_once_when_consent_ends_with_nobody_to_ask(
+    app: Flask, smtp_server: SmtpServer, now: datetime
+) -> None:
+    rt = _rt(app)
+    with unit_of_work(rt.sessions) as session:
+        accounts.create_user(session, "dpo", "consent_admin", now=now, actor="t")
+        accounts.set_email(session, "dpo", "dpo@school.example", now=now, actor="t")
+        accounts.create_user(session, "comms", "uploader", now=now, actor="t")
+        accounts.set_email(session, "comms", "comms@school.example", now=now, actor="t")
+        factories.person(
+            session,
+            "NC1",
+            name="Amy Pond",
+            born=_born(now, 10),
+            granted_by="parent",
+            valid_until=now.date() + timedelta(days=20),
+        )
+
+    def remind(at: datetime) -> forms.ReminderReport:
+        with unit_of_work(rt.sessions) as session:
+            return forms.send_reminders(session, settings=rt.settings, now=at, actor="scheduler")
+
+    first = remind(now)
+    assert first.sent == [] and [e for e, _ in first.skipped] == ["NC1"]
+    [told] = _sent(rt, smtp_server)
+    assert _to(told) == ["dpo@school.example"]
+    assert told["Subject"] == "Consent is ending for learners we have no address to ask"
+    assert f"{PUBLIC}/people/NC1" in _text(told) and (now.date() + timedelta(days=20)).isoformat() in _text(
+        told
+    )
+    assert "Amy" not in _text(told) + _html(told) and "Pond" not in _text(told) + _html(told)
+    # Still nobody to ask: listed in each run's report, but the staff were told once.
+    assert [e for e, _ in remind(now + timedelta(days=14)).skipped] == ["NC1"]
+    assert len(_sent(rt, smtp_server)) == 1
