@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent_db.models import ScanFinding, ScanRun, ScanSource
+from gatekeeper.people.identity import masked_reasons
 
 CSV_COLUMNS = (
     "url",
@@ -74,8 +75,9 @@ def _faces_text(faces: list[dict[str, Any]]) -> str:
     )
 
 
-def write_csv(out: TextIO, run: ScanRun, rows: list[ScanFinding]) -> None:
-    """The report as CSV: a row per place of every picture, then a row per problem."""
+def write_csv(out: TextIO, run: ScanRun, rows: list[ScanFinding], *, viewer: str | None = None) -> None:
+    """The report as CSV: a row per place of every picture, then a row per problem. For a member of
+    staff (`viewer`, a role) the reasons are as that role may see them (`masked_reasons`)."""
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for finding in rows:
@@ -86,7 +88,7 @@ def write_csv(out: TextIO, run: ScanRun, rows: list[ScanFinding]) -> None:
                     place.get("page") or "",
                     place.get("posted_at") or "",
                     finding.verdict,
-                    " ".join(finding.reasons),
+                    " ".join(finding.reasons if viewer is None else masked_reasons(finding.reasons, viewer)),
                     _faces_text(finding.faces),
                     finding.photo_id or "",
                     " ".join(str(t) for t in finding.tasks),

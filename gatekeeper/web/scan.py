@@ -6,15 +6,14 @@ scan ends); folders on the server are scanned with `gatekeeper scan`."""
 from __future__ import annotations
 
 import io
-from typing import Any
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from consent_db.models import ScanRun
-from gatekeeper import policy
 from gatekeeper.errors import InvalidInputError, NotFoundError
+from gatekeeper.people.identity import masked_reasons
 from gatekeeper.queueing import JobKind, request_job
 from gatekeeper.scan import report, runner, scanning
 from gatekeeper.staff.roles import Permission
@@ -22,6 +21,7 @@ from gatekeeper.web import wording
 from gatekeeper.web.auth import actor, permission_required
 from gatekeeper.web.common import now, runtime, unit
 from gatekeeper.web.forms import ScanForm, options
+from gatekeeper.web.photos import role
 
 bp = Blueprint("scan", __name__)
 VERDICT_LABELS = {"publishable": "Publishable", "blocked": "Blocked", "review": "Needs review"}
@@ -103,24 +103,6 @@ def start() -> ResponseReturnValue:
     return redirect(url_for("scan.scan_page", run_id=run_id))
 
 
-def face_words(face: dict[str, Any], channel: str) -> str:
-    """A face of the report as the photo page says it: who, and why it may or may not appear."""
-    who = face.get("person")
-    if face.get("covered"):
-        return "covered in the published copy"
-    if face["outcome"] == "consented":
-        return f"{who or 'identified'}, consented for {wording.channel_words(channel)}"
-    parts = []
-    for reason in face.get("reasons", []):
-        if reason == policy.SAFEGUARDING:
-            parts.append("safeguarding flag: never published")
-            continue
-        template = wording.CONSENT_WORDS.get(reason, reason.replace("_", " "))
-        parts.append(template.format(channel=wording.channel_words(channel), on=""))
-    words = "; ".join(parts) or face["outcome"].replace("_", " ")
-    return f"{who}, {words}" if who else words
-
-
 @bp.get("/scans/<int:run_id>")
 @permission_required(Permission.RECORD_PLACEMENTS)
 def scan_page(run_id: int) -> ResponseReturnValue:
@@ -131,13 +113,22 @@ def scan_page(run_id: int) -> ResponseReturnValue:
             rows = report.findings(db, run_id)
     except NotFoundError:
         abort(404)
-    channel = source.channel
+    channel, viewer = source.channel, role()
     pictures = [
         {
             "finding": f,
             "verdict": VERDICT_LABELS.get(f.verdict, f.verdict),
-            "reasons": [wording.reason_words(r, channel) for r in f.reasons],
-            "faces": [face_words(face, channel) for face in f.faces],
+            "reasons": [wording.reason_words(r, channel) for r in masked_reasons(f.reasons, viewer)],
+            "faces": [
+                wording.face_words(
+                    face.get("person"),
+                    face["outcome"],
+                    masked_reasons(face.get("reasons", []), viewer),
+                    channel,
+                    covered=bool(face.get("covered")),
+                )
+                for face in f.faces
+            ],
         }
         for f in rows
     ]
@@ -158,7 +149,7 @@ def scan_csv(run_id: int) -> ResponseReturnValue:
         with unit() as db:
             run = scanning.get_run(db, run_id)
             out = io.StringIO()
-            report.write_csv(out, run, report.findings(db, run_id))
+            report.write_csv(out, run, report.findings(db, run_id), viewer=role())
     except NotFoundError:
         abort(404)
     return Response(

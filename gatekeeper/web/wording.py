@@ -7,6 +7,7 @@ English and picks each face's colour; nothing outside the web app needs them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from gatekeeper import policy
@@ -85,26 +86,42 @@ def _day(moment: datetime) -> str:
 
 def face_text(face: FaceView, channel: str) -> str:
     """A face as the photo page lists it: its number, who it is and why it may or may not appear."""
-    number = face.number
     who = f"{face.person_name} ({face.person})" if face.person is not None else None
-    if face.covered:
-        return f"Face {number}: covered in the published copy"
-    if face.outcome == "consented":
-        return f"Face {number}: {who or 'identified'}, consented for {channel_words(channel)}"
-    if face.outcome == "not_a_face":
-        return f"Face {number}: not a face (a reviewer said so)"
+    words = face_words(
+        who, face.outcome, face.reasons, channel, covered=face.covered, withdrawn_on=face.withdrawn_on
+    )
+    return f"Face {face.number}: {words}"
+
+
+def face_words(
+    who: str | None,
+    outcome: str,
+    reasons: Iterable[str],
+    channel: str,
+    *,
+    covered: bool = False,
+    withdrawn_on: datetime | None = None,
+) -> str:
+    """Who a face is and why it may or may not appear on `channel`, as staff pages say it (the
+    photo page, a scan's report); `reasons` as the viewer may see them (`masked_reasons`)."""
+    if covered:
+        return "covered in the published copy"
+    if outcome == "consented":
+        return f"{who or 'identified'}, consented for {channel_words(channel)}"
+    if outcome == "not_a_face":
+        return "not a face (a reviewer said so)"
     parts = []
-    for reason in face.reasons:
+    for reason in reasons:
         if reason == policy.SAFEGUARDING:
             parts.append("safeguarding flag: never published")
             continue
         template = CONSENT_WORDS.get(reason, reason.replace("_", " "))
         on = ""
-        if reason in (policy.CONSENT_WITHDRAWN, policy.OBJECTED) and face.withdrawn_on is not None:
-            on = f" on {_day(face.withdrawn_on)}"
+        if reason in (policy.CONSENT_WITHDRAWN, policy.OBJECTED) and withdrawn_on is not None:
+            on = f" on {_day(withdrawn_on)}"
         parts.append(template.format(channel=channel_words(channel), on=on))
-    words = "; ".join(parts) or face.outcome.replace("_", " ")
-    return f"Face {number}: " + (f"{who}, {words}" if who else words)
+    words = "; ".join(parts) or outcome.replace("_", " ")
+    return f"{who}, {words}" if who else words
 
 
 # Why a biometric consent or an enrolment cannot go ahead, in plain English.
