@@ -37,7 +37,7 @@ from gatekeeper.consent.withdrawals import issue_link
 from gatekeeper.errors import ConfigError, InvalidInputError
 from gatekeeper.mail import messages
 from gatekeeper.people.contacts import SELF, contacts_of
-from gatekeeper.people.lookup import find_person, subject
+from gatekeeper.people.lookup import find_person, first_name, subject
 from gatekeeper.policy import PersonStatus
 from gatekeeper.staff import alerts
 from gatekeeper.staff.accounts import token_hash
@@ -83,12 +83,6 @@ def wording(settings: FormSettings) -> Wording:
 def form_url(public_url: str, token: str) -> str:
     """The consent form for `token` under the app's public address."""
     return f"{public_url.rstrip('/')}/consent/{token}"
-
-
-def first_name(person: Person) -> str:
-    """The only part of a name a message or the public form shows."""
-    parts = person.display_name.split()
-    return parts[0] if parts else ""
 
 
 def askable(

@@ -21,7 +21,7 @@ import secrets
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from difflib import SequenceMatcher
 
 from sqlalchemy import select
@@ -52,6 +52,7 @@ NEAR_NAME_RATIO = 0.75
 # Staff act on a request without a link within this many hours (the list marks older ones overdue):
 # a typo suspends nobody, so until then the learner's photos may still be published.
 ACT_WITHIN_HOURS = 24
+OVERDUE = timedelta(hours=ACT_WITHIN_HOURS)
 _REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -182,8 +183,9 @@ def view_link(session: Session, token: str, *, settings: Settings, now: datetime
     person = person_for_link(session, token)
     if person is None:
         return None
-    first = person.display_name.split()[0] if person.display_name.split() else ""
-    return LinkView(first, consented_channels(session, person, settings=settings, now=now))
+    return LinkView(
+        people.first_name(person), consented_channels(session, person, settings=settings, now=now)
+    )
 
 
 def withdraw_with_link(
@@ -239,7 +241,7 @@ def _tell_contacts(
 ) -> None:
     """A receipt of a withdrawal made with a link to every contact on record for the person, each
     with a new withdrawal link of their own (none on record: nobody is written to)."""
-    first = person.display_name.split()[0] if person.display_name.split() else ""
+    first = people.first_name(person)
     for contact in contacts_of(session, person):
         messages.queue(
             session,
@@ -439,14 +441,7 @@ class Waiting:
 
 def waiting(request: WithdrawalRequest, now: datetime) -> Waiting:
     """How long `request` has waited at `now` ("40 min", "5 h", "3 days")."""
-    minutes = max(0, int((now - request.created_at).total_seconds() // 60))
-    if minutes < 60:
-        words = f"{minutes} min"
-    elif minutes < 48 * 60:
-        words = f"{minutes // 60} h"
-    else:
-        words = f"{minutes // (24 * 60)} days"
-    return Waiting(words, minutes >= ACT_WITHIN_HOURS * 60)
+    return Waiting(alerts.waited(request.created_at, now), now - request.created_at >= OVERDUE)
 
 
 def people_of(session: Session, request: WithdrawalRequest) -> list[Person]:

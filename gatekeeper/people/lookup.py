@@ -19,6 +19,12 @@ def subject(person: Person) -> str:
     return f"person:{person.id}"
 
 
+def first_name(person: Person) -> str:
+    """The only part of a person's name a message or a public page shows."""
+    parts = person.display_name.split()
+    return parts[0] if parts else ""
+
+
 def find_person(session: Session, external_id: str) -> Person:
     """The person with `external_id`, consents and templates loaded; raises PersonNotFoundError."""
     person = session.scalar(
