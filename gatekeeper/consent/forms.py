@@ -30,9 +30,9 @@ from consent_db.audit import AuditAction
 from consent_db.models import ConsentLink, ConsentRecord, ConsentReminder, Person, PersonContact
 from gatekeeper import policy
 from gatekeeper.config import FormSettings, Settings
+from gatekeeper.consent import due as renewal_dates
 from gatekeeper.consent import records as consent
-from gatekeeper.consent.due import consent_due
-from gatekeeper.consent.state import BIOMETRIC, check_channel, latest, person_state, policy_for
+from gatekeeper.consent.state import check_channel, latest, person_state, policy_for
 from gatekeeper.consent.withdrawals import issue_link
 from gatekeeper.errors import ConfigError, InvalidInputError
 from gatekeeper.mail import messages
@@ -44,6 +44,7 @@ from gatekeeper.staff.accounts import token_hash
 
 ONLINE_FORM = "online_form"
 REQUEST, REMINDER = "request", "reminder"
+# The deadline of a parent's consent lapsing when the learner comes of age (`ConsentReminder`).
 RECONSENT = "reconsent"
 # The built-in wording (gatekeeper/consent/wording.txt), used until an organisation sets its own.
 DEFAULT_WORDING = "built-in-1"
@@ -212,7 +213,7 @@ def request_consent(
         people[person.external_id] = (person, asked)
     if due:
         within = max(settings.forms.reminder_days, default=30)
-        for item in consent_due(session, settings=settings, now=now, within_days=within):
+        for item in renewal_dates.consent_due(session, settings=settings, now=now, within_days=within):
             if channels and item.channel not in asked:
                 continue
             person = find_person(session, item.external_id)
@@ -477,26 +478,21 @@ class Deadline:
     channels: tuple[str, ...]
 
 
-def deadlines(person: Person, settings: Settings, now: datetime) -> list[Deadline]:
-    """The person's consents in force that end: each channel's expiry, and the day a parent's
-    consent lapses once the learner comes of age."""
-    rules = policy_for(settings.policy)
-    state = person_state(person)
-    lapses = policy.reconsent_due(state, rules)
+def deadlines(person: Person, settings: Settings, now: datetime, *, until: datetime) -> list[Deadline]:
+    """The person's consents in force that end by `until` (`due.renewals`): each channel's expiry
+    on its own, and every channel a parent's consent holds together, lapsing once the learner
+    comes of age."""
     found: list[Deadline] = []
-    by_parent: list[str] = []
-    for channel in sorted({r.channel for r in state.records} - {BIOMETRIC}):
-        record = policy.current_record(state.records, channel, now)
-        if record is None or record.action != "grant" or record.channel != channel:
-            continue
-        if record.granted_by in policy.GUARDIANS and lapses is not None:
-            by_parent.append(channel)
-        if record.valid_until is not None and (lapses is None or record.valid_until < lapses):
-            found.append(
-                Deadline(f"expiry:{channel}", consent.last_valid_day(record.valid_until), (channel,))
-            )
-    if by_parent and lapses is not None:
-        found.append(Deadline(RECONSENT, lapses.date(), tuple(by_parent)))
+    lapsing: list[str] = []
+    due_on: date | None = None
+    for item in renewal_dates.renewals(person, settings=settings, now=now, until=until):
+        if item.why == renewal_dates.RECONSENT:
+            lapsing.append(item.channel)
+            due_on = item.due
+        else:
+            found.append(Deadline(f"expiry:{item.channel}", item.due, (item.channel,)))
+    if lapsing and due_on is not None:
+        found.append(Deadline(RECONSENT, due_on, tuple(lapsing)))
     return found
 
 
@@ -559,6 +555,7 @@ def send_reminders(session: Session, *, settings: Settings, now: datetime, actor
     today = now.date()
     rules = policy_for(settings.policy)
     unaskable: list[alerts.Unaskable] = []
+    horizon = now + timedelta(days=max(settings.forms.reminder_days, default=0))
     people = session.scalars(
         select(Person)
         .where(Person.status == PersonStatus.ACTIVE)
@@ -567,7 +564,7 @@ def send_reminders(session: Session, *, settings: Settings, now: datetime, actor
     )
     for person in people:
         reached: list[tuple[Deadline, list[int]]] = []
-        for deadline in deadlines(person, settings, now):
+        for deadline in deadlines(person, settings, now, until=horizon):
             asked_from = None
             if deadline.key == RECONSENT and person.date_of_birth is not None:
                 asked_from = policy.coming_of_age(person.date_of_birth, rules.age_threshold)
